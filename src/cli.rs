@@ -1,0 +1,235 @@
+//! The command line. Parses arguments, sets up logging, runs one command
+//! and turns its outcome into an exit code.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::sim::{Faults, SimOptions, Simulator};
+use crate::spotify::AppMode;
+
+/// Exit codes. 0 is success; these say why a command did not succeed.
+pub mod exit {
+    /// The work failed.
+    pub const FAILURE: u8 = 1;
+    /// Bad configuration, definitions or arguments: nothing was done.
+    pub const USAGE: u8 = 2;
+    /// Stopped cleanly on a long rate-limit or quota wait; run again later.
+    pub const TEMPFAIL: u8 = 75;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "soundlake", version, about = "Medallion ELT for the Spotify Web API", long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: soundlake.toml in the working directory, if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: human-readable on a terminal, JSON lines otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Spotify Web API simulator: token endpoint and catalog
+    /// endpoints over a deterministic catalog, both app modes, rate limits
+    /// and injectable faults.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port; 0 picks a free one and prints it.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// App mode to behave as.
+    #[arg(long, default_value = "extended")]
+    mode: AppMode,
+    /// Seed of the generated catalog.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Artist names the catalog is built around (default: [crawl] artists_file).
+    #[arg(long, value_name = "FILE")]
+    names: Option<PathBuf>,
+    /// Requests accepted per rolling window before 429 + Retry-After; 0 turns the limit off.
+    #[arg(long, default_value_t = 180)]
+    rate_limit: u32,
+    /// Length of the rolling rate-limit window.
+    #[arg(long, default_value_t = 30)]
+    window_secs: u64,
+    /// Requests accepted per quota period before 429 QUOTA_EXCEEDED.
+    #[arg(long)]
+    quota: Option<u64>,
+    /// Length of a quota period.
+    #[arg(long, default_value_t = 86_400)]
+    quota_period_secs: u64,
+    /// Lifetime of issued access tokens.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl_secs: u64,
+    /// Share of requests answered 500/502/503.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    fault_5xx: f64,
+    /// Share of requests answered late.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    fault_slow: f64,
+    /// How late a slow answer is.
+    #[arg(long, default_value_t = 2000)]
+    slow_ms: u64,
+    /// Share of requests answered 200 with a malformed body.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    fault_malformed: f64,
+    /// Share of requests whose token is expired on the spot (401).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    fault_expire_token: f64,
+}
+
+fn share(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0.0 and 1.0")),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The exit code for an error.
+pub fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Config { .. } | Error::MissingCredentials => exit::USAGE,
+        Error::ComeBackAt { .. } => exit::TEMPFAIL,
+        _ => exit::FAILURE,
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOUNDLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let settings = crate::config::Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Sim(args) => sim(args, &settings).await,
+    }
+}
+
+async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
+    let names_file = args
+        .names
+        .unwrap_or_else(|| settings.crawl.artists_file.clone());
+    let options = SimOptions {
+        mode: args.mode,
+        seed: args.seed,
+        names: crate::text::read_names(&names_file)?,
+        rate_limit: args.rate_limit,
+        window: Duration::from_secs(args.window_secs.max(1)),
+        quota: args.quota,
+        quota_period: Duration::from_secs(args.quota_period_secs.max(1)),
+        token_ttl: Duration::from_secs(args.token_ttl_secs.max(1)),
+        faults: Faults {
+            server_errors: args.fault_5xx,
+            slow: args.fault_slow,
+            slow_by: Duration::from_millis(args.slow_ms),
+            malformed: args.fault_malformed,
+            expire_token: args.fault_expire_token,
+        },
+        canned: Vec::new(),
+    };
+    let sim = Simulator::start(
+        options,
+        clock::system(),
+        SocketAddr::new(args.host, args.port),
+    )
+    .await?;
+    let c = sim.catalog();
+    let base = sim.base_url();
+    println!(
+        "soundlake sim listening on {base} ({} mode; {} artists, {} albums, {} tracks)",
+        args.mode,
+        c.artists.len(),
+        c.albums.len(),
+        c.tracks.len()
+    );
+    println!("  SOUNDLAKE__SPOTIFY__API_URL={base}/v1");
+    println!("  SOUNDLAKE__SPOTIFY__TOKEN_URL={base}/api/token");
+    println!("  SPOTIFY_CLIENT_ID={}", crate::sim::CLIENT_ID);
+    println!(
+        "  SPOTIFY_CLIENT_SECRET={} (the simulator's public test secret)",
+        crate::sim::CLIENT_SECRET
+    );
+    println!("  request log: {base}/sim/log");
+    shutdown_signal().await;
+    sim.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,139 @@
+//! The one error type of the crate.
+//!
+//! Every variant names the place (file, key, endpoint, URL with credentials
+//! redacted) and, where a user can act, the fix. Secrets never enter a message:
+//! values that may hold them pass through [`crate::secret`] first.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::spotify::Endpoint;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the Spotify API asked us to stop for longer than we are willing to sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// A 429 whose `Retry-After` exceeds the configured ceiling.
+    RateLimit,
+    /// A 429 with `reason: QUOTA_EXCEEDED` (Development Mode quota buckets).
+    QuotaExceeded,
+}
+
+impl std::fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WaitReason::RateLimit => "rate limit (Retry-After)",
+            WaitReason::QuotaExceeded => "quota exceeded (QUOTA_EXCEEDED)",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration file, key or value is wrong.
+    #[error("configuration error in {place}: {problem}\n  fix: {fix}")]
+    Config {
+        place: String,
+        problem: String,
+        fix: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Spotify client credentials are missing.
+    #[error(
+        "Spotify credentials are not set\n  fix: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET \
+         (or [spotify] client_id / client_secret in soundlake.toml); \
+         to run without credentials, use `soundlake demo` or point api_url/token_url at `soundlake sim`"
+    )]
+    MissingCredentials,
+
+    /// The token endpoint refused the credentials.
+    #[error(
+        "the token endpoint {token_url} refused the client credentials (HTTP {status}: {message})\n  \
+         fix: check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET against the app's dashboard"
+    )]
+    Auth {
+        token_url: String,
+        status: u16,
+        message: String,
+    },
+
+    /// The API answered a request with an error that retrying will not fix.
+    #[error("{endpoint} answered HTTP {status}: {message}")]
+    Api {
+        endpoint: Endpoint,
+        status: u16,
+        message: String,
+    },
+
+    /// The endpoint is not available to this app (Development Mode, or audio
+    /// features for apps approved after 2024-11-27).
+    #[error("{endpoint} is not available to this app ({why})")]
+    Unavailable { endpoint: Endpoint, why: String },
+
+    /// A body that is not the JSON it should be, after retries.
+    #[error(
+        "{endpoint} returned a malformed body (HTTP {status}): {problem}; body starts: {snippet:?}"
+    )]
+    MalformedBody {
+        endpoint: Endpoint,
+        status: u16,
+        problem: String,
+        snippet: String,
+    },
+
+    /// Network failures (timeouts, refused connections) that outlived the retries.
+    #[error("{endpoint}: {message} (gave up after {attempts} attempts)")]
+    Transport {
+        endpoint: Endpoint,
+        message: String,
+        attempts: u32,
+    },
+
+    /// The API told us to wait longer than the configured ceiling. Not a
+    /// failure: the caller checkpoints, persists `until` and stops.
+    #[error(
+        "Spotify asked to wait until {until} ({reason}); the run stops cleanly and resumes after that time"
+    )]
+    ComeBackAt {
+        until: DateTime<Utc>,
+        reason: WaitReason,
+    },
+
+    /// A server could not start or stopped unexpectedly.
+    #[error("{what}: {message}")]
+    Server { what: String, message: String },
+}
+
+impl Error {
+    pub fn config(
+        place: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            place: place.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! soundlake: a medallion ELT pipeline for the Spotify Web API.
+//!
+//! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
+//! [`text`] are shared ground; [`spotify`] is the API client and [`sim`] its
+//! simulator; [`cli`] is the command line on top.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod rng;
+pub mod secret;
+pub mod sim;
+pub mod spotify;
+pub mod text;
+
+pub use error::{Error, Result};

@@ -1,0 +1,307 @@
+//! The rate governor: one per credential, shared by every caller in the
+//! process (invariant 3 of the design).
+//!
+//! Spotify counts requests over a rolling 30-second window and publishes no
+//! numbers, so the governor grants at most `budget` requests in any window
+//! of `window` length. A 429 pauses *every* caller until `Retry-After` has
+//! passed and lowers the budget to 90% of what was in flight when it came;
+//! each run of [`RECOVERY_WINDOWS`] clean windows gives one request back, up
+//! to the configured budget. A pause longer than `max_wait` is not slept
+//! through: callers get [`Error::ComeBackAt`] so the crawl can checkpoint,
+//! persist the time and stop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result, WaitReason};
+
+/// Clean windows after which the adaptive budget grows by one request.
+pub const RECOVERY_WINDOWS: u32 = 10;
+/// The first pause after a 429 that carries no `Retry-After`; doubles on
+/// each consecutive one.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GovernorSettings {
+    pub budget: u32,
+    pub window: Duration,
+    pub max_wait: Duration,
+}
+
+#[derive(Debug)]
+pub struct Governor {
+    settings: GovernorSettings,
+    clock: SharedClock,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    grants: VecDeque<DateTime<Utc>>,
+    budget: u32,
+    pause: Option<(DateTime<Utc>, WaitReason)>,
+    consecutive_unadvised: u32,
+    last_throttle: Option<DateTime<Utc>>,
+    throttles: u64,
+    waited: Duration,
+}
+
+impl Governor {
+    pub fn new(settings: GovernorSettings, clock: SharedClock) -> Arc<Governor> {
+        Arc::new(Governor {
+            state: Mutex::new(State {
+                grants: VecDeque::new(),
+                budget: settings.budget.max(1),
+                pause: None,
+                consecutive_unadvised: 0,
+                last_throttle: None,
+                throttles: 0,
+                waited: Duration::ZERO,
+            }),
+            settings,
+            clock,
+        })
+    }
+
+    /// The governor of `credential` in this process, created on first use.
+    /// Every client built for the same credential shares it.
+    pub fn for_credential(
+        credential: &str,
+        settings: GovernorSettings,
+        clock: SharedClock,
+    ) -> Arc<Governor> {
+        static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<Governor>>>> = OnceLock::new();
+        let mut registry = REGISTRY
+            .get_or_init(Default::default)
+            .lock()
+            .expect("governor registry lock");
+        registry.retain(|_, g| g.strong_count() > 0);
+        if let Some(existing) = registry.get(credential).and_then(Weak::upgrade) {
+            return existing;
+        }
+        let governor = Governor::new(settings, clock);
+        registry.insert(credential.to_string(), Arc::downgrade(&governor));
+        governor
+    }
+
+    /// Wait for a request slot. Fails with [`Error::ComeBackAt`] when a
+    /// pause longer than `max_wait` is in force.
+    pub async fn acquire(&self) -> Result<()> {
+        loop {
+            let wait = {
+                let mut s = self.state.lock().expect("governor lock");
+                let now = self.clock.now();
+                match self.wait_needed(&mut s, now)? {
+                    None => {
+                        s.grants.push_back(now);
+                        return Ok(());
+                    }
+                    Some(wait) => {
+                        s.waited += wait;
+                        wait
+                    }
+                }
+            };
+            self.clock.sleep(wait).await;
+        }
+    }
+
+    fn wait_needed(&self, s: &mut State, now: DateTime<Utc>) -> Result<Option<Duration>> {
+        if let Some((until, reason)) = s.pause {
+            if until > now {
+                let wait = (until - now).to_std().unwrap_or_default();
+                if wait > self.settings.max_wait {
+                    return Err(Error::ComeBackAt { until, reason });
+                }
+                return Ok(Some(wait));
+            }
+            s.pause = None;
+        }
+        let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
+        while s.grants.front().is_some_and(|t| *t <= now - window) {
+            s.grants.pop_front();
+        }
+        self.recover(s, now, window);
+        if (s.grants.len() as u32) < s.budget {
+            return Ok(None);
+        }
+        let oldest = *s.grants.front().expect("budget is at least 1");
+        Ok(Some((oldest + window - now).to_std().unwrap_or_default()))
+    }
+
+    fn recover(&self, s: &mut State, now: DateTime<Utc>, window: chrono::Duration) {
+        if s.budget >= self.settings.budget {
+            return;
+        }
+        let Some(last) = s.last_throttle else { return };
+        let clean = (now - last).num_milliseconds() / window.num_milliseconds().max(1);
+        let regained = u32::try_from(clean / i64::from(RECOVERY_WINDOWS)).unwrap_or(u32::MAX);
+        if regained > 0 {
+            s.budget = s.budget.saturating_add(regained).min(self.settings.budget);
+            s.last_throttle = Some(now);
+        }
+    }
+
+    /// Record a 429. Pauses every caller until `retry_after` has passed (or
+    /// a doubling default when the header is missing). Returns
+    /// [`Error::ComeBackAt`] when the pause exceeds `max_wait`.
+    pub fn throttled(&self, retry_after: Option<Duration>, reason: WaitReason) -> Result<()> {
+        let mut s = self.state.lock().expect("governor lock");
+        let now = self.clock.now();
+        let already_paused = s.pause.is_some_and(|(until, _)| until > now);
+        let wait = match retry_after {
+            Some(wait) => {
+                s.consecutive_unadvised = 0;
+                wait
+            }
+            None => {
+                let wait = DEFAULT_PAUSE * 2u32.saturating_pow(s.consecutive_unadvised.min(16));
+                s.consecutive_unadvised += 1;
+                wait
+            }
+        };
+        let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        if s.pause.is_none_or(|(current, _)| until > current) {
+            s.pause = Some((until, reason));
+        }
+        s.throttles += 1;
+        // One 429 storm lowers the budget once: replies to requests that were
+        // already in flight carry no new information.
+        if !already_paused {
+            let in_window = s.grants.len() as u32;
+            s.budget = (in_window.min(s.budget) * 9 / 10).max(1);
+            s.last_throttle = Some(now);
+        }
+        if wait > self.settings.max_wait {
+            return Err(Error::ComeBackAt { until, reason });
+        }
+        Ok(())
+    }
+
+    /// Resume a pause saved by an earlier run (a persisted "come back at").
+    pub fn pause_until(&self, until: DateTime<Utc>, reason: WaitReason) {
+        let mut s = self.state.lock().expect("governor lock");
+        if s.pause.is_none_or(|(current, _)| until > current) {
+            s.pause = Some((until, reason));
+        }
+    }
+
+    /// The pause in force, if any, to persist before stopping.
+    pub fn paused_until(&self) -> Option<(DateTime<Utc>, WaitReason)> {
+        let s = self.state.lock().expect("governor lock");
+        s.pause.filter(|(until, _)| *until > self.clock.now())
+    }
+
+    /// The current (adaptive) budget per window.
+    pub fn budget(&self) -> u32 {
+        self.state.lock().expect("governor lock").budget
+    }
+
+    pub fn settings(&self) -> GovernorSettings {
+        self.settings
+    }
+
+    /// 429s seen, and total time callers spent waiting for a slot.
+    pub fn throttle_stats(&self) -> (u64, Duration) {
+        let s = self.state.lock().expect("governor lock");
+        (s.throttles, s.waited)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, VirtualClock};
+
+    fn start() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn settings(budget: u32) -> GovernorSettings {
+        GovernorSettings {
+            budget,
+            window: Duration::from_secs(30),
+            max_wait: Duration::from_secs(900),
+        }
+    }
+
+    #[tokio::test]
+    async fn long_retry_after_is_a_typed_come_back_at_for_every_caller() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(10), clock.clone());
+        let err = g
+            .throttled(Some(Duration::from_secs(7200)), WaitReason::RateLimit)
+            .unwrap_err();
+        let Error::ComeBackAt { until, reason } = err else {
+            panic!("expected ComeBackAt, got {err}");
+        };
+        assert_eq!(until, start() + chrono::Duration::seconds(7200));
+        assert_eq!(reason, WaitReason::RateLimit);
+        // Other callers are refused at once, without sleeping through it.
+        assert!(matches!(g.acquire().await, Err(Error::ComeBackAt { .. })));
+        assert_eq!(clock.now(), start());
+        assert_eq!(g.paused_until().map(|p| p.0), Some(until));
+    }
+
+    #[tokio::test]
+    async fn saved_pause_is_honoured_and_expires() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(10), clock.clone());
+        g.pause_until(
+            start() + chrono::Duration::seconds(60),
+            WaitReason::QuotaExceeded,
+        );
+        g.acquire().await.unwrap();
+        assert_eq!(clock.now(), start() + chrono::Duration::seconds(60));
+        assert_eq!(g.paused_until(), None);
+    }
+
+    #[tokio::test]
+    async fn budget_drops_once_per_storm_and_recovers() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(20), clock.clone());
+        for _ in 0..20 {
+            g.acquire().await.unwrap();
+        }
+        g.throttled(Some(Duration::from_secs(2)), WaitReason::RateLimit)
+            .unwrap();
+        g.throttled(Some(Duration::from_secs(2)), WaitReason::RateLimit)
+            .unwrap();
+        assert_eq!(g.budget(), 18);
+        clock.advance(Duration::from_secs(30 * u64::from(RECOVERY_WINDOWS) + 1));
+        g.acquire().await.unwrap();
+        assert_eq!(g.budget(), 19);
+    }
+
+    #[tokio::test]
+    async fn missing_retry_after_backs_off_exponentially() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(5), clock.clone());
+        g.throttled(None, WaitReason::RateLimit).unwrap();
+        assert_eq!(
+            g.paused_until().unwrap().0,
+            start() + chrono::Duration::seconds(1)
+        );
+        g.throttled(None, WaitReason::RateLimit).unwrap();
+        assert_eq!(
+            g.paused_until().unwrap().0,
+            start() + chrono::Duration::seconds(2)
+        );
+    }
+
+    #[test]
+    fn one_governor_per_credential() {
+        let clock: SharedClock = VirtualClock::starting_at(start());
+        let a = Governor::for_credential("unit-test-cred", settings(5), clock.clone());
+        let b = Governor::for_credential("unit-test-cred", settings(5), clock.clone());
+        let c = Governor::for_credential("unit-test-other", settings(5), clock);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
