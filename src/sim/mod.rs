@@ -85,6 +85,8 @@ pub struct Canned {
 /// One request the simulator answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedRequest {
+    /// When the request arrived, on the simulator's clock.
+    pub at: chrono::DateTime<chrono::Utc>,
     /// `None` for paths that are not Spotify endpoints.
     pub endpoint: Option<Endpoint>,
     pub path: String,

@@ -97,11 +97,13 @@ async fn record(
         route == e.route() || route.strip_prefix("/v1") == Some(e.route())
     });
     let path = request.uri().path().to_string();
+    let at = s.clock.now();
     let response = match take_canned(&s, &path) {
         Some(c) => canned_response(c),
         None => next.run(request).await,
     };
     s.log.lock().expect("log lock").push(LoggedRequest {
+        at,
         endpoint,
         path,
         status: response.status().as_u16(),

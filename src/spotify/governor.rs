@@ -4,7 +4,8 @@
 //! Spotify counts requests over a rolling 30-second window and publishes no
 //! numbers, so the governor grants at most `budget` requests in any window
 //! of `window` length. A 429 pauses *every* caller until `Retry-After` has
-//! passed and lowers the budget to 90% of what was in flight when it came;
+//! passed and lowers the budget to 90% of what was in flight when it came,
+//! but not below [`MIN_ADAPTIVE_BUDGET`];
 //! each run of [`RECOVERY_WINDOWS`] clean windows gives one request back, up
 //! to the configured budget. A pause longer than `max_wait` is not slept
 //! through: callers get [`Error::ComeBackAt`] so the crawl can checkpoint,
@@ -19,6 +20,10 @@ use chrono::{DateTime, Utc};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result, WaitReason};
 
+/// The adaptive budget never drops below this (or the configured budget, if
+/// smaller): a 429 that comes while we sent fewer requests than this in the
+/// window was caused by other traffic on the same quota, not by our pace.
+pub const MIN_ADAPTIVE_BUDGET: u32 = 10;
 /// Clean windows after which the adaptive budget grows by one request.
 pub const RECOVERY_WINDOWS: u32 = 10;
 /// The first pause after a 429 that carries no `Retry-After`; doubles on
@@ -173,7 +178,8 @@ impl Governor {
         // already in flight carry no new information.
         if !already_paused {
             let in_window = s.grants.len() as u32;
-            s.budget = (in_window.min(s.budget) * 9 / 10).max(1);
+            let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
+            s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
             s.last_throttle = Some(now);
         }
         if wait > self.settings.max_wait {
@@ -277,6 +283,19 @@ mod tests {
         clock.advance(Duration::from_secs(30 * u64::from(RECOVERY_WINDOWS) + 1));
         g.acquire().await.unwrap();
         assert_eq!(g.budget(), 19);
+    }
+
+    #[tokio::test]
+    async fn a_429_from_other_traffic_keeps_a_working_budget() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(90), clock.clone());
+        g.acquire().await.unwrap();
+        g.throttled(Some(Duration::from_secs(5)), WaitReason::RateLimit)
+            .unwrap();
+        assert_eq!(g.budget(), MIN_ADAPTIVE_BUDGET);
+        let small = Governor::new(settings(3), clock);
+        small.throttled(None, WaitReason::RateLimit).unwrap();
+        assert_eq!(small.budget(), 3, "never above the configured budget");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ mod endpoints;
 mod governor;
 mod settings;
 
-pub use client::{ClientStats, SpotifyClient};
+pub use client::{ClientStats, MAX_BODY_BYTES, SpotifyClient};
 pub use endpoints::{ALBUM_TRACKS_LIMIT, ALL_GROUPS};
 pub use governor::{Governor, GovernorSettings};
 pub use settings::SpotifySettings;

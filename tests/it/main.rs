@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests: one binary, modules by subject. Every test talks to a
+//! real HTTP server (the simulator) over loopback, on virtual time.
+
+mod client_errors;
+mod crawl_walk;
+
+mod governor;
+
+mod support;

@@ -1,0 +1,73 @@
+//! Shared set-up: a simulator on loopback sharing a virtual clock with the
+//! client under test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use soundlake::clock::{SharedClock, VirtualClock};
+use soundlake::sim::{Canned, SimOptions, Simulator};
+use soundlake::spotify::{SpotifyClient, SpotifySettings};
+
+pub fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// The first `n` names of the shipped artists.txt.
+pub fn names(n: usize) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/artists.txt");
+    let mut all = soundlake::text::read_names(std::path::Path::new(path)).unwrap();
+    all.truncate(n);
+    all
+}
+
+pub struct Harness {
+    pub sim: Simulator,
+    pub clock: Arc<VirtualClock>,
+}
+
+impl Harness {
+    pub async fn start(options: SimOptions) -> Harness {
+        let clock = VirtualClock::starting_at(t0());
+        let shared: SharedClock = clock.clone();
+        let sim = Simulator::start(options, shared, loopback()).await.unwrap();
+        Harness { sim, clock }
+    }
+
+    /// Client settings for this simulator: fast timeouts and a budget that
+    /// stays out of the way unless a test lowers it.
+    pub fn settings(&self) -> SpotifySettings {
+        SpotifySettings {
+            request_timeout_ms: 2_000,
+            requests_per_window: 10_000,
+            ..SpotifySettings::for_simulator(&self.sim.base_url())
+        }
+    }
+
+    pub fn client(&self) -> SpotifyClient {
+        self.client_with(self.settings())
+    }
+
+    pub fn client_with(&self, settings: SpotifySettings) -> SpotifyClient {
+        SpotifyClient::new(&settings, self.clock.clone()).unwrap()
+    }
+}
+
+pub fn canned(path: &str, status: u16, body: &str) -> Canned {
+    Canned {
+        path: path.to_string(),
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string(),
+        times: None,
+    }
+}
+
+/// A valid-looking Spotify id the simulator's catalog does not hold.
+pub const UNKNOWN_ID: &str = "0000000000000000000000";
