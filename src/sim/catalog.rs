@@ -515,7 +515,7 @@ impl Catalog {
                 .map(|&a| self.artist_simplified(a, v))
                 .collect(),
         );
-        self.markets(&mut o, &al.markets, v);
+        self.markets(&mut o, &al.markets, v, false);
         o.insert(
             "external_urls".into(),
             json!({"spotify": format!("https://open.spotify.com/album/{}", al.id)}),
@@ -584,7 +584,7 @@ impl Catalog {
                 .map(|&a| self.artist_simplified(a, v))
                 .collect(),
         );
-        self.markets(&mut o, &self.albums[t.album].markets, v);
+        self.markets(&mut o, &self.albums[t.album].markets, v, true);
         o.insert("disc_number".into(), json!(t.disc_number));
         o.insert("duration_ms".into(), json!(t.duration_ms));
         o.insert("explicit".into(), json!(t.explicit));
@@ -646,10 +646,14 @@ impl Catalog {
         }))
     }
 
-    fn markets(&self, o: &mut Map<String, Value>, markets: &[&str], v: View) {
+    /// `available_markets` without `?market=` (Extended mode only);
+    /// `is_playable` on tracks with it, as the recorded responses show.
+    fn markets(&self, o: &mut Map<String, Value>, markets: &[&str], v: View, track: bool) {
         match (v.mode, v.market) {
             (_, Some(market)) => {
-                o.insert("is_playable".into(), json!(markets.contains(&market)));
+                if track {
+                    o.insert("is_playable".into(), json!(markets.contains(&market)));
+                }
             }
             (AppMode::Extended, None) => {
                 o.insert("available_markets".into(), json!(markets));

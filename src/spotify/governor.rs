@@ -29,6 +29,9 @@ pub const RECOVERY_WINDOWS: u32 = 10;
 /// The first pause after a 429 that carries no `Retry-After`; doubles on
 /// each consecutive one.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+/// The pause after `QUOTA_EXCEEDED` without `Retry-After`: quota buckets
+/// refill over hours, so retrying in seconds only prolongs the lock-out.
+pub const QUOTA_DEFAULT_WAIT: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GovernorSettings {
@@ -158,12 +161,13 @@ impl Governor {
         let mut s = self.state.lock().expect("governor lock");
         let now = self.clock.now();
         let already_paused = s.pause.is_some_and(|(until, _)| until > now);
-        let wait = match retry_after {
-            Some(wait) => {
+        let wait = match (retry_after, reason) {
+            (Some(wait), _) => {
                 s.consecutive_unadvised = 0;
                 wait
             }
-            None => {
+            (None, WaitReason::QuotaExceeded) => QUOTA_DEFAULT_WAIT,
+            (None, WaitReason::RateLimit) => {
                 let wait = DEFAULT_PAUSE * 2u32.saturating_pow(s.consecutive_unadvised.min(16));
                 s.consecutive_unadvised += 1;
                 wait

@@ -3,7 +3,6 @@
 
 mod client_errors;
 mod crawl_walk;
-
+mod fixtures;
 mod governor;
-
 mod support;
