@@ -183,6 +183,8 @@ async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
         },
         canned: Vec::new(),
     };
+    // Handlers first: once the address is printed, a supervisor may signal us.
+    let shutdown = Shutdown::install()?;
     let sim = Simulator::start(
         options,
         clock::system(),
@@ -206,30 +208,44 @@ async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
         crate::sim::CLIENT_SECRET
     );
     println!("  request log: {base}/sim/log");
-    shutdown_signal().await;
+    shutdown.wait().await;
     sim.stop().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from the moment of installation.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn install() -> Result<Shutdown> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let failed = |e: std::io::Error| Error::Server {
+                what: "signal handlers".into(),
+                message: e.to_string(),
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            Ok(Shutdown {
+                term: signal(SignalKind::terminate()).map_err(failed)?,
+                int: signal(SignalKind::interrupt()).map_err(failed)?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

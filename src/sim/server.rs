@@ -290,7 +290,10 @@ async fn gate(
         return Err(api_error(StatusCode::FORBIDDEN, "Forbidden"));
     }
     if let Some(max) = endpoint.batch_size() {
-        let ids = q.get("ids").map(|v| v.split(',').count()).unwrap_or(0);
+        let ids = q
+            .get("ids")
+            .map(|v| v.split(',').filter(|id| !id.is_empty()).count())
+            .unwrap_or(0);
         if ids == 0 {
             return Err(api_error(
                 StatusCode::BAD_REQUEST,

@@ -1,8 +1,10 @@
 //! Integration tests: one binary, modules by subject. Every test talks to a
 //! real HTTP server (the simulator) over loopback, on virtual time.
 
+mod cli;
 mod client_errors;
 mod crawl_walk;
 mod fixtures;
 mod governor;
+mod simulator;
 mod support;
