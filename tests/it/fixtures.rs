@@ -11,7 +11,7 @@ use soundlake::error::WaitReason;
 use soundlake::sim::{Canned, SimOptions};
 use soundlake::spotify::{ALL_GROUPS, AppMode, Endpoint};
 
-use crate::support::{Harness, canned, names};
+use crate::support::{Harness, canned, names, raw_api};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/spotify")
@@ -197,21 +197,7 @@ async fn served_by_kind(mode: AppMode, market: Option<&str>) -> BTreeMap<&'stati
         ..SimOptions::default()
     })
     .await;
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/api/token", h.sim.base_url()))
-        .basic_auth(
-            soundlake::sim::CLIENT_ID,
-            Some(soundlake::sim::CLIENT_SECRET),
-        )
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = token["access_token"].as_str().unwrap().to_string();
+    let (http, bearer) = raw_api(&h).await;
     let api = format!("{}/v1", h.sim.base_url());
     let get = |path: String| {
         let (http, bearer) = (http.clone(), bearer.clone());

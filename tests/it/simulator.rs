@@ -8,7 +8,7 @@ use serde_json::Value;
 use soundlake::sim::{AlbumType, Catalog, Group, SimOptions};
 use soundlake::spotify::AppMode;
 
-use crate::support::{Harness, names};
+use crate::support::{Harness, names, raw_api};
 
 #[test]
 fn catalog_of_the_shipped_names_has_a_realistic_spread() {
@@ -131,24 +131,6 @@ fn catalog_of_the_shipped_names_has_a_realistic_spread() {
     );
 }
 
-async fn raw(h: &Harness) -> (reqwest::Client, String) {
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/api/token", h.sim.base_url()))
-        .basic_auth(
-            soundlake::sim::CLIENT_ID,
-            Some(soundlake::sim::CLIENT_SECRET),
-        )
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, token["access_token"].as_str().unwrap().to_string())
-}
-
 async fn status_and_body(http: &reqwest::Client, token: &str, url: String) -> (StatusCode, String) {
     let r = http.get(url).bearer_auth(token).send().await.unwrap();
     (r.status(), r.text().await.unwrap())
@@ -162,7 +144,7 @@ async fn development_mode_refuses_batches_big_limits_and_audio_features() {
         ..SimOptions::default()
     })
     .await;
-    let (http, token) = raw(&h).await;
+    let (http, token) = raw_api(&h).await;
     let api = format!("{}/v1", h.sim.base_url());
     let c = h.sim.catalog();
     let artist = &c.artists[0].id;
@@ -209,7 +191,7 @@ async fn extended_mode_limits_and_bad_requests() {
         ..SimOptions::default()
     })
     .await;
-    let (http, token) = raw(&h).await;
+    let (http, token) = raw_api(&h).await;
     let api = format!("{}/v1", h.sim.base_url());
     let c = h.sim.catalog();
     let many: Vec<&str> = c.tracks.iter().take(51).map(|t| t.id.as_str()).collect();
@@ -300,37 +282,21 @@ async fn rolling_window_answers_429_with_retry_after_and_a_plain_body() {
         ..SimOptions::default()
     })
     .await;
-    let (http, token) = raw(&h).await;
+    let (http, token) = raw_api(&h).await;
     let url = format!(
         "{}/v1/artists/{}",
         h.sim.base_url(),
         h.sim.catalog().artists[0].id
     );
     for _ in 0..5 {
-        assert_eq!(
-            http.get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(status_and_body(&http, &token, url.clone()).await.0, 200);
     }
     let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "30");
     assert_eq!(r.text().await.unwrap(), "Too many requests");
     h.clock.advance(std::time::Duration::from_secs(30));
-    assert_eq!(
-        http.get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_and_body(&http, &token, url.clone()).await.0, 200);
     let log: Vec<soundlake::sim::LoggedRequest> = http
         .get(format!("{}/sim/log", h.sim.base_url()))
         .send()

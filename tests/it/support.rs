@@ -59,6 +59,26 @@ impl Harness {
     }
 }
 
+/// A plain HTTP client and a bearer token from the simulator, for tests
+/// that look at raw answers rather than through the soundlake client.
+pub async fn raw_api(h: &Harness) -> (reqwest::Client, String) {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/api/token", h.sim.base_url()))
+        .basic_auth(
+            soundlake::sim::CLIENT_ID,
+            Some(soundlake::sim::CLIENT_SECRET),
+        )
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, token["access_token"].as_str().unwrap().to_string())
+}
+
 pub fn canned(path: &str, status: u16, body: &str) -> Canned {
     Canned {
         path: path.to_string(),
