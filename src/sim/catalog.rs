@@ -217,6 +217,9 @@ pub struct Catalog {
     /// newest first, as Spotify lists them.
     pub discography: Vec<Vec<(usize, Group)>>,
     by_id: HashMap<String, Entity>,
+    /// Artists by name while generating, so a collaborator shared by two
+    /// listed artists is one artist.
+    by_name: HashMap<String, usize>,
 }
 
 /// How the rendered objects vary with the request.
@@ -261,8 +264,8 @@ impl Catalog {
     }
 
     fn add_artist(&mut self, rng: &mut Rng, name: String, listed: bool) -> usize {
-        if let Some(Entity::Artist(i)) = self.by_id.get(&format!("name:{name}")) {
-            return *i;
+        if let Some(&i) = self.by_name.get(&name) {
+            return i;
         }
         let popularity = if listed {
             rng.range(35, 95)
@@ -290,7 +293,7 @@ impl Catalog {
             },
             listed,
         });
-        self.by_id.insert(format!("name:{name}"), Entity::Artist(i));
+        self.by_name.insert(name, i);
         i
     }
 
@@ -401,7 +404,7 @@ impl Catalog {
     }
 
     fn index(&mut self) {
-        self.by_id.retain(|k, _| !k.starts_with("name:"));
+        self.by_name = HashMap::new();
         for (i, a) in self.artists.iter().enumerate() {
             self.by_id.insert(a.id.clone(), Entity::Artist(i));
         }
