@@ -139,10 +139,6 @@ impl Simulator {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://127.0.0.1:<port>`: `api_url` is this plus `/v1`,
     /// `token_url` this plus `/api/token`.
     pub fn base_url(&self) -> String {

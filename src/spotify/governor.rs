@@ -211,10 +211,6 @@ impl Governor {
         self.state.lock().expect("governor lock").budget
     }
 
-    pub fn settings(&self) -> GovernorSettings {
-        self.settings
-    }
-
     /// 429s seen, and total time callers spent waiting for a slot.
     pub fn throttle_stats(&self) -> (u64, Duration) {
         let s = self.state.lock().expect("governor lock");
