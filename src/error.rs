@@ -111,6 +111,23 @@ pub enum Error {
         reason: WaitReason,
     },
 
+    /// The landing store failed or refused an operation.
+    #[error("landing store {store}: {problem}\n  fix: {fix}")]
+    Store {
+        store: String,
+        problem: String,
+        fix: String,
+    },
+
+    /// An input file (an import, a dump) is malformed; nothing of it was loaded
+    /// unless the message says otherwise.
+    #[error("{place}: {problem}\n  fix: {fix}")]
+    Input {
+        place: String,
+        problem: String,
+        fix: String,
+    },
+
     /// A server could not start or stopped unexpectedly.
     #[error("{what}: {message}")]
     Server { what: String, message: String },

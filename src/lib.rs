@@ -2,12 +2,14 @@
 //!
 //! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
 //! [`text`] are shared ground; [`spotify`] is the API client and [`sim`] its
-//! simulator; [`cli`] is the command line on top.
+//! simulator; [`landing`] is the landing and state store; [`cli`] is the
+//! command line on top.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod landing;
 pub mod rng;
 pub mod secret;
 pub mod sim;

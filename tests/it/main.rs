@@ -6,5 +6,6 @@ mod client_errors;
 mod crawl_walk;
 mod fixtures;
 mod governor;
+mod landing;
 mod simulator;
 mod support;

@@ -91,3 +91,72 @@ pub fn canned(path: &str, status: u16, body: &str) -> Canned {
 
 /// A valid-looking Spotify id the simulator's catalog does not hold.
 pub const UNKNOWN_ID: &str = "0000000000000000000000";
+
+/// A real MongoDB wire-protocol server (SecantusDB) on a free loopback
+/// port, in memory, stopped when dropped. `bash tests/run.sh` installs it
+/// into `.venv`; `SOUNDLAKE_SECANTUSD` points elsewhere.
+pub struct MongoServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl MongoServer {
+    pub fn start() -> MongoServer {
+        let bin = std::env::var("SOUNDLAKE_SECANTUSD").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/secantusd-py").to_string()
+        });
+        assert!(
+            std::path::Path::new(&bin).exists(),
+            "{bin} is missing: run `bash tests/run.sh`, which installs SecantusDB into .venv"
+        );
+        let port = free_port();
+        let mut child = std::process::Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--storage-path",
+                ":memory:",
+                "--standalone",
+                "--log-level",
+                "INFO",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        // Ready when it says so; the rest of its log is drained so it never
+        // blocks on a full pipe.
+        let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
+            assert!(n > 0, "{bin} exited before listening:\n{seen}");
+            if line.contains("listening on") {
+                break;
+            }
+            seen.push_str(&line);
+        }
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        MongoServer { child, port }
+    }
+
+    /// A URL naming a database of its own for `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("mongodb://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for MongoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

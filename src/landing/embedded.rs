@@ -1,0 +1,412 @@
+//! The embedded store: one SQLite file. SQLite is chosen for durability:
+//! in WAL mode with `synchronous=FULL` a transaction is on disk when commit
+//! returns, and a process killed at any instant leaves the file at the last
+//! commit (its crash and power-loss testing is the most thorough of any
+//! embedded engine). It also lets several processes share the file, so
+//! `soundlake runs` can read while the daemon writes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use super::{
+    Batch, Change, Collection, RunRecord, ScanCursor, Stamp, Store, Stored, UpsertCounts,
+    check_batch, classify, content_hash, next_stamp,
+};
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+    clock: SharedClock,
+}
+
+const STAMP_KEY: &str = "last_ingest_stamp";
+
+impl EmbeddedStore {
+    /// Open (or create) the database file at `path`.
+    pub async fn open(path: &str, clock: SharedClock) -> Result<EmbeddedStore> {
+        if path.is_empty() {
+            return Err(Error::config(
+                "[landing] url",
+                "embedded:// names no file",
+                "use embedded://.soundlake/landing or another file path",
+            ));
+        }
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("cannot create the landing store folder", dir, e))?;
+        }
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || connect(&opened))
+            .await
+            .expect("open task")
+            .map_err(|e| store_error(&path, e))?;
+        Ok(EmbeddedStore {
+            path,
+            conn: Arc::new(Mutex::new(conn)),
+            clock,
+        })
+    }
+
+    /// Run `f` on the connection off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .expect("store task")
+        .map_err(|e| store_error(&self.path, e))
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let mut ddl = String::from(
+        "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, record TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    );
+    for c in Collection::ALL {
+        let t = c.name();
+        ddl.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (
+               id TEXT PRIMARY KEY, doc TEXT NOT NULL, content_hash TEXT NOT NULL,
+               first_seen INTEGER NOT NULL, last_fetched INTEGER NOT NULL,
+               ingested_at INTEGER NOT NULL, run_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+               versions INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS {t}_ingested ON {t} (ingested_at, id);"
+        ));
+    }
+    conn.execute_batch(&ddl)?;
+    Ok(conn)
+}
+
+fn store_error(path: &Path, e: rusqlite::Error) -> Error {
+    let fix = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            "the file is not a soundlake store: point [landing] url at another path, or move the file away"
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            "another process holds the store for writing; retry when it finishes"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
+            "check that the folder exists and is writable"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => "free disk space and rerun",
+        _ => "rerun; if it persists, check the file with `sqlite3 <file> 'PRAGMA integrity_check'`",
+    };
+    Error::Store {
+        store: format!("embedded://{}", path.display()),
+        problem: e.to_string(),
+        fix: fix.into(),
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn json_column(text: String, column: usize) -> rusqlite::Result<Value> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn stored_row(row: &rusqlite::Row) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        id: row.get(0)?,
+        doc: json_column(row.get(1)?, 1)?,
+        content_hash: row.get(2)?,
+        first_seen: time(row.get(3)?),
+        last_fetched: time(row.get(4)?),
+        ingested_at: row.get(5)?,
+        run_id: row.get(6)?,
+        endpoint: row.get(7)?,
+        versions: row.get(8)?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, doc, content_hash, first_seen, last_fetched, ingested_at, run_id, endpoint, versions";
+
+#[async_trait::async_trait]
+impl Store for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("embedded://{}", self.path.display())
+    }
+
+    async fn upsert(&self, collection: Collection, batch: &Batch) -> Result<UpsertCounts> {
+        check_batch(collection, batch)?;
+        if batch.docs.is_empty() {
+            return Ok(UpsertCounts::default());
+        }
+        let now = self.clock.now();
+        let t = collection.name();
+        let docs: Vec<(String, String, String)> = batch
+            .docs
+            .iter()
+            .map(|(id, doc)| (id.clone(), doc.to_string(), content_hash(doc)))
+            .collect();
+        let (run_id, endpoint) = (batch.run_id.clone(), batch.endpoint.clone());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut counts = UpsertCounts::default();
+            let mut stamp: Option<Stamp> = None;
+            {
+                let mut read = tx.prepare_cached(&format!(
+                    "SELECT content_hash FROM {t} WHERE id = ?1"
+                ))?;
+                let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO {t} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, 1)"
+                ))?;
+                let mut change = tx.prepare_cached(&format!(
+                    "UPDATE {t} SET doc = ?2, content_hash = ?3, last_fetched = ?4, ingested_at = ?5,
+                       run_id = ?6, endpoint = ?7, versions = versions + 1 WHERE id = ?1"
+                ))?;
+                let mut touch =
+                    tx.prepare_cached(&format!("UPDATE {t} SET last_fetched = ?2 WHERE id = ?1"))?;
+                for (id, doc, hash) in &docs {
+                    let stored: Option<String> =
+                        read.query_row([id], |r| r.get(0)).optional()?;
+                    let change_kind = classify(stored.as_ref(), hash);
+                    if !matches!(change_kind, Change::Unchanged) && stamp.is_none() {
+                        stamp = Some(allocate_stamp(&tx, now)?);
+                    }
+                    match change_kind {
+                        Change::New => {
+                            insert.execute(params![
+                                id,
+                                doc,
+                                hash,
+                                micros(now),
+                                stamp,
+                                run_id,
+                                endpoint
+                            ])?;
+                            counts.new += 1;
+                        }
+                        Change::Changed => {
+                            change.execute(params![
+                                id,
+                                doc,
+                                hash,
+                                micros(now),
+                                stamp,
+                                run_id,
+                                endpoint
+                            ])?;
+                            counts.changed += 1;
+                        }
+                        Change::Unchanged => {
+                            touch.execute(params![id, micros(now)])?;
+                            counts.unchanged += 1;
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn get(&self, collection: Collection, id: &str) -> Result<Option<Stored>> {
+        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", collection.name());
+        let id = id.to_string();
+        self.with(move |conn| conn.query_row(&sql, [id], stored_row).optional())
+            .await
+    }
+
+    async fn last_fetched(
+        &self,
+        collection: Collection,
+        ids: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>> {
+        let sql = format!(
+            "SELECT last_fetched FROM {} WHERE id = ?1",
+            collection.name()
+        );
+        let ids = ids.to_vec();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut out = HashMap::new();
+            for id in ids {
+                if let Some(at) = stmt.query_row([&id], |r| r.get::<_, i64>(0)).optional()? {
+                    out.insert(id, time(at));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        collection: Collection,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Vec<Stored>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE (ingested_at, id) > (?1, ?2)
+             ORDER BY ingested_at, id LIMIT ?3",
+            collection.name()
+        );
+        let (stamp, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![stamp, id, limit], stored_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn count(&self, collection: Collection) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM {}", collection.name());
+        let n = self
+            .with(move |conn| conn.query_row(&sql, [], |r| r.get::<_, i64>(0)))
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn get_state(&self, key: &str) -> Result<Option<Value>> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            conn.query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
+                json_column(r.get(0)?, 0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_state(&self, key: &str, value: &Value) -> Result<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>> {
+        let prefix = prefix.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )?;
+            stmt.query_map([prefix], |r| Ok((r.get(0)?, json_column(r.get(1)?, 1)?)))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with(move |conn| {
+            let changed = conn.execute(
+                "INSERT INTO locks (name, holder, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE locks.holder = excluded.holder OR locks.until < ?4",
+                params![name, holder, micros(until), micros(now)],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn unlock(&self, name: &str, holder: &str) -> Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM locks WHERE name = ?1 AND holder = ?2",
+                [name, holder],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        let record = serde_json::to_string(run).expect("run records serialize");
+        let (id, started) = (run.id.clone(), micros(run.started_at));
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO runs (id, started_at, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, record = excluded.record",
+                params![id, started, record],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT record FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
+            )?;
+            stmt.query_map([limit], |r| {
+                let v = json_column(r.get(0)?, 0)?;
+                serde_json::from_value(v).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+}
+
+/// Take the next stamp inside the caller's transaction.
+fn allocate_stamp(tx: &rusqlite::Transaction, now: DateTime<Utc>) -> rusqlite::Result<Stamp> {
+    let last: Option<i64> = tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [STAMP_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let stamp = next_stamp(last, now);
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![STAMP_KEY, stamp],
+    )?;
+    Ok(stamp)
+}

@@ -1,0 +1,350 @@
+//! The landing and state store: raw API documents by collection, with the
+//! metadata bronze needs, plus the crawl's state, run records and leased
+//! locks. One trait, two implementations chosen by URL: MongoDB
+//! (`mongodb://`, `mongodb+srv://`) and the embedded SQLite file
+//! (`embedded://<path>`). The store knows nothing of Spotify beyond the
+//! collection names.
+
+mod embedded;
+mod mongo;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+
+pub use embedded::EmbeddedStore;
+pub use mongo::MongoStore;
+
+/// The document collections of the landing store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    /// Raw search responses, keyed by the searched name's match key: how a
+    /// name became an artist id.
+    Searches,
+    Artists,
+    Albums,
+    Tracks,
+    AudioFeatures,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 5] = [
+        Collection::Searches,
+        Collection::Artists,
+        Collection::Albums,
+        Collection::Tracks,
+        Collection::AudioFeatures,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Searches => "searches",
+            Collection::Artists => "artists",
+            Collection::Albums => "albums",
+            Collection::Tracks => "tracks",
+            Collection::AudioFeatures => "audio_features",
+        }
+    }
+
+    /// The `type` field Spotify puts on the objects of this collection.
+    pub fn object_type(self) -> Option<&'static str> {
+        match self {
+            Collection::Searches => None,
+            Collection::Artists => Some("artist"),
+            Collection::Albums => Some("album"),
+            Collection::Tracks => Some("track"),
+            Collection::AudioFeatures => Some("audio_features"),
+        }
+    }
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Collection {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Collection::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Collection::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown collection {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Documents fetched together: one run, one endpoint.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub run_id: String,
+    pub endpoint: String,
+    /// `(key, raw document)`; the key is the Spotify id (or the search key).
+    pub docs: Vec<(String, Value)>,
+}
+
+/// A stored document and its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stored {
+    pub id: String,
+    pub doc: Value,
+    pub first_seen: DateTime<Utc>,
+    /// When the document was last fetched, changed or not.
+    pub last_fetched: DateTime<Utc>,
+    /// The ingest stamp of the current version (see [`Stamp`]).
+    pub ingested_at: Stamp,
+    /// The run that fetched the current version, and through which endpoint.
+    pub run_id: String,
+    pub endpoint: String,
+    pub content_hash: String,
+    /// How many distinct versions were landed.
+    pub versions: u32,
+}
+
+/// The bronze watermark: microseconds since the epoch, strictly increasing
+/// across the store's batches even when the wall clock steps back, so
+/// "every version after stamp S" is a complete, repeatable question.
+pub type Stamp = i64;
+
+/// What an upsert did to each document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpsertCounts {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for UpsertCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// A run of a task, as recorded for `soundlake runs` and the scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub task: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `succeeded`, `failed` or `paused`.
+    pub status: String,
+    pub report: Value,
+}
+
+/// Where [`Store::scan`] resumes: after this `(stamp, id)`.
+pub type ScanCursor = (Stamp, String);
+
+/// The landing and state store.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The store's URL with any password redacted, for messages.
+    fn describe(&self) -> String;
+
+    /// Insert or update the batch's documents by key, in bulk. A document
+    /// whose content hash equals the stored one is unchanged: only its
+    /// `last_fetched` moves. New and changed documents get one fresh stamp.
+    async fn upsert(&self, collection: Collection, batch: &Batch) -> Result<UpsertCounts>;
+
+    async fn get(&self, collection: Collection, id: &str) -> Result<Option<Stored>>;
+
+    /// When each of `ids` that is present was last fetched.
+    async fn last_fetched(
+        &self,
+        collection: Collection,
+        ids: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>>;
+
+    /// Up to `limit` documents in `(ingested_at, id)` order, after `cursor`.
+    async fn scan(
+        &self,
+        collection: Collection,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Vec<Stored>>;
+
+    async fn count(&self, collection: Collection) -> Result<u64>;
+
+    /// Crawl cursors, frontiers, saved deadlines: small JSON values by key.
+    async fn get_state(&self, key: &str) -> Result<Option<Value>>;
+    async fn put_state(&self, key: &str, value: &Value) -> Result<()>;
+    /// State entries whose key starts with `prefix`, by key.
+    async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>>;
+
+    /// Take or renew the lock `name` for `holder` until `until`. Succeeds
+    /// when the lock is free, already `holder`'s, or its lease ended before `now`.
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Release `name` if `holder` holds it.
+    async fn unlock(&self, name: &str, holder: &str) -> Result<()>;
+
+    async fn put_run(&self, run: &RunRecord) -> Result<()>;
+    /// The most recent runs first.
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Open the store a landing URL names; collections, tables and indexes are
+/// created on the way.
+pub async fn open(url: &str, clock: SharedClock) -> Result<SharedStore> {
+    if let Some(path) = url.strip_prefix("embedded://") {
+        Ok(Arc::new(EmbeddedStore::open(path, clock).await?))
+    } else if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
+        Ok(Arc::new(MongoStore::open(url, clock).await?))
+    } else {
+        Err(Error::config(
+            "[landing] url",
+            format!(
+                "{:?} is not a landing store URL",
+                crate::secret::redact_url(url)
+            ),
+            "use embedded://.soundlake/landing (the default) or mongodb://host:27017/soundlake",
+        ))
+    }
+}
+
+/// The content hash: SHA-256 of the document with object keys in sorted
+/// order, so the same content hashes the same whatever the key order.
+pub fn content_hash(doc: &Value) -> String {
+    let mut hasher = Sha256::new();
+    feed(&mut hasher, doc);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn feed(h: &mut Sha256, v: &Value) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            for k in keys {
+                h.update(
+                    serde_json::to_string(k)
+                        .expect("strings serialize")
+                        .as_bytes(),
+                );
+                h.update(b":");
+                feed(h, &map[k]);
+                h.update(b",");
+            }
+            h.update(b"}");
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            for item in items {
+                feed(h, item);
+                h.update(b",");
+            }
+            h.update(b"]");
+        }
+        scalar => h.update(scalar.to_string().as_bytes()),
+    }
+}
+
+/// The next stamp after `last`: the clock's microseconds, or `last + 1`
+/// when the clock has not moved past it.
+fn next_stamp(last: Option<Stamp>, now: DateTime<Utc>) -> Stamp {
+    let now = now.timestamp_micros();
+    match last {
+        Some(last) if last >= now => last + 1,
+        _ => now,
+    }
+}
+
+/// How each incoming document compares with the stored hash.
+enum Change {
+    New,
+    Changed,
+    Unchanged,
+}
+
+fn classify(stored_hash: Option<&String>, hash: &str) -> Change {
+    match stored_hash {
+        None => Change::New,
+        Some(h) if h == hash => Change::Unchanged,
+        Some(_) => Change::Changed,
+    }
+}
+
+/// Refuse a batch that names one key twice: which version wins would be
+/// an accident of order.
+fn check_batch(collection: Collection, batch: &Batch) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (id, _) in &batch.docs {
+        if id.is_empty() {
+            return Err(Error::Store {
+                store: collection.name().into(),
+                problem: "a document has an empty id".into(),
+                fix: "give every document a non-empty `id`".into(),
+            });
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(Error::Store {
+                store: collection.name().into(),
+                problem: format!("the id {id:?} appears twice in one batch"),
+                fix: "de-duplicate the batch before landing it".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_hash_ignores_key_order_and_nothing_else() {
+        let a = json!({"id": "x", "n": [1, {"b": 2, "a": null}]});
+        let b = json!({"n": [1, {"a": null, "b": 2}], "id": "x"});
+        assert_eq!(content_hash(&a), content_hash(&b));
+        for other in [
+            json!({"id": "x", "n": [1, {"b": "2", "a": null}]}),
+            json!({"id": "x", "n": [{"b": 2, "a": null}, 1]}),
+            json!({"id": "x", "n": [1, {"b": 2}]}),
+            json!({"id": "x", "n": [1, {"b": 2, "a": null}], "extra": false}),
+        ] {
+            assert_ne!(content_hash(&a), content_hash(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn stamps_never_go_back() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(next_stamp(None, t), t.timestamp_micros());
+        let later = t.timestamp_micros() + 5_000_000;
+        assert_eq!(next_stamp(Some(later), t), later + 1, "clock stepped back");
+        assert_eq!(
+            next_stamp(Some(later - 10), t + chrono::Duration::seconds(5)),
+            later
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! The landing-store contract, run against both implementations: the
+//! embedded SQLite file and MongoDB (a real wire-protocol server).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use soundlake::clock::{SharedClock, VirtualClock};
+use soundlake::landing::{self, Batch, Collection, RunRecord, SharedStore, UpsertCounts};
+
+use crate::support::{MongoServer, t0};
+
+/// Where each case gets a fresh, empty store.
+enum Backend {
+    Embedded(tempfile::TempDir),
+    Mongo(MongoServer),
+}
+
+impl Backend {
+    fn url(&self, case: &str) -> String {
+        match self {
+            Backend::Embedded(dir) => format!("embedded://{}/{case}.db", dir.path().display()),
+            Backend::Mongo(server) => server.url(case),
+        }
+    }
+}
+
+struct Case {
+    store: SharedStore,
+    clock: Arc<VirtualClock>,
+    url: String,
+}
+
+async fn fresh(backend: &Backend, case: &str) -> Case {
+    let clock = VirtualClock::manual(t0());
+    let url = backend.url(case);
+    let shared: SharedClock = clock.clone();
+    let store = landing::open(&url, shared).await.unwrap();
+    Case { store, clock, url }
+}
+
+fn batch(run: &str, docs: &[(&str, Value)]) -> Batch {
+    Batch {
+        run_id: run.into(),
+        endpoint: "several_tracks".into(),
+        docs: docs
+            .iter()
+            .map(|(id, d)| (id.to_string(), d.clone()))
+            .collect(),
+    }
+}
+
+async fn contract(backend: Backend) {
+    versions_and_metadata(&fresh(&backend, "versions").await).await;
+    stamps_increase(&fresh(&backend, "stamps").await).await;
+    scan_pages_through_everything(&fresh(&backend, "scan").await).await;
+    hostile_documents_round_trip(&fresh(&backend, "hostile").await).await;
+    bad_batches_are_refused(&fresh(&backend, "bad").await).await;
+    state_entries(&fresh(&backend, "state").await).await;
+    leased_locks(&fresh(&backend, "locks").await).await;
+    run_records(&fresh(&backend, "runs").await).await;
+    survives_reopening(&fresh(&backend, "reopen").await).await;
+}
+
+#[tokio::test]
+async fn embedded_store_meets_the_contract() {
+    contract(Backend::Embedded(tempfile::tempdir().unwrap())).await;
+}
+
+#[tokio::test]
+async fn mongodb_store_meets_the_contract() {
+    contract(Backend::Mongo(MongoServer::start())).await;
+}
+
+async fn versions_and_metadata(c: &Case) {
+    let s = &c.store;
+    let counts = s
+        .upsert(
+            Collection::Tracks,
+            &batch(
+                "run-1",
+                &[("a", json!({"id": "a", "n": 1})), ("b", json!({"id": "b"}))],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        UpsertCounts {
+            new: 2,
+            changed: 0,
+            unchanged: 0
+        }
+    );
+    let first = s.get(Collection::Tracks, "a").await.unwrap().unwrap();
+    assert_eq!(first.doc, json!({"id": "a", "n": 1}));
+    assert_eq!((first.versions, first.run_id.as_str()), (1, "run-1"));
+    assert_eq!(first.endpoint, "several_tracks");
+    assert_eq!(first.first_seen, t0());
+
+    c.clock.advance(Duration::from_secs(60));
+    // Same content with its keys in another order: unchanged.
+    let counts = s
+        .upsert(
+            Collection::Tracks,
+            &batch(
+                "run-2",
+                &[
+                    ("a", json!({"n": 1, "id": "a"})),
+                    ("b", json!({"id": "b", "x": true})),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        UpsertCounts {
+            new: 0,
+            changed: 1,
+            unchanged: 1
+        }
+    );
+    let a = s.get(Collection::Tracks, "a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.versions, a.run_id.as_str()),
+        (1, "run-1"),
+        "unchanged keeps its version"
+    );
+    assert_eq!(
+        a.ingested_at, first.ingested_at,
+        "no new version, no new stamp"
+    );
+    assert_eq!(a.last_fetched, t0() + Duration::from_secs(60));
+    let b = s.get(Collection::Tracks, "b").await.unwrap().unwrap();
+    assert_eq!((b.versions, b.run_id.as_str()), (2, "run-2"));
+    assert_eq!(b.first_seen, t0(), "first seen survives a new version");
+    assert!(b.ingested_at > first.ingested_at);
+    assert_eq!(b.doc, json!({"id": "b", "x": true}));
+
+    let fetched = s
+        .last_fetched(Collection::Tracks, &["a".into(), "zzz".into()])
+        .await
+        .unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched["a"], t0() + Duration::from_secs(60));
+    assert_eq!(s.count(Collection::Tracks).await.unwrap(), 2);
+    assert_eq!(s.count(Collection::Albums).await.unwrap(), 0);
+    assert!(s.get(Collection::Albums, "a").await.unwrap().is_none());
+}
+
+async fn stamps_increase(c: &Case) {
+    // The clock stands still: every batch still gets a later stamp.
+    let mut last = i64::MIN;
+    for i in 0..5 {
+        let id = format!("t{i}");
+        c.store
+            .upsert(
+                Collection::Artists,
+                &batch("r", &[(&id, json!({"id": id}))]),
+            )
+            .await
+            .unwrap();
+        let stamp = c
+            .store
+            .get(Collection::Artists, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .ingested_at;
+        assert!(stamp > last, "stamp {stamp} after {last}");
+        last = stamp;
+    }
+}
+
+async fn scan_pages_through_everything(c: &Case) {
+    let docs: Vec<(String, Value)> = (0..57)
+        .map(|i| {
+            (
+                format!("id{i:03}"),
+                json!({"id": format!("id{i:03}"), "v": i}),
+            )
+        })
+        .collect();
+    for chunk in docs.chunks(10) {
+        c.store
+            .upsert(
+                Collection::Albums,
+                &Batch {
+                    run_id: "r".into(),
+                    endpoint: "several_albums".into(),
+                    docs: chunk.to_vec(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = c
+            .store
+            .scan(Collection::Albums, cursor.as_ref(), 8)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 8);
+        let last = page.last().unwrap();
+        cursor = Some((last.ingested_at, last.id.clone()));
+        seen.extend(page.into_iter().map(|d| (d.ingested_at, d.id)));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "scan is in (ingested_at, id) order");
+    let ids: Vec<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
+    let mut expected: Vec<&str> = docs.iter().map(|(id, _)| id.as_str()).collect();
+    expected.sort();
+    let mut got = ids.clone();
+    got.sort();
+    assert_eq!(got, expected, "every document once");
+}
+
+async fn hostile_documents_round_trip(c: &Case) {
+    let doc = json!({
+        "id": "weird",
+        "name": "Sigur Rós — 東京 🎵 \u{0}",
+        "$date": {"$numberLong": "1"},
+        "a.b": [null, [], {}, [[1]]],
+        "50%.$x": {"%24": 1, "\u{0}k": 2},
+        "big": 9_007_199_254_740_993_i64,
+        "float": 0.1,
+        "neg": -0.0,
+        "long": "x".repeat(200_000),
+        "deep": (0..60).fold(json!(1), |inner, _| json!({"d": inner})),
+    });
+    c.store
+        .upsert(Collection::Tracks, &batch("r", &[("weird", doc.clone())]))
+        .await
+        .unwrap();
+    let back = c
+        .store
+        .get(Collection::Tracks, "weird")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.doc == doc, "the document came back altered");
+    assert_eq!(back.content_hash, landing::content_hash(&doc));
+}
+
+async fn bad_batches_are_refused(c: &Case) {
+    let twice = batch(
+        "r",
+        &[("x", json!({"id": "x"})), ("x", json!({"id": "x", "v": 2}))],
+    );
+    let err = c
+        .store
+        .upsert(Collection::Tracks, &twice)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    let empty = batch("r", &[("", json!({}))]);
+    let err = c
+        .store
+        .upsert(Collection::Tracks, &empty)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("empty id"), "{err}");
+    assert_eq!(
+        c.store.count(Collection::Tracks).await.unwrap(),
+        0,
+        "nothing partly written"
+    );
+}
+
+async fn state_entries(c: &Case) {
+    let s = &c.store;
+    assert_eq!(s.get_state("crawl/x").await.unwrap(), None);
+    s.put_state("crawl/a.b*", &json!({"n": 1})).await.unwrap();
+    s.put_state("crawl/a.b*", &json!({"n": 2})).await.unwrap();
+    s.put_state("crawl/axb", &json!([1, 2])).await.unwrap();
+    s.put_state("other", &json!("z")).await.unwrap();
+    assert_eq!(
+        s.get_state("crawl/a.b*").await.unwrap(),
+        Some(json!({"n": 2}))
+    );
+    let listed = s.state_with_prefix("crawl/a.").await.unwrap();
+    assert_eq!(
+        listed,
+        vec![("crawl/a.b*".to_string(), json!({"n": 2}))],
+        "prefix is literal"
+    );
+    assert_eq!(s.state_with_prefix("crawl/").await.unwrap().len(), 2);
+}
+
+async fn leased_locks(c: &Case) {
+    let s = &c.store;
+    let now = t0();
+    let lease = |secs| now + Duration::from_secs(secs);
+    assert!(
+        s.try_lock("pipeline", "alice", now, lease(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.try_lock("pipeline", "bob", now, lease(60)).await.unwrap(),
+        "held"
+    );
+    assert!(
+        s.try_lock("pipeline", "alice", lease(30), lease(90))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !s.try_lock("pipeline", "bob", lease(61), lease(120))
+            .await
+            .unwrap(),
+        "renewal counts"
+    );
+    assert!(
+        s.try_lock("pipeline", "bob", lease(91), lease(150))
+            .await
+            .unwrap(),
+        "expired lease"
+    );
+    s.unlock("pipeline", "alice").await.unwrap();
+    assert!(
+        !s.try_lock("pipeline", "carol", lease(100), lease(160))
+            .await
+            .unwrap(),
+        "not alice's to free"
+    );
+    s.unlock("pipeline", "bob").await.unwrap();
+    assert!(
+        s.try_lock("pipeline", "carol", lease(100), lease(160))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.try_lock("other", "dave", now, lease(10)).await.unwrap(),
+        "locks are by name"
+    );
+}
+
+async fn run_records(c: &Case) {
+    let s = &c.store;
+    let record = |id: &str, offset: u64, status: &str| RunRecord {
+        id: id.into(),
+        task: "crawl".into(),
+        started_at: t0() + Duration::from_secs(offset),
+        finished_at: None,
+        status: status.into(),
+        report: json!({"requests": offset}),
+    };
+    s.put_run(&record("r1", 0, "running")).await.unwrap();
+    s.put_run(&record("r2", 10, "running")).await.unwrap();
+    s.put_run(&record("r1", 0, "succeeded")).await.unwrap();
+    let runs = s.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0], record("r2", 10, "running"), "newest first");
+    assert_eq!(
+        runs[1].status, "succeeded",
+        "a run record is replaced, not repeated"
+    );
+    assert_eq!(s.runs(1).await.unwrap().len(), 1);
+}
+
+async fn survives_reopening(c: &Case) {
+    c.store
+        .upsert(
+            Collection::AudioFeatures,
+            &batch("r", &[("k", json!({"id": "k"}))]),
+        )
+        .await
+        .unwrap();
+    c.store.put_state("cursor", &json!(7)).await.unwrap();
+    let clock: SharedClock = c.clock.clone();
+    let again = landing::open(&c.url, clock).await.unwrap();
+    assert_eq!(again.count(Collection::AudioFeatures).await.unwrap(), 1);
+    assert_eq!(again.get_state("cursor").await.unwrap(), Some(json!(7)));
+}
+
+#[tokio::test]
+async fn bad_landing_urls_say_what_to_use() {
+    let clock: SharedClock = VirtualClock::manual(t0());
+    let err = landing::open("postgres://u:hunter2@db/x", clock.clone())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("embedded://") && text.contains("mongodb://"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_db = dir.path().join("notes.txt");
+    std::fs::write(
+        &not_a_db,
+        "this is not a database, just some notes\n".repeat(100),
+    )
+    .unwrap();
+    let err = landing::open(&format!("embedded://{}", not_a_db.display()), clock.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not a soundlake store") && err.contains("notes.txt"),
+        "{err}"
+    );
+
+    let port = crate::support::free_port();
+    let err = landing::open(
+        &format!("mongodb://reader:s3cret-pw@127.0.0.1:{port}/db?serverSelectionTimeoutMS=300"),
+        clock,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("check that MongoDB is running"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}
