@@ -20,6 +20,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// Bad configuration, definitions or arguments: nothing was done.
     pub const USAGE: u8 = 2;
+    /// An input file was malformed: nothing of it was loaded.
+    pub const DATA: u8 = 65;
     /// Stopped cleanly on a long rate-limit or quota wait; run again later.
     pub const TEMPFAIL: u8 = 75;
 }
@@ -50,6 +52,34 @@ enum Command {
     /// endpoints over a deterministic catalog, both app modes, rate limits
     /// and injectable faults.
     Sim(SimArgs),
+    /// Crawl the next due names of [crawl] artists_file through the Spotify
+    /// API into the landing store; rerun to go on (it resumes after a crash,
+    /// a budget or a long rate-limit wait).
+    Crawl(ReportArgs),
+    /// Load raw Spotify objects from NDJSON, a JSON array or a saved API
+    /// response into a landing collection, as the crawl would.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Print the run report as JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// artists, albums, tracks or audio_features.
+    collection: crate::landing::Collection,
+    /// The file to load.
+    file: PathBuf,
+    /// Load nothing if any entry is malformed (default: load the valid ones
+    /// and list the rejects).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +161,7 @@ pub fn main() -> ExitCode {
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::MissingCredentials => exit::USAGE,
+        Error::Input { .. } => exit::DATA,
         Error::ComeBackAt { .. } => exit::TEMPFAIL,
         _ => exit::FAILURE,
     }
@@ -158,7 +189,103 @@ async fn run(cli: Cli) -> Result<()> {
     let settings = crate::config::Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Sim(args) => sim(args, &settings).await,
+        Command::Crawl(args) => crawl(args, &settings).await,
+        Command::Import(args) => import(args, &settings).await,
     }
+}
+
+/// A run id: the task, the start time and a random suffix.
+fn run_id(task: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut rng = crate::rng::Rng::seeded(
+        now.timestamp_nanos_opt().unwrap_or_default() as u64 ^ u64::from(std::process::id()),
+    );
+    format!(
+        "{task}-{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rng.below(0x10000)
+    )
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialize")
+    );
+}
+
+async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::crawl::{Crawler, Outcome};
+    use crate::landing::RunRecord;
+
+    let clock = clock::system();
+    let names = crate::text::read_names(&settings.crawl.artists_file)?;
+    let client = crate::spotify::SpotifyClient::new(&settings.spotify, clock.clone())?;
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let started = clock.now();
+    let mut record = RunRecord {
+        id: run_id("crawl", started),
+        task: "crawl".into(),
+        started_at: started,
+        finished_at: None,
+        status: "running".into(),
+        report: serde_json::Value::Null,
+    };
+    store.put_run(&record).await?;
+    let crawler = Crawler::new(client, store.clone(), clock.clone(), settings.crawl.clone());
+    let outcome = crawler.run(&names, &record.id).await;
+    record.finished_at = Some(clock.now());
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            record.status = "failed".into();
+            record.report = serde_json::json!({"error": e.to_string()});
+            store.put_run(&record).await?;
+            return Err(e);
+        }
+    };
+    record.status = match report.outcome {
+        Outcome::Paused { .. } => "paused",
+        _ => "succeeded",
+    }
+    .into();
+    record.report = serde_json::to_value(&report).expect("reports serialize");
+    store.put_run(&record).await?;
+    if args.json {
+        print_json(&report);
+    } else {
+        print!("{}", crate::crawl::render(&report));
+    }
+    match report.outcome {
+        Outcome::Paused { until, reason } => Err(Error::ComeBackAt { until, reason }),
+        _ => Ok(()),
+    }
+}
+
+async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<()> {
+    let clock = clock::system();
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let id = run_id("import", clock.now());
+    let report =
+        crate::import::import(&store, args.collection, &args.file, args.strict, &id).await?;
+    if args.report.json {
+        print_json(&report);
+    } else {
+        let l = report.loaded;
+        println!(
+            "imported {} into {} ({}): {} new, {} changed, {} unchanged; {} rejected",
+            report.file,
+            report.collection,
+            report.format,
+            l.new,
+            l.changed,
+            l.unchanged,
+            report.rejects.len()
+        );
+        for r in &report.rejects {
+            println!("  rejected {}: {}", r.place, r.reason);
+        }
+    }
+    Ok(())
 }
 
 async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {

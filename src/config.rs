@@ -61,6 +61,16 @@ pub struct CrawlSettings {
     pub artists_file: PathBuf,
     /// How many names one crawl run takes on.
     pub names_per_run: u32,
+    /// Stop a run after this many API requests (0: no limit); the next run
+    /// resumes where it stopped.
+    pub request_budget: u64,
+    /// Stop a run after this many seconds (0: no limit).
+    pub time_budget_secs: u64,
+    /// Re-crawl an artist (its profile and any new albums) after this many days.
+    pub refresh_after_days: u32,
+    /// In Development Mode, fetch every track on its own for the fields album
+    /// track listings lack (ISRC, popularity): one request per track.
+    pub development_full_tracks: bool,
 }
 
 impl Default for CrawlSettings {
@@ -68,6 +78,10 @@ impl Default for CrawlSettings {
         CrawlSettings {
             artists_file: "artists.txt".into(),
             names_per_run: 5,
+            request_budget: 0,
+            time_budget_secs: 0,
+            refresh_after_days: 7,
+            development_full_tracks: false,
         }
     }
 }

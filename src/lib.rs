@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crawl;
 pub mod error;
+pub mod import;
 pub mod landing;
 pub mod rng;
 pub mod secret;

@@ -315,6 +315,15 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn delete_state(&self, key: &str) -> Result<()> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            conn.execute("DELETE FROM state WHERE key = ?1", [key])
+                .map(drop)
+        })
+        .await
+    }
+
     async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>> {
         let prefix = prefix.to_string();
         self.with(move |conn| {

@@ -185,6 +185,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Crawl cursors, frontiers, saved deadlines: small JSON values by key.
     async fn get_state(&self, key: &str) -> Result<Option<Value>>;
     async fn put_state(&self, key: &str, value: &Value) -> Result<()>;
+    async fn delete_state(&self, key: &str) -> Result<()>;
     /// State entries whose key starts with `prefix`, by key.
     async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>>;
 

@@ -322,6 +322,14 @@ impl Store for MongoStore {
         Ok(())
     }
 
+    async fn delete_state(&self, key: &str) -> Result<()> {
+        self.state()
+            .delete_one(doc! {"_id": key})
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>> {
         let pattern = format!("^{}", regex_escape(prefix));
         let mut cursor = self

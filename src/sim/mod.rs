@@ -164,6 +164,12 @@ impl Simulator {
             .count()
     }
 
+    /// Resolve once `n` requests have been answered in all.
+    pub async fn answered(&self, n: u64) {
+        let mut rx = self.state.answered.subscribe();
+        let _ = rx.wait_for(|count| *count >= n).await;
+    }
+
     /// Wait until the server has stopped (graceful: in-flight answers finish).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -33,6 +33,8 @@ pub(super) struct SimState {
     tokens: Mutex<HashMap<String, DateTime<Utc>>>,
     canned: Mutex<Vec<Canned>>,
     pub log: Mutex<Vec<LoggedRequest>>,
+    /// How many requests have been answered, for tests that act on progress.
+    pub answered: tokio::sync::watch::Sender<u64>,
 }
 
 impl SimState {
@@ -50,6 +52,7 @@ impl SimState {
             quota_used: Mutex::new((now, 0)),
             tokens: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            answered: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -108,6 +111,7 @@ async fn record(
         path,
         status: response.status().as_u16(),
     });
+    s.answered.send_modify(|n| *n += 1);
     response
 }
 

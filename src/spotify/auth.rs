@@ -31,6 +31,10 @@ pub(super) struct Auth {
 }
 
 impl Auth {
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub fn new(token_url: String, client_id: String, client_secret: Secret) -> Self {
         Auth {
             token_url,

@@ -60,6 +60,21 @@ impl ClientStats {
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()
     }
+
+    /// What happened after `earlier`, a snapshot of the same client.
+    pub fn since(&self, earlier: &ClientStats) -> ClientStats {
+        ClientStats {
+            requests: self
+                .requests
+                .iter()
+                .map(|(e, n)| (*e, n - earlier.requests.get(e).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            retries: self.retries - earlier.retries,
+            throttled: self.throttled - earlier.throttled,
+            reauthentications: self.reauthentications - earlier.reauthentications,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -179,6 +194,11 @@ impl SpotifyClient {
                  and page limit 10 (set [spotify] mode = \"development\" to skip detection)"
             );
         }
+    }
+
+    /// The client id of the credential (public, unlike the secret).
+    pub fn client_id(&self) -> &str {
+        self.inner.auth.client_id()
     }
 
     /// The credential's shared rate governor.

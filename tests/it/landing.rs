@@ -292,6 +292,10 @@ async fn state_entries(c: &Case) {
         "prefix is literal"
     );
     assert_eq!(s.state_with_prefix("crawl/").await.unwrap().len(), 2);
+    s.delete_state("crawl/axb").await.unwrap();
+    s.delete_state("never-there").await.unwrap();
+    assert_eq!(s.get_state("crawl/axb").await.unwrap(), None);
+    assert_eq!(s.state_with_prefix("crawl/").await.unwrap().len(), 1);
 }
 
 async fn leased_locks(c: &Case) {

@@ -3,7 +3,8 @@
 
 mod cli;
 mod client_errors;
-mod crawl_walk;
+mod crash;
+mod crawl;
 mod fixtures;
 mod governor;
 mod landing;

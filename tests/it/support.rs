@@ -30,14 +30,21 @@ pub fn names(n: usize) -> Vec<String> {
 pub struct Harness {
     pub sim: Simulator,
     pub clock: Arc<VirtualClock>,
+    mode: soundlake::spotify::AppMode,
 }
 
 impl Harness {
     pub async fn start(options: SimOptions) -> Harness {
         let clock = VirtualClock::starting_at(t0());
         let shared: SharedClock = clock.clone();
+        let mode = options.mode;
         let sim = Simulator::start(options, shared, loopback()).await.unwrap();
-        Harness { sim, clock }
+        Harness { sim, clock, mode }
+    }
+
+    /// The app mode the simulator plays.
+    pub fn sim_mode(&self) -> soundlake::spotify::AppMode {
+        self.mode
     }
 
     /// Client settings for this simulator: fast timeouts and a budget that

@@ -1,0 +1,380 @@
+//! `soundlake import`: raw Spotify objects from a file into the landing
+//! store, exactly as the crawl lands them. Accepts NDJSON (one object or
+//! saved response per line), a JSON array, or one saved API response
+//! (`{"tracks": [...]}`, a paging object, a search response, one object).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::landing::{Batch, Collection, SharedStore, UpsertCounts};
+
+/// Documents per write.
+const CHUNK: usize = 1000;
+/// A single JSON document (not NDJSON) is parsed whole; past this size the
+/// file should be NDJSON, which streams.
+const MAX_DOCUMENT_BYTES: u64 = 1 << 30;
+/// Longest accepted NDJSON line.
+const MAX_LINE_BYTES: usize = 64 << 20;
+/// Rejects listed in an error message.
+const SHOWN_REJECTS: usize = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub file: String,
+    pub collection: Collection,
+    pub run_id: String,
+    pub format: &'static str,
+    pub loaded: UpsertCounts,
+    pub rejects: Vec<Reject>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reject {
+    /// `line 7`, or `item 3` inside a JSON array.
+    pub place: String,
+    pub reason: String,
+}
+
+/// Import `path` into `collection`. With `strict`, any reject means
+/// nothing is loaded and the error lists the rejects.
+pub async fn import(
+    store: &SharedStore,
+    collection: Collection,
+    path: &Path,
+    strict: bool,
+    run_id: &str,
+) -> Result<ImportReport> {
+    if collection == Collection::Searches {
+        return Err(Error::Input {
+            place: "collection searches".into(),
+            problem: "search responses are keyed by the searched name, which a dump does not carry"
+                .into(),
+            fix: "import artists, albums, tracks or audio_features".into(),
+        });
+    }
+    let format = detect(path)?;
+    let mut report = ImportReport {
+        file: path.display().to_string(),
+        collection,
+        run_id: run_id.to_string(),
+        format: format.name(),
+        loaded: UpsertCounts::default(),
+        rejects: Vec::new(),
+    };
+    let mut loader = Loader {
+        store,
+        collection,
+        batch: Batch {
+            run_id: run_id.to_string(),
+            endpoint: format!(
+                "import:{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            docs: Vec::new(),
+        },
+        positions: Default::default(),
+        counts: UpsertCounts::default(),
+        dry: strict,
+    };
+    // Strict imports validate everything first and load in a second pass.
+    for pass in [true, false] {
+        if !pass && !strict {
+            break;
+        }
+        loader.dry = strict && pass;
+        report.rejects.clear();
+        read(path, format, collection, &mut loader, &mut report.rejects).await?;
+        loader.flush().await?;
+        if strict && pass && !report.rejects.is_empty() {
+            return Err(rejected(path, &report.rejects));
+        }
+    }
+    if loader.counts == UpsertCounts::default() && !report.rejects.is_empty() {
+        return Err(rejected(path, &report.rejects));
+    }
+    report.loaded = loader.counts;
+    Ok(report)
+}
+
+fn rejected(path: &Path, rejects: &[Reject]) -> Error {
+    let shown: Vec<String> = rejects
+        .iter()
+        .take(SHOWN_REJECTS)
+        .map(|r| format!("{}: {}", r.place, r.reason))
+        .collect();
+    let more = rejects.len().saturating_sub(SHOWN_REJECTS);
+    Error::Input {
+        place: path.display().to_string(),
+        problem: format!(
+            "{} rejected, nothing loaded:\n    {}{}",
+            plural(rejects.len(), "entry", "entries"),
+            shown.join("\n    "),
+            if more > 0 {
+                format!("\n    … and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        fix: "correct or remove those lines, or import without --strict to load the valid ones"
+            .into(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Ndjson,
+    Document,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::Document => "json",
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| Error::io("cannot read the import file", path, e))
+}
+
+/// NDJSON when the first non-blank line is a whole JSON value by itself;
+/// a single JSON document otherwise.
+fn detect(path: &Path) -> Result<Format> {
+    let mut reader = BufReader::new(open(path)?);
+    loop {
+        let mut line = Vec::new();
+        let n = read_line(&mut reader, &mut line, path, 1)?;
+        if n == 0 {
+            return Err(Error::Input {
+                place: path.display().to_string(),
+                problem: "the file is empty".into(),
+                fix: "give a file of Spotify objects: NDJSON, a JSON array or a saved API response"
+                    .into(),
+            });
+        }
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            return Ok(Format::Document);
+        }
+        return Ok(match serde_json::from_str::<Value>(trimmed) {
+            Ok(_) => Format::Ndjson,
+            Err(_) if trimmed.starts_with('{') && !trimmed.ends_with('}') => Format::Document,
+            // A broken first line of NDJSON is a reject like any other.
+            Err(_) => Format::Ndjson,
+        });
+    }
+}
+
+/// Read one line (with its newline) into `buf`, refusing monsters.
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    path: &Path,
+    line_no: usize,
+) -> Result<usize> {
+    let n = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| Error::io("cannot read the import file", path, e))?;
+    if n > MAX_LINE_BYTES {
+        return Err(Error::Input {
+            place: format!("{}:{line_no}", path.display()),
+            problem: format!("the line is longer than {} MiB", MAX_LINE_BYTES >> 20),
+            fix: "split the data into one object per line".into(),
+        });
+    }
+    Ok(n)
+}
+
+async fn read(
+    path: &Path,
+    format: Format,
+    collection: Collection,
+    loader: &mut Loader<'_>,
+    rejects: &mut Vec<Reject>,
+) -> Result<()> {
+    match format {
+        Format::Ndjson => {
+            let mut reader = BufReader::new(open(path)?);
+            let mut line_no = 0;
+            loop {
+                line_no += 1;
+                let mut line = Vec::new();
+                if read_line(&mut reader, &mut line, path, line_no)? == 0 {
+                    return Ok(());
+                }
+                let place = format!("line {line_no}");
+                let text = match std::str::from_utf8(&line) {
+                    Ok(t) => t.trim(),
+                    Err(_) => {
+                        rejects.push(reject(place, "not UTF-8 text".into()));
+                        continue;
+                    }
+                };
+                if text.is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(text) {
+                    Ok(v) => loader.take(objects(collection, v), &place, rejects).await?,
+                    Err(e) => rejects.push(reject(place, format!("not valid JSON ({e})"))),
+                }
+            }
+        }
+        Format::Document => {
+            let file = open(path)?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if size > MAX_DOCUMENT_BYTES {
+                return Err(Error::Input {
+                    place: path.display().to_string(),
+                    problem: format!("a single JSON document of {} MiB", size >> 20),
+                    fix: "convert it to NDJSON (one object per line), which imports in a stream"
+                        .into(),
+                });
+            }
+            let value: Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| {
+                Error::Input {
+                    place: format!("{}:{}:{}", path.display(), e.line(), e.column()),
+                    problem: format!("not valid JSON ({e}); nothing loaded"),
+                    fix: "repair the file, or save it as NDJSON so one bad line does not spoil the rest"
+                        .into(),
+                }
+            })?;
+            match value {
+                Value::Array(items) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        let place = format!("item {}", i + 1);
+                        loader
+                            .take(objects(collection, item), &place, rejects)
+                            .await?;
+                    }
+                }
+                other => {
+                    loader
+                        .take(objects(collection, other), "document", rejects)
+                        .await?
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn reject(place: String, reason: String) -> Reject {
+    Reject { place, reason }
+}
+
+/// The Spotify objects in one value: itself, or the items of a saved
+/// batch response, paging object or search response.
+fn objects(collection: Collection, value: Value) -> std::result::Result<Vec<Value>, String> {
+    let Value::Object(mut map) = value else {
+        return Err("not a JSON object".into());
+    };
+    if map.contains_key("id") {
+        return check(collection, Value::Object(map)).map(|o| vec![o]);
+    }
+    let wrapped = map.remove(collection.name());
+    let listing = match wrapped {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(mut paging)) => match paging.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(format!("`{collection}` holds no `items` array")),
+        },
+        Some(_) => return Err(format!("`{collection}` is neither a list nor a page")),
+        None => match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => {
+                return Err(format!(
+                    "not a Spotify object (no `id`) nor a response listing {collection}"
+                ));
+            }
+        },
+    };
+    listing
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .map(|v| check(collection, v))
+        .collect()
+}
+
+fn check(collection: Collection, object: Value) -> std::result::Result<Value, String> {
+    match object.get("id") {
+        Some(Value::String(id)) if !id.trim().is_empty() => {}
+        Some(Value::String(_)) => return Err("`id` is empty".into()),
+        Some(_) => return Err("`id` is not a string".into()),
+        None => return Err("an object has no `id`".into()),
+    }
+    if let (Some(Value::String(kind)), Some(expected)) =
+        (object.get("type"), collection.object_type())
+        && kind != expected
+    {
+        return Err(format!(
+            "object {} is of type {kind:?}, not {expected:?}: wrong collection?",
+            object["id"]
+        ));
+    }
+    Ok(object)
+}
+
+struct Loader<'a> {
+    store: &'a SharedStore,
+    collection: Collection,
+    batch: Batch,
+    positions: std::collections::HashMap<String, usize>,
+    counts: UpsertCounts,
+    /// Validate only (the first pass of a strict import).
+    dry: bool,
+}
+
+impl Loader<'_> {
+    async fn take(
+        &mut self,
+        found: std::result::Result<Vec<Value>, String>,
+        place: &str,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<()> {
+        match found {
+            Err(reason) => rejects.push(reject(place.to_string(), reason)),
+            Ok(objects) => {
+                for object in objects {
+                    let id = object["id"].as_str().unwrap_or_default().to_string();
+                    // A later copy of an id in the same write replaces the earlier.
+                    match self.positions.get(&id) {
+                        Some(&at) => self.batch.docs[at].1 = object,
+                        None => {
+                            self.positions.insert(id.clone(), self.batch.docs.len());
+                            self.batch.docs.push((id, object));
+                        }
+                    }
+                }
+                if self.batch.docs.len() >= CHUNK {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.dry && !self.batch.docs.is_empty() {
+            self.counts += self.store.upsert(self.collection, &self.batch).await?;
+        }
+        self.batch.docs.clear();
+        self.positions.clear();
+        Ok(())
+    }
+}
