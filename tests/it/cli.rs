@@ -211,3 +211,146 @@ async fn no_secret_or_token_in_logs_errors_or_statistics() {
         assert!(!everything.contains(secret), "{secret:?} leaked");
     }
 }
+
+/// `soundlake crawl` pointed at a simulator and an embedded store in `dir`.
+fn crawl_in(dir: &std::path::Path, h: &Harness, names: &[String]) -> Command {
+    let names_file = dir.join("artists.txt");
+    std::fs::write(&names_file, names.join("\n")).unwrap();
+    let base = h.sim.base_url();
+    let mut c = soundlake();
+    c.current_dir(dir)
+        .env_clear()
+        .env("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1"))
+        .env("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token"))
+        .env("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID)
+        .env("SPOTIFY_CLIENT_SECRET", soundlake::sim::CLIENT_SECRET)
+        .env("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "100000")
+        .env("SOUNDLAKE__CRAWL__NAMES_PER_RUN", "10");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_reports_as_json_and_exits_75_while_paused() {
+    let names = names(2);
+    let mut pause = canned("/v1/search", 429, "");
+    pause.headers.push(("retry-after".into(), "86400".into()));
+    pause.times = Some(1);
+    let h = Harness::start(SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        canned: vec![pause],
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = crawl_in(dir.path(), &h, &names)
+        .args(["crawl", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("resumes after that time"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["status"], "paused");
+    assert_eq!(report["outcome"]["reason"], "rate_limit");
+    assert!(
+        dir.path().join(".soundlake/landing").exists(),
+        "the embedded default"
+    );
+
+    let answered = h.sim.request_log().len();
+    let out = crawl_in(dir.path(), &h, &names)
+        .arg("crawl")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paused until"));
+    assert_eq!(
+        h.sim.request_log().len(),
+        answered,
+        "no request before the deadline"
+    );
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(text).contains(soundlake::sim::CLIENT_SECRET));
+    }
+}
+
+#[tokio::test]
+async fn crawl_says_what_is_missing() {
+    let h = Harness::start(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = crawl_in(dir.path(), &h, &[])
+        .env_remove("SPOTIFY_CLIENT_SECRET")
+        .arg("crawl")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("artists.txt") && stderr.contains("no artist names"),
+        "{stderr}"
+    );
+
+    let out = crawl_in(dir.path(), &h, &names(1))
+        .env_remove("SPOTIFY_CLIENT_SECRET")
+        .arg("crawl")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SPOTIFY_CLIENT_SECRET"));
+
+    let port = crate::support::free_port();
+    let out = crawl_in(dir.path(), &h, &names(1))
+        .env(
+            "SOUNDLAKE__LANDING__URL",
+            format!(
+                "mongodb://app:PASSWORD-CANARY@127.0.0.1:{port}/x?serverSelectionTimeoutMS=200"
+            ),
+        )
+        .arg("crawl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("MongoDB is running"), "{stderr}");
+    assert!(!stderr.contains("PASSWORD-CANARY"), "{stderr}");
+}
+
+#[test]
+fn import_exit_codes_tell_rejects_from_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tracks.ndjson");
+    std::fs::write(&file, "{\"id\":\"t1\"}\nnot json\n").unwrap();
+    let import = |strict: bool| {
+        let mut c = soundlake();
+        c.current_dir(dir.path())
+            .env_clear()
+            .args(["import", "tracks"])
+            .arg(&file);
+        if strict {
+            c.arg("--strict");
+        }
+        c.output().unwrap()
+    };
+    let out = import(true);
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    let out = import(false);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 new") && stdout.contains("rejected line 2"),
+        "{stdout}"
+    );
+
+    let out = soundlake()
+        .current_dir(dir.path())
+        .args(["import", "playlists"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audio_features"));
+}

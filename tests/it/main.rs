@@ -7,6 +7,7 @@ mod crash;
 mod crawl;
 mod fixtures;
 mod governor;
+mod import;
 mod landing;
 mod simulator;
 mod support;
