@@ -24,8 +24,14 @@ pub fn match_key(name: &str) -> String {
 /// Read a names file: one name per line, trimmed; blank lines and lines
 /// starting with `#` skipped; later duplicates (by [`match_key`]) dropped.
 pub fn read_names(path: &Path) -> Result<Vec<String>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io("cannot read the names file", path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::config(
+            path.display().to_string(),
+            "the names file does not exist",
+            "create it with one artist name per line, or point [crawl] artists_file at it",
+        ),
+        _ => Error::io("cannot read the names file", path, e),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()

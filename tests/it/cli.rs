@@ -102,7 +102,8 @@ fn bad_arguments_and_files_exit_2_with_the_place_and_a_fix() {
         .args(["sim", "--names", "/nonexistent/names.txt"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/names.txt"));
 
     let dir = tempfile::tempdir().unwrap();
