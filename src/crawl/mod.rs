@@ -433,18 +433,13 @@ impl Run<'_> {
             .filter(|id| fetched.get(*id).is_none_or(|at| *at + refresh <= now))
             .cloned()
             .collect();
-        for chunk in stale.chunks(batch_size(Endpoint::SeveralArtists)) {
-            self.within_budget()?;
-            let found = self.client().artists(chunk).await?;
-            let endpoint = self.read_endpoint(Endpoint::SeveralArtists, Endpoint::Artist);
-            self.land(
-                Collection::Artists,
-                endpoint,
-                found.into_iter().flatten().collect(),
-            )
-            .await?;
-        }
-        Ok(())
+        self.read_in_batches(
+            Collection::Artists,
+            (Endpoint::SeveralArtists, Endpoint::Artist),
+            &stale,
+            async |c, ids| c.artists(ids).await,
+        )
+        .await
     }
 
     /// List each artist's albums (or reuse the listing saved by an
@@ -487,18 +482,13 @@ impl Run<'_> {
     /// Fetch the full albums among `ids` that the store lacks.
     async fn albums(&mut self, ids: &[String]) -> Step {
         let missing = self.missing(Collection::Albums, ids).await?;
-        for chunk in missing.chunks(batch_size(Endpoint::SeveralAlbums)) {
-            self.within_budget()?;
-            let found = self.client().albums(chunk).await?;
-            let endpoint = self.read_endpoint(Endpoint::SeveralAlbums, Endpoint::Album);
-            self.land(
-                Collection::Albums,
-                endpoint,
-                found.into_iter().flatten().collect(),
-            )
-            .await?;
-        }
-        Ok(())
+        self.read_in_batches(
+            Collection::Albums,
+            (Endpoint::SeveralAlbums, Endpoint::Album),
+            &missing,
+            async |c, ids| c.albums(ids).await,
+        )
+        .await
     }
 
     /// The tracks of the albums `ids` (their embedded first page, then the
@@ -539,17 +529,13 @@ impl Run<'_> {
                 .filter(|id| missing.contains(*id))
                 .cloned()
                 .collect();
-            for chunk in wanted.chunks(batch_size(Endpoint::SeveralTracks)) {
-                self.within_budget()?;
-                let found = self.client().tracks(chunk).await?;
-                let endpoint = self.read_endpoint(Endpoint::SeveralTracks, Endpoint::Track);
-                self.land(
-                    Collection::Tracks,
-                    endpoint,
-                    found.into_iter().flatten().collect(),
-                )
-                .await?;
-            }
+            self.read_in_batches(
+                Collection::Tracks,
+                (Endpoint::SeveralTracks, Endpoint::Track),
+                &wanted,
+                async |c, ids| c.tracks(ids).await,
+            )
+            .await?;
         } else {
             let mut seen = HashSet::new();
             let simplified: Vec<Value> = listed
@@ -611,12 +597,28 @@ impl Run<'_> {
             .collect())
     }
 
-    /// The endpoint a batch read ended up using, for the documents' metadata.
-    fn read_endpoint(&self, batch: Endpoint, single: Endpoint) -> Endpoint {
-        match self.client().mode() {
-            AppMode::Extended => batch,
-            AppMode::Development => single,
+    /// Read `ids` a batch at a time (one id a request in Development Mode)
+    /// and land each batch before the next.
+    async fn read_in_batches(
+        &mut self,
+        collection: Collection,
+        (batch, single): (Endpoint, Endpoint),
+        ids: &[String],
+        read: impl AsyncFn(&SpotifyClient, &[String]) -> Result<Vec<Option<Value>>>,
+    ) -> Step {
+        let client = self.client().clone();
+        for chunk in ids.chunks(batch_size(batch)) {
+            self.within_budget()?;
+            let found = read(&client, chunk).await?;
+            // The endpoint the read ended up using, for the metadata.
+            let endpoint = match client.mode() {
+                AppMode::Extended => batch,
+                AppMode::Development => single,
+            };
+            self.land(collection, endpoint, found.into_iter().flatten().collect())
+                .await?;
         }
+        Ok(())
     }
 
     fn note_skip(&mut self, what: &str) {
