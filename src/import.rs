@@ -78,21 +78,20 @@ pub async fn import(
         },
         positions: Default::default(),
         counts: UpsertCounts::default(),
-        dry: strict,
+        dry: false,
     };
     // Strict imports validate everything first and load in a second pass.
-    for pass in [true, false] {
-        if !pass && !strict {
-            break;
-        }
-        loader.dry = strict && pass;
-        report.rejects.clear();
+    if strict {
+        loader.dry = true;
         read(path, format, collection, &mut loader, &mut report.rejects).await?;
         loader.flush().await?;
-        if strict && pass && !report.rejects.is_empty() {
+        if !report.rejects.is_empty() {
             return Err(rejected(path, &report.rejects));
         }
+        loader.dry = false;
     }
+    read(path, format, collection, &mut loader, &mut report.rejects).await?;
+    loader.flush().await?;
     if loader.counts == UpsertCounts::default() && !report.rejects.is_empty() {
         return Err(rejected(path, &report.rejects));
     }

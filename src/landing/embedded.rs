@@ -194,36 +194,22 @@ impl Store for EmbeddedStore {
                     if !matches!(change_kind, Change::Unchanged) && stamp.is_none() {
                         stamp = Some(allocate_stamp(&tx, now)?);
                     }
-                    match change_kind {
-                        Change::New => {
-                            insert.execute(params![
-                                id,
-                                doc,
-                                hash,
-                                micros(now),
-                                stamp,
-                                run_id,
-                                endpoint
-                            ])?;
-                            counts.new += 1;
-                        }
-                        Change::Changed => {
-                            change.execute(params![
-                                id,
-                                doc,
-                                hash,
-                                micros(now),
-                                stamp,
-                                run_id,
-                                endpoint
-                            ])?;
-                            counts.changed += 1;
-                        }
+                    let write = match change_kind {
                         Change::Unchanged => {
                             touch.execute(params![id, micros(now)])?;
                             counts.unchanged += 1;
+                            continue;
                         }
-                    }
+                        Change::New => {
+                            counts.new += 1;
+                            &mut insert
+                        }
+                        Change::Changed => {
+                            counts.changed += 1;
+                            &mut change
+                        }
+                    };
+                    write.execute(params![id, doc, hash, micros(now), stamp, run_id, endpoint])?;
                 }
             }
             tx.commit()?;
