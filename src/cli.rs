@@ -59,6 +59,34 @@ enum Command {
     /// Load raw Spotify objects from NDJSON, a JSON array or a saved API
     /// response into a landing collection, as the crawl would.
     Import(ImportArgs),
+    /// Extract the document versions landed since the last run into the
+    /// bronze tables of the lake (all of bronze/*.toml, or the ones named);
+    /// with --from/--to, re-derive that ingest interval instead.
+    Bronze(BronzeArgs),
+}
+
+#[derive(Debug, Args)]
+struct BronzeArgs {
+    /// Tables to run (default: every bronze/*.toml).
+    tables: Vec<String>,
+    /// Start of the ingest interval to re-derive: a date (2026-11-21, UTC
+    /// midnight) or an RFC 3339 time.
+    #[arg(long, value_parser = instant)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the interval (exclusive); default: now.
+    #[arg(long, value_parser = instant, requires = "from")]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+fn instant(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("{s:?} is neither a date (2026-11-21) nor an RFC 3339 time"))
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +219,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sim(args) => sim(args, &settings).await,
         Command::Crawl(args) => crawl(args, &settings).await,
         Command::Import(args) => import(args, &settings).await,
+        Command::Bronze(args) => bronze(args, &settings).await,
     }
 }
 
@@ -213,43 +242,80 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
+/// A task run as recorded in the store for `soundlake runs`: `running`
+/// from the start, then its outcome and report.
+struct RecordedRun {
+    store: crate::landing::SharedStore,
+    clock: clock::SharedClock,
+    record: crate::landing::RunRecord,
+}
+
+impl RecordedRun {
+    async fn start(
+        store: &crate::landing::SharedStore,
+        clock: &clock::SharedClock,
+        task: &str,
+    ) -> Result<RecordedRun> {
+        let started = clock.now();
+        let record = crate::landing::RunRecord {
+            id: run_id(task, started),
+            task: task.into(),
+            started_at: started,
+            finished_at: None,
+            status: "running".into(),
+            report: serde_json::Value::Null,
+        };
+        store.put_run(&record).await?;
+        Ok(RecordedRun {
+            store: store.clone(),
+            clock: clock.clone(),
+            record,
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    async fn finish(mut self, status: &str, report: serde_json::Value) -> Result<()> {
+        self.record.finished_at = Some(self.clock.now());
+        self.record.status = status.into();
+        self.record.report = report;
+        self.store.put_run(&self.record).await
+    }
+
+    /// Record a failure and hand the error back.
+    async fn fail(self, error: Error) -> Error {
+        let report = serde_json::json!({"error": error.to_string()});
+        // The task's own error is the one to report; a store that also
+        // failed to record it would only hide it.
+        let _recorded = self.finish("failed", report).await;
+        error
+    }
+}
+
 async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
     use crate::crawl::{Crawler, Outcome};
-    use crate::landing::RunRecord;
 
     let clock = clock::system();
     let names = crate::text::read_names(&settings.crawl.artists_file)?;
     let client = crate::spotify::SpotifyClient::new(&settings.spotify, clock.clone())?;
     let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let started = clock.now();
-    let mut record = RunRecord {
-        id: run_id("crawl", started),
-        task: "crawl".into(),
-        started_at: started,
-        finished_at: None,
-        status: "running".into(),
-        report: serde_json::Value::Null,
-    };
-    store.put_run(&record).await?;
+    let run = RecordedRun::start(&store, &clock, "crawl").await?;
     let crawler = Crawler::new(client, store.clone(), clock.clone(), settings.crawl.clone());
-    let outcome = crawler.run(&names, &record.id).await;
-    record.finished_at = Some(clock.now());
-    let report = match outcome {
+    let report = match crawler.run(&names, run.id()).await {
         Ok(report) => report,
-        Err(e) => {
-            record.status = "failed".into();
-            record.report = serde_json::json!({"error": e.to_string()});
-            store.put_run(&record).await?;
-            return Err(e);
-        }
+        Err(e) => return Err(run.fail(e).await),
     };
-    record.status = match report.outcome {
+    let status = match report.outcome {
         Outcome::Paused { .. } => "paused",
         _ => "succeeded",
-    }
-    .into();
-    record.report = serde_json::to_value(&report).expect("reports serialize");
-    store.put_run(&record).await?;
+    };
+    run.finish(
+        status,
+        serde_json::to_value(&report).expect("reports serialize"),
+    )
+    .await?;
     if args.json {
         print_json(&report);
     } else {
@@ -259,6 +325,82 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
         Outcome::Paused { until, reason } => Err(Error::ComeBackAt { until, reason }),
         _ => Ok(()),
     }
+}
+
+async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::bronze::{Bronze, Extract};
+
+    let clock = clock::system();
+    let defs = crate::bronze::load(&settings.definitions.dir.join(crate::bronze::LAYER))?;
+    let chosen = select_tables(&defs, &args.tables)?;
+    let extract = match args.from {
+        Some(from) => Extract::Interval {
+            from,
+            to: args.to.unwrap_or_else(|| clock.now()),
+        },
+        None => Extract::Incremental,
+    };
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    lake.check().await?;
+    let job = Bronze::new(store.clone(), lake, clock.clone());
+    let mut reports = Vec::new();
+    for def in chosen {
+        let run = RecordedRun::start(&store, &clock, &format!("bronze.{}", def.name)).await?;
+        let report = match job.run(def, extract, run.id()).await {
+            Ok(report) => report,
+            Err(e) => return Err(run.fail(e).await),
+        };
+        run.finish(
+            "succeeded",
+            serde_json::to_value(&report).expect("reports serialize"),
+        )
+        .await?;
+        if !args.report.json {
+            println!("{}", crate::bronze::render(&report));
+        }
+        reports.push(report);
+    }
+    if args.report.json {
+        print_json(&serde_json::json!({
+            "tables": reports,
+            "peak_rss_bytes": peak_rss_bytes(),
+        }));
+    }
+    Ok(())
+}
+
+/// The definitions named on the command line (all when none are), or a
+/// usage error listing the known ones.
+fn select_tables<'d>(
+    defs: &'d [crate::bronze::BronzeTable],
+    names: &[String],
+) -> Result<Vec<&'d crate::bronze::BronzeTable>> {
+    if names.is_empty() {
+        return Ok(defs.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            let bare = name.strip_prefix("bronze.").unwrap_or(name);
+            defs.iter().find(|d| d.name == bare).ok_or_else(|| {
+                let known: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+                Error::config(
+                    "command line",
+                    format!("there is no bronze table {name:?}"),
+                    format!("use one of: {}", known.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
+/// This process's peak resident memory (Linux), for reports that measure.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<()> {

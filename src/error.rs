@@ -119,6 +119,15 @@ pub enum Error {
         fix: String,
     },
 
+    /// The lake (object storage) failed or refused an operation. `url` has
+    /// its credentials redacted.
+    #[error("lake {url}: {problem}\n  fix: {fix}")]
+    Lake {
+        url: String,
+        problem: String,
+        fix: String,
+    },
+
     /// An input file (an import, a dump) is malformed; nothing of it was loaded
     /// unless the message says otherwise.
     #[error("{place}: {problem}\n  fix: {fix}")]

@@ -5,12 +5,14 @@
 //! simulator; [`landing`] is the landing and state store; [`cli`] is the
 //! command line on top.
 
+pub mod bronze;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crawl;
 pub mod error;
 pub mod import;
+pub mod lake;
 pub mod landing;
 pub mod rng;
 pub mod secret;

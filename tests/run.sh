@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real servers the integration tests start: SecantusDB (MongoDB wire
-# protocol) from PyPI, in a local venv.
-if [ ! -x .venv/bin/secantusd-py ]; then
+# Real servers and readers the integration tests use (SecantusDB for the
+# MongoDB wire protocol, moto for S3, DuckDB and PyArrow to read the lake),
+# from PyPI into a local venv; reinstalled when the list changes.
+if ! cmp -s tests/requirements.txt .venv/requirements.installed 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check SecantusDB==0.7.0b3
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt .venv/requirements.installed
 fi
 
 cargo fmt --all --check

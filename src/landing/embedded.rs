@@ -277,6 +277,18 @@ impl Store for EmbeddedStore {
         Ok(n.max(0) as u64)
     }
 
+    async fn stable_stamp(&self) -> Result<Option<Stamp>> {
+        // The stamp is taken inside the writing transaction, so whatever
+        // a reader sees committed is complete up to it.
+        self.with(|conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [STAMP_KEY], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
     async fn get_state(&self, key: &str) -> Result<Option<Value>> {
         let key = key.to_string();
         self.with(move |conn| {

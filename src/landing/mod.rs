@@ -152,6 +152,12 @@ pub struct RunRecord {
 /// Where [`Store::scan`] resumes: after this `(stamp, id)`.
 pub type ScanCursor = (Stamp, String);
 
+/// The cursor from which a scan returns every version stamped `stamp` or
+/// later: ids are UTF-8, and none sorts after U+10FFFF.
+pub fn cursor_before(stamp: Stamp) -> ScanCursor {
+    (stamp - 1, char::MAX.to_string())
+}
+
 /// The landing and state store.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -181,6 +187,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<Stored>>;
 
     async fn count(&self, collection: Collection) -> Result<u64>;
+
+    /// A stamp at or below which every version is already visible to
+    /// [`Store::scan`]: no writer still holds a smaller stamp. Bronze reads
+    /// up to it, so a batch being written is never half-extracted. `None`
+    /// before the first write.
+    async fn stable_stamp(&self) -> Result<Option<Stamp>>;
 
     /// Crawl cursors, frontiers, saved deadlines: small JSON values by key.
     async fn get_state(&self, key: &str) -> Result<Option<Value>>;

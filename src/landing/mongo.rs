@@ -22,6 +22,9 @@ use crate::secret::redact_url;
 
 const DEFAULT_DATABASE: &str = "soundlake";
 const STAMP_ID: &str = "last_ingest_stamp";
+/// How long a writer may hold a stamp before bronze stops waiting for its
+/// batch: far longer than writing one batch takes.
+const IN_FLIGHT_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Statements per `update` command, well under the server's 100,000 and
 /// its 48 MB message limit for typical documents.
 const WRITE_CHUNK: usize = 500;
@@ -102,19 +105,23 @@ impl MongoStore {
     }
 
     /// The next ingest stamp, by compare-and-set on one counter document,
-    /// so concurrent writers never share or reorder stamps.
+    /// so concurrent writers never share or reorder stamps. The stamp is
+    /// also listed as in flight until [`MongoStore::release_stamp`], so
+    /// [`Store::stable_stamp`] stays below it while its batch is written.
     async fn allocate_stamp(&self) -> Result<Stamp> {
-        let meta = self.db.collection::<Document>("meta");
+        let meta = self.meta();
         loop {
             let last = meta
                 .find_one(doc! {"_id": STAMP_ID})
                 .await
                 .map_err(|e| self.error(e))?
                 .and_then(|d| d.get_i64("value").ok());
-            let stamp = next_stamp(last, self.clock.now());
+            let now = self.clock.now();
+            let stamp = next_stamp(last, now);
+            let in_flight = doc! {"s": stamp, "until": bson_time(now + IN_FLIGHT_LEASE)};
             let swapped = match last {
                 None => match meta
-                    .insert_one(doc! {"_id": STAMP_ID, "value": stamp})
+                    .insert_one(doc! {"_id": STAMP_ID, "value": stamp, "inflight": [in_flight]})
                     .await
                 {
                     Ok(_) => true,
@@ -124,7 +131,7 @@ impl MongoStore {
                 Some(last) => {
                     meta.update_one(
                         doc! {"_id": STAMP_ID, "value": last},
-                        doc! {"$set": {"value": stamp}},
+                        doc! {"$set": {"value": stamp}, "$push": {"inflight": in_flight}},
                     )
                     .await
                     .map_err(|e| self.error(e))?
@@ -136,6 +143,23 @@ impl MongoStore {
                 return Ok(stamp);
             }
         }
+    }
+
+    /// The batch stamped `stamp` is written (or failed): stop holding
+    /// bronze back for it.
+    async fn release_stamp(&self, stamp: Stamp) -> Result<()> {
+        self.meta()
+            .update_one(
+                doc! {"_id": STAMP_ID},
+                doc! {"$pull": {"inflight": {"s": stamp}}},
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    fn meta(&self) -> mongodb::Collection<Document> {
+        self.db.collection("meta")
     }
 
     /// Send update statements in bulk (one `update` command per chunk) and
@@ -230,8 +254,11 @@ impl Store for MongoStore {
             };
             statements.push(doc! {"q": {"_id": id}, "u": update, "upsert": true});
         }
-        self.write(collection, statements).await?;
-        Ok(counts)
+        let written = self.write(collection, statements).await;
+        if let Some(stamp) = stamp {
+            self.release_stamp(stamp).await?;
+        }
+        written.map(|()| counts)
     }
 
     async fn get(&self, collection: Collection, id: &str) -> Result<Option<Stored>> {
@@ -292,6 +319,36 @@ impl Store for MongoStore {
             out.push(self.stored(d)?);
         }
         Ok(out)
+    }
+
+    async fn stable_stamp(&self) -> Result<Option<Stamp>> {
+        let Some(counter) = self
+            .meta()
+            .find_one(doc! {"_id": STAMP_ID})
+            .await
+            .map_err(|e| self.error(e))?
+        else {
+            return Ok(None);
+        };
+        let last = counter.get_i64("value").ok();
+        let now = bson_time(self.clock.now());
+        // A writer that died holding a stamp stops holding bronze back when
+        // its lease ends.
+        let oldest_in_flight = counter
+            .get_array("inflight")
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(Bson::as_document)
+                    .filter(|e| e.get_datetime("until").is_ok_and(|until| *until > now))
+                    .filter_map(|e| e.get_i64("s").ok())
+                    .min()
+            })
+            .unwrap_or(None);
+        Ok(match oldest_in_flight {
+            Some(s) => Some(s - 1),
+            None => last,
+        })
     }
 
     async fn count(&self, collection: Collection) -> Result<u64> {

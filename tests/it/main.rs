@@ -8,6 +8,7 @@ mod crawl;
 mod fixtures;
 mod governor;
 mod import;
+mod lake;
 mod landing;
 mod simulator;
 mod support;

@@ -99,33 +99,31 @@ pub fn canned(path: &str, status: u16, body: &str) -> Canned {
 /// A valid-looking Spotify id the simulator's catalog does not hold.
 pub const UNKNOWN_ID: &str = "0000000000000000000000";
 
-/// A real MongoDB wire-protocol server (SecantusDB) on a free loopback
-/// port, in memory, stopped when dropped. `bash tests/run.sh` installs it
-/// into `.venv`; `SOUNDLAKE_SECANTUSD` points elsewhere.
-pub struct MongoServer {
+/// A test server from `.venv` (installed by `bash tests/run.sh`), on a free
+/// loopback port, killed when dropped.
+pub struct Server {
     child: std::process::Child,
     pub port: u16,
 }
 
-impl MongoServer {
-    pub fn start() -> MongoServer {
-        let bin = std::env::var("SOUNDLAKE_SECANTUSD").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/secantusd-py").to_string()
-        });
+impl Server {
+    /// Start `.venv/bin/<program>` (or the path in `override_var`) with
+    /// `args(port)`, and wait until a line of its stderr contains `ready`.
+    fn start(
+        program: &str,
+        override_var: &str,
+        args: impl Fn(u16) -> Vec<String>,
+        ready: &str,
+    ) -> Server {
+        let bin = std::env::var(override_var)
+            .unwrap_or_else(|_| format!("{}/.venv/bin/{program}", env!("CARGO_MANIFEST_DIR")));
         assert!(
             std::path::Path::new(&bin).exists(),
-            "{bin} is missing: run `bash tests/run.sh`, which installs SecantusDB into .venv"
+            "{bin} is missing: run `bash tests/run.sh`, which installs tests/requirements.txt into .venv"
         );
         let port = free_port();
         let mut child = std::process::Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--storage-path",
-                ":memory:",
-                "--standalone",
-                "--log-level",
-                "INFO",
-            ])
+            .args(args(port))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -137,26 +135,112 @@ impl MongoServer {
         loop {
             let mut line = String::new();
             let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
-            assert!(n > 0, "{bin} exited before listening:\n{seen}");
-            if line.contains("listening on") {
+            assert!(n > 0, "{bin} exited before it was ready:\n{seen}");
+            if line.contains(ready) {
                 break;
             }
             seen.push_str(&line);
         }
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        MongoServer { child, port }
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real MongoDB wire-protocol server: SecantusDB, in memory
+/// (`SOUNDLAKE_SECANTUSD` points at another binary).
+pub struct MongoServer(Server);
+
+impl MongoServer {
+    pub fn start() -> MongoServer {
+        let args = |port: u16| {
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+                "--standalone",
+                "--log-level",
+                "INFO",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        MongoServer(Server::start(
+            "secantusd-py",
+            "SOUNDLAKE_SECANTUSD",
+            args,
+            "listening on",
+        ))
     }
 
     /// A URL naming a database of its own for `name`.
     pub fn url(&self, name: &str) -> String {
-        format!("mongodb://127.0.0.1:{}/{name}", self.port)
+        format!("mongodb://127.0.0.1:{}/{name}", self.0.port)
     }
 }
 
-impl Drop for MongoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A real S3 server: moto (`SOUNDLAKE_MOTO_SERVER` points at another binary).
+/// Any access key is accepted; buckets are made with [`S3Server::bucket`].
+pub struct S3Server(Server);
+
+pub const S3_ACCESS_KEY: &str = "AKIASOUNDLAKETEST";
+pub const S3_SECRET_KEY: &str = "soundlake-test-secret-never-printed";
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let args = |port: u16| {
+            ["-H", "127.0.0.1", "-p", &port.to_string()]
+                .map(String::from)
+                .to_vec()
+        };
+        S3Server(Server::start(
+            "moto_server",
+            "SOUNDLAKE_MOTO_SERVER",
+            args,
+            "Running on",
+        ))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.0.port)
+    }
+
+    /// Create `name`, empty.
+    pub async fn bucket(&self, name: &str) {
+        let status = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "creating bucket {name}: {status}");
+    }
+
+    /// Lake settings for `s3://<bucket>/<prefix>` on this server.
+    pub fn lake(&self, bucket: &str, prefix: &str) -> soundlake::config::LakeSettings {
+        soundlake::config::LakeSettings {
+            url: format!("s3://{bucket}/{prefix}"),
+            max_retries: 2,
+            retry_timeout_secs: 10,
+            s3: soundlake::config::S3Settings {
+                endpoint: self.endpoint(),
+                region: "us-east-1".into(),
+                access_key_id: S3_ACCESS_KEY.into(),
+                secret_access_key: soundlake::secret::Secret::new(S3_SECRET_KEY),
+                path_style: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 }
 

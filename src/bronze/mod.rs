@@ -1,0 +1,404 @@
+//! Bronze: the append-only history of every landed document version, as
+//! Parquet in the lake. Each run extracts the versions ingested after the
+//! table's watermark (or re-derives an interval) and publishes them with
+//! the new watermark in one commit.
+
+mod definition;
+mod rows;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
+use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before};
+
+pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, load};
+use rows::{Merge, Row, RowBatch, Source};
+
+/// The lake layer name.
+pub const LAYER: &str = "bronze";
+const PAYLOAD: [&str; 1] = ["doc"];
+/// How long a bronze run holds its table's lock before it must renew it.
+const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+/// Rows per record batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 1024;
+/// ...or fewer, once their documents reach this size.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Which versions a run extracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extract {
+    /// Everything ingested after the watermark: the normal run.
+    Incremental,
+    /// Re-derive the versions ingested in `[from, to)`: the files holding
+    /// them are rewritten from their own rows plus the landing store's, so
+    /// a rerun replaces them and never duplicates or drops a version.
+    Interval {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// The newest version a bronze table holds, as a resumable scan cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub ingested_at: Stamp,
+    pub id: String,
+}
+
+impl Watermark {
+    fn cursor(&self) -> ScanCursor {
+        (self.ingested_at, self.id.clone())
+    }
+}
+
+/// What one bronze run did to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BronzeReport {
+    pub table: String,
+    pub run_id: String,
+    /// `incremental` or `interval`.
+    pub mode: &'static str,
+    /// The committed version, or `None` when there was nothing to write.
+    pub version: Option<u64>,
+    /// Versions written (for an interval run, including the rows kept from
+    /// the rewritten files).
+    pub rows_written: u64,
+    pub files_added: usize,
+    pub files_removed: usize,
+    /// Rows written per partition folder.
+    pub partitions: BTreeMap<String, u64>,
+    pub watermark_before: Option<Watermark>,
+    pub watermark_after: Option<Watermark>,
+    /// Rows in the table at the version the run ended with.
+    pub table_rows: u64,
+}
+
+/// The Arrow schema of a bronze table whose id column is `key`.
+pub fn schema(key: &str) -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        text(key),
+        Field::new(
+            "ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        text("run_id"),
+        text("endpoint"),
+        text("content_hash"),
+        text("doc"),
+    ]))
+}
+
+/// Runs bronze extractions against one landing store and lake.
+#[derive(Debug, Clone)]
+pub struct Bronze {
+    store: SharedStore,
+    lake: Lake,
+    clock: SharedClock,
+}
+
+impl Bronze {
+    pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Bronze {
+        Bronze { store, lake, clock }
+    }
+
+    pub fn table(&self, def: &BronzeTable) -> Table {
+        self.lake.table(LAYER, &def.name)
+    }
+
+    /// Extract and publish one table. Holds the table's lock for the run;
+    /// a run killed at any point leaves the table at its last committed
+    /// version, and the next run converges to the same rows.
+    pub async fn run(
+        &self,
+        def: &BronzeTable,
+        extract: Extract,
+        run_id: &str,
+    ) -> Result<BronzeReport> {
+        let lock = format!("{LAYER}.{}", def.name);
+        self.renew_lock(&lock, run_id).await?;
+        let result = self.run_locked(def, extract, run_id, &lock).await;
+        let unlocked = self.store.unlock(&lock, run_id).await;
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    async fn renew_lock(&self, lock: &str, run_id: &str) -> Result<()> {
+        let now = self.clock.now();
+        if self
+            .store
+            .try_lock(lock, run_id, now, now + LOCK_LEASE)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::Store {
+                store: self.store.describe(),
+                problem: format!("another run is writing {lock} (it holds the lock)"),
+                fix: format!(
+                    "wait for it to finish; if it died, its lock lapses {} minutes after it \
+                     last renewed it",
+                    LOCK_LEASE.num_minutes()
+                ),
+            })
+        }
+    }
+
+    async fn run_locked(
+        &self,
+        def: &BronzeTable,
+        extract: Extract,
+        run_id: &str,
+        lock: &str,
+    ) -> Result<BronzeReport> {
+        let table = self.table(def);
+        let mut txn = table.begin(run_id, self.clock.now()).await?;
+        let before = watermark(txn.base().properties.get("watermark"));
+        let stable = self.store.stable_stamp().await?;
+        let mut report = BronzeReport {
+            table: def.name.clone(),
+            run_id: run_id.into(),
+            mode: match extract {
+                Extract::Incremental => "incremental",
+                Extract::Interval { .. } => "interval",
+            },
+            version: None,
+            rows_written: 0,
+            files_added: 0,
+            files_removed: 0,
+            partitions: BTreeMap::new(),
+            watermark_before: before.clone(),
+            watermark_after: before.clone(),
+            table_rows: txn.base().rows(),
+        };
+        let Some(stable) = stable else {
+            return Ok(report);
+        };
+
+        let (sources, replaced): (Vec<Source>, Vec<DataFile>) = match extract {
+            Extract::Incremental => {
+                let scan = Source::store(
+                    self.store.clone(),
+                    def.source,
+                    before.as_ref().map(Watermark::cursor),
+                    stable,
+                );
+                (vec![scan], Vec::new())
+            }
+            Extract::Interval { from, to } => {
+                // Coverage stays contiguous: an interval that starts after
+                // the watermark also takes the gap before it.
+                let mut lo = from.timestamp_micros();
+                lo = match &before {
+                    Some(w) => lo.min(w.ingested_at + 1),
+                    None => Stamp::MIN + 1,
+                };
+                let hi = (to.timestamp_micros() - 1).min(stable);
+                if lo > hi {
+                    return Ok(report);
+                }
+                let replaced: Vec<DataFile> = txn
+                    .base()
+                    .files
+                    .iter()
+                    .filter(|f| stamp_range(f).is_none_or(|(a, b)| a <= hi && b >= lo))
+                    .cloned()
+                    .collect();
+                let mut sources = vec![Source::store(
+                    self.store.clone(),
+                    def.source,
+                    Some(cursor_before(lo)),
+                    hi,
+                )];
+                for file in &replaced {
+                    let stream = table.read(txn.base(), file, BATCH_ROWS).await?;
+                    sources.push(Source::file(stream, file.path.clone()));
+                }
+                (sources, replaced)
+            }
+        };
+
+        let mut sink = Sink::new(&mut txn, def);
+        let mut merge = Merge::new(sources);
+        let mut last: Option<Watermark> = None;
+        let mut since_renewal = 0usize;
+        while let Some(row) = merge.next().await? {
+            if last
+                .as_ref()
+                .is_none_or(|w| (w.ingested_at, w.id.as_str()) < (row.stamp, row.id.as_str()))
+            {
+                last = Some(Watermark {
+                    ingested_at: row.stamp,
+                    id: row.id.clone(),
+                });
+            }
+            sink.push(row).await?;
+            since_renewal += 1;
+            if since_renewal >= 100_000 {
+                self.renew_lock(lock, run_id).await?;
+                since_renewal = 0;
+            }
+        }
+        let written = sink.finish().await?;
+        if written.is_empty() && replaced.is_empty() {
+            return Ok(report);
+        }
+
+        let after = match (before, last) {
+            (Some(b), Some(l)) => Some(if (b.ingested_at, &b.id) >= (l.ingested_at, &l.id) {
+                b
+            } else {
+                l
+            }),
+            (b, l) => b.or(l),
+        };
+        for file in &written {
+            report.rows_written += file.rows;
+            let folder = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            *report.partitions.entry(folder.to_string()).or_default() += file.rows;
+            txn.add(file.clone());
+        }
+        for file in &replaced {
+            txn.remove(file);
+        }
+        report.files_added = written.len();
+        report.files_removed = replaced.len();
+        let mut properties = Map::new();
+        properties.insert("source".into(), json!(def.source.name()));
+        properties.insert("key".into(), json!(def.key));
+        if let Some(w) = &after {
+            properties.insert("watermark".into(), json!(w));
+        }
+        let operation = if replaced.is_empty() {
+            "append"
+        } else {
+            "replace"
+        };
+        let snapshot = txn.commit(operation, properties, self.clock.now()).await?;
+        report.version = Some(snapshot.version);
+        report.table_rows = snapshot.rows();
+        report.watermark_after = after;
+        Ok(report)
+    }
+}
+
+fn watermark(value: Option<&Value>) -> Option<Watermark> {
+    value.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The ingest stamps a file holds, from its commit entry.
+fn stamp_range(file: &DataFile) -> Option<(Stamp, Stamp)> {
+    let get = |k: &str| file.stats.get(k).and_then(Value::as_i64);
+    Some((get("min_ingested_at")?, get("max_ingested_at")?))
+}
+
+/// Rows in `(stamp, id)` order into partitioned, size-capped files. Rows
+/// arrive ordered, so partitions change monotonically and one file is open
+/// at a time: memory holds one record batch and one row group.
+struct Sink<'t> {
+    txn: &'t mut Transaction,
+    schema: SchemaRef,
+    partition_by: Partitioning,
+    open: Option<OpenFile>,
+    batch: RowBatch,
+    written: Vec<DataFile>,
+}
+
+struct OpenFile {
+    partition: Option<(&'static str, String)>,
+    writer: FileWriter,
+    min: Stamp,
+    max: Stamp,
+}
+
+impl<'t> Sink<'t> {
+    fn new(txn: &'t mut Transaction, def: &BronzeTable) -> Sink<'t> {
+        Sink {
+            txn,
+            schema: schema(&def.key),
+            partition_by: def.partition_by,
+            open: None,
+            batch: RowBatch::default(),
+            written: Vec::new(),
+        }
+    }
+
+    async fn push(&mut self, row: Row) -> Result<()> {
+        let partition = self.partition_by.of(row.ingested_at());
+        if self.open.as_ref().is_some_and(|f| f.partition != partition) {
+            self.close_file().await?;
+        }
+        if self.open.is_none() {
+            let parts: Vec<(&str, String)> = partition.iter().cloned().collect();
+            let writer = self
+                .txn
+                .create_file(&parts, self.schema.clone(), &PAYLOAD)?;
+            self.open = Some(OpenFile {
+                partition,
+                writer,
+                min: row.stamp,
+                max: row.stamp,
+            });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        open.min = open.min.min(row.stamp);
+        open.max = open.max.max(row.stamp);
+        self.batch.push(row);
+        if self.batch.len() >= BATCH_ROWS || self.batch.bytes() >= BATCH_BYTES {
+            self.write_batch().await?;
+            if self.open.as_ref().is_some_and(|f| f.writer.is_full()) {
+                self.close_file().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_batch(&mut self) -> Result<()> {
+        if self.batch.len() == 0 {
+            return Ok(());
+        }
+        let batch = self.batch.take(&self.schema);
+        let open = self.open.as_mut().expect("rows go to an open file");
+        open.writer.write(&batch).await
+    }
+
+    async fn close_file(&mut self) -> Result<()> {
+        self.write_batch().await?;
+        if let Some(mut open) = self.open.take() {
+            open.writer.set_stat("min_ingested_at", json!(open.min));
+            open.writer.set_stat("max_ingested_at", json!(open.max));
+            self.written.push(open.writer.finish().await?);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Vec<DataFile>> {
+        self.close_file().await?;
+        Ok(self.written)
+    }
+}
+
+/// The report as a few lines of text.
+pub fn render(r: &BronzeReport) -> String {
+    let mut out = match r.version {
+        None => format!("bronze.{}: up to date ({} rows)", r.table, r.table_rows),
+        Some(v) => format!(
+            "bronze.{}: {} run wrote {} rows in {} files (removed {}), version {v}, {} rows in all",
+            r.table, r.mode, r.rows_written, r.files_added, r.files_removed, r.table_rows
+        ),
+    };
+    for (partition, rows) in &r.partitions {
+        out.push_str(&format!("\n  {partition}: {rows} rows"));
+    }
+    out
+}
