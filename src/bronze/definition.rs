@@ -142,7 +142,7 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let file: File = toml::from_str(&text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+    let file: File = toml::from_str(&text).map_err(|e| toml_problem(&text, &e))?;
     if !is_identifier(&file.key) || METADATA_COLUMNS.contains(&file.key.as_str()) {
         return Err(format!(
             "key {:?} must be a column name (lowercase, digits, _) other than {}",
@@ -157,6 +157,21 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
         partition_by: file.partition_by,
         file: path.to_path_buf(),
     })
+}
+
+/// A TOML error on one line: where, then what (the crate's message also
+/// draws the line with a caret, which a list of problems has no room for).
+pub fn toml_problem(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -194,22 +209,22 @@ mod tests {
         let dir = dir_with(&[
             ("a.toml", "source = \"tracks\"\npartiton_by = \"none\"\n"),
             ("b.toml", "source = \"songs\"\n"),
-            ("c.toml", "source = \"albums\"\nkey = \"doc\"\n"),
+            ("c.toml", "source = \"artists\"\nkey = \"doc\"\n"),
             ("Bad-Name.toml", "source = \"artists\"\n"),
             ("d.toml", "source = [\n"),
             ("e.toml", "source = \"albums\"\n"),
+            ("f.toml", "source = \"albums\"\n"),
             ("notes.txt", "ignored"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
         for needle in [
-            "a.toml",
-            "partiton_by",
+            "a.toml: line 2, column 1: unknown field `partiton_by`",
             "b.toml",
             "songs",
             "c.toml",
             "Bad-Name.toml",
             "d.toml",
-            "e.toml: collection albums already feeds bronze.c",
+            "f.toml: collection albums already feeds bronze.e",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }

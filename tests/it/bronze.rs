@@ -1,0 +1,330 @@
+//! Bronze end to end: landed versions into Parquet on local disk and on a
+//! real S3 server, read back by soundlake, DuckDB and PyArrow; reruns,
+//! interval rewrites, kill -9 and bounded memory.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use chrono::TimeDelta;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use soundlake::bronze::{self, Bronze, BronzeTable, Extract};
+use soundlake::clock::{Clock, SharedClock, VirtualClock};
+use soundlake::config::LakeSettings;
+use soundlake::lake::{Lake, Table};
+use soundlake::landing::{self, Batch, Collection, SharedStore};
+
+use crate::support::{S3Server, t0};
+
+/// The shipped definitions.
+pub fn definitions() -> Vec<BronzeTable> {
+    bronze::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("bronze")).unwrap()
+}
+
+pub fn definition(name: &str) -> BronzeTable {
+    definitions().into_iter().find(|d| d.name == name).unwrap()
+}
+
+/// A Spotify-shaped track: nested album, artists array, unicode, nulls.
+pub fn track(id: &str, version: u32, pad: usize) -> Value {
+    json!({
+        "id": id,
+        "type": "track",
+        "name": format!("Träck {id} — «v{version}» 🎵"),
+        "popularity": version,
+        "explicit": version % 2 == 0,
+        "preview_url": null,
+        "album": {"id": format!("al{}", &id[1..]), "name": "Album", "release_date": "2024-05",
+                  "images": [{"url": "https://i.scdn.co/image/x", "height": 640, "width": 640}]},
+        "artists": [{"id": "ar1", "name": "Björk"}, {"id": "ar2", "name": "Sigur Rós"}],
+        "available_markets": [],
+        "padding": "x".repeat(pad),
+    })
+}
+
+/// Land `ids` at version `version` as one batch.
+pub async fn land(store: &SharedStore, ids: &[String], version: u32, pad: usize) {
+    let batch = Batch {
+        run_id: format!("crawl-v{version}"),
+        endpoint: "GET /tracks".into(),
+        docs: ids
+            .iter()
+            .map(|id| (id.clone(), track(id, version, pad)))
+            .collect(),
+    };
+    store.upsert(Collection::Tracks, &batch).await.unwrap();
+}
+
+pub fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("t{i:05}")).collect()
+}
+
+/// Every version a bronze table holds, sorted: `(id, stamp, hash, doc)`.
+pub async fn versions(table: &Table) -> Vec<(String, i64, String, Value)> {
+    let snapshot = table.snapshot().await.unwrap();
+    let mut out = Vec::new();
+    for file in &snapshot.files {
+        let batches: Vec<RecordBatch> = table
+            .read(&snapshot, file, 512)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for b in &batches {
+            let text = |i: usize| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<arrow_array::StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let stamps = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+                .unwrap();
+            let (id, hash, doc) = (text(0), text(4), text(5));
+            for i in 0..b.num_rows() {
+                out.push((
+                    id.value(i).to_string(),
+                    stamps.value(i),
+                    hash.value(i).to_string(),
+                    serde_json::from_str(doc.value(i)).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
+}
+
+/// What the store holds now, as `(id, stamp, hash, doc)`.
+async fn current(store: &SharedStore) -> Vec<(String, i64, String, Value)> {
+    let mut out: Vec<_> = store
+        .scan(Collection::Tracks, None, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, s.ingested_at, s.content_hash, s.doc))
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
+}
+
+pub fn python(args: &[&str]) -> Value {
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/count_bronze.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+struct Setup {
+    store: SharedStore,
+    clock: Arc<VirtualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = VirtualClock::manual(t0());
+    let shared: SharedClock = clock.clone();
+    let url = format!("embedded://{}/landing.db", dir.path().display());
+    let store = landing::open(&url, shared).await.unwrap();
+    Setup {
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn bronze_keeps_every_version_once_on_disk_and_on_s3() {
+    let s = setup().await;
+    let shared: SharedClock = s.clock.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
+    let s3 = S3Server::start();
+    s3.bucket("lake").await;
+    let remote = Lake::open(&s3.lake("lake", "prod")).unwrap();
+    remote.check().await.unwrap();
+    let def = definition("tracks");
+    let jobs = [
+        Bronze::new(s.store.clone(), disk.clone(), shared.clone()),
+        Bronze::new(s.store.clone(), remote.clone(), shared.clone()),
+    ];
+
+    // Day 1: 300 tracks.
+    land(&s.store, &ids(0..300), 1, 10).await;
+    let day1 = current(&s.store).await;
+    for job in &jobs {
+        let r = job.run(&def, Extract::Incremental, "b1").await.unwrap();
+        assert_eq!((r.version, r.rows_written), (Some(1), 300));
+        assert_eq!(
+            r.partitions.keys().collect::<Vec<_>>(),
+            ["ingest_date=2026-11-21"]
+        );
+        let again = job.run(&def, Extract::Incremental, "b2").await.unwrap();
+        assert_eq!(
+            (again.version, again.rows_written),
+            (None, 0),
+            "rerun writes nothing"
+        );
+    }
+
+    // Day 2: 100 changed, 50 new, 50 fetched again unchanged.
+    s.clock.advance(TimeDelta::days(1).to_std().unwrap());
+    land(&s.store, &ids(0..100), 2, 10).await;
+    land(&s.store, &ids(250..350), 1, 10).await;
+    let mut expected = day1;
+    expected.extend(current(&s.store).await);
+    expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    expected.dedup();
+    assert_eq!(expected.len(), 450);
+    for job in &jobs {
+        let r = job.run(&def, Extract::Incremental, "b3").await.unwrap();
+        assert_eq!(
+            (r.version, r.rows_written, r.table_rows),
+            (Some(2), 150, 450)
+        );
+        assert_eq!(
+            r.partitions.keys().collect::<Vec<_>>(),
+            ["ingest_date=2026-11-22"]
+        );
+    }
+    let on_disk = versions(&jobs[0].table(&def)).await;
+    assert_eq!(on_disk, expected);
+    assert_eq!(
+        versions(&jobs[1].table(&def)).await,
+        on_disk,
+        "S3 and disk agree"
+    );
+
+    // Rerunning day 1 rewrites its files from their own rows and the
+    // store: the day-1 versions the store no longer holds are kept, and
+    // nothing is doubled, however often it runs.
+    let day = Extract::Interval {
+        from: t0() - TimeDelta::hours(9),
+        to: t0() + TimeDelta::hours(15),
+    };
+    for job in &jobs {
+        for run in ["i1", "i2"] {
+            let r = job.run(&def, day, run).await.unwrap();
+            assert_eq!(
+                (r.rows_written, r.files_removed, r.table_rows),
+                (300, 1, 450)
+            );
+            assert_eq!(r.watermark_after, r.watermark_before);
+        }
+        assert_eq!(versions(&job.table(&def)).await, on_disk);
+    }
+
+    // Engines reading the folders see the same rows.
+    let folder = dir.path().join("bronze/tracks");
+    let folder = folder.to_str().unwrap();
+    let duck = python(&["duckdb", folder, "ingest_date"]);
+    assert_eq!(duck["rows"], 450, "{duck}");
+    assert_eq!(duck["distinct_versions"], 450, "{duck}");
+    assert_eq!(
+        duck["misplaced"], 0,
+        "partition folders match ingest dates: {duck}"
+    );
+    assert_eq!(duck["docs_matching_id"], 450, "{duck}");
+    let arrow = python(&["pyarrow", folder, "ingest_date"]);
+    assert_eq!(
+        (arrow["rows"].clone(), arrow["distinct_versions"].clone()),
+        (json!(450), json!(450))
+    );
+    assert_eq!(
+        arrow["columns"],
+        json!([
+            "id",
+            "ingested_at",
+            "run_id",
+            "endpoint",
+            "content_hash",
+            "doc",
+            "ingest_date"
+        ])
+    );
+    let arrow_s3 = python(&[
+        "pyarrow-s3",
+        &s3.endpoint(),
+        "lake/prod/bronze/tracks",
+        "ingest_date",
+    ]);
+    assert_eq!(arrow_s3["rows"], 450, "{arrow_s3}");
+    assert_eq!(arrow_s3["distinct_versions"], 450, "{arrow_s3}");
+}
+
+#[tokio::test]
+async fn an_interval_after_the_watermark_also_takes_the_gap_and_moves_it() {
+    let s = setup().await;
+    let shared: SharedClock = s.clock.clone();
+    let job = Bronze::new(s.store.clone(), Lake::in_memory(), shared);
+    let def = definition("tracks");
+    land(&s.store, &ids(0..10), 1, 0).await;
+    job.run(&def, Extract::Incremental, "b1").await.unwrap();
+    for day in 1..=3 {
+        s.clock.advance(TimeDelta::days(1).to_std().unwrap());
+        land(&s.store, &ids(day * 10..day * 10 + 10), 1, 0).await;
+    }
+    // Only day 3 asked for: days 1 and 2 come too, or bronze would have a hole.
+    let r = job
+        .run(
+            &def,
+            Extract::Interval {
+                from: t0() + TimeDelta::days(3) - TimeDelta::hours(9),
+                to: t0() + TimeDelta::days(4),
+            },
+            "i",
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.rows_written, r.table_rows), (30, 40));
+    let next = job.run(&def, Extract::Incremental, "b2").await.unwrap();
+    assert_eq!(next.version, None, "nothing left for the incremental run");
+    assert_eq!(versions(&job.table(&def)).await.len(), 40);
+}
+
+#[tokio::test]
+async fn a_second_writer_is_refused_while_the_lock_is_held() {
+    let s = setup().await;
+    let shared: SharedClock = s.clock.clone();
+    let job = Bronze::new(s.store.clone(), Lake::in_memory(), shared);
+    let now = s.clock.now();
+    assert!(
+        s.store
+            .try_lock("bronze.tracks", "other-run", now, now + TimeDelta::hours(1))
+            .await
+            .unwrap()
+    );
+    let err = job
+        .run(&definition("tracks"), Extract::Incremental, "mine")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another run is writing bronze.tracks"),
+        "{err}"
+    );
+    // Its lease lapses: the next run proceeds.
+    s.clock.advance(TimeDelta::minutes(61).to_std().unwrap());
+    job.run(&definition("tracks"), Extract::Incremental, "mine")
+        .await
+        .unwrap();
+}
