@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
-use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before};
+use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
 pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, load};
 use rows::{Merge, Row, RowBatch, Source};
@@ -30,7 +30,7 @@ const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 1024;
 /// ...or fewer, once their documents reach this size.
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// Which versions a run extracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,29 +125,25 @@ impl Bronze {
         run_id: &str,
     ) -> Result<BronzeReport> {
         let lock = format!("{LAYER}.{}", def.name);
-        self.renew_lock(&lock, run_id).await?;
-        let result = self.run_locked(def, extract, run_id, &lock).await;
-        let unlocked = self.store.unlock(&lock, run_id).await;
+        let holder = lease::holder(run_id);
+        self.renew_lock(&lock, &holder).await?;
+        let result = self.run_locked(def, extract, run_id, &lock, &holder).await;
+        let unlocked = self.store.unlock(&lock, &holder).await;
         let report = result?;
         unlocked?;
         Ok(report)
     }
 
-    async fn renew_lock(&self, lock: &str, run_id: &str) -> Result<()> {
-        let now = self.clock.now();
-        if self
-            .store
-            .try_lock(lock, run_id, now, now + LOCK_LEASE)
-            .await?
-        {
+    async fn renew_lock(&self, lock: &str, holder: &str) -> Result<()> {
+        if lease::acquire(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await? {
             Ok(())
         } else {
             Err(Error::Store {
                 store: self.store.describe(),
                 problem: format!("another run is writing {lock} (it holds the lock)"),
                 fix: format!(
-                    "wait for it to finish; if it died, its lock lapses {} minutes after it \
-                     last renewed it",
+                    "wait for it to finish; if it died on another host, its lock lapses {} \
+                     minutes after it last renewed it",
                     LOCK_LEASE.num_minutes()
                 ),
             })
@@ -160,6 +156,7 @@ impl Bronze {
         extract: Extract,
         run_id: &str,
         lock: &str,
+        holder: &str,
     ) -> Result<BronzeReport> {
         let table = self.table(def);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
@@ -245,7 +242,7 @@ impl Bronze {
             sink.push(row).await?;
             since_renewal += 1;
             if since_renewal >= 100_000 {
-                self.renew_lock(lock, run_id).await?;
+                self.renew_lock(lock, holder).await?;
                 since_renewal = 0;
             }
         }

@@ -152,7 +152,7 @@ pub enum Source {
     },
 }
 
-const PAGE_BYTES: usize = 16 * 1024 * 1024;
+const PAGE_BYTES: usize = 2 * 1024 * 1024;
 const FIRST_PAGE: usize = 256;
 const MAX_PAGE: usize = 5000;
 

@@ -366,6 +366,17 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_string();
+        self.with(move |conn| {
+            conn.query_row("SELECT holder FROM locks WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
         let record = serde_json::to_string(run).expect("run records serialize");
         let (id, started) = (run.id.clone(), micros(run.started_at));

@@ -6,6 +6,7 @@
 //! collection names.
 
 mod embedded;
+pub mod lease;
 mod mongo;
 
 use std::collections::HashMap;
@@ -212,6 +213,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<bool>;
     /// Release `name` if `holder` holds it.
     async fn unlock(&self, name: &str, holder: &str) -> Result<()>;
+    /// Who holds (or last held) the lock `name`, whatever its lease.
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>>;
 
     async fn put_run(&self, run: &RunRecord) -> Result<()>;
     /// The most recent runs first.

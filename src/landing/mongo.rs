@@ -440,6 +440,16 @@ impl Store for MongoStore {
         Ok(())
     }
 
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>> {
+        let found = self
+            .db
+            .collection::<Document>("locks")
+            .find_one(doc! {"_id": name})
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(found.and_then(|d| d.get_str("holder").ok().map(str::to_string)))
+    }
+
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
         let record = json_to_bson(&serde_json::to_value(run).expect("run records serialize"));
         self.db

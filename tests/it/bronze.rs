@@ -39,8 +39,17 @@ pub fn track(id: &str, version: u32, pad: usize) -> Value {
                   "images": [{"url": "https://i.scdn.co/image/x", "height": 640, "width": 640}]},
         "artists": [{"id": "ar1", "name": "Björk"}, {"id": "ar2", "name": "Sigur Rós"}],
         "available_markets": [],
-        "padding": "x".repeat(pad),
+        "padding": noise(id, version, pad),
     })
+}
+
+/// `len` characters that do not compress, the same for the same input.
+fn noise(id: &str, version: u32, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = soundlake::rng::Rng::derived(u64::from(version), id);
+    (0..len)
+        .map(|_| ALPHABET[rng.below(64) as usize] as char)
+        .collect()
 }
 
 /// Land `ids` at version `version` as one batch.
@@ -327,4 +336,176 @@ async fn a_second_writer_is_refused_while_the_lock_is_held() {
     job.run(&definition("tracks"), Extract::Incremental, "mine")
         .await
         .unwrap();
+}
+
+/// `soundlake bronze` as a process over the given store and lake folder,
+/// with small files so a run has many kill points.
+fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    cmd.args(["bronze", "tracks", "--json"])
+        .env_clear()
+        .env("SOUNDLAKE__LANDING__URL", landing_url)
+        .env("SOUNDLAKE__LAKE__URL", format!("file://{}", lake.display()))
+        .env("SOUNDLAKE__LAKE__FILE_MIB", "1")
+        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1")
+        .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Files under `dir` whose path ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_ending(&path, suffix)
+            } else {
+                usize::from(path.to_string_lossy().ends_with(suffix))
+            }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
+    let s = setup().await;
+    land(&s.store, &ids(0..6000), 1, 1500).await;
+    let expected = current(&s.store).await;
+    let landing_url = s.store.describe();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("bronze/tracks");
+    let staging = table.join("_soundlake/staging");
+    let commits = table.join("_soundlake/commits");
+
+    // Kill while staging the first file, further into staging, and as soon
+    // as the commit record exists (mid-publish, or just after it).
+    let points: [(&Path, &str, usize); 3] = [
+        (&staging, ".pending", 1),
+        (&staging, ".pending", 4),
+        (&commits, ".json", 1),
+    ];
+    for (watched, suffix, count) in points {
+        let mut child = bronze_command(&landing_url, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        loop {
+            if files_ending(watched, suffix) >= count {
+                child.kill().unwrap();
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("bronze finished ({status}) before the kill point {suffix} x{count}: {err}");
+            }
+            std::thread::yield_now();
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        if suffix == ".pending" {
+            let lake = Lake::open(&LakeSettings {
+                url: format!("file://{}", dir.path().display()),
+                ..LakeSettings::default()
+            })
+            .unwrap();
+            assert_eq!(
+                lake.table("bronze", "tracks")
+                    .snapshot()
+                    .await
+                    .unwrap()
+                    .version,
+                0
+            );
+            assert_eq!(
+                files_ending(&table, ".parquet"),
+                0,
+                "nothing visible before a commit"
+            );
+        }
+    }
+
+    let out = bronze_command(&landing_url, dir.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lake = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
+    assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
+    assert_eq!(files_ending(&staging, ""), 0, "staging cleaned up");
+    let duck = python(&["duckdb", table.to_str().unwrap(), "ingest_date"]);
+    assert_eq!(duck["rows"], 6000, "engines see each row once: {duck}");
+    assert_eq!(duck["distinct_versions"], 6000, "{duck}");
+}
+
+/// Run `soundlake bronze` to completion; its JSON report.
+fn bronze_report(cmd: &mut std::process::Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn memory_stays_flat_however_large_the_interval() {
+    // 60 MB of documents, then an interval rewrite over 360 MB: the second
+    // run reads six times as much and may not use much more memory, nor
+    // half of what it reads.
+    const DOC: usize = 100_000;
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = bronze_command(&s.store.describe(), dir.path());
+        cmd.args(extra)
+            .env("SOUNDLAKE__LAKE__FILE_MIB", "64")
+            .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "8");
+        bronze_report(&mut cmd)
+    };
+    for chunk in 0..6 {
+        land(&s.store, &ids(chunk * 100..chunk * 100 + 100), 1, DOC).await;
+    }
+    let small = run(&[]);
+    assert_eq!(small["tables"][0]["rows_written"], 600);
+    for chunk in 6..36 {
+        land(&s.store, &ids(chunk * 100..chunk * 100 + 100), 1, DOC).await;
+    }
+    let large = run(&["--from", "2000-01-01"]);
+    assert_eq!(large["tables"][0]["rows_written"], 3600);
+    assert_eq!(large["tables"][0]["table_rows"], 3600);
+
+    let peak = |r: &Value| {
+        r["peak_rss_bytes"]
+            .as_u64()
+            .expect("Linux reports peak memory")
+    };
+    let (a, b) = (peak(&small), peak(&large));
+    eprintln!(
+        "peak RSS: {} MiB for 60 MB, {} MiB for 360 MB",
+        a >> 20,
+        b >> 20
+    );
+    assert!(
+        b < a + a / 2,
+        "memory grew with the data: {} -> {} MiB",
+        a >> 20,
+        b >> 20
+    );
+    assert!(b < (3600 * DOC as u64) / 2, "peak {} MiB", b >> 20);
 }

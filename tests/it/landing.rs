@@ -150,7 +150,9 @@ async fn versions_and_metadata(c: &Case) {
 }
 
 async fn stamps_increase(c: &Case) {
-    // The clock stands still: every batch still gets a later stamp.
+    // The clock stands still: every batch still gets a later stamp, and
+    // once written it is the stable stamp bronze may read up to.
+    assert_eq!(c.store.stable_stamp().await.unwrap(), None);
     let mut last = i64::MIN;
     for i in 0..5 {
         let id = format!("t{i}");
@@ -169,6 +171,7 @@ async fn stamps_increase(c: &Case) {
             .unwrap()
             .ingested_at;
         assert!(stamp > last, "stamp {stamp} after {last}");
+        assert_eq!(c.store.stable_stamp().await.unwrap(), Some(stamp));
         last = stamp;
     }
 }
@@ -311,6 +314,11 @@ async fn leased_locks(c: &Case) {
         !s.try_lock("pipeline", "bob", now, lease(60)).await.unwrap(),
         "held"
     );
+    assert_eq!(
+        s.lock_holder("pipeline").await.unwrap().as_deref(),
+        Some("alice")
+    );
+    assert_eq!(s.lock_holder("other").await.unwrap(), None);
     assert!(
         s.try_lock("pipeline", "alice", lease(30), lease(90))
             .await

@@ -1,0 +1,77 @@
+//! Locks held by runs of this program. A lock's holder names the run, the
+//! host and the process (`<run>@<host>:<pid>`), so a run that finds the
+//! lock held by a process of its own host that no longer exists (killed,
+//! crashed) takes it over at once instead of waiting for the lease to end.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::SharedStore;
+use crate::error::Result;
+
+/// The holder name for `run_id` in this process.
+pub fn holder(run_id: &str) -> String {
+    format!("{run_id}@{}:{}", hostname(), std::process::id())
+}
+
+/// Take or renew `name` for `holder` until `now + lease`; `false` when a
+/// live holder has it.
+pub async fn acquire(
+    store: &SharedStore,
+    name: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
+) -> Result<bool> {
+    if store.try_lock(name, holder, now, now + lease).await? {
+        return Ok(true);
+    }
+    match store.lock_holder(name).await? {
+        Some(current) if died_here(&current) => {
+            tracing::warn!(lock = name, holder = %current, "taking over a lock whose process is gone");
+            store.unlock(name, &current).await?;
+            store.try_lock(name, holder, now, now + lease).await
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Whether `holder` names a process of this host that has exited. Only
+/// where `/proc` exists; elsewhere the lease decides.
+fn died_here(holder: &str) -> bool {
+    let Some((_, place)) = holder.rsplit_once('@') else {
+        return false;
+    };
+    let Some((host, pid)) = place.rsplit_once(':') else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    host == hostname()
+        && proc.join("self").exists()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !proc.join(pid.to_string()).exists())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exited_processes_of_this_host_are_dead() {
+        let me = holder("run-1");
+        assert!(!died_here(&me), "this process is alive");
+        let gone = format!("run-2@{}:{}", hostname(), u32::MAX - 7);
+        assert!(died_here(&gone));
+        assert!(!died_here(&format!(
+            "run-3@elsewhere.example:{}",
+            u32::MAX - 7
+        )));
+        assert!(!died_here("not a holder"));
+    }
+}
