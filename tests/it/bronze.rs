@@ -509,3 +509,54 @@ async fn memory_stays_flat_however_large_the_interval() {
     );
     assert!(b < (3600 * DOC as u64) / 2, "peak {} MiB", b >> 20);
 }
+
+#[tokio::test]
+async fn bad_commands_and_settings_exit_with_a_fix_and_no_secret() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let landing_url = s.store.describe();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (code, err) = run(bronze_command(&landing_url, dir.path()).arg("songs"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no bronze table \"songs\"") && err.contains("tracks"),
+        "{err}"
+    );
+
+    let (code, err) = run(bronze_command(&landing_url, dir.path())
+        .env("SOUNDLAKE__LAKE__URL", "ftp://lake")
+        .env("SOUNDLAKE__LAKE__COMPRESSION", "gzip"));
+    assert_eq!(code, Some(2), "{err}");
+
+    let (code, err) = run(
+        bronze_command(&landing_url, dir.path()).env("SOUNDLAKE__DEFINITIONS__DIR", dir.path())
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bronze definitions"), "{err}");
+
+    let (code, err) = run(bronze_command(&landing_url, dir.path()).args(["--from", "yesterday"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("neither a date"), "{err}");
+
+    let s3 = S3Server::start();
+    let (code, err) = run(bronze_command(&landing_url, dir.path())
+        .env("SOUNDLAKE__LAKE__URL", "s3://missing-bucket/lake")
+        .env("SOUNDLAKE__LAKE__S3__ENDPOINT", s3.endpoint())
+        .env("SOUNDLAKE__LAKE__S3__PATH_STYLE", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", crate::support::S3_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", crate::support::S3_SECRET_KEY));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("s3://missing-bucket/lake") && err.contains("create the bucket"),
+        "{err}"
+    );
+    assert!(!err.contains(crate::support::S3_SECRET_KEY), "{err}");
+}
