@@ -1,0 +1,352 @@
+//! The lake: object storage holding the bronze, silver and gold tables as
+//! Hive-style partitioned Parquet. One URL picks the backend (local disk,
+//! S3 and S3-compatible servers, HDFS, memory); everything above this
+//! module sees only [`Lake`] and [`Table`]. The lake knows nothing of
+//! Spotify or of what the layers mean.
+
+mod parquet_io;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::config::{LakeSettings, S3Settings};
+use crate::error::{Error, Result};
+use crate::secret::redact_url;
+
+pub use parquet_io::{FileWriter, WriteOptions, read_file};
+pub use table::{DataFile, Snapshot, Table, Transaction};
+
+/// A handle on the lake; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    /// The URL as given, credentials redacted: for messages only.
+    url: String,
+    write: WriteOptions,
+}
+
+impl Lake {
+    /// Open the lake `settings.url` names. Local folders are created; remote
+    /// stores are not contacted until [`Lake::check`] or the first operation.
+    pub fn open(settings: &LakeSettings) -> Result<Lake> {
+        let url = settings.url.trim();
+        let shown = redact_url(url);
+        let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
+            local(dir, &shown)?
+        } else if url == "memory://" || url == "memory:" {
+            Arc::new(object_store::memory::InMemory::new())
+        } else if let Some(rest) = strip_any(url, &["s3://", "s3a://"]) {
+            s3(rest, settings, &shown)?
+        } else if url.starts_with("hdfs://") || url.starts_with("viewfs://") {
+            hdfs(url, &shown)?
+        } else {
+            return Err(Error::config(
+                "[lake] url",
+                format!("{shown:?} is not a lake URL"),
+                "use file://./lake (the default), s3://bucket/prefix, \
+                 hdfs://namenode:8020/path or memory://",
+            ));
+        };
+        Lake::with_store(store, &shown, settings)
+    }
+
+    /// A lake over an object store built elsewhere (a wrapped or custom
+    /// store); `label` names it in messages and must carry no credentials.
+    pub fn with_store(
+        store: Arc<dyn ObjectStore>,
+        label: &str,
+        settings: &LakeSettings,
+    ) -> Result<Lake> {
+        Ok(Lake {
+            inner: Arc::new(Inner {
+                store,
+                url: label.into(),
+                write: WriteOptions::from_settings(settings)?,
+            }),
+        })
+    }
+
+    /// An empty lake in memory, for tests and dry runs.
+    pub fn in_memory() -> Lake {
+        Lake::open(&LakeSettings {
+            url: "memory://".into(),
+            ..LakeSettings::default()
+        })
+        .expect("memory:// always opens")
+    }
+
+    /// The lake URL with credentials redacted.
+    pub fn describe(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// One cheap request, so a missing bucket, a refused credential or an
+    /// unreachable server fails before any work starts.
+    pub async fn check(&self) -> Result<()> {
+        self.inner
+            .store
+            .list_with_delimiter(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("list the lake root", e))
+    }
+
+    /// The table `<layer>/<name>/`.
+    pub fn table(&self, layer: &str, name: &str) -> Table {
+        Table::new(self.clone(), Path::from(layer).join(name))
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    pub(crate) fn write_options(&self) -> &WriteOptions {
+        &self.inner.write
+    }
+
+    /// An object-store failure as a message with the lake URL and a fix.
+    /// Retryable failures were already retried by the store client; what
+    /// arrives here is permanent or out of retries.
+    pub(crate) fn error(&self, action: &str, e: object_store::Error) -> Error {
+        use object_store::Error as E;
+        let fix = match &e {
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+                "check the credentials ([lake.s3] access_key_id / secret_access_key or \
+                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and that they may read, write, \
+                 list and delete under the lake URL"
+            }
+            E::NotFound { .. } => {
+                "the object is gone: another writer or a manual delete removed it; \
+                 rerun the task, which rebuilds from the last committed version"
+            }
+            _ if is_missing_bucket(&e) => {
+                "create the bucket (for MinIO: mc mb <alias>/<bucket>) or fix [lake] url"
+            }
+            E::AlreadyExists { .. } | E::Precondition { .. } => {
+                "another writer changed the table at the same time; run the task again"
+            }
+            E::NotImplemented { .. } | E::NotSupported { .. } => {
+                "this object store cannot do what the lake needs (conditional create); \
+                 use a store with S3 conditional writes (AWS S3, MinIO), HDFS or local disk"
+            }
+            _ => {
+                "check that the storage server is reachable and healthy; transient failures \
+                 were retried ([lake] max_retries, retry_timeout_secs)"
+            }
+        };
+        Error::Lake {
+            url: self.inner.url.clone(),
+            problem: format!("could not {action}: {}", scrub(&e.to_string())),
+            fix: fix.into(),
+        }
+    }
+}
+
+fn strip_any<'a>(url: &'a str, prefixes: &[&str]) -> Option<&'a str> {
+    prefixes.iter().find_map(|p| url.strip_prefix(p))
+}
+
+fn is_missing_bucket(e: &object_store::Error) -> bool {
+    e.to_string().contains("NoSuchBucket")
+}
+
+/// Object-store messages can quote request URLs with signatures in their
+/// query; keep only what a reader needs.
+fn scrub(message: &str) -> String {
+    message
+        .split_whitespace()
+        .map(|word| {
+            if word.contains("X-Amz-Signature") || word.contains("X-Amz-Credential") {
+                redact_url(word.split('?').next().unwrap_or(word))
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn local(dir: &str, shown: &str) -> Result<Arc<dyn ObjectStore>> {
+    let dir = if dir.is_empty() { "." } else { dir };
+    std::fs::create_dir_all(dir).map_err(|e| Error::Lake {
+        url: shown.into(),
+        problem: format!("cannot create the lake folder {dir}: {e}"),
+        fix: "choose a writable folder in [lake] url (file://<folder>)".into(),
+    })?;
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| Error::Lake {
+            url: shown.into(),
+            problem: e.to_string(),
+            fix: "choose a readable folder in [lake] url (file://<folder>)".into(),
+        })?
+        // Deleting the last file of a partition removes its folder, so
+        // engines listing the table do not find empty partitions.
+        .with_automatic_cleanup(true);
+    Ok(Arc::new(fs))
+}
+
+fn retry(settings: &LakeSettings) -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: settings.max_retries,
+        retry_timeout: Duration::from_secs(settings.retry_timeout_secs),
+        ..Default::default()
+    }
+}
+
+fn s3(rest: &str, settings: &LakeSettings, shown: &str) -> Result<Arc<dyn ObjectStore>> {
+    use object_store::aws::AmazonS3Builder;
+
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() || bucket.contains('@') {
+        return Err(Error::config(
+            "[lake] url",
+            format!("{shown:?} names no bucket"),
+            "write s3://<bucket>/<prefix>; credentials go in [lake.s3] or the AWS variables, \
+             never in the URL",
+        ));
+    }
+    let S3Settings {
+        endpoint,
+        region,
+        access_key_id,
+        secret_access_key,
+        session_token,
+        path_style,
+    } = &settings.s3;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry(settings));
+    if !endpoint.is_empty() {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if !region.is_empty() {
+        builder = builder.with_region(region);
+    }
+    if !access_key_id.is_empty() {
+        builder = builder.with_access_key_id(access_key_id);
+    }
+    if !secret_access_key.is_empty() {
+        builder = builder.with_secret_access_key(secret_access_key.expose());
+    }
+    if !session_token.is_empty() {
+        builder = builder.with_token(session_token.expose());
+    }
+    if *path_style {
+        builder = builder.with_virtual_hosted_style_request(false);
+    }
+    let store = builder.build().map_err(|e| {
+        Error::config(
+            "[lake.s3]",
+            scrub(&e.to_string()),
+            "set [lake.s3] endpoint/region/credentials or the AWS_* variables",
+        )
+    })?;
+    Ok(prefixed(store, prefix))
+}
+
+fn hdfs(url: &str, shown: &str) -> Result<Arc<dyn ObjectStore>> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Error::config(
+            "[lake] url",
+            format!("{shown:?}: {e}"),
+            "write hdfs://namenode:8020/path",
+        )
+    })?;
+    let authority = format!(
+        "{}://{}{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default(),
+        parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+        .with_url(authority)
+        .build()
+        .map_err(|e| Error::Lake {
+            url: shown.into(),
+            problem: e.to_string(),
+            fix: "check the NameNode address in [lake] url and the Hadoop configuration \
+                  (HADOOP_CONF_DIR)"
+                .into(),
+        })?;
+    Ok(prefixed(store, parsed.path().trim_matches('/')))
+}
+
+fn prefixed<T: ObjectStore>(store: T, prefix: &str) -> Arc<dyn ObjectStore> {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    }
+}
+
+/// A Hive partition folder name, `key=value`, with the characters Hive
+/// escapes written as `%XX` so any value round-trips through engines.
+pub fn partition_dir(key: &str, value: &str) -> String {
+    let mut out = String::with_capacity(key.len() + value.len() + 1);
+    out.push_str(key);
+    out.push('=');
+    for c in value.chars() {
+        if c.is_control() || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_like_hive() {
+        assert_eq!(
+            partition_dir("ingest_date", "2026-11-21"),
+            "ingest_date=2026-11-21"
+        );
+        assert_eq!(partition_dir("k", "a/b=c%"), "k=a%2Fb%3Dc%25");
+    }
+
+    #[test]
+    fn unknown_scheme_is_a_config_error_naming_the_forms() {
+        let err = Lake::open(&LakeSettings {
+            url: "ftp://user:hunter2@host/lake".into(),
+            ..LakeSettings::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[lake] url"), "{err}");
+        assert!(err.contains("s3://bucket/prefix"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn s3_url_without_bucket_is_refused() {
+        for url in ["s3://", "s3:///prefix", "s3://key:secret@bucket/x"] {
+            let err = Lake::open(&LakeSettings {
+                url: url.into(),
+                ..LakeSettings::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("bucket"), "{url}: {err}");
+            assert!(!err.contains("secret@"), "{url}: {err}");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Parquet in and out of the object store, streaming both ways: a writer
+//! holds at most one row group in memory and uploads in parts; a reader
+//! yields record batches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use std::ops::Range;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde_json::{Map, Value};
+
+use super::{DataFile, Lake};
+use crate::config::LakeSettings;
+use crate::error::{Error, Result};
+
+const MIB: usize = 1024 * 1024;
+
+/// How files are encoded and sized; from `[lake]` settings.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    compression: Compression,
+    row_group_rows: usize,
+    row_group_bytes: usize,
+    file_bytes: usize,
+}
+
+impl WriteOptions {
+    pub(super) fn from_settings(s: &LakeSettings) -> Result<Self> {
+        for (key, value) in [
+            ("row_group_rows", s.row_group_rows),
+            ("row_group_mib", s.row_group_mib),
+            ("file_mib", s.file_mib),
+        ] {
+            if value == 0 {
+                return Err(Error::config(
+                    format!("[lake] {key}"),
+                    "must be at least 1",
+                    "leave the key out for the default",
+                ));
+            }
+        }
+        Ok(WriteOptions {
+            compression: match s.compression {
+                crate::config::Compression::Zstd => {
+                    Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a zstd level"))
+                }
+                crate::config::Compression::Snappy => Compression::SNAPPY,
+            },
+            row_group_rows: s.row_group_rows,
+            row_group_bytes: s.row_group_mib * MIB,
+            file_bytes: s.file_mib * MIB,
+        })
+    }
+
+    /// Writer properties: page-level statistics and page indexes on every
+    /// column engines filter by; none, and no dictionary, on `payload`
+    /// columns (large JSON text), where they cost space and never prune.
+    fn properties(&self, payload: &[&str]) -> WriterProperties {
+        let mut props = WriterProperties::builder()
+            .set_compression(self.compression)
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_max_row_group_bytes(Some(self.row_group_bytes))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_created_by(format!("soundlake {}", env!("CARGO_PKG_VERSION")));
+        for column in payload {
+            let path = ColumnPath::from(*column);
+            props = props
+                .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+                .set_column_dictionary_enabled(path, false);
+        }
+        props.build()
+    }
+}
+
+/// One Parquet file being written to its staged location. Finish it to
+/// get the [`DataFile`] entry a transaction commits.
+pub struct FileWriter {
+    writer: AsyncArrowWriter<BufWriter>,
+    lake: Lake,
+    staged: Path,
+    path: String,
+    partition: BTreeMap<String, String>,
+    file_bytes: usize,
+    rows: u64,
+    stats: Map<String, Value>,
+}
+
+impl FileWriter {
+    pub(super) fn new(
+        lake: &Lake,
+        staged: Path,
+        path: String,
+        partition: BTreeMap<String, String>,
+        schema: SchemaRef,
+        payload: &[&str],
+    ) -> Result<Self> {
+        let options = lake.write_options();
+        // Parts of 8 MiB (S3 wants at least 5), two in flight: the upload
+        // holds at most ~24 MiB however large the file.
+        let sink = BufWriter::with_capacity(Arc::clone(lake.store()), staged.clone(), 8 * MIB)
+            .with_max_concurrency(2);
+        let writer = AsyncArrowWriter::try_new(sink, schema, Some(options.properties(payload)))
+            .map_err(|e| parquet_error(lake, &staged, e))?;
+        Ok(FileWriter {
+            writer,
+            lake: lake.clone(),
+            staged,
+            path,
+            partition,
+            file_bytes: options.file_bytes,
+            rows: 0,
+            stats: Map::new(),
+        })
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| parquet_error(&self.lake, &self.staged, e))
+    }
+
+    /// Whether the file reached `[lake] file_mib` and the caller should
+    /// start the next one.
+    pub fn is_full(&self) -> bool {
+        self.writer.bytes_written() + self.writer.in_progress_size() >= self.file_bytes
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Layer-specific facts recorded with the file in the commit (bronze
+    /// keeps the range of ingest stamps it holds).
+    pub fn set_stat(&mut self, key: &str, value: Value) {
+        self.stats.insert(key.into(), value);
+    }
+
+    pub async fn finish(mut self) -> Result<DataFile> {
+        self.writer
+            .finish()
+            .await
+            .map_err(|e| parquet_error(&self.lake, &self.staged, e))?;
+        let bytes = self.writer.bytes_written() as u64;
+        Ok(DataFile {
+            path: self.path,
+            partition: self.partition,
+            rows: self.rows,
+            bytes,
+            stats: self.stats,
+        })
+    }
+}
+
+/// The record batches of one Parquet file of `size` bytes, `batch_rows`
+/// at a time.
+pub async fn read_file(
+    lake: &Lake,
+    path: &Path,
+    size: u64,
+    batch_rows: usize,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let reader = ObjectReader {
+        store: Arc::clone(lake.store()),
+        path: path.clone(),
+        size,
+    };
+    let stream = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| parquet_error(lake, path, e))?
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(|e| parquet_error(lake, path, e))?;
+    let lake = lake.clone();
+    let path = path.clone();
+    Ok(stream
+        .map(move |batch| batch.map_err(|e| parquet_error(&lake, &path, e)))
+        .boxed())
+}
+
+/// Ranged reads of one object; the size comes from the commit record, so
+/// the footer is one request.
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn external(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(external)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(external)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+fn parquet_error(lake: &Lake, path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<object_store::Error>() {
+                Ok(store_error) => lake.error(&format!("access {path}"), *store_error),
+                Err(other) => parquet_message(lake, path, &other.to_string()),
+            }
+        }
+        other => parquet_message(lake, path, &other.to_string()),
+    }
+}
+
+fn parquet_message(lake: &Lake, path: &Path, message: &str) -> Error {
+    Error::Lake {
+        url: lake.describe().into(),
+        problem: format!("{path}: {message}"),
+        fix: "the file is not valid Parquet or was cut short; it was not written by a \
+              committed soundlake version, or was changed afterwards: rerun the task with \
+              --full-refresh to rebuild the table"
+            .into(),
+    }
+}
