@@ -27,6 +27,8 @@ pub const LAYER: &str = "bronze";
 const PAYLOAD: [&str; 1] = ["doc"];
 /// How long a bronze run holds its table's lock before it must renew it.
 const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+/// A long run renews its lock every this many rows.
+const LOCK_RENEWAL_ROWS: u64 = 100_000;
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 1024;
 /// ...or fewer, once their documents reach this size.
@@ -47,7 +49,8 @@ pub enum Extract {
 }
 
 /// The newest version a bronze table holds, as a resumable scan cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered as the store scans: by stamp, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Watermark {
     pub ingested_at: Stamp,
     pub id: String,
@@ -227,23 +230,18 @@ impl Bronze {
 
         let mut sink = Sink::new(&mut txn, def);
         let mut merge = Merge::new(sources);
+        // The merge emits rows in (stamp, id) order: the last one is the newest.
         let mut last: Option<Watermark> = None;
-        let mut since_renewal = 0usize;
+        let mut rows = 0u64;
         while let Some(row) = merge.next().await? {
-            if last
-                .as_ref()
-                .is_none_or(|w| (w.ingested_at, w.id.as_str()) < (row.stamp, row.id.as_str()))
-            {
-                last = Some(Watermark {
-                    ingested_at: row.stamp,
-                    id: row.id.clone(),
-                });
-            }
+            last = Some(Watermark {
+                ingested_at: row.stamp,
+                id: row.id.clone(),
+            });
             sink.push(row).await?;
-            since_renewal += 1;
-            if since_renewal >= 100_000 {
+            rows += 1;
+            if rows % LOCK_RENEWAL_ROWS == 0 {
                 self.renew_lock(lock, holder).await?;
-                since_renewal = 0;
             }
         }
         let written = sink.finish().await?;
@@ -251,14 +249,7 @@ impl Bronze {
             return Ok(report);
         }
 
-        let after = match (before, last) {
-            (Some(b), Some(l)) => Some(if (b.ingested_at, &b.id) >= (l.ingested_at, &l.id) {
-                b
-            } else {
-                l
-            }),
-            (b, l) => b.or(l),
-        };
+        let after = before.max(last);
         for file in &written {
             report.rows_written += file.rows;
             let folder = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");

@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -182,24 +182,47 @@ impl Table {
     }
 
     async fn latest_version(&self) -> Result<Option<u64>> {
-        let prefix = self.commits();
-        let listed: Vec<_> = self
-            .lake
-            .store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake.error(&format!("list {prefix}"), e))?;
-        Ok(listed
-            .iter()
+        Ok(self
+            .commit_records()
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .max())
+    }
+
+    /// The commit records present, by version.
+    async fn commit_records(&self) -> Result<Vec<(u64, Path)>> {
+        Ok(self
+            .list(&self.commits())
+            .await?
+            .into_iter()
             .filter_map(|meta| {
-                meta.location
+                let version = meta
+                    .location
                     .filename()?
                     .strip_suffix(".json")?
                     .parse()
-                    .ok()
+                    .ok()?;
+                Some((version, meta.location))
             })
-            .max())
+            .collect())
+    }
+
+    async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        self.lake
+            .store()
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.lake.error(&format!("list {prefix}"), e))
+    }
+
+    /// Delete `path`; one already gone is fine (every step is repeatable).
+    async fn delete(&self, path: &Path) -> Result<()> {
+        match self.lake.store().delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.lake.error(&format!("delete {path}"), e)),
+        }
     }
 
     /// The record batches of one committed file, wherever the protocol
@@ -236,16 +259,8 @@ impl Table {
     pub async fn settle(&self) -> Result<Snapshot> {
         let snapshot = self.snapshot().await?;
         self.publish(&snapshot).await?;
-        let staging_root = self.root.clone().join(META).join(STAGING);
-        let listed = self
-            .lake
-            .store()
-            .list_with_delimiter(Some(&staging_root))
-            .await
-            .map_err(|e| self.lake.error(&format!("list {staging_root}"), e))?;
-        for folder in listed.common_prefixes {
-            self.delete_prefix(&folder).await?;
-        }
+        self.delete_prefix(&self.root.clone().join(META).join(STAGING))
+            .await?;
         Ok(snapshot)
     }
 
@@ -262,11 +277,7 @@ impl Table {
             }
         }
         for path in &snapshot.removed {
-            let path = rel(self.root.clone(), path);
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.lake.error(&format!("delete {path}"), e)),
-            }
+            self.delete(&rel(self.root.clone(), path)).await?;
         }
         if !snapshot.staging.is_empty() {
             self.delete_prefix(&self.staging(&snapshot.staging)).await?;
@@ -275,18 +286,19 @@ impl Table {
     }
 
     async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
-        let store = self.lake.store();
-        let listed: Vec<_> = store
-            .list(Some(prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake.error(&format!("list {prefix}"), e))?;
-        for meta in listed {
-            match store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(self.lake.error(&format!("delete {}", meta.location), e));
-                }
+        for meta in self.list(prefix).await? {
+            self.delete(&meta.location).await?;
+        }
+        Ok(())
+    }
+
+    async fn prune_commits(&self, newest: u64) -> Result<()> {
+        let Some(oldest_kept) = newest.checked_sub(KEEP_COMMITS) else {
+            return Ok(());
+        };
+        for (version, path) in self.commit_records().await? {
+            if version < oldest_kept {
+                self.delete(&path).await?;
             }
         }
         Ok(())
@@ -425,37 +437,6 @@ impl Transaction {
         table.publish(&snapshot).await?;
         table.prune_commits(snapshot.version).await?;
         Ok(snapshot)
-    }
-}
-
-impl Table {
-    async fn prune_commits(&self, newest: u64) -> Result<()> {
-        let Some(oldest_kept) = newest.checked_sub(KEEP_COMMITS) else {
-            return Ok(());
-        };
-        let prefix = self.commits();
-        let listed: Vec<_> = self
-            .lake
-            .store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake.error(&format!("list {prefix}"), e))?;
-        for meta in listed {
-            let version: Option<u64> = meta
-                .location
-                .filename()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|v| v.parse().ok());
-            if version.is_some_and(|v| v < oldest_kept) {
-                self.lake
-                    .store()
-                    .delete(&meta.location)
-                    .await
-                    .map_err(|e| self.lake.error(&format!("delete {}", meta.location), e))?;
-            }
-        }
-        Ok(())
     }
 }
 

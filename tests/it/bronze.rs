@@ -381,6 +381,11 @@ async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
     let table = dir.path().join("bronze/tracks");
     let staging = table.join("_soundlake/staging");
     let commits = table.join("_soundlake/commits");
+    let lake = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
 
     // Kill while staging the first file, further into staging, and as soon
     // as the commit record exists (mid-publish, or just after it).
@@ -413,11 +418,6 @@ async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
             Some(9)
         );
         if suffix == ".pending" {
-            let lake = Lake::open(&LakeSettings {
-                url: format!("file://{}", dir.path().display()),
-                ..LakeSettings::default()
-            })
-            .unwrap();
             assert_eq!(
                 lake.table("bronze", "tracks")
                     .snapshot()
@@ -434,17 +434,7 @@ async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
         }
     }
 
-    let out = bronze_command(&landing_url, dir.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lake = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
+    bronze_report(&mut bronze_command(&landing_url, dir.path()));
     assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
     assert_eq!(files_ending(&staging, ""), 0, "staging cleaned up");
     let duck = python(&["duckdb", table.to_str().unwrap(), "ingest_date"]);
