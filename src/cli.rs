@@ -63,6 +63,20 @@ enum Command {
     /// bronze tables of the lake (all of bronze/*.toml, or the ones named);
     /// with --from/--to, re-derive that ingest interval instead.
     Bronze(BronzeArgs),
+    /// Flatten bronze into the typed silver tables (all of silver/*.toml,
+    /// or the ones named): only keys with new versions are re-derived.
+    Silver(SilverArgs),
+}
+
+#[derive(Debug, Args)]
+struct SilverArgs {
+    /// Tables to run (default: every silver/*.toml).
+    tables: Vec<String>,
+    /// Rebuild from all of bronze, inferring the schema afresh.
+    #[arg(long)]
+    full_refresh: bool,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +234,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Crawl(args) => crawl(args, &settings).await,
         Command::Import(args) => import(args, &settings).await,
         Command::Bronze(args) => bronze(args, &settings).await,
+        Command::Silver(args) => silver(args, &settings).await,
     }
 }
 
@@ -332,7 +347,7 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
 
     let clock = clock::system();
     let defs = crate::bronze::load(&settings.definitions.dir.join(crate::bronze::LAYER))?;
-    let chosen = select_tables(&defs, &args.tables)?;
+    let chosen = select_tables("bronze", &defs, |d| &d.name, &args.tables)?;
     let extract = match args.from {
         Some(from) => Extract::Interval {
             from,
@@ -370,24 +385,69 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
     Ok(())
 }
 
-/// The definitions named on the command line (all when none are), or a
-/// usage error listing the known ones.
-fn select_tables<'d>(
-    defs: &'d [crate::bronze::BronzeTable],
+async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::silver::Silver;
+
+    let clock = clock::system();
+    let dir = &settings.definitions.dir;
+    let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))?;
+    let defs = crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?;
+    let chosen = select_tables("silver", &defs, |d| &d.name, &args.tables)?;
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    lake.check().await?;
+    let job = Silver::new(store.clone(), lake, clock.clone());
+    let mut reports = Vec::new();
+    for def in chosen {
+        let source = bronze
+            .iter()
+            .find(|b| b.name == def.source)
+            .expect("silver::load checked the source");
+        let run = RecordedRun::start(&store, &clock, &format!("silver.{}", def.name)).await?;
+        let report = match job.run(def, source, args.full_refresh, run.id()).await {
+            Ok(report) => report,
+            Err(e) => return Err(run.fail(e).await),
+        };
+        run.finish(
+            "succeeded",
+            serde_json::to_value(&report).expect("reports serialize"),
+        )
+        .await?;
+        if !args.report.json {
+            println!("{}", crate::silver::render(&report));
+        }
+        reports.push(report);
+    }
+    if args.report.json {
+        print_json(&serde_json::json!({
+            "tables": reports,
+            "peak_rss_bytes": peak_rss_bytes(),
+        }));
+    }
+    Ok(())
+}
+
+/// The definitions named on the command line (all when none are; with or
+/// without the `<layer>.` prefix), or a usage error listing the known ones.
+fn select_tables<'d, T>(
+    layer: &str,
+    defs: &'d [T],
+    name_of: fn(&T) -> &String,
     names: &[String],
-) -> Result<Vec<&'d crate::bronze::BronzeTable>> {
+) -> Result<Vec<&'d T>> {
     if names.is_empty() {
         return Ok(defs.iter().collect());
     }
+    let prefix = format!("{layer}.");
     names
         .iter()
         .map(|name| {
-            let bare = name.strip_prefix("bronze.").unwrap_or(name);
-            defs.iter().find(|d| d.name == bare).ok_or_else(|| {
-                let known: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+            let bare = name.strip_prefix(&prefix).unwrap_or(name);
+            defs.iter().find(|d| name_of(d) == bare).ok_or_else(|| {
+                let known: Vec<&str> = defs.iter().map(|d| name_of(d).as_str()).collect();
                 Error::config(
                     "command line",
-                    format!("there is no bronze table {name:?}"),
+                    format!("there is no {layer} table {name:?}"),
                     format!("use one of: {}", known.join(", ")),
                 )
             })

@@ -1,7 +1,8 @@
 //! soundlake: a medallion ELT pipeline for the Spotify Web API.
 //!
 //! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
-//! [`text`] are shared ground; [`spotify`] is the API client and [`sim`] its
+//! [`text`] are shared ground, [`definitions`] the reading of table
+//! definition folders; [`spotify`] is the API client and [`sim`] its
 //! simulator; [`landing`] is the landing and state store; [`cli`] is the
 //! command line on top.
 
@@ -10,12 +11,14 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crawl;
+pub mod definitions;
 pub mod error;
 pub mod import;
 pub mod lake;
 pub mod landing;
 pub mod rng;
 pub mod secret;
+pub mod silver;
 pub mod sim;
 pub mod spotify;
 pub mod text;

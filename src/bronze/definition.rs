@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::definitions::{is_identifier, read_toml, toml_files};
 use crate::error::{Error, Result};
 use crate::landing::Collection;
 
@@ -71,22 +72,9 @@ pub const METADATA_COLUMNS: [&str; 5] =
 /// Every `*.toml` in `dir`, sorted by name. All problems are reported at
 /// once, each with its file and a fix.
 pub fn load(dir: &Path) -> Result<Vec<BronzeTable>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::config(
-            dir.display().to_string(),
-            format!("cannot read the bronze definitions folder: {e}"),
-            "create it with one <table>.toml per landing collection, or set [definitions] dir \
-             to the folder that holds bronze/",
-        )
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
     let mut tables = Vec::new();
     let mut problems = Vec::new();
-    for path in paths {
+    for path in toml_files(dir, "bronze")? {
         match parse(&path) {
             Ok(table) => tables.push(table),
             Err(problem) => problems.push(format!("{}: {problem}", path.display())),
@@ -123,26 +111,7 @@ pub fn load(dir: &Path) -> Result<Vec<BronzeTable>> {
 }
 
 fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
-    if !is_identifier(&name) {
-        return Err(format!(
-            "{name:?} is not a table name: use lowercase letters, digits and _, starting \
-             with a letter (rename the file)"
-        ));
-    }
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > 1024 * 1024 {
-        return Err(format!(
-            "{} bytes is far too large for a table definition",
-            meta.len()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let file: File = toml::from_str(&text).map_err(|e| toml_problem(&text, &e))?;
+    let (name, file): (String, File) = read_toml(path)?;
     if !is_identifier(&file.key) || METADATA_COLUMNS.contains(&file.key.as_str()) {
         return Err(format!(
             "key {:?} must be a column name (lowercase, digits, _) other than {}",
@@ -157,28 +126,6 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
         partition_by: file.partition_by,
         file: path.to_path_buf(),
     })
-}
-
-/// A TOML error on one line: where, then what (the crate's message also
-/// draws the line with a caret, which a list of problems has no room for).
-pub fn toml_problem(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim();
-    match e.span() {
-        Some(span) => {
-            let before = &text.as_bytes()[..span.start.min(text.len())];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message.to_string(),
-    }
-}
-
-fn is_identifier(s: &str) -> bool {
-    s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 #[cfg(test)]

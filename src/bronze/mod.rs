@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::clock::SharedClock;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
 use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
@@ -138,19 +138,7 @@ impl Bronze {
     }
 
     async fn renew_lock(&self, lock: &str, holder: &str) -> Result<()> {
-        if lease::acquire(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await? {
-            Ok(())
-        } else {
-            Err(Error::Store {
-                store: self.store.describe(),
-                problem: format!("another run is writing {lock} (it holds the lock)"),
-                fix: format!(
-                    "wait for it to finish; if it died on another host, its lock lapses {} \
-                     minutes after it last renewed it",
-                    LOCK_LEASE.num_minutes()
-                ),
-            })
-        }
+        lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await
     }
 
     async fn run_locked(

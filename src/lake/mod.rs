@@ -17,7 +17,7 @@ use crate::config::{LakeSettings, S3Settings};
 use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
-pub use parquet_io::{FileWriter, WriteOptions, read_file};
+pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
 pub use table::{DataFile, Snapshot, Table, Transaction};
 
 /// A handle on the lake; cheap to clone.

@@ -16,9 +16,9 @@ use futures::{FutureExt, StreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{AsyncArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -169,30 +169,89 @@ impl FileWriter {
     }
 }
 
-/// The record batches of one Parquet file of `size` bytes, `batch_rows`
-/// at a time.
-pub async fn read_file(
-    lake: &Lake,
-    path: &Path,
+/// A Parquet file with its footer read: row groups and columns are read
+/// on demand, so a reader can split a file across workers and fetch only
+/// the columns it needs.
+pub struct ParquetFile {
+    lake: Lake,
+    path: Path,
     size: u64,
-    batch_rows: usize,
-) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    let reader = ObjectReader {
-        store: Arc::clone(lake.store()),
-        path: path.clone(),
-        size,
-    };
-    let stream = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| parquet_error(lake, path, e))?
-        .with_batch_size(batch_rows)
-        .build()
-        .map_err(|e| parquet_error(lake, path, e))?;
-    let lake = lake.clone();
-    let path = path.clone();
-    Ok(stream
-        .map(move |batch| batch.map_err(|e| parquet_error(&lake, &path, e)))
-        .boxed())
+    metadata: ArrowReaderMetadata,
+}
+
+impl ParquetFile {
+    /// Read the footer of the `size`-byte file at `path` (one request).
+    pub async fn open(lake: &Lake, path: &Path, size: u64) -> Result<ParquetFile> {
+        let mut reader = ObjectReader {
+            store: Arc::clone(lake.store()),
+            path: path.clone(),
+            size,
+        };
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| parquet_error(lake, path, e))?;
+        Ok(ParquetFile {
+            lake: lake.clone(),
+            path: path.clone(),
+            size,
+            metadata,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        self.metadata.schema()
+    }
+
+    /// The row count of each row group, in file order.
+    pub fn row_group_rows(&self) -> Vec<u64> {
+        self.metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows() as u64)
+            .collect()
+    }
+
+    /// Record batches of `batch_rows` rows from the given row groups (all
+    /// when `None`), with only the named top-level columns (all when
+    /// `None`; a name the file lacks is an error).
+    pub fn read(
+        &self,
+        row_groups: Option<Vec<usize>>,
+        columns: Option<&[&str]>,
+        batch_rows: usize,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let reader = ObjectReader {
+            store: Arc::clone(self.lake.store()),
+            path: self.path.clone(),
+            size: self.size,
+        };
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.metadata.clone())
+                .with_batch_size(batch_rows);
+        if let Some(groups) = row_groups {
+            builder = builder.with_row_groups(groups);
+        }
+        if let Some(names) = columns {
+            let mut indices = Vec::with_capacity(names.len());
+            for name in names {
+                let index = self.schema().index_of(name).map_err(|_| {
+                    parquet_message(&self.lake, &self.path, &format!("has no column {name:?}"))
+                })?;
+                indices.push(index);
+            }
+            let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+            builder = builder.with_projection(mask);
+        }
+        let stream = builder
+            .build()
+            .map_err(|e| parquet_error(&self.lake, &self.path, e))?;
+        let lake = self.lake.clone();
+        let path = self.path.clone();
+        Ok(stream
+            .map(move |batch| batch.map_err(|e| parquet_error(&lake, &path, e)))
+            .boxed())
+    }
 }
 
 /// Ranged reads of one object; the size comes from the commit record, so

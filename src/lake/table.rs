@@ -42,7 +42,7 @@ use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::parquet_io::{FileWriter, read_file};
+use super::parquet_io::{FileWriter, ParquetFile};
 use super::{Lake, partition_dir};
 use crate::error::{Error, Result};
 
@@ -225,14 +225,9 @@ impl Table {
         }
     }
 
-    /// The record batches of one committed file, wherever the protocol
-    /// left it (in place, or still staged after an interrupted publish).
-    pub async fn read(
-        &self,
-        snapshot: &Snapshot,
-        file: &DataFile,
-        batch_rows: usize,
-    ) -> Result<BoxStream<'static, Result<arrow_array::RecordBatch>>> {
+    /// One committed file, wherever the protocol left it (in place, or
+    /// still staged after an interrupted publish), its footer read.
+    pub async fn open_file(&self, snapshot: &Snapshot, file: &DataFile) -> Result<ParquetFile> {
         let in_place = self.file_path(file);
         let staged = self.staged_path(&snapshot.staging, &file.path);
         let path = if snapshot.added.contains(&file.path) && self.exists(&staged).await? {
@@ -240,7 +235,19 @@ impl Table {
         } else {
             in_place
         };
-        read_file(&self.lake, &path, file.bytes, batch_rows).await
+        ParquetFile::open(&self.lake, &path, file.bytes).await
+    }
+
+    /// Every record batch of one committed file.
+    pub async fn read(
+        &self,
+        snapshot: &Snapshot,
+        file: &DataFile,
+        batch_rows: usize,
+    ) -> Result<BoxStream<'static, Result<arrow_array::RecordBatch>>> {
+        self.open_file(snapshot, file)
+            .await?
+            .read(None, None, batch_rows)
     }
 
     async fn exists(&self, path: &Path) -> Result<bool> {
@@ -365,6 +372,17 @@ impl Transaction {
             schema,
             payload,
         )
+    }
+
+    /// A file of the base version.
+    pub async fn open_base(&self, file: &DataFile) -> Result<ParquetFile> {
+        self.table.open_file(&self.base, file).await
+    }
+
+    /// A file this transaction staged and has not committed.
+    pub async fn open_staged(&self, file: &DataFile) -> Result<ParquetFile> {
+        let path = self.table.staged_path(&self.id, &file.path);
+        ParquetFile::open(&self.table.lake, &path, file.bytes).await
     }
 
     pub fn add(&mut self, file: DataFile) {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::SharedStore;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The holder name for `run_id` in this process.
 pub fn holder(run_id: &str) -> String {
@@ -33,6 +33,29 @@ pub async fn acquire(
         }
         _ => Ok(false),
     }
+}
+
+/// Take or renew `name` for `holder`, or fail with who to wait for: what a
+/// job that writes one table at a time calls before and during its work.
+pub async fn hold(
+    store: &SharedStore,
+    name: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
+) -> Result<()> {
+    if acquire(store, name, holder, now, lease).await? {
+        return Ok(());
+    }
+    Err(Error::Store {
+        store: store.describe(),
+        problem: format!("another run is writing {name} (it holds the lock)"),
+        fix: format!(
+            "wait for it to finish; if it died on another host, its lock lapses {} minutes \
+             after it last renewed it",
+            lease.num_minutes()
+        ),
+    })
 }
 
 /// Whether `holder` names a process of this host that has exited. Only

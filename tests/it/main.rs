@@ -11,5 +11,6 @@ mod governor;
 mod import;
 mod lake;
 mod landing;
+mod silver;
 mod simulator;
 mod support;

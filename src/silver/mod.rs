@@ -1,0 +1,958 @@
+//! Silver: bronze's raw JSON history as typed, deduplicated tables. One
+//! definition gives a family of tables: the root (one row per key, its
+//! latest version), a child table per array (`tracks__artists`, keyed by
+//! the parent key and the position), and `<table>_quarantine` for versions
+//! that do not fit. A run reads the bronze files it has not consumed yet
+//! (all of them on a full refresh), picks each key's latest version,
+//! flattens those in parallel, and replaces the rows of the keys it
+//! re-derived in every table of the family.
+
+mod definition;
+mod flatten;
+mod schema;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
+use arrow_schema::SchemaRef;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, json};
+
+use crate::bronze::BronzeTable;
+use crate::clock::SharedClock;
+use crate::error::Result;
+use crate::lake::{DataFile, FileWriter, Lake, ParquetFile, Transaction};
+use crate::landing::{SharedStore, Stamp, lease};
+
+pub use definition::{ColumnRule, Declared, Parser, SilverTable, load};
+use flatten::{Flattener, Plan, Sightings, TableBatch, Version, decide, quarantine_schema};
+pub use schema::{CONTENT_HASH, INGESTED_AT, Kind, Recorded};
+use schema::{TableShape, shapes, short_hash, widen};
+
+/// The lake layer name.
+pub const LAYER: &str = "silver";
+/// How long a run holds its family's lock before it must renew it.
+const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+const BATCH_ROWS: usize = 1024;
+/// A worker writes a chunk once it took this many document bytes or rows.
+const CHUNK_BYTES: usize = 32 * 1024 * 1024;
+const CHUNK_ROWS: usize = 16_384;
+/// The columns of bronze a run reads.
+const BRONZE_VERSION: [&str; 2] = ["ingested_at", "content_hash"];
+
+/// What one silver run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SilverReport {
+    pub table: String,
+    pub run_id: String,
+    /// `incremental` or `full_refresh`.
+    pub mode: &'static str,
+    /// Why a run rebuilt everything when it was not asked to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_refresh_reason: Option<String>,
+    /// The root table's committed version, `None` when nothing was new.
+    pub version: Option<u64>,
+    pub bronze_files_read: usize,
+    pub versions_read: u64,
+    /// Keys whose rows this run re-derived.
+    pub keys_changed: u64,
+    /// Flattening passes (2 when new paths disagreed on their type and the
+    /// run decided the types before flattening again).
+    pub passes: u32,
+    /// Rows per table of the family after the run.
+    pub tables: BTreeMap<String, u64>,
+    pub drift: Drift,
+}
+
+/// How the family's shape moved in a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Drift {
+    /// `table.column: kind` for each new column.
+    pub columns_added: Vec<String>,
+    /// `table.column: from → to`.
+    pub columns_widened: Vec<String>,
+    /// Versions this run sent to quarantine.
+    pub quarantined: u64,
+}
+
+/// Runs silver derivations over one lake.
+#[derive(Debug, Clone)]
+pub struct Silver {
+    store: SharedStore,
+    lake: Lake,
+    clock: SharedClock,
+    workers: usize,
+}
+
+/// A file a worker wrote, with the table and shape it belongs to.
+struct Written {
+    table: String,
+    fingerprint: String,
+    file: DataFile,
+}
+
+/// The latest version of a key among the inputs.
+#[derive(Clone, Copy)]
+struct Candidate {
+    stamp: Stamp,
+    content: u64,
+    file: u32,
+    row: u32,
+}
+
+/// Which rows of each input file a run flattens.
+struct Selection {
+    emit: Vec<Vec<bool>>,
+    keys: HashMap<u128, Candidate>,
+    versions: u64,
+}
+
+fn key_hash(key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key.as_bytes())
+}
+
+impl Silver {
+    pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Silver {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Silver {
+            store,
+            lake,
+            clock,
+            workers,
+        }
+    }
+
+    /// Derive one family. Holds its lock for the run; a run killed at any
+    /// point leaves every table at a committed version, and the next run
+    /// converges to the rows an uninterrupted run gives.
+    pub async fn run(
+        &self,
+        def: &SilverTable,
+        bronze: &BronzeTable,
+        full_refresh: bool,
+        run_id: &str,
+    ) -> Result<SilverReport> {
+        let lock = format!("{LAYER}.{}", def.name);
+        let holder = lease::holder(run_id);
+        lease::hold(&self.store, &lock, &holder, self.clock.now(), LOCK_LEASE).await?;
+        let result = self.run_locked(def, bronze, full_refresh, run_id).await;
+        let unlocked = self.store.unlock(&lock, &holder).await;
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    async fn run_locked(
+        &self,
+        def: &SilverTable,
+        bronze: &BronzeTable,
+        full_refresh: bool,
+        run_id: &str,
+    ) -> Result<SilverReport> {
+        let now = self.clock.now();
+        let root = self.lake.table(LAYER, &def.name);
+        let root_txn = root.begin(run_id, now).await?;
+        let properties = &root_txn.base().properties;
+        let recorded: Recorded = properties
+            .get("schema")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let consumed: BTreeSet<String> = properties
+            .get("consumed")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let definition = definition_hash(def);
+        let full_refresh_reason = if full_refresh {
+            None
+        } else if root_txn.base().version == 0 {
+            Some("first run".to_string())
+        } else if properties.get("definition") != Some(&json!(definition)) {
+            Some(format!("{} changed since the last run", def.file.display()))
+        } else {
+            None
+        };
+        let full = full_refresh || full_refresh_reason.is_some();
+
+        let bronze_table = self.lake.table(crate::bronze::LAYER, &bronze.name);
+        let bronze_snapshot = bronze_table.snapshot().await?;
+        let inputs: Vec<&DataFile> = bronze_snapshot
+            .files
+            .iter()
+            .filter(|f| full || !consumed.contains(&f.path))
+            .collect();
+        let mut report = SilverReport {
+            table: def.name.clone(),
+            run_id: run_id.into(),
+            mode: if full { "full_refresh" } else { "incremental" },
+            full_refresh_reason,
+            version: None,
+            bronze_files_read: inputs.len(),
+            versions_read: 0,
+            keys_changed: 0,
+            passes: 0,
+            tables: BTreeMap::new(),
+            drift: Drift::default(),
+        };
+        let vanished = consumed
+            .iter()
+            .any(|p| !bronze_snapshot.files.iter().any(|f| &f.path == p));
+        if inputs.is_empty() && !full && !vanished {
+            report.tables = self.row_counts(def, &recorded).await?;
+            return Ok(report);
+        }
+
+        let mut files = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            files.push(Arc::new(
+                bronze_table.open_file(&bronze_snapshot, input).await?,
+            ));
+        }
+        let mut selection = select_latest(&files, &bronze.key).await?;
+        report.versions_read = selection.versions;
+
+        let prior = if full {
+            Recorded::new()
+        } else {
+            recorded.clone()
+        };
+        let mut txns = Txns::new(self.lake.clone(), run_id, now);
+        txns.insert(def.name.clone(), root_txn);
+        if !full {
+            let quarantine = schema::Naming::new(def).quarantine_table();
+            for name in [def.name.clone(), quarantine] {
+                let txn = txns.get(&name).await?;
+                keep_newer_rows(&txn, &mut selection, &def.key).await?;
+            }
+        }
+        report.keys_changed = selection.keys.len() as u64;
+        let files = Arc::new(files);
+        let emit = Arc::new(std::mem::take(&mut selection.emit));
+
+        let mut plan = Plan::new(def.clone(), &prior);
+        let mut pass = self.flatten(Arc::new(plan), &files, &emit, &txns).await?;
+        report.passes = 1;
+        if pass.conflicts > 0 {
+            let decided = decide(def, &prior, &pass.observed);
+            plan = Plan::new(def.clone(), &decided);
+            pass = self.flatten(Arc::new(plan), &files, &emit, &txns).await?;
+            report.passes = 2;
+        }
+        let decided = decide(def, &prior, &pass.observed);
+        let shapes = shapes(def, &decided)?;
+        let before = if full { &recorded } else { &prior };
+        report.drift = drift(def, before, &decided, pass.quarantined)?;
+
+        let changed: HashSet<u128> = selection.keys.keys().copied().collect();
+        let mut targets: Vec<(String, SchemaRef, String)> = shapes
+            .iter()
+            .map(|s: &TableShape| (s.name.clone(), s.schema.clone(), s.fingerprint.clone()))
+            .collect();
+        let quarantine_name = schema::Naming::new(def).quarantine_table();
+        let quarantine = quarantine_schema(&def.key);
+        targets.push((
+            quarantine_name.clone(),
+            quarantine.clone(),
+            schema::fingerprint(&quarantine),
+        ));
+        if full {
+            for old in shapes_gone(def, &recorded, &decided)? {
+                drop(txns.get(&old).await?);
+                targets.push((old, quarantine.clone(), String::new()));
+            }
+        }
+        let mut txns = txns.into_inner();
+        let mut commits: Vec<(String, Transaction)> = Vec::new();
+        for (name, schema, fingerprint) in &targets {
+            let Some(mut txn) = txns.remove(name) else {
+                continue;
+            };
+            let written: Vec<&Written> = pass.written.iter().filter(|w| &w.table == name).collect();
+            let gone = fingerprint.is_empty();
+            let changed_files = publish_table(
+                &mut txn,
+                schema,
+                fingerprint,
+                &written,
+                if full { None } else { Some(&changed) },
+                gone,
+            )
+            .await?;
+            if changed_files || name == &def.name {
+                commits.push((name.clone(), txn));
+            }
+        }
+        // Children and quarantine first, the root (which records what was
+        // consumed) last: a run stopped in between re-derives the same keys
+        // and writes the same rows again.
+        commits.sort_by_key(|(name, _)| name == &def.name);
+        let mut properties = Map::new();
+        properties.insert("source".into(), json!(bronze.name));
+        properties.insert("key".into(), json!(def.key));
+        properties.insert("definition".into(), json!(definition));
+        properties.insert("schema".into(), json!(decided));
+        let consumed: Vec<&str> = bronze_snapshot
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        properties.insert("consumed".into(), json!(consumed));
+        let operation = if full { "replace" } else { "merge" };
+        for (name, txn) in commits {
+            let props = if name == def.name {
+                properties.clone()
+            } else {
+                let mut child = Map::new();
+                child.insert("family".into(), json!(def.name));
+                child
+            };
+            let snapshot = txn.commit(operation, props, self.clock.now()).await?;
+            if name == def.name {
+                report.version = Some(snapshot.version);
+            }
+        }
+        report.tables = self.row_counts(def, &decided).await?;
+        Ok(report)
+    }
+
+    async fn row_counts(
+        &self,
+        def: &SilverTable,
+        recorded: &Recorded,
+    ) -> Result<BTreeMap<String, u64>> {
+        let mut names: Vec<String> = shapes(def, recorded)?.into_iter().map(|s| s.name).collect();
+        names.push(schema::Naming::new(def).quarantine_table());
+        let mut counts = BTreeMap::new();
+        for name in names {
+            let snapshot = self.lake.table(LAYER, &name).snapshot().await?;
+            counts.insert(name, snapshot.rows());
+        }
+        Ok(counts)
+    }
+
+    /// One flattening pass over the selected versions, `workers` row
+    /// groups at a time.
+    async fn flatten(
+        &self,
+        plan: Arc<Plan>,
+        files: &Arc<Vec<Arc<ParquetFile>>>,
+        emit: &Arc<Vec<Vec<bool>>>,
+        txns: &Txns,
+    ) -> Result<Pass> {
+        let mut units = VecDeque::new();
+        for (f, file) in files.iter().enumerate() {
+            let mut offset = 0usize;
+            for (g, rows) in file.row_group_rows().into_iter().enumerate() {
+                let rows = rows as usize;
+                if emit[f][offset..offset + rows].iter().any(|&e| e) {
+                    units.push_back(Unit {
+                        file: f,
+                        group: g,
+                        offset,
+                    });
+                }
+                offset += rows;
+            }
+        }
+        let queue = Arc::new(Mutex::new(units));
+        let bronze_key = Arc::new(bronze_key_of(files));
+        let mut handles = Vec::new();
+        for _ in 0..self.workers {
+            let worker = Worker {
+                plan: plan.clone(),
+                files: files.clone(),
+                emit: emit.clone(),
+                queue: queue.clone(),
+                txns: txns.clone(),
+                quarantine: schema::Naming::new(&plan.def).quarantine_table(),
+                bronze_key: bronze_key.clone(),
+            };
+            handles.push(tokio::spawn(worker.run()));
+        }
+        let mut pass = Pass::default();
+        for handle in handles {
+            let out = handle
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+            pass.written.extend(out.written);
+            pass.observed.push(out.observed);
+            pass.conflicts += out.conflicts;
+            pass.quarantined += out.quarantined;
+        }
+        Ok(pass)
+    }
+}
+
+/// The bronze key column the inputs carry (their first column).
+fn bronze_key_of(files: &[Arc<ParquetFile>]) -> String {
+    files
+        .first()
+        .map(|f| f.schema().field(0).name().clone())
+        .unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Pass {
+    written: Vec<Written>,
+    observed: Vec<Sightings>,
+    conflicts: u64,
+    quarantined: u64,
+}
+
+struct Unit {
+    file: usize,
+    group: usize,
+    offset: usize,
+}
+
+struct Worker {
+    plan: Arc<Plan>,
+    files: Arc<Vec<Arc<ParquetFile>>>,
+    emit: Arc<Vec<Vec<bool>>>,
+    queue: Arc<Mutex<VecDeque<Unit>>>,
+    txns: Txns,
+    quarantine: String,
+    bronze_key: Arc<String>,
+}
+
+struct WorkerOut {
+    written: Vec<Written>,
+    observed: Sightings,
+    conflicts: u64,
+    quarantined: u64,
+}
+
+/// The files a worker has open, one per table.
+struct Writers {
+    open: HashMap<String, (FileWriter, String)>,
+    written: Vec<Written>,
+}
+
+impl Writers {
+    async fn write(
+        &mut self,
+        txns: &Txns,
+        table: &str,
+        fingerprint: &str,
+        batch: &RecordBatch,
+        payload: &[&str],
+    ) -> Result<()> {
+        if self.open.get(table).is_some_and(|(_, f)| f != fingerprint) {
+            self.close(table).await?;
+        }
+        if !self.open.contains_key(table) {
+            let writer = txns.create_file(table, batch.schema(), payload).await?;
+            self.open.insert(table.into(), (writer, fingerprint.into()));
+        }
+        let (writer, _) = self.open.get_mut(table).expect("opened above");
+        writer.write(batch).await?;
+        if writer.is_full() {
+            self.close(table).await?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, table: &str) -> Result<()> {
+        if let Some((mut writer, fingerprint)) = self.open.remove(table) {
+            writer.set_stat("schema", json!(fingerprint));
+            let file = writer.finish().await?;
+            self.written.push(Written {
+                table: table.into(),
+                fingerprint,
+                file,
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Vec<Written>> {
+        let tables: Vec<String> = self.open.keys().cloned().collect();
+        for table in tables {
+            self.close(&table).await?;
+        }
+        Ok(self.written)
+    }
+}
+
+impl Worker {
+    async fn run(self) -> Result<WorkerOut> {
+        let mut flattener = Some(Flattener::new(self.plan.clone()));
+        let mut writers = Writers {
+            open: HashMap::new(),
+            written: Vec::new(),
+        };
+        let mut quarantined = 0;
+        let columns: Vec<&str> = [self.bronze_key.as_str()]
+            .into_iter()
+            .chain(BRONZE_VERSION)
+            .chain(["doc"])
+            .collect();
+        loop {
+            let unit = self.queue.lock().expect("queue lock").pop_front();
+            let Some(unit) = unit else { break };
+            let file = &self.files[unit.file];
+            let mut stream = file.read(Some(vec![unit.group]), Some(&columns), BATCH_ROWS)?;
+            let mut offset = unit.offset;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let emit = &self.emit[unit.file];
+                let rows: Vec<usize> = (0..batch.num_rows()).filter(|r| emit[offset + r]).collect();
+                offset += batch.num_rows();
+                if rows.is_empty() {
+                    continue;
+                }
+                let mut f = flattener.take().expect("the flattener is back");
+                let (f, chunk) = tokio::task::spawn_blocking(move || {
+                    let keys = batch.column(0).as_string::<i32>();
+                    let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+                    let hashes = batch.column(2).as_string::<i32>();
+                    let docs = batch.column(3).as_string::<i32>();
+                    for r in rows {
+                        f.push(&Version {
+                            key: keys.value(r),
+                            stamp: stamps.value(r),
+                            content_hash: hashes.value(r),
+                            doc: docs.value(r),
+                        });
+                    }
+                    let (bytes, taken) = f.pending();
+                    let chunk = (bytes >= CHUNK_BYTES || taken >= CHUNK_ROWS).then(|| f.chunk());
+                    (f, chunk)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                flattener = Some(f);
+                if let Some(chunk) = chunk {
+                    quarantined += self.write(&mut writers, chunk?).await?;
+                }
+            }
+        }
+        let mut f = flattener.take().expect("the flattener is back");
+        let chunk = f.chunk();
+        quarantined += self.write(&mut writers, chunk?).await?;
+        Ok(WorkerOut {
+            written: writers.finish().await?,
+            observed: f.observed(),
+            conflicts: f.conflicts,
+            quarantined,
+        })
+    }
+
+    async fn write(
+        &self,
+        writers: &mut Writers,
+        (tables, quarantine): (Vec<TableBatch>, Option<RecordBatch>),
+    ) -> Result<u64> {
+        for t in tables {
+            writers
+                .write(
+                    &self.txns,
+                    &t.shape.name,
+                    &t.shape.fingerprint,
+                    &t.batch,
+                    &[],
+                )
+                .await?;
+        }
+        let Some(batch) = quarantine else {
+            return Ok(0);
+        };
+        let fingerprint = schema::fingerprint(&batch.schema());
+        writers
+            .write(&self.txns, &self.quarantine, &fingerprint, &batch, &["doc"])
+            .await?;
+        Ok(batch.num_rows() as u64)
+    }
+}
+
+/// The transactions of one run, one per table of the family, begun on
+/// first use and shared by the workers.
+#[derive(Clone)]
+struct Txns {
+    lake: Lake,
+    run_id: String,
+    now: DateTime<Utc>,
+    open: Arc<tokio::sync::Mutex<BTreeMap<String, Transaction>>>,
+}
+
+impl Txns {
+    fn new(lake: Lake, run_id: &str, now: DateTime<Utc>) -> Txns {
+        Txns {
+            lake,
+            run_id: run_id.into(),
+            now,
+            open: Arc::default(),
+        }
+    }
+
+    fn insert(&mut self, name: String, txn: Transaction) {
+        self.open
+            .try_lock()
+            .expect("no worker runs yet")
+            .insert(name, txn);
+    }
+
+    /// Begin the table's transaction if this run has not yet.
+    async fn get(&self, name: &str) -> Result<tokio::sync::MappedMutexGuard<'_, Transaction>> {
+        let mut open = self.open.lock().await;
+        if !open.contains_key(name) {
+            let txn = self
+                .lake
+                .table(LAYER, name)
+                .begin(&self.run_id, self.now)
+                .await?;
+            open.insert(name.into(), txn);
+        }
+        Ok(tokio::sync::MutexGuard::map(open, |o| {
+            o.get_mut(name).expect("begun above")
+        }))
+    }
+
+    async fn create_file(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        payload: &[&str],
+    ) -> Result<FileWriter> {
+        self.get(table).await?.create_file(&[], schema, payload)
+    }
+
+    fn into_inner(self) -> BTreeMap<String, Transaction> {
+        std::mem::take(&mut *self.open.try_lock().expect("the workers are done"))
+    }
+}
+
+/// Read the version columns of every input and pick each key's latest
+/// version: newest ingest stamp, then the larger content hash, then the
+/// first file and row (so the pick never depends on timing).
+async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selection> {
+    struct Entry {
+        key: u128,
+        stamp: Stamp,
+        content: u64,
+        file: u32,
+        row: u32,
+    }
+    let mut entries = Vec::new();
+    let mut emit = Vec::with_capacity(files.len());
+    let columns: Vec<&str> = [key].into_iter().chain(BRONZE_VERSION).collect();
+    for (f, file) in files.iter().enumerate() {
+        let rows: u64 = file.row_group_rows().iter().sum();
+        emit.push(vec![false; rows as usize]);
+        let mut stream = file.read(None, Some(&columns), 8192)?;
+        let mut row = 0u32;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let keys = batch.column(0).as_string::<i32>();
+            let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            let hashes = batch.column(2).as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                entries.push(Entry {
+                    key: key_hash(keys.value(r)),
+                    stamp: stamps.value(r),
+                    content: short_hash(hashes.value(r)),
+                    file: f as u32,
+                    row,
+                });
+                row += 1;
+            }
+        }
+    }
+    entries.sort_unstable_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(b.stamp.cmp(&a.stamp))
+            .then(b.content.cmp(&a.content))
+            .then(a.file.cmp(&b.file))
+            .then(a.row.cmp(&b.row))
+    });
+    let mut keys = HashMap::new();
+    let versions = entries.len() as u64;
+    let mut last = None;
+    for e in entries {
+        if last == Some(e.key) {
+            continue;
+        }
+        last = Some(e.key);
+        emit[e.file as usize][e.row as usize] = true;
+        keys.insert(
+            e.key,
+            Candidate {
+                stamp: e.stamp,
+                content: e.content,
+                file: e.file,
+                row: e.row,
+            },
+        );
+    }
+    Ok(Selection {
+        emit,
+        keys,
+        versions,
+    })
+}
+
+/// Drop the candidates a table of the family already holds at the same or
+/// a newer version (a bronze interval rewrite re-reads old versions).
+async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str) -> Result<()> {
+    for file in &txn.base().files {
+        let parquet = txn.open_base(file).await?;
+        let mut stream = parquet.read(None, Some(&[key, INGESTED_AT, CONTENT_HASH]), 8192)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let keys = batch.column(0).as_string::<i32>();
+            let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            let hashes = batch.column(2).as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                let k = key_hash(keys.value(r));
+                let Some(c) = selection.keys.get(&k) else {
+                    continue;
+                };
+                if (stamps.value(r), short_hash(hashes.value(r))) >= (c.stamp, c.content) {
+                    selection.emit[c.file as usize][c.row as usize] = false;
+                    selection.keys.remove(&k);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bring one table of the family to its new version in `txn`: files whose
+/// rows belong to re-derived keys (or whose columns are out of date) are
+/// rewritten without those rows and in the current shape, the run's own
+/// files are added (reshaped if they were written in an older shape).
+/// `changed` is `None` on a full refresh, which drops every old file.
+/// Returns whether the table changed.
+async fn publish_table(
+    txn: &mut Transaction,
+    schema: &SchemaRef,
+    fingerprint: &str,
+    written: &[&Written],
+    changed: Option<&HashSet<u128>>,
+    gone: bool,
+) -> Result<bool> {
+    let base: Vec<DataFile> = txn.base().files.clone();
+    let mut rewrite: Option<FileWriter> = None;
+    let mut added = Vec::new();
+    let mut touched = !written.is_empty();
+    for file in &base {
+        let Some(changed) = changed.filter(|_| !gone) else {
+            txn.remove(file);
+            touched = true;
+            continue;
+        };
+        let stale = file.stats.get("schema") != Some(&json!(fingerprint));
+        let parquet = txn.open_base(file).await?;
+        if !stale && !holds_any(&parquet, changed).await? {
+            continue;
+        }
+        touched = true;
+        txn.remove(file);
+        let mut stream = parquet.read(None, None, 8192)?;
+        while let Some(batch) = stream.next().await {
+            let batch = keep_rows(&batch?, changed);
+            if batch.num_rows() > 0 {
+                let batch = conform(&batch, schema);
+                write_rolling(txn, &mut rewrite, &mut added, schema, &batch, fingerprint).await?;
+            }
+        }
+    }
+    for w in written {
+        if w.fingerprint == fingerprint {
+            added.push(w.file.clone());
+            continue;
+        }
+        let parquet = txn.open_staged(&w.file).await?;
+        let mut stream = parquet.read(None, None, 8192)?;
+        while let Some(batch) = stream.next().await {
+            let batch = conform(&batch?, schema);
+            write_rolling(txn, &mut rewrite, &mut added, schema, &batch, fingerprint).await?;
+        }
+    }
+    if let Some(writer) = rewrite.take() {
+        added.push(finish_writer(writer, fingerprint).await?);
+    }
+    for file in added {
+        txn.add(file);
+    }
+    Ok(touched)
+}
+
+async fn write_rolling(
+    txn: &mut Transaction,
+    writer: &mut Option<FileWriter>,
+    added: &mut Vec<DataFile>,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    fingerprint: &str,
+) -> Result<()> {
+    if writer.is_none() {
+        let payload: &[&str] = if schema.index_of("doc").is_ok() {
+            &["doc"]
+        } else {
+            &[]
+        };
+        *writer = Some(txn.create_file(&[], schema.clone(), payload)?);
+    }
+    let w = writer.as_mut().expect("opened above");
+    w.write(batch).await?;
+    if w.is_full() {
+        added.push(finish_writer(writer.take().expect("open"), fingerprint).await?);
+    }
+    Ok(())
+}
+
+async fn finish_writer(mut writer: FileWriter, fingerprint: &str) -> Result<DataFile> {
+    writer.set_stat("schema", json!(fingerprint));
+    writer.finish().await
+}
+
+async fn holds_any(parquet: &ParquetFile, keys: &HashSet<u128>) -> Result<bool> {
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    let first = parquet.schema().field(0).name().clone();
+    let mut stream = parquet.read(None, Some(&[first.as_str()]), 8192)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let column = batch.column(0).as_string::<i32>();
+        if column.iter().flatten().any(|k| keys.contains(&key_hash(k))) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The rows of `batch` whose key (first column) was not re-derived.
+fn keep_rows(batch: &RecordBatch, changed: &HashSet<u128>) -> RecordBatch {
+    let keys: &StringArray = batch.column(0).as_string::<i32>();
+    let keep: BooleanArray = keys
+        .iter()
+        .map(|k| Some(!k.is_some_and(|k| changed.contains(&key_hash(k)))))
+        .collect();
+    arrow_select::filter::filter_record_batch(batch, &keep).expect("a mask of the batch's length")
+}
+
+/// `batch` in `schema`: columns matched by name, widened where the kind
+/// widened, null where the batch lacks them.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
+    if batch.schema() == *schema {
+        return batch.clone();
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => widen(column, field.data_type()),
+            None => new_null_array(field.data_type(), batch.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).expect("conformed columns match the schema")
+}
+
+/// Tables an earlier shape had that the rebuilt one does not.
+fn shapes_gone(def: &SilverTable, old: &Recorded, new: &Recorded) -> Result<Vec<String>> {
+    let new_names: BTreeSet<String> = shapes(def, new)?.into_iter().map(|s| s.name).collect();
+    Ok(shapes(def, old)?
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| !new_names.contains(n))
+        .collect())
+}
+
+fn drift(
+    def: &SilverTable,
+    before: &Recorded,
+    after: &Recorded,
+    quarantined: u64,
+) -> Result<Drift> {
+    let old: HashMap<(String, String), (String, Kind)> = column_kinds(def, before)?;
+    let new = column_kinds(def, after)?;
+    let mut drift = Drift {
+        quarantined,
+        ..Drift::default()
+    };
+    let mut keys: Vec<&(String, String)> = new.keys().collect();
+    keys.sort();
+    for key in keys {
+        let (name, kind) = &new[key];
+        match old.get(key) {
+            None => drift
+                .columns_added
+                .push(format!("{name}: {}", kind.describe())),
+            Some((_, Kind::Null)) if *kind != Kind::Null => drift
+                .columns_added
+                .push(format!("{name}: {}", kind.describe())),
+            Some((_, was)) if was != kind && *was != Kind::Null => drift
+                .columns_widened
+                .push(format!("{name}: {} → {}", was.describe(), kind.describe())),
+            _ => {}
+        }
+    }
+    Ok(drift)
+}
+
+/// `(table path, column path) → (table.column, kind)` of every column.
+fn column_kinds(
+    def: &SilverTable,
+    recorded: &Recorded,
+) -> Result<HashMap<(String, String), (String, Kind)>> {
+    let mut out = HashMap::new();
+    for shape in shapes(def, recorded)? {
+        for c in &shape.columns {
+            out.insert(
+                (shape.path.clone(), c.path.clone()),
+                (format!("{}.{}", shape.name, c.name), c.kind),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Identifies what a definition says, so a changed definition rebuilds.
+fn definition_hash(def: &SilverTable) -> String {
+    let text = format!(
+        "{}|{}|{}|{:?}",
+        def.source, def.key, def.parent_key, def.columns
+    );
+    format!("{:016x}", short_hash(&text))
+}
+
+/// The report as a few lines of text.
+pub fn render(r: &SilverReport) -> String {
+    let mut out = match r.version {
+        None => format!("silver.{}: up to date", r.table),
+        Some(v) => format!(
+            "silver.{}: {} run read {} versions from {} bronze files, re-derived {} keys, version {v}",
+            r.table,
+            r.mode.replace('_', " "),
+            r.versions_read,
+            r.bronze_files_read,
+            r.keys_changed
+        ),
+    };
+    if let Some(reason) = &r.full_refresh_reason {
+        out.push_str(&format!(" (full refresh: {reason})"));
+    }
+    for (table, rows) in &r.tables {
+        out.push_str(&format!("\n  {table}: {rows} rows"));
+    }
+    for added in &r.drift.columns_added {
+        out.push_str(&format!("\n  drift: new column {added}"));
+    }
+    for widened in &r.drift.columns_widened {
+        out.push_str(&format!("\n  drift: widened {widened}"));
+    }
+    if r.drift.quarantined > 0 {
+        out.push_str(&format!(
+            "\n  drift: {} versions quarantined (see silver.{}_quarantine)",
+            r.drift.quarantined, r.table
+        ));
+    }
+    out
+}

@@ -1,0 +1,468 @@
+//! Silver end to end: recorded Spotify responses (and their Development
+//! Mode variants) through landing and bronze into typed tables; drift and
+//! quarantine; incremental runs equal full rebuilds; random documents lose
+//! no value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use chrono::TimeDelta;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use soundlake::bronze::{self, Bronze, BronzeTable, Extract};
+use soundlake::clock::{SharedClock, VirtualClock};
+use soundlake::lake::Lake;
+use soundlake::landing::{self, Batch, Collection, SharedStore};
+use soundlake::silver::{self, Silver, SilverReport, SilverTable};
+
+use crate::support::t0;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/spotify");
+
+/// Which collection each recorded response lands in.
+const LANDED: [(&str, Collection); 19] = [
+    ("artist_full.json", Collection::Artists),
+    ("artists_several.json", Collection::Artists),
+    ("search_artists_page.json", Collection::Artists),
+    ("search_artists_small.json", Collection::Artists),
+    ("album_full_with_label.json", Collection::Albums),
+    ("album_full_year_precision.json", Collection::Albums),
+    ("albums_several_empty.json", Collection::Albums),
+    (
+        "albums_several_month_precision_unicode.json",
+        Collection::Albums,
+    ),
+    ("albums_several_year_precision.json", Collection::Albums),
+    ("artist_albums_page.json", Collection::Albums),
+    ("artist_albums_page_with_markets.json", Collection::Albums),
+    ("search_albums_year_precision.json", Collection::Albums),
+    ("track_full.json", Collection::Tracks),
+    ("tracks_several.json", Collection::Tracks),
+    ("tracks_several_with_null.json", Collection::Tracks),
+    ("artist_top_tracks.json", Collection::Tracks),
+    ("album_tracks_page.json", Collection::Tracks),
+    ("me_top_tracks_page_linked_from.json", Collection::Tracks),
+    (
+        "audio_features_several_with_null.json",
+        Collection::AudioFeatures,
+    ),
+];
+
+/// Fields Development Mode removes, by object type
+/// (reference/spotify-api.md §4.2).
+const DEV_MODE_REMOVED: [(&str, &[&str]); 3] = [
+    (
+        "track",
+        &[
+            "available_markets",
+            "external_ids",
+            "linked_from",
+            "popularity",
+        ],
+    ),
+    (
+        "album",
+        &[
+            "album_group",
+            "available_markets",
+            "external_ids",
+            "label",
+            "popularity",
+        ],
+    ),
+    ("artist", &["followers", "popularity"]),
+];
+
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub store: SharedStore,
+    pub lake: Lake,
+    pub clock: Arc<VirtualClock>,
+}
+
+pub async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = VirtualClock::starting_at(t0());
+    let shared: SharedClock = clock.clone();
+    let url = format!("embedded://{}/landing.db", dir.path().display());
+    let store = landing::open(&url, shared).await.unwrap();
+    Env {
+        _dir: dir,
+        store,
+        lake: Lake::in_memory(),
+        clock,
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bronze_defs() -> Vec<BronzeTable> {
+    bronze::load(&root().join("bronze")).unwrap()
+}
+
+pub fn silver_defs() -> Vec<SilverTable> {
+    silver::load(&root().join("silver"), &bronze_defs()).unwrap()
+}
+
+impl Env {
+    fn shared_clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// Bronze, then silver, for every shipped definition; the silver
+    /// reports by table.
+    pub async fn layers(&self, full_refresh: bool) -> BTreeMap<String, SilverReport> {
+        let bronze = bronze_defs();
+        let job = Bronze::new(self.store.clone(), self.lake.clone(), self.shared_clock());
+        for def in &bronze {
+            job.run(def, Extract::Incremental, "bronze-test")
+                .await
+                .unwrap();
+        }
+        let mut reports = BTreeMap::new();
+        for def in silver_defs() {
+            let source = bronze.iter().find(|b| b.name == def.source).unwrap();
+            reports.insert(
+                def.name.clone(),
+                self.silver(&def, source, full_refresh).await,
+            );
+        }
+        reports
+    }
+
+    pub async fn silver(
+        &self,
+        def: &SilverTable,
+        source: &BronzeTable,
+        full: bool,
+    ) -> SilverReport {
+        Silver::new(self.store.clone(), self.lake.clone(), self.shared_clock())
+            .run(def, source, full, "silver-test")
+            .await
+            .unwrap()
+    }
+
+    /// Land one batch (a later duplicate id replaces an earlier one).
+    pub async fn land(&self, collection: Collection, docs: Vec<(String, Value)>) {
+        let mut unique: Vec<(String, Value)> = Vec::new();
+        for (id, doc) in docs {
+            unique.retain(|(seen, _)| *seen != id);
+            unique.push((id, doc));
+        }
+        let docs = unique;
+        self.clock.advance(std::time::Duration::from_secs(1));
+        let batch = Batch {
+            run_id: "test".into(),
+            endpoint: format!("GET /{collection}"),
+            docs,
+        };
+        self.store.upsert(collection, &batch).await.unwrap();
+    }
+}
+
+/// Every row of a silver table as JSON objects, sorted.
+pub async fn rows(lake: &Lake, table: &str) -> Vec<BTreeMap<String, Value>> {
+    let table = lake.table(silver::LAYER, table);
+    let snapshot = table.snapshot().await.unwrap();
+    let mut out = Vec::new();
+    for file in &snapshot.files {
+        let batches: Vec<RecordBatch> = table
+            .read(&snapshot, file, 1024)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let row = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| (f.name().clone(), cell(c, r)))
+                    .collect();
+                out.push(row);
+            }
+        }
+    }
+    out.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    out
+}
+
+/// The Arrow types of a silver table's columns, by name.
+async fn types(lake: &Lake, table: &str) -> BTreeMap<String, DataType> {
+    let table = lake.table(silver::LAYER, table);
+    let snapshot = table.snapshot().await.unwrap();
+    let file = snapshot.files.first().expect("the table has a file");
+    let batch: Vec<RecordBatch> = table
+        .read(&snapshot, file, 1)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    batch[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect()
+}
+
+fn cell(array: &ArrayRef, i: usize) -> Value {
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Utf8 => json!(array.as_string::<i32>().value(i)),
+        DataType::Boolean => json!(array.as_boolean().value(i)),
+        DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => json!(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(i);
+            let date =
+                chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + TimeDelta::days(days.into());
+            json!(date.to_string())
+        }
+        DataType::Timestamp(..) => json!(array.as_primitive::<TimestampMicrosecondType>().value(i)),
+        DataType::List(_) => {
+            let list = array.as_list::<i32>().value(i);
+            Value::Array((0..list.len()).map(|j| cell(&list, j)).collect())
+        }
+        other => panic!("silver wrote an unexpected type {other}"),
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()).unwrap()
+}
+
+/// The Spotify objects of a recorded response, as the crawl lands them.
+fn objects(value: Value) -> Vec<Value> {
+    let Value::Object(map) = value else {
+        return vec![];
+    };
+    if map.contains_key("id") {
+        return vec![Value::Object(map)];
+    }
+    let inner = map.into_iter().find_map(|(_, v)| match v {
+        Value::Array(items) => Some(items),
+        Value::Object(mut page) => match page.remove("items") {
+            Some(Value::Array(items)) => Some(items),
+            _ => None,
+        },
+        _ => None,
+    });
+    inner
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Remove what Development Mode removes, at every depth.
+fn development_mode(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(kind) = map.get("type").and_then(Value::as_str)
+                && let Some((_, fields)) = DEV_MODE_REMOVED.iter().find(|(t, _)| *t == kind)
+            {
+                for field in *fields {
+                    map.remove(*field);
+                }
+            }
+            map.values_mut().for_each(development_mode);
+        }
+        Value::Array(items) => items.iter_mut().for_each(development_mode),
+        _ => {}
+    }
+}
+
+async fn land_fixtures(env: &Env, dev_mode: bool) {
+    for (name, collection) in LANDED {
+        let docs = objects(fixture(name))
+            .into_iter()
+            .map(|mut doc| {
+                if dev_mode {
+                    development_mode(&mut doc);
+                }
+                (doc["id"].as_str().unwrap().to_string(), doc)
+            })
+            .collect();
+        env.land(collection, docs).await;
+    }
+}
+
+fn find<'r>(
+    rows: &'r [BTreeMap<String, Value>],
+    column: &str,
+    value: &str,
+) -> &'r BTreeMap<String, Value> {
+    rows.iter()
+        .find(|r| r[column] == json!(value))
+        .unwrap_or_else(|| panic!("no row with {column} = {value}"))
+}
+
+#[tokio::test]
+async fn recorded_responses_flatten_to_exact_rows_and_types() {
+    let env = env().await;
+    land_fixtures(&env, false).await;
+    let reports = env.layers(false).await;
+    for (table, report) in &reports {
+        assert_eq!(report.drift.quarantined, 0, "{table}: {report:?}");
+        assert_eq!(report.mode, "full_refresh");
+    }
+
+    // A full track: nested album flattened, artists a child table, the
+    // release date parsed, markets a list.
+    let track_doc = fixture("track_full.json");
+    let id = track_doc["id"].as_str().unwrap();
+    let tracks = rows(&env.lake, "tracks").await;
+    let track = find(&tracks, "id", id);
+    assert_eq!(track["name"], track_doc["name"]);
+    assert_eq!(track["duration_ms"], track_doc["duration_ms"]);
+    assert_eq!(track["explicit"], track_doc["explicit"]);
+    assert_eq!(track["isrc"], track_doc["external_ids"]["isrc"]);
+    assert_eq!(track["album__id"], track_doc["album"]["id"]);
+    assert_eq!(track["available_markets"], track_doc["available_markets"]);
+    assert!(!track.contains_key("id_0000") && !track.contains_key("artists"));
+    let types = types(&env.lake, "tracks").await;
+    assert_eq!(types["duration_ms"], DataType::Int64);
+    assert_eq!(types["explicit"], DataType::Boolean);
+    assert_eq!(types["album__release_date"], DataType::Date32);
+    assert_eq!(types["popularity"], DataType::Int64);
+    assert!(matches!(types["available_markets"], DataType::List(_)));
+    assert!(matches!(types["_ingested_at"], DataType::Timestamp(..)));
+
+    let artists_of_track: Vec<_> = rows(&env.lake, "tracks__artists")
+        .await
+        .into_iter()
+        .filter(|r| r["track_id"] == json!(id))
+        .collect();
+    let expected = track_doc["artists"].as_array().unwrap();
+    assert_eq!(artists_of_track.len(), expected.len());
+    for (i, artist) in expected.iter().enumerate() {
+        let row = artists_of_track
+            .iter()
+            .find(|r| r["idx"] == json!(i))
+            .unwrap();
+        assert_eq!(row["id"], artist["id"]);
+        assert_eq!(row["name"], artist["name"]);
+        assert_eq!(
+            row["external_urls__spotify"],
+            artist["external_urls"]["spotify"]
+        );
+    }
+
+    // Albums: month precision parsed to the first of the month, unicode kept.
+    let albums_doc = fixture("albums_several_month_precision_unicode.json");
+    let album_doc = &albums_doc["albums"][0];
+    let albums = rows(&env.lake, "albums").await;
+    let album = find(&albums, "id", album_doc["id"].as_str().unwrap());
+    assert_eq!(album["name"], album_doc["name"]);
+    assert_eq!(
+        album["release_date_precision"],
+        album_doc["release_date_precision"]
+    );
+    let raw_date = album_doc["release_date"].as_str().unwrap();
+    let expected_date = match raw_date.len() {
+        4 => format!("{raw_date}-01-01"),
+        7 => format!("{raw_date}-01"),
+        _ => raw_date.to_string(),
+    };
+    assert_eq!(album["release_date"], json!(expected_date));
+    let page_tracks: Vec<_> = rows(&env.lake, "albums__tracks__items")
+        .await
+        .into_iter()
+        .filter(|r| r["album_id"] == album_doc["id"])
+        .collect();
+    assert_eq!(
+        page_tracks.len(),
+        album_doc["tracks"]["items"].as_array().unwrap().len()
+    );
+    let grandchildren: Vec<_> = rows(&env.lake, "albums__tracks__items__artists")
+        .await
+        .into_iter()
+        .filter(|r| r["album_id"] == album_doc["id"] && r["tracks__items_idx"] == json!(0))
+        .collect();
+    assert_eq!(
+        grandchildren.len(),
+        album_doc["tracks"]["items"][0]["artists"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+
+    // Artists: followers renamed and typed, genres a child table of values.
+    let artist_doc = fixture("artist_full.json");
+    let artists = rows(&env.lake, "artists").await;
+    let artist = find(&artists, "id", artist_doc["id"].as_str().unwrap());
+    assert_eq!(artist["followers"], artist_doc["followers"]["total"]);
+    assert!(!artist.contains_key("followers__href"));
+    let genres: Vec<Value> = rows(&env.lake, "artists__genres")
+        .await
+        .into_iter()
+        .filter(|r| r["artist_id"] == artist_doc["id"])
+        .map(|r| r["value"].clone())
+        .collect();
+    let mut expected: Vec<Value> = artist_doc["genres"].as_array().unwrap().clone();
+    expected.sort_by_key(|v| v.to_string());
+    let mut got = genres;
+    got.sort_by_key(|v| v.to_string());
+    assert_eq!(got, expected);
+
+    // Audio features: declared floats, a null entry in the response skipped.
+    let features = rows(&env.lake, "audio_features").await;
+    let recorded = objects(fixture("audio_features_several_with_null.json"));
+    assert_eq!(features.len(), recorded.len());
+    let f = find(&features, "id", recorded[0]["id"].as_str().unwrap());
+    assert_eq!(f["tempo"].as_f64(), recorded[0]["tempo"].as_f64());
+    assert_eq!(f["key"], recorded[0]["key"]);
+
+    // A second run has nothing new.
+    let again = env.layers(false).await;
+    for report in again.values() {
+        assert_eq!(report.version, None, "{report:?}");
+    }
+}
+
+#[tokio::test]
+async fn development_mode_responses_flatten_with_the_removed_fields_null() {
+    let env = env().await;
+    land_fixtures(&env, true).await;
+    let reports = env.layers(false).await;
+    for (table, report) in &reports {
+        assert_eq!(report.drift.quarantined, 0, "{table}: {report:?}");
+    }
+    let tracks = rows(&env.lake, "tracks").await;
+    assert!(!tracks.is_empty());
+    for track in &tracks {
+        assert_eq!(track["popularity"], Value::Null);
+        assert_eq!(track["isrc"], Value::Null);
+        assert!(!track.contains_key("available_markets"));
+    }
+    let types = types(&env.lake, "tracks").await;
+    assert_eq!(
+        types["popularity"],
+        DataType::Int64,
+        "declared, so typed even when absent"
+    );
+    let artists = rows(&env.lake, "artists").await;
+    for artist in &artists {
+        assert_eq!(artist["followers"], Value::Null);
+    }
+    let albums = rows(&env.lake, "albums").await;
+    for album in &albums {
+        assert_eq!(album["label"], Value::Null);
+        assert_eq!(album["upc"], Value::Null);
+    }
+}
