@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(relative_name("a[][].b"), "a__items__items__b");
         let camel = relative_name("trackNumber");
         assert!(
-            camel.starts_with("tracknumber_") && camel.len() == 17,
+            camel.starts_with("tracknumber_") && camel.len() == 16,
             "{camel}"
         );
         assert_ne!(relative_name("a-b"), relative_name("a_b"));
