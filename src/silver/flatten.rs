@@ -122,6 +122,8 @@ pub struct Flattener {
 
 struct TableBuf {
     path: String,
+    /// Whether an accepted document had this array (even empty).
+    applied: bool,
     parent: Option<usize>,
     rows: usize,
     key: StringBuilder,
@@ -133,6 +135,9 @@ struct TableBuf {
 
 struct ColumnBuf {
     path: String,
+    /// Whether a value (even null) of an accepted document reached it:
+    /// paths only quarantined documents have are not columns.
+    applied: bool,
     kind: Kind,
     locked: bool,
     rule: Rule,
@@ -336,6 +341,7 @@ impl Flattener {
         };
         self.tables.push(TableBuf {
             path: path.into(),
+            applied: parent.is_none(),
             parent,
             rows: 0,
             key: StringBuilder::new(),
@@ -389,6 +395,7 @@ impl Flattener {
         let kind = declared.or(recorded).unwrap_or(Kind::Null);
         t.columns.push(ColumnBuf {
             path: path.into(),
+            applied: declared.is_some(),
             kind,
             locked: declared.is_some() || recorded.is_some(),
             rule,
@@ -508,6 +515,9 @@ impl Flattener {
                     child_path.push_str("[]");
                 }
                 let child = self.table(&child_path, Some(table));
+                if mode == Mode::Apply {
+                    self.tables[child].applied = true;
+                }
                 for (i, item) in items.iter().enumerate() {
                     chain.push(i32::try_from(i).unwrap_or(i32::MAX));
                     if mode == Mode::Apply {
@@ -553,6 +563,7 @@ impl Flattener {
                 }
             }
             Mode::Apply => {
+                c.applied = true;
                 c.observed.note(kind, v.stamp, v.key);
                 let Some(joined) = join(c.kind, kind) else {
                     return;
@@ -604,7 +615,10 @@ impl Flattener {
         for t in &mut self.tables {
             let rows = t.rows;
             let live: Vec<usize> = (0..t.columns.len())
-                .filter(|&i| t.columns[i].kind.is_column() && !t.columns[i].rule.drop)
+                .filter(|&i| {
+                    let c = &t.columns[i];
+                    c.applied && c.kind.is_column() && !c.rule.drop
+                })
                 .collect();
             if rows == 0 {
                 continue;
@@ -674,12 +688,13 @@ impl Flattener {
     pub fn observed(&self) -> Sightings {
         self.tables
             .iter()
+            .filter(|t| t.applied)
             .map(|t| {
                 let parent = t.parent.map(|p| self.tables[p].path.clone());
                 let columns = t
                     .columns
                     .iter()
-                    .filter(|c| !c.rule.drop)
+                    .filter(|c| c.applied && !c.rule.drop)
                     .map(|c| (c.path.clone(), c.observed.clone()))
                     .collect();
                 (t.path.clone(), (parent, columns))

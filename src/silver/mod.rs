@@ -31,8 +31,8 @@ use crate::landing::{SharedStore, Stamp, lease};
 
 pub use definition::{ColumnRule, Declared, Parser, SilverTable, load};
 use flatten::{Flattener, Plan, Sightings, TableBatch, Version, decide, quarantine_schema};
-pub use schema::{CONTENT_HASH, INGESTED_AT, Kind, Recorded};
-use schema::{TableShape, shapes, short_hash, widen};
+pub use schema::{CONTENT_HASH, ColumnShape, INGESTED_AT, Kind, Recorded, TableShape, shapes};
+use schema::{short_hash, widen};
 
 /// The lake layer name.
 pub const LAYER: &str = "silver";

@@ -3,6 +3,7 @@
 //! data, merged by fixed rules, recorded with each commit, and turned into
 //! Arrow schemas with stable names.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -239,7 +240,7 @@ pub fn relative_name(relative: &str) -> String {
         let core = segment.trim_end_matches("[]");
         let arrays = (segment.len() - core.len()) / 2;
         if !core.is_empty() {
-            parts.push(segment_name(core));
+            parts.push(segment_name(&unescape(core)));
         }
         parts.extend(std::iter::repeat_n("items".to_string(), arrays));
     }
@@ -310,6 +311,19 @@ pub fn push_key(path: &mut String, key: &str) {
     } else {
         path.push_str(key);
     }
+}
+
+/// A path segment as the JSON key it came from.
+fn unescape(segment: &str) -> Cow<'_, str> {
+    if !segment.contains('%') {
+        return Cow::Borrowed(segment);
+    }
+    Cow::Owned(
+        segment
+            .replace("%2E", ".")
+            .replace("%5B", "[")
+            .replace("%25", "%"),
+    )
 }
 
 /// `path` relative to the table at `table` (which it starts with).

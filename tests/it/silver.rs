@@ -466,3 +466,256 @@ async fn development_mode_responses_flatten_with_the_removed_fields_null() {
         assert_eq!(album["upc"], Value::Null);
     }
 }
+
+/// Every table of a family, its rows by table name.
+async fn family(lake: &Lake, def: &SilverTable) -> BTreeMap<String, Vec<BTreeMap<String, Value>>> {
+    let snapshot = lake
+        .table(silver::LAYER, &def.name)
+        .snapshot()
+        .await
+        .unwrap();
+    let recorded: silver::Recorded =
+        serde_json::from_value(snapshot.properties["schema"].clone()).unwrap();
+    let mut names: Vec<String> = silver::shapes(def, &recorded)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.push(format!("{}_quarantine", def.name));
+    let mut out = BTreeMap::new();
+    for name in names {
+        out.insert(name.clone(), rows(lake, &name).await);
+    }
+    out
+}
+
+fn silver_def(name: &str) -> SilverTable {
+    silver_defs().into_iter().find(|d| d.name == name).unwrap()
+}
+
+fn bronze_def(name: &str) -> BronzeTable {
+    bronze_defs().into_iter().find(|d| d.name == name).unwrap()
+}
+
+fn song(id: &str, tempo: Value, score: Value, extra: Option<(&str, Value)>) -> (String, Value) {
+    let mut doc = json!({
+        "id": id,
+        "name": format!("Song {id}"),
+        "tempo_label": tempo,
+        "score": score,
+        "artists": [{"id": "a1", "name": "Ánna"}, {"id": "a2", "name": "Bo"}],
+    });
+    if let Some((key, value)) = extra {
+        doc[key] = value;
+    }
+    (id.to_string(), doc)
+}
+
+#[tokio::test]
+async fn a_type_change_mid_history_quarantines_exactly_those_rows() {
+    let env = env().await;
+    let ids: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    env.land(
+        Collection::Tracks,
+        ids.iter()
+            .map(|id| song(id, json!(3), json!(1), None))
+            .collect(),
+    )
+    .await;
+    let first = env.layers(false).await;
+    assert_eq!(first["tracks"].drift.quarantined, 0);
+
+    env.land(
+        Collection::Tracks,
+        vec![
+            song("t1", json!("fast"), json!(1), None),
+            song("t2", json!("slow"), json!(1), None),
+            song("t3", json!("fast"), json!(1), None),
+            song("t4", json!(4), json!(2.5), None),
+            song("t5", json!(3), json!(1), Some(("mood", json!("calm")))),
+        ],
+    )
+    .await;
+    let report = env.layers(false).await.remove("tracks").unwrap();
+    assert_eq!(report.mode, "incremental");
+    assert_eq!(report.keys_changed, 5);
+    assert_eq!(report.passes, 1);
+    assert_eq!(report.drift.quarantined, 3, "{report:?}");
+    assert_eq!(
+        report.drift.columns_widened,
+        vec!["tracks.score: int → float"]
+    );
+    assert_eq!(report.drift.columns_added, vec!["tracks.mood: string"]);
+
+    let quarantined = rows(&env.lake, "tracks_quarantine").await;
+    let keys: Vec<&Value> = quarantined.iter().map(|r| &r["id"]).collect();
+    assert_eq!(keys, vec![&json!("t1"), &json!("t2"), &json!("t3")]);
+    for row in &quarantined {
+        let reason = row["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("`tempo_label` is int, found \""),
+            "{reason}"
+        );
+        let doc: Value = serde_json::from_str(row["doc"].as_str().unwrap()).unwrap();
+        assert_eq!(doc["id"], row["id"], "the whole version is kept");
+    }
+    let tracks = rows(&env.lake, "tracks").await;
+    assert_eq!(tracks.len(), 7);
+    assert_eq!(find(&tracks, "id", "t4")["score"], json!(2.5));
+    assert_eq!(
+        find(&tracks, "id", "t0")["score"],
+        json!(1.0),
+        "old files widened"
+    );
+    assert_eq!(find(&tracks, "id", "t5")["mood"], json!("calm"));
+    assert_eq!(find(&tracks, "id", "t0")["mood"], Value::Null);
+    let artists = rows(&env.lake, "tracks__artists").await;
+    assert_eq!(
+        artists.len(),
+        14,
+        "the quarantined tracks' artists are gone too"
+    );
+
+    // A full rebuild decides the same: the type that came first wins, even
+    // though both kinds are new to it (it takes a second pass).
+    let def = silver_def("tracks");
+    let incremental = family(&env.lake, &def).await;
+    let full = env.silver(&def, &bronze_def("tracks"), true).await;
+    assert_eq!(full.passes, 2);
+    assert_eq!(full.drift.quarantined, 3);
+    assert_eq!(family(&env.lake, &def).await, incremental);
+}
+
+#[tokio::test]
+async fn incremental_runs_equal_a_rebuild_and_stale_versions_change_nothing() {
+    let env = env().await;
+    let def = silver_def("tracks");
+    let source = bronze_def("tracks");
+    let ids: Vec<String> = (0..60).map(|i| format!("t{i:03}")).collect();
+    env.land(
+        Collection::Tracks,
+        ids.iter()
+            .map(|id| song(id, json!(1), json!(1), None))
+            .collect(),
+    )
+    .await;
+    env.layers(false).await;
+    for round in 2..5 {
+        let changed: Vec<(String, Value)> = ids
+            .iter()
+            .step_by(round * 3)
+            .map(|id| song(id, json!(round), json!(round), None))
+            .chain([song(&format!("new{round}"), json!(1), json!(1), None)])
+            .collect();
+        let expected = changed.len() as u64;
+        env.land(Collection::Tracks, changed).await;
+        let report = env.layers(false).await.remove("tracks").unwrap();
+        assert_eq!(report.keys_changed, expected);
+        assert_eq!(report.tables["tracks"], 60 + round as u64 - 1);
+    }
+    let incremental = family(&env.lake, &def).await;
+    assert_eq!(
+        find(&incremental["tracks"], "id", "t000")["tempo_label"],
+        json!(4)
+    );
+
+    // Rewriting a bronze interval re-reads old versions: none may win.
+    let bronze = Bronze::new(env.store.clone(), env.lake.clone(), env.shared_clock());
+    bronze
+        .run(
+            &source,
+            Extract::Interval {
+                from: t0() - TimeDelta::days(1),
+                to: t0() + TimeDelta::days(1),
+            },
+            "bronze-rewrite",
+        )
+        .await
+        .unwrap();
+    let report = env.silver(&def, &source, false).await;
+    assert!(report.bronze_files_read > 0);
+    assert_eq!(report.keys_changed, 0, "{report:?}");
+    assert_eq!(family(&env.lake, &def).await, incremental);
+
+    let rebuilt = env.silver(&def, &source, true).await;
+    assert_eq!(rebuilt.mode, "full_refresh");
+    assert_eq!(family(&env.lake, &def).await, incremental);
+}
+
+#[tokio::test]
+async fn hostile_documents_are_flattened_or_quarantined_with_a_reason() {
+    let env = env().await;
+    let mut deep = json!("bottom");
+    for _ in 0..100 {
+        deep = json!({ "d": deep });
+    }
+    let long = "ü".repeat(1 << 20);
+    env.land(
+        Collection::Tracks,
+        vec![
+            ("deep".into(), json!({"id": "deep", "nest": deep})),
+            (
+                "odd".into(),
+                json!({
+                    "id": "odd",
+                    "long": long,
+                    "名前": "ビョーク",
+                    "a.b": 1,
+                    "CamelCase": true,
+                    "idx": "not the position",
+                    "empty": [],
+                    "holes": [null, {"x": 1}, null],
+                    "nested": [[1, 2], [], [3]],
+                    "nothing": null,
+                    "blank": {},
+                }),
+            ),
+        ],
+    )
+    .await;
+    let report = env.layers(false).await.remove("tracks").unwrap();
+    assert_eq!(report.drift.quarantined, 1);
+    let quarantined = rows(&env.lake, "tracks_quarantine").await;
+    assert_eq!(quarantined[0]["id"], json!("deep"));
+    assert!(
+        quarantined[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("64 levels")
+    );
+
+    let tracks = rows(&env.lake, "tracks").await;
+    let odd = find(&tracks, "id", "odd");
+    assert_eq!(odd["long"].as_str().unwrap().len(), long.len());
+    let value_of = |prefix: &str| {
+        odd.iter()
+            .find(|(k, _)| k.starts_with(prefix) && k.len() == prefix.len() + 5)
+            .unwrap_or_else(|| panic!("no column for {prefix} in {:?}", odd.keys()))
+            .1
+            .clone()
+    };
+    assert_eq!(value_of("c"), json!("ビョーク"));
+    assert_eq!(value_of("a_b"), json!(1));
+    assert_eq!(value_of("camelcase"), json!(true));
+    assert_eq!(odd["nothing"], Value::Null);
+    let holes = rows(&env.lake, "tracks__holes").await;
+    assert_eq!(holes.len(), 3, "null entries keep their positions");
+    assert_eq!(holes[1]["x"], json!(1));
+    assert!(rows(&env.lake, "tracks__empty").await.is_empty());
+    let inner = rows(&env.lake, "tracks__nested__items").await;
+    let mut values: Vec<(i64, i64, Value)> = inner
+        .iter()
+        .map(|r| {
+            (
+                r["nested_idx"].as_i64().unwrap(),
+                r["idx"].as_i64().unwrap(),
+                r["value"].clone(),
+            )
+        })
+        .collect();
+    values.sort_by_key(|v| (v.0, v.1));
+    assert_eq!(
+        values,
+        vec![(0, 0, json!(1)), (0, 1, json!(2)), (2, 0, json!(3))]
+    );
+}
