@@ -719,3 +719,239 @@ async fn hostile_documents_are_flattened_or_quarantined_with_a_reason() {
         vec![(0, 0, json!(1)), (0, 1, json!(2)), (2, 0, json!(3))]
     );
 }
+
+// ---- property: nothing lost, reruns identical ---------------------------------
+
+/// A random document whose keys say their type (`s…` text, `i…` int, `f…`
+/// float, `b…` bool, `n…` null, `o…` object, `a…` array of objects, `l…`
+/// array of ints, `m…` array of arrays), so no path changes type and every
+/// version must flatten.
+fn random_doc(rng: &mut soundlake::rng::Rng, depth: u32) -> Value {
+    let mut doc = serde_json::Map::new();
+    let kinds: &[char] = if depth >= 3 {
+        &['s', 'i', 'f', 'b', 'n']
+    } else {
+        &['s', 'i', 'f', 'b', 'n', 'o', 'a', 'l', 'm']
+    };
+    for _ in 0..rng.below(6) {
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let key = format!("{kind}{}", rng.below(3));
+        let value = match kind {
+            's' => {
+                let texts = ["", "plain", "Sigur Rós", "日本語 🎵", "\"quoted\"\n\\", "x"];
+                let text = texts[rng.below(texts.len() as u64) as usize];
+                json!(text.repeat(1 + rng.below(3) as usize))
+            }
+            'i' => json!([0i64, -1, 42, i64::MAX, i64::MIN][rng.below(5) as usize]),
+            'f' => json!([0.5f64, -2.25, 1e-7, 3.0e10][rng.below(4) as usize]),
+            'b' => json!(rng.below(2) == 1),
+            'n' => Value::Null,
+            'o' => random_doc(rng, depth + 1),
+            'a' => Value::Array(
+                (0..rng.below(4))
+                    .map(|_| {
+                        if rng.below(5) == 0 {
+                            Value::Null
+                        } else {
+                            random_doc(rng, depth + 1)
+                        }
+                    })
+                    .collect(),
+            ),
+            'l' => Value::Array((0..rng.below(4)).map(|i| json!(i * 7)).collect()),
+            _ => Value::Array(
+                (0..rng.below(3))
+                    .map(|_| {
+                        Value::Array((0..rng.below(3)).map(|i| json!(format!("e{i}"))).collect())
+                    })
+                    .collect(),
+            ),
+        };
+        doc.insert(key, value);
+    }
+    Value::Object(doc)
+}
+
+/// Every non-null scalar of a document as (position chain, path, value),
+/// positions and paths as silver's walk forms them.
+fn scalars(
+    value: &Value,
+    path: &str,
+    table: &str,
+    chain: &mut Vec<i64>,
+    out: &mut Vec<(Vec<i64>, String, Value)>,
+) {
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                scalars(v, &p, table, chain, out);
+            }
+        }
+        Value::Array(items) => {
+            let child = if path == table {
+                format!("{path}[]")
+            } else {
+                path.to_string()
+            };
+            for (i, item) in items.iter().enumerate() {
+                chain.push(i as i64);
+                scalars(item, &child, &child, chain, out);
+                chain.pop();
+            }
+        }
+        scalar => out.push((chain.clone(), path.to_string(), scalar.clone())),
+    }
+}
+
+/// The same triples read back from a family's tables.
+async fn scalars_in_silver(
+    lake: &Lake,
+    def: &SilverTable,
+    key: &str,
+) -> Vec<(Vec<i64>, String, Value)> {
+    let snapshot = lake
+        .table(silver::LAYER, &def.name)
+        .snapshot()
+        .await
+        .unwrap();
+    let recorded: silver::Recorded =
+        serde_json::from_value(snapshot.properties["schema"].clone()).unwrap();
+    let mut out = Vec::new();
+    for shape in silver::shapes(def, &recorded).unwrap() {
+        let keys = shape.schema.fields().len()
+            - shape.columns.len()
+            - usize::from(shape.path.is_empty()) * 2;
+        for row in rows(lake, &shape.name).await {
+            let values: Vec<&Value> = shape
+                .schema
+                .fields()
+                .iter()
+                .map(|f| &row[f.name()])
+                .collect();
+            if values[0] != &json!(key) {
+                continue;
+            }
+            let chain: Vec<i64> = values[1..keys]
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            for column in &shape.columns {
+                let value = &row[&column.name];
+                if !value.is_null() {
+                    out.push((chain.clone(), column.path.clone(), value.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sorted(mut v: Vec<(Vec<i64>, String, Value)>) -> Vec<(Vec<i64>, String, Value)> {
+    v.sort_by_key(|t| format!("{t:?}"));
+    v
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    #[test]
+    fn random_documents_lose_no_value_and_reruns_are_identical(seed in proptest::prelude::any::<u64>()) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let env = env().await;
+            let mut rng = soundlake::rng::Rng::seeded(seed);
+            let docs: Vec<(String, Value)> = (0..20)
+                .map(|i| {
+                    let mut doc = random_doc(&mut rng, 0);
+                    doc["id"] = json!(format!("r{i}"));
+                    (format!("r{i}"), doc)
+                })
+                .collect();
+            env.land(Collection::Tracks, docs.clone()).await;
+            let report = env.layers(false).await.remove("tracks").unwrap();
+            assert_eq!(report.drift.quarantined, 0, "{report:?}");
+            let def = silver_def("tracks");
+            for (id, doc) in &docs {
+                let mut expected = Vec::new();
+                let mut body = doc.clone();
+                body.as_object_mut().unwrap().remove("id");
+                scalars(&body, "", "", &mut Vec::new(), &mut expected);
+                let found = scalars_in_silver(&env.lake, &def, id).await;
+                assert_eq!(sorted(found), sorted(expected), "document {id}: {doc}");
+            }
+            let before = family(&env.lake, &def).await;
+            env.silver(&def, &bronze_def("tracks"), true).await;
+            assert_eq!(family(&env.lake, &def).await, before, "a rebuild gives identical rows");
+        });
+    }
+}
+
+#[tokio::test]
+async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env().await;
+    env.lake = Lake::open(&soundlake::config::LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..Default::default()
+    })
+    .unwrap();
+    land_fixtures(&env, false).await;
+    env.layers(false).await;
+
+    let tables = ["tracks", "tracks__artists", "albums", "artists__genres"];
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/read_silver.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(dir.path())
+        .args(tables)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for table in tables {
+        let ours = rows(&env.lake, table).await.len();
+        assert_eq!(seen[table]["duckdb_rows"], json!(ours), "{table}");
+        assert_eq!(seen[table]["pyarrow_rows"], json!(ours), "{table}");
+    }
+    let duck = &seen["tracks"]["duckdb_types"];
+    assert_eq!(duck["album__release_date"], json!("DATE"));
+    assert_eq!(duck["available_markets"], json!("VARCHAR[]"));
+    assert_eq!(duck["popularity"], json!("BIGINT"));
+    assert_eq!(duck["_ingested_at"], json!("TIMESTAMP WITH TIME ZONE"));
+    assert_eq!(
+        seen["tracks"]["pyarrow_types"]["_ingested_at"],
+        json!("timestamp[us, tz=UTC]")
+    );
+
+    // The join an analyst writes first, against soundlake's own rows.
+    let tracks = rows(&env.lake, "tracks").await;
+    let artists = rows(&env.lake, "tracks__artists").await;
+    let mut expected: Vec<Value> = tracks
+        .iter()
+        .filter_map(|t| {
+            let n = artists.iter().filter(|a| a["track_id"] == t["id"]).count();
+            (n > 0).then(|| {
+                let markets = t["available_markets"].as_array().map(|m| json!(m.len()));
+                json!([
+                    t["id"],
+                    t["album__release_date"],
+                    markets.unwrap_or(Value::Null),
+                    n
+                ])
+            })
+        })
+        .collect();
+    expected.sort_by_key(|v| v[0].as_str().unwrap().to_string());
+    assert_eq!(seen["tracks_with_artists"], Value::Array(expected));
+}
