@@ -40,8 +40,8 @@ pub const LAYER: &str = "silver";
 const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 const BATCH_ROWS: usize = 1024;
 /// A worker writes a chunk once it took this many document bytes or rows.
-const CHUNK_BYTES: usize = 32 * 1024 * 1024;
-const CHUNK_ROWS: usize = 16_384;
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+const CHUNK_ROWS: usize = 8192;
 /// The columns of bronze a run reads.
 const BRONZE_VERSION: [&str; 2] = ["ingested_at", "content_hash"];
 

@@ -354,7 +354,7 @@ fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
 }
 
 /// Files under `dir` whose path ends with `suffix`.
-fn files_ending(dir: &Path, suffix: &str) -> usize {
+pub fn files_ending(dir: &Path, suffix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -193,7 +193,7 @@ pub async fn rows(lake: &Lake, table: &str) -> Vec<BTreeMap<String, Value>> {
             }
         }
     }
-    out.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    out.sort_by_cached_key(|r| serde_json::to_string(r).unwrap());
     out
 }
 
@@ -954,4 +954,188 @@ async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
         .collect();
     expected.sort_by_key(|v| v[0].as_str().unwrap().to_string());
     assert_eq!(seen["tracks_with_artists"], Value::Array(expected));
+}
+
+// ---- the command: kill -9 and bad input -------------------------------------
+
+/// `soundlake silver tracks --json` as a process, small files so a run has
+/// many kill points.
+fn silver_command(landing_url: &str, lake: &Path, definitions: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    cmd.args(["silver", "tracks", "--json"])
+        .env_clear()
+        .env("SOUNDLAKE__LANDING__URL", landing_url)
+        .env("SOUNDLAKE__LAKE__URL", format!("file://{}", lake.display()))
+        .env("SOUNDLAKE__LAKE__FILE_MIB", "1")
+        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1")
+        .env("SOUNDLAKE__DEFINITIONS__DIR", definitions)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+#[tokio::test]
+async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
+    use crate::bronze::files_ending;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env().await;
+    env.lake = Lake::open(&soundlake::config::LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..Default::default()
+    })
+    .unwrap();
+    let docs: Vec<(String, Value)> = (0..6000)
+        .map(|i| {
+            let id = format!("k{i:05}");
+            let mut doc = song(&id, json!(i % 7), json!(i), None).1;
+            let mut rng = soundlake::rng::Rng::derived(7, &id);
+            let lyrics: String = (0..4000)
+                .map(|_| char::from(b'a' + rng.below(26) as u8))
+                .collect();
+            doc["lyrics"] = json!(lyrics);
+            doc["tags"] = json!([format!("t{}", i % 5), format!("u{}", i % 3)]);
+            (id, doc)
+        })
+        .collect();
+    env.land(Collection::Tracks, docs).await;
+    let bronze = Bronze::new(env.store.clone(), env.lake.clone(), env.shared_clock());
+    bronze
+        .run(&bronze_def("tracks"), Extract::Incremental, "b")
+        .await
+        .unwrap();
+
+    let landing_url = env.store.describe();
+    let root = dir.path().join("silver/tracks");
+    let points: [(PathBuf, &str, usize); 2] = [
+        (root.join("_soundlake/staging"), ".pending", 2),
+        (
+            dir.path().join("silver/tracks__artists/_soundlake/commits"),
+            ".json",
+            1,
+        ),
+    ];
+    for (watched, suffix, count) in &points {
+        let mut child = silver_command(&landing_url, dir.path(), &self::root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        loop {
+            if files_ending(watched, suffix) >= *count {
+                child.kill().unwrap();
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("silver finished ({status}) before the kill point {suffix} x{count}: {err}");
+            }
+            std::thread::yield_now();
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        let root_version = env
+            .lake
+            .table(silver::LAYER, "tracks")
+            .snapshot()
+            .await
+            .unwrap()
+            .version;
+        assert_eq!(root_version, 0, "the root commits last");
+        assert_eq!(
+            files_ending(&root, ".parquet"),
+            0,
+            "nothing visible before a commit"
+        );
+    }
+
+    let out = silver_command(&landing_url, dir.path(), &self::root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["tables"][0]["tables"]["tracks"],
+        json!(6000),
+        "{report}"
+    );
+    let def = silver_def("tracks");
+    let resumed = family(&env.lake, &def).await;
+    assert_eq!(resumed["tracks__artists"].len(), 12_000);
+    assert_eq!(resumed["tracks__tags"].len(), 12_000);
+    assert_eq!(
+        files_ending(&dir.path().join("silver"), ".pending"),
+        0,
+        "staging cleaned up"
+    );
+
+    env.silver(&def, &bronze_def("tracks"), true).await;
+    assert_eq!(
+        family(&env.lake, &def).await,
+        resumed,
+        "the same rows as a clean rebuild"
+    );
+}
+
+#[test]
+fn bad_definitions_and_arguments_exit_2_with_the_place_and_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let definitions = dir.path().join("defs");
+    std::fs::create_dir_all(definitions.join("silver")).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    copy(&root().join("bronze"), &definitions.join("bronze"));
+    std::fs::write(
+        definitions.join("silver/tracks.toml"),
+        "source = \"tracks\"\n[columns.name]\ntype = \"text\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        definitions.join("silver/songs.toml"),
+        "source = \"songs\"\n",
+    )
+    .unwrap();
+    let landing = format!("embedded://{}/landing.db", dir.path().display());
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (code, err) = run(&mut silver_command(&landing, dir.path(), &definitions));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tracks.toml: line 3, column 8: unknown variant `text`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("songs.toml: source \"songs\" is not a bronze table"),
+        "{err}"
+    );
+
+    let (code, err) = run(silver_command(&landing, dir.path(), &root()).arg("songs"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no silver table \"songs\"") && err.contains("tracks"),
+        "{err}"
+    );
+
+    std::fs::remove_dir_all(definitions.join("silver")).unwrap();
+    let (code, err) = run(&mut silver_command(&landing, dir.path(), &definitions));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("silver definitions folder"), "{err}");
 }
