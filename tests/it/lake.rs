@@ -223,23 +223,37 @@ async fn protocol_on_s3() {
 
 /// A store whose renames fail: a writer that dies right after its commit
 /// record, before moving its files into place.
+/// A store whose writer "dies" at chosen steps: `dies(operation, path)`
+/// says when (`put` or `rename`), and that step fails.
 #[derive(Debug)]
-struct NoRenames(Arc<dyn ObjectStore>);
+pub struct Dying(pub Arc<dyn ObjectStore>, pub fn(&str, &Path) -> bool);
 
-impl std::fmt::Display for NoRenames {
+impl Dying {
+    fn died() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "Dying",
+            source: "the writer died here".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Dying {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NoRenames")
+        f.write_str("Dying")
     }
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for NoRenames {
+impl ObjectStore for Dying {
     async fn put_opts(
         &self,
         location: &Path,
         payload: object_store::PutPayload,
         opts: object_store::PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
+        if (self.1)("put", location) {
+            return Err(Dying::died());
+        }
         self.0.put_opts(location, payload, opts).await
     }
     async fn put_multipart_opts(
@@ -284,21 +298,21 @@ impl ObjectStore for NoRenames {
     }
     async fn rename_opts(
         &self,
-        _from: &Path,
-        _to: &Path,
-        _options: object_store::RenameOptions,
+        from: &Path,
+        to: &Path,
+        options: object_store::RenameOptions,
     ) -> object_store::Result<()> {
-        Err(object_store::Error::Generic {
-            store: "NoRenames",
-            source: "the writer died here".into(),
-        })
+        if (self.1)("rename", from) {
+            return Err(Dying::died());
+        }
+        self.0.rename_opts(from, to, options).await
     }
 }
 
 #[tokio::test]
 async fn a_publish_cut_after_the_commit_record_is_read_and_finished_by_the_next_writer() {
     let healthy: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    let broken: Arc<dyn ObjectStore> = Arc::new(NoRenames(healthy.clone()));
+    let broken: Arc<dyn ObjectStore> = Arc::new(Dying(healthy.clone(), |op, _| op == "rename"));
     let lake = Lake::with_store(broken, "memory://", &LakeSettings::default()).unwrap();
     let table = lake.table("silver", "t");
     let mut txn = table.begin("dies", t0()).await.unwrap();
