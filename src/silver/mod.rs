@@ -110,6 +110,9 @@ struct Selection {
     emit: Vec<Vec<bool>>,
     keys: HashMap<u128, Candidate>,
     versions: u64,
+    /// The ingest stamps the inputs span.
+    oldest: Stamp,
+    newest: Stamp,
 }
 
 fn key_hash(key: &str) -> u128 {
@@ -166,6 +169,9 @@ impl Silver {
             .get("consumed")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
+        let newest_held = properties
+            .get("newest_ingested_at")
+            .and_then(|v| v.as_i64());
         let definition = definition_hash(def);
         let full_refresh_reason = if full_refresh {
             None
@@ -222,7 +228,10 @@ impl Silver {
         };
         let mut txns = Txns::new(self.lake.clone(), run_id, now);
         txns.insert(def.name.clone(), root_txn);
-        if !full {
+        // Inputs that all came after the newest version silver holds cannot
+        // lose to it; otherwise (a bronze interval rewrite) compare.
+        let newest = newest_held.unwrap_or(Stamp::MIN).max(selection.newest);
+        if !full && newest_held.is_none_or(|held| held >= selection.oldest) {
             let quarantine = schema::Naming::new(def).quarantine_table();
             for name in [def.name.clone(), quarantine] {
                 let txn = txns.get(&name).await?;
@@ -248,38 +257,41 @@ impl Silver {
         report.drift = drift(def, before, &decided, pass.quarantined)?;
 
         let changed: HashSet<u128> = selection.keys.keys().copied().collect();
-        let mut targets: Vec<(String, SchemaRef, String)> = shapes
-            .iter()
-            .map(|s: &TableShape| (s.name.clone(), s.schema.clone(), s.fingerprint.clone()))
-            .collect();
-        let quarantine_name = schema::Naming::new(def).quarantine_table();
+        // Every table of the new shape (the re-derived keys' rows go from
+        // each, even where no new row arrives), the quarantine, and on a
+        // rebuild the tables the old shape had and the new one lacks.
         let quarantine = quarantine_schema(&def.key);
+        let mut targets: Vec<(String, Option<(SchemaRef, String)>)> = shapes
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    Some((s.schema.clone(), s.fingerprint.clone())),
+                )
+            })
+            .collect();
         targets.push((
-            quarantine_name.clone(),
-            quarantine.clone(),
-            schema::fingerprint(&quarantine),
+            schema::Naming::new(def).quarantine_table(),
+            Some((quarantine.clone(), schema::fingerprint(&quarantine))),
         ));
         if full {
             for old in shapes_gone(def, &recorded, &decided)? {
-                drop(txns.get(&old).await?);
-                targets.push((old, quarantine.clone(), String::new()));
+                targets.push((old, None));
             }
+        }
+        for (name, _) in &targets {
+            drop(txns.get(name).await?);
         }
         let mut txns = txns.into_inner();
         let mut commits: Vec<(String, Transaction)> = Vec::new();
-        for (name, schema, fingerprint) in &targets {
-            let Some(mut txn) = txns.remove(name) else {
-                continue;
-            };
+        for (name, shape) in &targets {
+            let mut txn = txns.remove(name).expect("every target was begun");
             let written: Vec<&Written> = pass.written.iter().filter(|w| &w.table == name).collect();
-            let gone = fingerprint.is_empty();
             let changed_files = publish_table(
                 &mut txn,
-                schema,
-                fingerprint,
+                shape.as_ref(),
                 &written,
                 if full { None } else { Some(&changed) },
-                gone,
             )
             .await?;
             if changed_files || name == &def.name {
@@ -295,6 +307,7 @@ impl Silver {
         properties.insert("key".into(), json!(def.key));
         properties.insert("definition".into(), json!(definition));
         properties.insert("schema".into(), json!(decided));
+        properties.insert("newest_ingested_at".into(), json!(newest));
         let consumed: Vec<&str> = bronze_snapshot
             .files
             .iter()
@@ -672,6 +685,8 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selectio
     });
     let mut keys = HashMap::new();
     let versions = entries.len() as u64;
+    let oldest = entries.iter().map(|e| e.stamp).min().unwrap_or(Stamp::MAX);
+    let newest = entries.iter().map(|e| e.stamp).max().unwrap_or(Stamp::MIN);
     let mut last = None;
     for e in entries {
         if last == Some(e.key) {
@@ -693,6 +708,8 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selectio
         emit,
         keys,
         versions,
+        oldest,
+        newest,
     })
 }
 
@@ -726,22 +743,27 @@ async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str
 /// rows belong to re-derived keys (or whose columns are out of date) are
 /// rewritten without those rows and in the current shape, the run's own
 /// files are added (reshaped if they were written in an older shape).
-/// `changed` is `None` on a full refresh, which drops every old file.
+/// `changed` is `None` on a full refresh, which drops every old file; a
+/// table without a shape has left the family and loses every file.
 /// Returns whether the table changed.
 async fn publish_table(
     txn: &mut Transaction,
-    schema: &SchemaRef,
-    fingerprint: &str,
+    shape: Option<&(SchemaRef, String)>,
     written: &[&Written],
     changed: Option<&HashSet<u128>>,
-    gone: bool,
 ) -> Result<bool> {
     let base: Vec<DataFile> = txn.base().files.clone();
+    let Some((schema, fingerprint)) = shape else {
+        for file in &base {
+            txn.remove(file);
+        }
+        return Ok(!base.is_empty());
+    };
     let mut rewrite: Option<FileWriter> = None;
     let mut added = Vec::new();
     let mut touched = !written.is_empty();
     for file in &base {
-        let Some(changed) = changed.filter(|_| !gone) else {
+        let Some(changed) = changed else {
             txn.remove(file);
             touched = true;
             continue;
@@ -763,7 +785,7 @@ async fn publish_table(
         }
     }
     for w in written {
-        if w.fingerprint == fingerprint {
+        if &w.fingerprint == fingerprint {
             added.push(w.file.clone());
             continue;
         }

@@ -613,7 +613,17 @@ async fn incremental_runs_equal_a_rebuild_and_stale_versions_change_nothing() {
         assert_eq!(report.keys_changed, expected);
         assert_eq!(report.tables["tracks"], 60 + round as u64 - 1);
     }
+    // A new version without artists takes the old artists' rows away.
+    let (id, mut lonely) = song("t001", json!(9), json!(9), None);
+    lonely["artists"] = json!([]);
+    env.land(Collection::Tracks, vec![(id, lonely)]).await;
+    env.layers(false).await;
     let incremental = family(&env.lake, &def).await;
+    assert!(
+        !incremental["tracks__artists"]
+            .iter()
+            .any(|r| r["track_id"] == json!("t001"))
+    );
     assert_eq!(
         find(&incremental["tracks"], "id", "t000")["tempo_label"],
         json!(4)
