@@ -359,30 +359,19 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
     let lake = crate::lake::Lake::open(&settings.lake)?;
     lake.check().await?;
     let job = Bronze::new(store.clone(), lake, clock.clone());
-    let mut reports = Vec::new();
-    for def in chosen {
-        let run = RecordedRun::start(&store, &clock, &format!("bronze.{}", def.name)).await?;
-        let report = match job.run(def, extract, run.id()).await {
-            Ok(report) => report,
-            Err(e) => return Err(run.fail(e).await),
-        };
-        run.finish(
-            "succeeded",
-            serde_json::to_value(&report).expect("reports serialize"),
-        )
-        .await?;
-        if !args.report.json {
-            println!("{}", crate::bronze::render(&report));
-        }
-        reports.push(report);
-    }
-    if args.report.json {
-        print_json(&serde_json::json!({
-            "tables": reports,
-            "peak_rss_bytes": peak_rss_bytes(),
-        }));
-    }
-    Ok(())
+    let run_one =
+        async |def: &crate::bronze::BronzeTable, run_id: &str| job.run(def, extract, run_id).await;
+    run_tables(
+        &store,
+        &clock,
+        "bronze",
+        &chosen,
+        |d| &d.name,
+        args.report.json,
+        crate::bronze::render,
+        run_one,
+    )
+    .await
 }
 
 async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<()> {
@@ -397,14 +386,44 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
     let lake = crate::lake::Lake::open(&settings.lake)?;
     lake.check().await?;
     let job = Silver::new(store.clone(), lake, clock.clone());
-    let mut reports = Vec::new();
-    for def in chosen {
+    let run_one = async |def: &crate::silver::SilverTable, run_id: &str| {
         let source = bronze
             .iter()
             .find(|b| b.name == def.source)
             .expect("silver::load checked the source");
-        let run = RecordedRun::start(&store, &clock, &format!("silver.{}", def.name)).await?;
-        let report = match job.run(def, source, args.full_refresh, run.id()).await {
+        job.run(def, source, args.full_refresh, run_id).await
+    };
+    run_tables(
+        &store,
+        &clock,
+        "silver",
+        &chosen,
+        |d| &d.name,
+        args.report.json,
+        crate::silver::render,
+        run_one,
+    )
+    .await
+}
+
+/// Run a layer's job on each chosen table as a recorded run (`<layer>.<table>`),
+/// printing each report as text as it comes, or all of them as JSON at the end.
+#[allow(clippy::too_many_arguments)]
+async fn run_tables<T, R: serde::Serialize>(
+    store: &crate::landing::SharedStore,
+    clock: &clock::SharedClock,
+    layer: &str,
+    chosen: &[&T],
+    name_of: fn(&T) -> &String,
+    json: bool,
+    render: fn(&R) -> String,
+    job: impl AsyncFn(&T, &str) -> Result<R>,
+) -> Result<()> {
+    let mut reports = Vec::new();
+    for def in chosen {
+        let task = format!("{layer}.{}", name_of(def));
+        let run = RecordedRun::start(store, clock, &task).await?;
+        let report = match job(def, run.id()).await {
             Ok(report) => report,
             Err(e) => return Err(run.fail(e).await),
         };
@@ -413,12 +432,12 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
             serde_json::to_value(&report).expect("reports serialize"),
         )
         .await?;
-        if !args.report.json {
-            println!("{}", crate::silver::render(&report));
+        if !json {
+            println!("{}", render(&report));
         }
         reports.push(report);
     }
-    if args.report.json {
+    if json {
         print_json(&serde_json::json!({
             "tables": reports,
             "peak_rss_bytes": peak_rss_bytes(),

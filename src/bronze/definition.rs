@@ -131,14 +131,7 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
-    }
+    use crate::definitions::tests::dir_with;
 
     #[test]
     fn defaults_and_file_name_as_table_name() {

@@ -129,12 +129,16 @@ impl Bronze {
     ) -> Result<BronzeReport> {
         let lock = format!("{LAYER}.{}", def.name);
         let holder = lease::holder(run_id);
-        self.renew_lock(&lock, &holder).await?;
-        let result = self.run_locked(def, extract, run_id, &lock, &holder).await;
-        let unlocked = self.store.unlock(&lock, &holder).await;
-        let report = result?;
-        unlocked?;
-        Ok(report)
+        let work = self.run_locked(def, extract, run_id, &lock, &holder);
+        lease::while_held(
+            &self.store,
+            &lock,
+            &holder,
+            self.clock.now(),
+            LOCK_LEASE,
+            work,
+        )
+        .await
     }
 
     async fn renew_lock(&self, lock: &str, holder: &str) -> Result<()> {

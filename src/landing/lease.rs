@@ -58,6 +58,24 @@ pub async fn hold(
     })
 }
 
+/// Hold `name` for `holder` while `work` runs, then release it; the
+/// work's error wins over a failure to release.
+pub async fn while_held<T>(
+    store: &SharedStore,
+    name: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    hold(store, name, holder, now, lease).await?;
+    let result = work.await;
+    let unlocked = store.unlock(name, holder).await;
+    let value = result?;
+    unlocked?;
+    Ok(value)
+}
+
 /// Whether `holder` names a process of this host that has exited. Only
 /// where `/proc` exists; elsewhere the lease decides.
 fn died_here(holder: &str) -> bool {

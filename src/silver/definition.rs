@@ -208,6 +208,7 @@ fn singular(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::bronze::Partitioning;
+    use crate::definitions::tests::dir_with;
     use crate::landing::Collection;
 
     fn bronze() -> Vec<BronzeTable> {
@@ -224,14 +225,6 @@ mod tests {
             file: PathBuf::from(format!("bronze/{name}.toml")),
         })
         .collect()
-    }
-
-    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
     }
 
     #[test]

@@ -142,12 +142,16 @@ impl Silver {
     ) -> Result<SilverReport> {
         let lock = format!("{LAYER}.{}", def.name);
         let holder = lease::holder(run_id);
-        lease::hold(&self.store, &lock, &holder, self.clock.now(), LOCK_LEASE).await?;
-        let result = self.run_locked(def, bronze, full_refresh, run_id).await;
-        let unlocked = self.store.unlock(&lock, &holder).await;
-        let report = result?;
-        unlocked?;
-        Ok(report)
+        let work = self.run_locked(def, bronze, full_refresh, run_id);
+        lease::while_held(
+            &self.store,
+            &lock,
+            &holder,
+            self.clock.now(),
+            LOCK_LEASE,
+            work,
+        )
+        .await
     }
 
     async fn run_locked(

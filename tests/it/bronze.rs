@@ -15,7 +15,7 @@ use soundlake::config::LakeSettings;
 use soundlake::lake::{Lake, Table};
 use soundlake::landing::{self, Batch, Collection, SharedStore};
 
-use crate::support::{S3Server, t0};
+use crate::support::{S3Server, files_ending, kill_when, t0};
 
 /// The shipped definitions.
 pub fn definitions() -> Vec<BronzeTable> {
@@ -353,24 +353,6 @@ fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
     cmd
 }
 
-/// Files under `dir` whose path ends with `suffix`.
-pub fn files_ending(dir: &Path, suffix: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                files_ending(&path, suffix)
-            } else {
-                usize::from(path.to_string_lossy().ends_with(suffix))
-            }
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
     let s = setup().await;
@@ -395,27 +377,11 @@ async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
         (&commits, ".json", 1),
     ];
     for (watched, suffix, count) in points {
-        let mut child = bronze_command(&landing_url, dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        loop {
-            if files_ending(watched, suffix) >= count {
-                child.kill().unwrap();
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("bronze finished ({status}) before the kill point {suffix} x{count}: {err}");
-            }
-            std::thread::yield_now();
-        }
-        let status = child.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9)
+        kill_when(
+            &mut bronze_command(&landing_url, dir.path()),
+            watched,
+            suffix,
+            count,
         );
         if suffix == ".pending" {
             assert_eq!(

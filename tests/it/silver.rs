@@ -20,7 +20,7 @@ use soundlake::lake::Lake;
 use soundlake::landing::{self, Batch, Collection, SharedStore};
 use soundlake::silver::{self, Silver, SilverReport, SilverTable};
 
-use crate::support::t0;
+use crate::support::{files_ending, kill_when, t0};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/spotify");
 
@@ -985,8 +985,6 @@ fn silver_command(landing_url: &str, lake: &Path, definitions: &Path) -> std::pr
 
 #[tokio::test]
 async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
-    use crate::bronze::files_ending;
-
     let dir = tempfile::tempdir().unwrap();
     let mut env = env().await;
     env.lake = Lake::open(&soundlake::config::LakeSettings {
@@ -1021,27 +1019,11 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
         (root.join("_soundlake/commits"), ".json", 1),
     ];
     for (watched, suffix, count) in &points {
-        let mut child = silver_command(&landing_url, dir.path(), &self::root())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        loop {
-            if files_ending(watched, suffix) >= *count {
-                child.kill().unwrap();
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("silver finished ({status}) before the kill point {suffix} x{count}: {err}");
-            }
-            std::thread::yield_now();
-        }
-        let status = child.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9)
+        kill_when(
+            &mut silver_command(&landing_url, dir.path(), &self::root()),
+            watched,
+            suffix,
+            *count,
         );
         if *suffix == ".pending" {
             let root_version = env

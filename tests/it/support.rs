@@ -2,6 +2,7 @@
 //! client under test.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -250,4 +251,54 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Files under `dir` whose path ends with `suffix`.
+pub fn files_ending(dir: &Path, suffix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_ending(&path, suffix)
+            } else {
+                usize::from(path.to_string_lossy().ends_with(suffix))
+            }
+        })
+        .sum()
+}
+
+/// Start `cmd` and kill it with SIGKILL as soon as `count` files ending in
+/// `suffix` exist under `watched`; a run that ends first fails the test.
+pub fn kill_when(
+    cmd: &mut std::process::Command,
+    watched: &std::path::Path,
+    suffix: &str,
+    count: usize,
+) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if files_ending(watched, suffix) >= count {
+            child.kill().unwrap();
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the run finished ({status}) before the kill point {suffix} x{count}: {err}");
+        }
+        std::thread::yield_now();
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 }
