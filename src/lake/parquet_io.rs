@@ -16,11 +16,13 @@ use futures::{FutureExt, StreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{AsyncArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
@@ -187,7 +189,9 @@ impl ParquetFile {
             path: path.clone(),
             size,
         };
-        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        // The offset index lets a slice read only its own pages.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
             .await
             .map_err(|e| parquet_error(lake, path, e))?;
         Ok(ParquetFile {
@@ -212,12 +216,13 @@ impl ParquetFile {
             .collect()
     }
 
-    /// Record batches of `batch_rows` rows from the given row groups (all
-    /// when `None`), with only the named top-level columns (all when
-    /// `None`; a name the file lacks is an error).
+    /// Record batches of `batch_rows` rows from one slice of a row group
+    /// (the whole file when `None`), with only the named top-level columns
+    /// (all when `None`; a name the file lacks is an error). A slice reads
+    /// only the pages that hold its rows, so workers can split a row group.
     pub fn read(
         &self,
-        row_groups: Option<Vec<usize>>,
+        slice: Option<(usize, Range<usize>)>,
         columns: Option<&[&str]>,
         batch_rows: usize,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
@@ -229,8 +234,14 @@ impl ParquetFile {
         let mut builder =
             ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.metadata.clone())
                 .with_batch_size(batch_rows);
-        if let Some(groups) = row_groups {
-            builder = builder.with_row_groups(groups);
+        if let Some((group, rows)) = slice {
+            let selection = RowSelection::from(vec![
+                RowSelector::skip(rows.start),
+                RowSelector::select(rows.len()),
+            ]);
+            builder = builder
+                .with_row_groups(vec![group])
+                .with_row_selection(selection);
         }
         if let Some(names) = columns {
             let mut indices = Vec::with_capacity(names.len());

@@ -26,6 +26,10 @@ use super::schema::{
 use crate::error::Result;
 use crate::landing::Stamp;
 
+/// The path lookups run once per value: a fast, fixed-seed hash (no
+/// hash-flooding concern, the keys are our own paths).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Documents nested deeper than this go to quarantine (and the walk stays
 /// far from the stack's limit).
 const MAX_DEPTH: usize = 64;
@@ -106,7 +110,7 @@ enum Stop {
 pub struct Flattener {
     plan: Arc<Plan>,
     tables: Vec<TableBuf>,
-    by_path: HashMap<String, usize>,
+    by_path: FastMap<String, usize>,
     quarantine: Quarantine,
     /// A value met an unlocked column of another kind: this pass's output
     /// is not usable, the run decides kinds and flattens again.
@@ -129,7 +133,7 @@ struct TableBuf {
     key: StringBuilder,
     positions: Vec<Int32Builder>,
     columns: Vec<ColumnBuf>,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     meta: Option<(TimestampMicrosecondBuilder, StringBuilder)>,
 }
 
@@ -264,7 +268,7 @@ impl Flattener {
         let mut flattener = Flattener {
             plan,
             tables: Vec::new(),
-            by_path: HashMap::new(),
+            by_path: FastMap::default(),
             quarantine: Quarantine::new(),
             conflicts: 0,
             offenses: Vec::new(),
@@ -347,7 +351,7 @@ impl Flattener {
             key: StringBuilder::new(),
             positions: (0..depth).map(|_| Int32Builder::new()).collect(),
             columns: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             meta: parent.is_none().then(|| {
                 (
                     TimestampMicrosecondBuilder::new().with_timezone("UTC"),

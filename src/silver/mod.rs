@@ -42,6 +42,9 @@ const BATCH_ROWS: usize = 1024;
 /// A worker writes a chunk once it took this many document bytes or rows.
 const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 const CHUNK_ROWS: usize = 8192;
+/// Workers take bronze rows in slices of this many, so one large row
+/// group still spreads over every core.
+const UNIT_ROWS: usize = 16_384;
 /// The columns of bronze a run reads.
 const BRONZE_VERSION: [&str; 2] = ["ingested_at", "content_hash"];
 
@@ -365,12 +368,16 @@ impl Silver {
             let mut offset = 0usize;
             for (g, rows) in file.row_group_rows().into_iter().enumerate() {
                 let rows = rows as usize;
-                if emit[f][offset..offset + rows].iter().any(|&e| e) {
-                    units.push_back(Unit {
-                        file: f,
-                        group: g,
-                        offset,
-                    });
+                for start in (0..rows).step_by(UNIT_ROWS) {
+                    let end = (start + UNIT_ROWS).min(rows);
+                    if emit[f][offset + start..offset + end].iter().any(|&e| e) {
+                        units.push_back(Unit {
+                            file: f,
+                            group: g,
+                            rows: start..end,
+                            offset: offset + start,
+                        });
+                    }
                 }
                 offset += rows;
             }
@@ -420,9 +427,12 @@ struct Pass {
     quarantined: u64,
 }
 
+/// A slice of a row group: `rows` within group `group` of input `file`,
+/// whose first row is row `offset` of the file.
 struct Unit {
     file: usize,
     group: usize,
+    rows: std::ops::Range<usize>,
     offset: usize,
 }
 
@@ -512,7 +522,8 @@ impl Worker {
             let unit = self.queue.lock().expect("queue lock").pop_front();
             let Some(unit) = unit else { break };
             let file = &self.files[unit.file];
-            let mut stream = file.read(Some(vec![unit.group]), Some(&columns), BATCH_ROWS)?;
+            let slice = (unit.group, unit.rows.clone());
+            let mut stream = file.read(Some(slice), Some(&columns), BATCH_ROWS)?;
             let mut offset = unit.offset;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
