@@ -66,6 +66,22 @@ enum Command {
     /// Flatten bronze into the typed silver tables (all of silver/*.toml,
     /// or the ones named): only keys with new versions are re-derived.
     Silver(SilverArgs),
+    /// Check every table and pipeline definition before anything runs, and
+    /// report all problems at once.
+    Validate,
+    /// List the pipelines with their schedules and next fire times.
+    List(ReportArgs),
+    /// Print a pipeline's tasks and dependencies.
+    Dag(DagArgs),
+}
+
+#[derive(Debug, Args)]
+struct DagArgs {
+    /// The pipeline (a pipelines/*.toml file name without .toml).
+    pipeline: String,
+    /// text (waves with dependencies), mermaid or dot (Graphviz).
+    #[arg(long, value_enum, default_value_t = crate::orchestrator::Format::Text)]
+    format: crate::orchestrator::Format,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +251,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import(args, &settings).await,
         Command::Bronze(args) => bronze(args, &settings).await,
         Command::Silver(args) => silver(args, &settings).await,
+        Command::Validate => validate(&settings),
+        Command::List(args) => list(args, &settings),
+        Command::Dag(args) => dag(args, &settings),
     }
 }
 
@@ -404,6 +423,152 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
         run_one,
     )
     .await
+}
+
+/// Every definition of the definitions folder, loaded and checked: the
+/// layers' tables, then the pipelines expanded over them.
+struct Definitions {
+    bronze: Vec<crate::bronze::BronzeTable>,
+    silver: Vec<crate::silver::SilverTable>,
+    pipelines: Vec<crate::orchestrator::Pipeline>,
+}
+
+impl Definitions {
+    /// Load everything; the error lists every folder's problems at once.
+    fn load(settings: &crate::config::Settings) -> Result<Definitions> {
+        let dir = &settings.definitions.dir;
+        let mut problems = Vec::new();
+        let mut note = |e: Error| problems.push(e.to_string());
+        let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))
+            .map_err(&mut note)
+            .ok();
+        let silver = bronze.as_ref().and_then(|b| {
+            crate::silver::load(&dir.join(crate::silver::LAYER), b)
+                .map_err(&mut note)
+                .ok()
+        });
+        let tables = layer_tables(
+            bronze.as_deref().unwrap_or_default(),
+            silver.as_deref().unwrap_or_default(),
+        );
+        let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &tables)
+            .map_err(&mut note)
+            .ok();
+        match (bronze, silver, pipelines) {
+            (Some(bronze), Some(silver), Some(pipelines)) => Ok(Definitions {
+                bronze,
+                silver,
+                pipelines,
+            }),
+            _ => Err(Error::config(
+                dir.display().to_string(),
+                format!("the definitions have problems:\n{}", problems.join("\n")),
+                "fix the files named above, then run `soundlake validate` again",
+            )),
+        }
+    }
+
+    fn pipeline(&self, name: &str) -> Result<&crate::orchestrator::Pipeline> {
+        self.pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+                Error::config(
+                    "command line",
+                    format!("there is no pipeline {name:?}"),
+                    format!("use one of: {}", known.join(", ")),
+                )
+            })
+    }
+}
+
+/// What the layers tell the orchestrator: each layer's tables and the
+/// tasks each one reads.
+fn layer_tables(
+    bronze: &[crate::bronze::BronzeTable],
+    silver: &[crate::silver::SilverTable],
+) -> crate::orchestrator::Tables {
+    let mut tables = crate::orchestrator::Tables::default();
+    tables.layers.insert(
+        crate::bronze::LAYER.into(),
+        bronze
+            .iter()
+            .map(|b| (b.name.clone(), Vec::new()))
+            .collect(),
+    );
+    tables.layers.insert(
+        crate::silver::LAYER.into(),
+        silver
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    vec![format!("{}.{}", crate::bronze::LAYER, s.source)],
+                )
+            })
+            .collect(),
+    );
+    tables
+}
+
+fn validate(settings: &crate::config::Settings) -> Result<()> {
+    let defs = Definitions::load(settings)?;
+    let tasks: usize = defs.pipelines.iter().map(|p| p.dag.len()).sum();
+    println!(
+        "definitions are valid: {} bronze tables, {} silver tables, {} pipelines ({tasks} tasks)",
+        defs.bronze.len(),
+        defs.silver.len(),
+        defs.pipelines.len()
+    );
+    Ok(())
+}
+
+fn list(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
+    let defs = Definitions::load(settings)?;
+    let now = clock::system().now();
+    let rows: Vec<serde_json::Value> = defs
+        .pipelines
+        .iter()
+        .map(|p| {
+            let next = p.schedule.next_after(now);
+            serde_json::json!({
+                "pipeline": p.name,
+                "schedule": p.schedule.expression(),
+                "timezone": p.schedule.zone().name(),
+                "catch_up": format!("{:?}", p.catch_up).to_lowercase(),
+                "tasks": p.dag.len(),
+                "next_fire": next,
+                "next_fire_local": next.map(|t| t.with_timezone(&p.schedule.zone()).to_rfc3339()),
+            })
+        })
+        .collect();
+    if args.json {
+        print_json(&rows);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<16} {:>5}  next fire",
+        "pipeline", "schedule", "timezone", "tasks"
+    );
+    for r in &rows {
+        println!(
+            "{:<24} {:<20} {:<16} {:>5}  {}",
+            r["pipeline"].as_str().unwrap_or_default(),
+            r["schedule"].as_str().unwrap_or_default(),
+            r["timezone"].as_str().unwrap_or_default(),
+            r["tasks"],
+            r["next_fire_local"].as_str().unwrap_or("never"),
+        );
+    }
+    Ok(())
+}
+
+fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
+    let defs = Definitions::load(settings)?;
+    let pipeline = defs.pipeline(&args.pipeline)?;
+    print!("{}", pipeline.dag.render(&pipeline.name, args.format));
+    Ok(())
 }
 
 /// Run a layer's job on each chosen table as a recorded run (`<layer>.<table>`),

@@ -16,6 +16,7 @@ pub mod error;
 pub mod import;
 pub mod lake;
 pub mod landing;
+pub mod orchestrator;
 pub mod rng;
 pub mod secret;
 pub mod silver;

@@ -11,6 +11,7 @@ mod governor;
 mod import;
 mod lake;
 mod landing;
+mod orchestrator;
 mod silver;
 mod simulator;
 mod support;

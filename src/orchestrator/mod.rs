@@ -1,0 +1,14 @@
+//! The orchestrator: pipelines as DAGs of tasks, their schedules and how
+//! they expand. It knows tasks by id and kind, not what they do: the
+//! layers tell it which tables a kind expands to and what each reads.
+
+mod dag;
+mod pipeline;
+mod schedule;
+
+pub use dag::{Dag, Format};
+pub use pipeline::{CatchUp, Pipeline, Tables, Task, load};
+pub use schedule::Schedule;
+
+/// The folder of pipeline definitions inside the definitions folder.
+pub const FOLDER: &str = "pipelines";

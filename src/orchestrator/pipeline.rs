@@ -1,0 +1,411 @@
+//! `pipelines/*.toml`: one pipeline per file. A pipeline has a schedule and
+//! task groups; a group whose kind is a layer (`bronze`, `silver`) expands
+//! into one task per table definition of that layer, with dependencies
+//! inferred from what each table reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::dag::Dag;
+use super::schedule::Schedule;
+use crate::definitions::{read_toml, toml_files};
+use crate::error::{Error, Result};
+
+/// What to run after downtime, when fire times were missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Skip what was missed; wait for the next fire time.
+    None,
+    /// Run once for the most recent missed fire time.
+    Latest,
+    /// Run once for every missed fire time, oldest first.
+    All,
+}
+
+/// The tables a layer kind expands to, and what each one reads: the
+/// orchestrator learns this from the layers, it does not know them.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Layer → table → upstream task ids (`silver.tracks` → `bronze.tracks`).
+    pub layers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+/// Task kinds that are one task each.
+const SINGLE_KINDS: [&str; 1] = ["crawl"];
+
+/// A task of an expanded pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// `crawl`, `bronze.tracks`, …
+    pub id: String,
+    pub kind: String,
+    /// The table, for layer tasks.
+    pub table: Option<String>,
+    pub params: BTreeMap<String, toml::Value>,
+    pub retries: u32,
+    pub retry_backoff_secs: u64,
+    pub timeout_secs: Option<u64>,
+}
+
+/// A pipeline, expanded and checked.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub schedule: Schedule,
+    pub catch_up: CatchUp,
+    pub max_concurrent_tasks: usize,
+    pub dag: Dag<Task>,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    schedule: String,
+    #[serde(default = "utc")]
+    timezone: String,
+    #[serde(default = "latest")]
+    catch_up: CatchUp,
+    #[serde(default = "four")]
+    max_concurrent_tasks: usize,
+    tasks: BTreeMap<String, Group>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn latest() -> CatchUp {
+    CatchUp::Latest
+}
+
+fn four() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Group {
+    /// Defaults to the group's name (`[tasks.bronze]` is a bronze group).
+    kind: Option<String>,
+    /// Groups or task ids this group's tasks run after.
+    #[serde(default)]
+    after: Vec<String>,
+    /// For a layer group: the tables to run (default: all).
+    tables: Option<Vec<String>>,
+    #[serde(default)]
+    retries: u32,
+    #[serde(default = "default_backoff")]
+    retry_backoff_secs: u64,
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+}
+
+fn default_backoff() -> u64 {
+    30
+}
+
+/// The parameters each kind takes, with their TOML type.
+fn params_of(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "crawl" => &[("names_per_run", "integer")],
+        "silver" => &[("full_refresh", "boolean")],
+        _ => &[],
+    }
+}
+
+/// Every `*.toml` of `dir`, expanded against `tables`. All problems of all
+/// files are reported at once.
+pub fn load(dir: &Path, tables: &Tables) -> Result<Vec<Pipeline>> {
+    let mut pipelines = Vec::new();
+    let mut problems = Vec::new();
+    for path in toml_files(dir, "pipelines")? {
+        match parse(&path, tables) {
+            Ok(p) => pipelines.push(p),
+            Err(list) => {
+                problems.extend(list.into_iter().map(|p| format!("{}: {p}", path.display())))
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::config(
+            dir.display().to_string(),
+            problems.join("\n  "),
+            "fix each file named above; keys: schedule, timezone, catch_up (none, latest, all), \
+             max_concurrent_tasks, and [tasks.<name>] with kind, after, tables, retries, \
+             retry_backoff_secs, timeout_secs, params",
+        ));
+    }
+    Ok(pipelines)
+}
+
+fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<String>> {
+    let (name, file): (String, File) = read_toml(path).map_err(|e| vec![e])?;
+    let mut problems = Vec::new();
+    let schedule = Schedule::parse(&file.schedule, &file.timezone)
+        .map_err(|e| problems.push(e))
+        .ok();
+    if file.max_concurrent_tasks == 0 {
+        problems.push("max_concurrent_tasks must be at least 1".into());
+    }
+    if file.tasks.is_empty() {
+        problems.push("a pipeline needs at least one [tasks.<name>]".into());
+    }
+
+    // Expand every group into its tasks.
+    let mut tasks: Vec<Task> = Vec::new();
+    let mut members: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let known_kinds: Vec<&str> = SINGLE_KINDS
+        .iter()
+        .copied()
+        .chain(tables.layers.keys().map(String::as_str))
+        .collect();
+    for (group_name, group) in &file.tasks {
+        let kind = group.kind.clone().unwrap_or_else(|| group_name.clone());
+        let where_ = format!("[tasks.{group_name}]");
+        let known = params_of(&kind);
+        for (key, value) in &group.params {
+            match known.iter().find(|(k, _)| k == key) {
+                None => problems.push(format!(
+                    "{where_}: a {kind} task takes no parameter {key:?}{}",
+                    if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (it takes: {})",
+                            known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                )),
+                Some((_, ty)) if value.type_str() != *ty => problems.push(format!(
+                    "{where_}: parameter {key} must be a {ty}, not a {}",
+                    value.type_str()
+                )),
+                Some(_) => {}
+            }
+        }
+        let task = |id: String, table: Option<String>| Task {
+            id,
+            kind: kind.clone(),
+            table,
+            params: group.params.clone(),
+            retries: group.retries,
+            retry_backoff_secs: group.retry_backoff_secs,
+            timeout_secs: group.timeout_secs,
+        };
+        let ids: Vec<String> = if SINGLE_KINDS.contains(&kind.as_str()) {
+            if group.tables.is_some() {
+                problems.push(format!("{where_}: a {kind} task has no tables"));
+            }
+            vec![group_name.clone()]
+        } else if let Some(layer) = tables.layers.get(&kind) {
+            if group_name != &kind {
+                problems.push(format!(
+                    "{where_}: a {kind} group must be named [tasks.{kind}] (its tasks are {kind}.<table>)"
+                ));
+            }
+            let chosen: Vec<String> = match &group.tables {
+                None => layer.keys().cloned().collect(),
+                Some(names) => {
+                    for t in names.iter().filter(|t| !layer.contains_key(*t)) {
+                        problems.push(format!(
+                            "{where_}: there is no {kind} table {t:?} (there are: {})",
+                            layer.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    names
+                        .iter()
+                        .filter(|t| layer.contains_key(*t))
+                        .cloned()
+                        .collect()
+                }
+            };
+            chosen.into_iter().map(|t| format!("{kind}.{t}")).collect()
+        } else {
+            problems.push(format!(
+                "{where_}: unknown task kind {kind:?} (known: {})",
+                known_kinds.join(", ")
+            ));
+            continue;
+        };
+        for id in &ids {
+            let table = id.split_once('.').map(|(_, t)| t.to_string());
+            tasks.push(task(id.clone(), table));
+        }
+        members.insert(group_name.as_str(), ids);
+    }
+
+    // Dependencies: declared (a group or a task id), then inferred from
+    // what each layer table reads, where that task is in the pipeline.
+    let mut edges: Vec<(String, String)> = Vec::new();
+    for (group_name, group) in &file.tasks {
+        let Some(ids) = members.get(group_name.as_str()) else {
+            continue;
+        };
+        for upstream in &group.after {
+            let targets: Vec<String> = match members.get(upstream.as_str()) {
+                Some(group_ids) => group_ids.clone(),
+                None if tasks.iter().any(|t| &t.id == upstream) => vec![upstream.clone()],
+                None => {
+                    problems.push(format!(
+                        "[tasks.{group_name}]: after names {upstream:?}, which is neither a task \
+                         group nor a task of this pipeline"
+                    ));
+                    continue;
+                }
+            };
+            for id in ids {
+                for target in &targets {
+                    edges.push((target.clone(), id.clone()));
+                }
+            }
+        }
+    }
+    for task in &tasks {
+        let Some(table) = &task.table else { continue };
+        let reads = tables
+            .layers
+            .get(&task.kind)
+            .and_then(|l| l.get(table))
+            .cloned()
+            .unwrap_or_default();
+        for upstream in reads {
+            if tasks.iter().any(|t| t.id == upstream) {
+                edges.push((upstream, task.id.clone()));
+            }
+        }
+    }
+    let dag = match Dag::new(
+        tasks.into_iter().map(|t| (t.id.clone(), t)).collect(),
+        edges,
+    ) {
+        Ok(dag) => Some(dag),
+        Err(cycle) => {
+            problems.push(format!("the tasks form a cycle: {}", cycle.join(" -> ")));
+            None
+        }
+    };
+    match (schedule, dag) {
+        (Some(schedule), Some(dag)) if problems.is_empty() => Ok(Pipeline {
+            name,
+            schedule,
+            catch_up: file.catch_up,
+            max_concurrent_tasks: file.max_concurrent_tasks,
+            dag,
+            file: path.to_path_buf(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::tests::dir_with;
+
+    fn tables() -> Tables {
+        let mut layers = BTreeMap::new();
+        layers.insert(
+            "bronze".to_string(),
+            ["albums", "tracks"]
+                .iter()
+                .map(|t| (t.to_string(), vec![]))
+                .collect(),
+        );
+        layers.insert(
+            "silver".to_string(),
+            [("tracks", "bronze.tracks"), ("albums", "bronze.albums")]
+                .iter()
+                .map(|(t, up)| (t.to_string(), vec![up.to_string()]))
+                .collect(),
+        );
+        Tables { layers }
+    }
+
+    const CATALOG: &str = r#"
+schedule = "0 3 * * *"
+timezone = "Europe/Berlin"
+catch_up = "all"
+
+[tasks.crawl]
+retries = 2
+timeout_secs = 3600
+params = { names_per_run = 10 }
+
+[tasks.bronze]
+after = ["crawl"]
+
+[tasks.silver]
+"#;
+
+    #[test]
+    fn layer_groups_expand_with_inferred_dependencies() {
+        let dir = dir_with(&[("catalog.toml", CATALOG)]);
+        let p = load(dir.path(), &tables()).unwrap().remove(0);
+        assert_eq!(p.name, "catalog");
+        assert_eq!(p.catch_up, CatchUp::All);
+        let ids: Vec<&str> = p.dag.ids().collect();
+        assert_eq!(
+            ids,
+            [
+                "bronze.albums",
+                "bronze.tracks",
+                "crawl",
+                "silver.albums",
+                "silver.tracks"
+            ]
+        );
+        assert_eq!(p.dag.upstream("bronze.tracks"), vec!["crawl"]);
+        assert_eq!(p.dag.upstream("silver.tracks"), vec!["bronze.tracks"]);
+        let crawl = p.dag.task("crawl").unwrap();
+        assert_eq!((crawl.retries, crawl.timeout_secs), (2, Some(3600)));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = dir_with(&[
+            ("a.toml", "schedule = \"0 3 * *\"\n[tasks.crawl]\n"),
+            (
+                "b.toml",
+                "schedule = \"0 3 * * *\"\nschedul = 1\n[tasks.crawl]\n",
+            ),
+            (
+                "c.toml",
+                "schedule = \"0 3 * * *\"\n[tasks.fetch]\nkind = \"download\"\n",
+            ),
+            (
+                "d.toml",
+                "schedule = \"0 3 * * *\"\n[tasks.bronze]\ntables = [\"songs\"]\n",
+            ),
+            (
+                "e.toml",
+                "schedule = \"0 3 * * *\"\n[tasks.a]\nkind = \"crawl\"\nafter = [\"b\"]\n[tasks.b]\nkind = \"crawl\"\nafter = [\"a\"]\n",
+            ),
+            (
+                "f.toml",
+                "schedule = \"0 3 * * *\"\n[tasks.crawl]\nafter = [\"nothing\"]\nparams = { names = 3 }\n",
+            ),
+            (
+                "g.toml",
+                "schedule = \"0 3 * * *\"\ntimezone = \"Moon/Base\"\n[tasks.crawl]\n",
+            ),
+        ]);
+        let err = load(dir.path(), &tables()).unwrap_err().to_string();
+        for needle in [
+            "a.toml: schedule \"0 3 * *\" has 4 fields",
+            "b.toml: line 2, column 1: unknown field `schedul`",
+            "c.toml: [tasks.fetch]: unknown task kind \"download\" (known: crawl, bronze, silver)",
+            "d.toml: [tasks.bronze]: there is no bronze table \"songs\" (there are: albums, tracks)",
+            "e.toml: the tasks form a cycle: a -> b -> a",
+            "f.toml: [tasks.crawl]: after names \"nothing\"",
+            "f.toml: [tasks.crawl]: a crawl task takes no parameter \"names\" (it takes: names_per_run)",
+            "g.toml: time zone \"Moon/Base\"",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+    }
+}
