@@ -73,6 +73,38 @@ enum Command {
     List(ReportArgs),
     /// Print a pipeline's tasks and dependencies.
     Dag(DagArgs),
+    /// Run a pipeline's DAG once (or the selected tasks), tasks in parallel
+    /// up to its limit; exit 0 only when every task succeeded.
+    Run(RunArgs),
+    /// List recent runs and task attempts from the state store.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The pipeline (a pipelines/*.toml file name without .toml).
+    pipeline: String,
+    /// Task ids or globs, `+` before for everything upstream, after for
+    /// everything downstream: 'bronze.*+', '+silver.tracks'.
+    #[arg(long, default_value = "")]
+    select: String,
+    /// Print the plan and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rebuild layer tables from scratch.
+    #[arg(long)]
+    full_refresh: bool,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunsArgs {
+    /// How many records, newest first.
+    #[arg(long, default_value_t = 30)]
+    limit: usize,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +286,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate(&settings),
         Command::List(args) => list(args, &settings),
         Command::Dag(args) => dag(args, &settings),
+        Command::Run(args) => run_pipeline(args, &settings).await,
+        Command::Runs(args) => runs(args, &settings).await,
     }
 }
 
@@ -568,6 +602,111 @@ fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
     let defs = Definitions::load(settings)?;
     let pipeline = defs.pipeline(&args.pipeline)?;
     print!("{}", pipeline.dag.render(&pipeline.name, args.format));
+    Ok(())
+}
+
+async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::orchestrator::{RunOptions, Runner};
+
+    let defs = Definitions::load(settings)?;
+    let pipeline = defs.pipeline(&args.pipeline)?;
+    let selected = pipeline.dag.select(&args.select).map_err(|problem| {
+        Error::config(
+            "--select",
+            problem,
+            format!("see the task ids with `soundlake dag {}`", pipeline.name),
+        )
+    })?;
+    if args.dry_run {
+        println!(
+            "{}: would run {} of {} tasks",
+            pipeline.name,
+            selected.len(),
+            pipeline.dag.len()
+        );
+        for (i, wave) in pipeline.dag.waves().iter().enumerate() {
+            for id in wave.iter().filter(|id| selected.contains(**id)) {
+                println!("  [{}] {id}", i + 1);
+            }
+        }
+        return Ok(());
+    }
+    let clock = clock::system();
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    lake.check().await?;
+    let tasks = crate::tasks::LayerTasks {
+        settings: settings.clone(),
+        store: store.clone(),
+        lake,
+        clock: clock.clone(),
+        bronze: defs.bronze.clone(),
+        silver: defs.silver.clone(),
+    };
+    let runner = Runner::new(store, clock.clone(), std::sync::Arc::new(tasks));
+    let id = run_id(&pipeline.name, clock.now());
+    let options = RunOptions {
+        full_refresh: args.full_refresh,
+    };
+    let report = runner.run(pipeline, &selected, &options, &id).await?;
+    if args.report.json {
+        print_json(&report);
+    } else {
+        print!("{}", crate::orchestrator::render(&report));
+    }
+    if report.succeeded() {
+        return Ok(());
+    }
+    let mut problems: Vec<String> = report
+        .tasks
+        .iter()
+        .filter(|t| !matches!(t.status, "succeeded" | "skipped"))
+        .map(|t| format!("{} {}", t.id, t.status))
+        .collect();
+    let skipped = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == "skipped")
+        .count();
+    if skipped > 0 {
+        problems.push(format!("{skipped} tasks after them skipped"));
+    }
+    Err(Error::RunFailed {
+        pipeline: pipeline.name.clone(),
+        problems: problems.join("; "),
+    })
+}
+
+async fn runs(args: RunsArgs, settings: &crate::config::Settings) -> Result<()> {
+    let store = crate::landing::open(&settings.landing.url, clock::system()).await?;
+    let records = store.runs(args.limit).await?;
+    if args.report.json {
+        print_json(&records);
+        return Ok(());
+    }
+    println!(
+        "{:<52} {:<32} {:<10} {:<21} {:>9}",
+        "run", "task", "status", "started", "seconds"
+    );
+    for r in &records {
+        let seconds = r
+            .finished_at
+            .map(|f| {
+                format!(
+                    "{:.1}",
+                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<52} {:<32} {:<10} {:<21} {:>9}",
+            r.id,
+            r.task,
+            r.status,
+            r.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            seconds
+        );
+    }
     Ok(())
 }
 

@@ -137,6 +137,12 @@ pub enum Error {
         fix: String,
     },
 
+    /// A pipeline run ended with tasks that did not succeed.
+    #[error(
+        "pipeline {pipeline}: {problems}\n  fix: see each task's error above or in `soundlake runs`; rerun with --select to retry just those tasks"
+    )]
+    RunFailed { pipeline: String, problems: String },
+
     /// A server could not start or stopped unexpectedly.
     #[error("{what}: {message}")]
     Server { what: String, message: String },
@@ -153,6 +159,18 @@ impl Error {
             problem: problem.into(),
             fix: fix.into(),
         }
+    }
+
+    /// Whether retrying cannot help: the configuration, the credentials or
+    /// the input must change first.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::Config { .. }
+                | Error::MissingCredentials
+                | Error::Auth { .. }
+                | Error::Input { .. }
+        )
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

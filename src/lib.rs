@@ -22,6 +22,7 @@ pub mod secret;
 pub mod silver;
 pub mod sim;
 pub mod spotify;
+pub mod tasks;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -116,6 +116,63 @@ impl<T> Dag<T> {
         self.upstream[id].iter().map(String::as_str).collect()
     }
 
+    /// Every task `id` depends on, directly or not.
+    pub fn ancestors(&self, id: &str) -> BTreeSet<String> {
+        self.closure(id, &self.upstream)
+    }
+
+    /// Every task that depends on `id`, directly or not.
+    pub fn descendants(&self, id: &str) -> BTreeSet<String> {
+        self.closure(id, &self.downstream)
+    }
+
+    fn closure(&self, id: &str, edges: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![id.to_string()];
+        while let Some(next) = todo.pop() {
+            for n in &edges[&next] {
+                if seen.insert(n.clone()) {
+                    todo.push(n.clone());
+                }
+            }
+        }
+        seen
+    }
+
+    /// The tasks a `--select` expression names: ids or globs (`*`, `?`),
+    /// separated by spaces or commas, each with an optional `+` before
+    /// (and everything upstream) or after (and everything downstream).
+    /// Empty selects every task.
+    pub fn select(&self, expression: &str) -> Result<BTreeSet<String>, String> {
+        let terms: Vec<&str> = expression
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if terms.is_empty() {
+            return Ok(self.tasks.keys().cloned().collect());
+        }
+        let mut chosen = BTreeSet::new();
+        for term in terms {
+            let up = term.starts_with('+');
+            let down = term.ends_with('+') && term.len() > 1;
+            let pattern = term.trim_start_matches('+').trim_end_matches('+');
+            let matched: Vec<&String> = self.tasks.keys().filter(|id| glob(pattern, id)).collect();
+            if matched.is_empty() {
+                return Err(format!("{term:?} matches no task"));
+            }
+            for id in matched {
+                chosen.insert(id.clone());
+                if up {
+                    chosen.extend(self.ancestors(id));
+                }
+                if down {
+                    chosen.extend(self.descendants(id));
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
     /// Tasks in waves: each wave's tasks depend only on earlier waves.
     pub fn waves(&self) -> Vec<Vec<&str>> {
         let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
@@ -195,6 +252,30 @@ impl<T> Dag<T> {
     }
 }
 
+/// Whether `text` matches `pattern`, where `*` is any run of characters
+/// and `?` any one.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +299,31 @@ mod tests {
         .unwrap();
         assert_eq!(d.waves(), vec![vec!["a", "x"], vec!["b"], vec!["c"]]);
         assert_eq!(d.upstream("c"), vec!["a", "b", "x"]);
+    }
+
+    #[test]
+    fn selections_take_globs_and_plus_for_up_and_downstream() {
+        let d = dag(
+            &[
+                ("crawl", "bronze.a"),
+                ("crawl", "bronze.b"),
+                ("bronze.a", "silver.a"),
+                ("bronze.b", "silver.b"),
+            ],
+            &["crawl", "bronze.a", "bronze.b", "silver.a", "silver.b"],
+        )
+        .unwrap();
+        let ids = |s: &str| d.select(s).unwrap().into_iter().collect::<Vec<_>>();
+        assert_eq!(ids("bronze.*"), ["bronze.a", "bronze.b"]);
+        assert_eq!(ids("+silver.a"), ["bronze.a", "crawl", "silver.a"]);
+        assert_eq!(
+            ids("bronze.*+"),
+            ["bronze.a", "bronze.b", "silver.a", "silver.b"]
+        );
+        assert_eq!(ids("crawl, silver.?"), ["crawl", "silver.a", "silver.b"]);
+        assert_eq!(ids("").len(), 5);
+        assert!(d.select("gold.*").unwrap_err().contains("matches no task"));
+        assert!(glob("*", "") && glob("a*c", "abbbc") && !glob("a?c", "ac"));
     }
 
     #[test]

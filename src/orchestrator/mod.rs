@@ -4,10 +4,12 @@
 
 mod dag;
 mod pipeline;
+mod runner;
 mod schedule;
 
 pub use dag::{Dag, Format};
 pub use pipeline::{CatchUp, Pipeline, Tables, Task, load};
+pub use runner::{Executor, RunOptions, RunReport, Runner, TaskOutcome, render, run_task};
 pub use schedule::Schedule;
 
 /// The folder of pipeline definitions inside the definitions folder.

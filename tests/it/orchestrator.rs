@@ -105,3 +105,419 @@ fn validate_reports_every_folder_s_problems_at_once() {
         "{err}"
     );
 }
+
+// ---- the runner, on virtual time ---------------------------------------------
+
+mod runner {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use soundlake::clock::{SharedClock, VirtualClock};
+    use soundlake::landing::{self, SharedStore};
+    use soundlake::orchestrator::{self, Executor, Pipeline, RunOptions, Runner, Tables, Task};
+
+    use crate::support::t0;
+
+    /// A stand-in for the layers: each task takes `work` seconds of virtual
+    /// time, fails its first `fail_first` attempts, and notes what ran when.
+    struct Fake {
+        clock: SharedClock,
+        work: BTreeMap<String, u64>,
+        fail_first: BTreeMap<String, u32>,
+        log: Mutex<Vec<(String, &'static str, i64)>>,
+        /// Tasks running now, and the most ever at once.
+        running: Mutex<(usize, usize)>,
+        /// When set, tasks also wait for it to open.
+        gate: Option<tokio::sync::watch::Receiver<bool>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Executor for Fake {
+        async fn execute(
+            &self,
+            task: &Task,
+            _run: &str,
+            _o: &RunOptions,
+        ) -> soundlake::Result<Value> {
+            let started = self.clock.now();
+            self.log
+                .lock()
+                .unwrap()
+                .push((task.id.clone(), "start", started.timestamp()));
+            {
+                let mut r = self.running.lock().unwrap();
+                r.0 += 1;
+                r.1 = r.1.max(r.0);
+            }
+            let secs = self.work.get(&task.id).copied().unwrap_or(1);
+            self.clock.sleep(Duration::from_secs(secs)).await;
+            if let Some(gate) = &self.gate {
+                let _ = gate.clone().wait_for(|open| *open).await;
+            }
+            self.running.lock().unwrap().0 -= 1;
+            let attempts = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(id, what, _)| id == &task.id && *what == "start")
+                .count();
+            self.log
+                .lock()
+                .unwrap()
+                .push((task.id.clone(), "end", self.clock.now().timestamp()));
+            match self.fail_first.get(&task.id) {
+                Some(n) if attempts as u32 <= *n => Err(soundlake::Error::Server {
+                    what: task.id.clone(),
+                    message: format!("attempt {attempts} broke"),
+                }),
+                _ => Ok(json!({ "task": task.id })),
+            }
+        }
+    }
+
+    fn pipeline(text: &str) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), text).unwrap();
+        let mut layers = BTreeMap::new();
+        layers.insert(
+            "bronze".to_string(),
+            ["a", "b", "c"]
+                .iter()
+                .map(|t| (t.to_string(), vec![]))
+                .collect(),
+        );
+        layers.insert(
+            "silver".to_string(),
+            ["a", "b", "c"]
+                .iter()
+                .map(|t| (t.to_string(), vec![format!("bronze.{t}")]))
+                .collect(),
+        );
+        orchestrator::load(dir.path(), &Tables { layers })
+            .unwrap()
+            .remove(0)
+    }
+
+    async fn store(clock: SharedClock) -> (tempfile::TempDir, SharedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("embedded://{}/state.db", dir.path().display());
+        let store = landing::open(&url, clock).await.unwrap();
+        (dir, store)
+    }
+
+    fn fake(clock: &SharedClock, work: &[(&str, u64)], fail_first: &[(&str, u32)]) -> Arc<Fake> {
+        Arc::new(Fake {
+            clock: clock.clone(),
+            work: work.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            fail_first: fail_first
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            log: Mutex::default(),
+            running: Mutex::default(),
+            gate: None,
+        })
+    }
+
+    const CATALOG: &str = r#"
+schedule = "0 3 * * *"
+max_concurrent_tasks = 2
+[tasks.crawl]
+retries = 2
+retry_backoff_secs = 10
+[tasks.bronze]
+after = ["crawl"]
+[tasks.silver]
+"#;
+
+    #[tokio::test]
+    async fn tasks_run_in_dependency_order_within_the_limit_with_retries() {
+        let clock: SharedClock = VirtualClock::starting_at(t0());
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline(CATALOG);
+        let f = fake(
+            &clock,
+            &[("bronze.a", 30), ("bronze.b", 20), ("bronze.c", 10)],
+            &[("crawl", 2)],
+        );
+        let runner = Runner::new(store.clone(), clock.clone(), f.clone());
+        let all = p.dag.select("").unwrap();
+        let report = runner
+            .run(&p, &all, &RunOptions::default(), "run-1")
+            .await
+            .unwrap();
+        assert!(report.succeeded(), "{report:?}");
+        let crawl = report.tasks.iter().find(|t| t.id == "crawl").unwrap();
+        assert_eq!(crawl.attempts, 3);
+
+        let log = f.log.lock().unwrap().clone();
+        let at = |id: &str, what: &str| {
+            log.iter()
+                .filter(|(i, w, _)| i == id && *w == what)
+                .map(|e| e.2)
+                .collect::<Vec<_>>()
+        };
+        // Attempts 1 s long, backoff 10 s then 20 s.
+        let starts = at("crawl", "start");
+        assert_eq!(
+            starts.iter().map(|s| s - starts[0]).collect::<Vec<_>>(),
+            vec![0, 11, 32]
+        );
+        let crawl_done = *at("crawl", "end").last().unwrap();
+        for t in ["a", "b", "c"] {
+            let bronze = format!("bronze.{t}");
+            assert!(
+                at(&bronze, "start")[0] >= crawl_done,
+                "{bronze} after crawl"
+            );
+            assert!(
+                at(&format!("silver.{t}"), "start")[0] >= at(&bronze, "end")[0],
+                "silver.{t} after {bronze}"
+            );
+        }
+
+        let runs = store.runs(100).await.unwrap();
+        let attempts: Vec<_> = runs.iter().filter(|r| r.task == "p/crawl").collect();
+        assert_eq!(attempts.len(), 3);
+        assert_eq!(attempts.iter().filter(|r| r.status == "failed").count(), 2);
+        let run = runs.iter().find(|r| r.task == "pipeline:p").unwrap();
+        assert_eq!(run.status, "succeeded");
+        assert_eq!(run.report["tasks"].as_array().unwrap().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn never_more_tasks_at_once_than_the_limit() {
+        let clock: SharedClock = VirtualClock::starting_at(t0());
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline("schedule = \"0 3 * * *\"\nmax_concurrent_tasks = 2\n[tasks.bronze]\n");
+        let (open, gate) = tokio::sync::watch::channel(false);
+        let f = Arc::new(Fake {
+            gate: Some(gate),
+            ..Arc::into_inner(fake(&clock, &[], &[])).unwrap()
+        });
+        let runner = Runner::new(store, clock.clone(), f.clone());
+        let all = p.dag.select("").unwrap();
+        let run =
+            tokio::spawn(
+                async move { runner.run(&p, &all, &RunOptions::default(), "run-c").await },
+            );
+        while f.running.lock().unwrap().0 < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Both slots are taken and held: the third task must wait.
+        for _ in 0..10_000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*f.running.lock().unwrap(), (2, 2));
+        open.send(true).unwrap();
+        assert!(run.await.unwrap().unwrap().succeeded());
+        assert_eq!(f.running.lock().unwrap().1, 2, "two at once, never three");
+        assert_eq!(f.log.lock().unwrap().len(), 6, "all three ran");
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_skips_what_depends_on_it_and_fails_the_run() {
+        let clock: SharedClock = VirtualClock::starting_at(t0());
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline(CATALOG);
+        let f = fake(&clock, &[], &[("bronze.b", 99)]);
+        let runner = Runner::new(store, clock.clone(), f.clone());
+        let selected = p.dag.select("bronze.*+").unwrap();
+        let report = runner
+            .run(&p, &selected, &RunOptions::default(), "run-2")
+            .await
+            .unwrap();
+        assert!(!report.succeeded());
+        let status: BTreeMap<&str, &str> = report
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_str(), t.status))
+            .collect();
+        assert_eq!(status["bronze.b"], "failed");
+        assert_eq!(status["silver.b"], "skipped");
+        assert_eq!(status["silver.a"], "succeeded");
+        assert!(!status.contains_key("crawl"), "not selected");
+    }
+
+    #[tokio::test]
+    async fn a_task_past_its_timeout_is_stopped() {
+        let manual = VirtualClock::manual(t0());
+        let clock: SharedClock = manual.clone();
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline("schedule = \"0 3 * * *\"\n[tasks.crawl]\ntimeout_secs = 60\n");
+        let f = fake(&clock, &[("crawl", 3600)], &[]);
+        let runner = Runner::new(store, clock.clone(), f);
+        let all = p.dag.select("").unwrap();
+        let run =
+            tokio::spawn(
+                async move { runner.run(&p, &all, &RunOptions::default(), "run-3").await },
+            );
+        while manual.sleepers() < 2 {
+            tokio::task::yield_now().await;
+        }
+        manual.advance(Duration::from_secs(61));
+        let report = run.await.unwrap().unwrap();
+        assert_eq!(report.tasks[0].status, "timed_out");
+        assert_eq!(
+            report.tasks[0].error.as_deref(),
+            Some("timed out after 60 s")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_run_is_refused_and_a_dead_run_is_marked_failed() {
+        let clock: SharedClock = VirtualClock::starting_at(t0());
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline(CATALOG);
+        let runner = Runner::new(store.clone(), clock.clone(), fake(&clock, &[], &[]));
+        // A live holder (this process, another run) keeps the lock.
+        let holder = landing::lease::holder("other-run");
+        assert!(
+            store
+                .try_lock(
+                    "pipeline.p",
+                    &holder,
+                    t0(),
+                    t0() + chrono::TimeDelta::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+        store
+            .put_run(&landing::RunRecord {
+                id: "ghost".into(),
+                task: "pipeline:p".into(),
+                started_at: t0(),
+                finished_at: None,
+                status: "running".into(),
+                report: Value::Null,
+            })
+            .await
+            .unwrap();
+        let all = p.dag.select("").unwrap();
+        let err = runner
+            .run(&p, &all, &RunOptions::default(), "run-4")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("another run is writing pipeline.p"),
+            "{err}"
+        );
+
+        store.unlock("pipeline.p", &holder).await.unwrap();
+        runner
+            .run(&p, &all, &RunOptions::default(), "run-5")
+            .await
+            .unwrap();
+        let ghost = store
+            .runs(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == "ghost")
+            .unwrap();
+        assert_eq!(ghost.status, "failed");
+        assert!(
+            ghost.report["error"]
+                .as_str()
+                .unwrap()
+                .contains("abandoned")
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
+    let env = crate::silver::env().await;
+    env.land(
+        soundlake::landing::Collection::Tracks,
+        vec![(
+            "t1".into(),
+            serde_json::json!({"id": "t1", "name": "One", "artists": [{"id": "a", "name": "A"}]}),
+        )],
+    )
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let landing = env.store.describe();
+    let cmd = |args: &[&str]| {
+        let mut c = soundlake(shipped());
+        c.args(args).env("SOUNDLAKE__LANDING__URL", &landing).env(
+            "SOUNDLAKE__LAKE__URL",
+            format!("file://{}", lake.path().display()),
+        );
+        c
+    };
+
+    let (code, out, err) = output(&mut cmd(&[
+        "run",
+        "spotify_catalog",
+        "--select",
+        "+silver.tracks",
+        "--dry-run",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("would run 3 of 11 tasks"), "{out}");
+    assert!(
+        out.contains("[1] crawl") && out.contains("[3] silver.tracks"),
+        "{out}"
+    );
+
+    let (code, out, err) = output(&mut cmd(&[
+        "run",
+        "spotify_catalog",
+        "--select",
+        "bronze.*+",
+        "--json",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 10);
+    let silver = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "silver.tracks")
+        .unwrap();
+    assert_eq!(silver["report"]["tables"]["tracks"], 1);
+
+    let (code, out, _) = output(&mut cmd(&["runs", "--json"]));
+    assert_eq!(code, Some(0));
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["task"] == "pipeline:spotify_catalog" && r["status"] == "succeeded")
+    );
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["task"] == "spotify_catalog/silver.tracks")
+    );
+
+    // No credentials: the crawl fails, everything after it is skipped.
+    let (code, out, err) = output(&mut cmd(&["run", "spotify_catalog", "--select", "crawl+"]));
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("crawl") && out.contains("failed") && out.contains("skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SPOTIFY_CLIENT_ID"),
+        "the crawl's error says what to set: {out}"
+    );
+    assert!(
+        err.contains("pipeline spotify_catalog: crawl failed"),
+        "{err}"
+    );
+
+    let (code, _, err) = output(&mut cmd(&["run", "spotify_catalog", "--select", "gold.*"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("\"gold.*\" matches no task"), "{err}");
+}

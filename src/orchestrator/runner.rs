@@ -1,0 +1,344 @@
+//! One run of a pipeline: the selected tasks in dependency order, up to the
+//! pipeline's concurrency, each with its retries and timeout, every attempt
+//! recorded in the state store. What a task does is the executor's
+//! business; the runner only knows ids, kinds and outcomes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::pipeline::{Pipeline, Task};
+use crate::clock::SharedClock;
+use crate::error::Result;
+use crate::landing::{RunRecord, SharedStore, lease};
+
+/// How long a run holds its pipeline's lock before it must renew it; the
+/// runner renews it as tasks finish.
+const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+
+/// Runs tasks: the layers behind the orchestrator.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync {
+    /// Run one attempt of `task`; the value is the task's report.
+    async fn execute(&self, task: &Task, run_id: &str, options: &RunOptions) -> Result<Value>;
+}
+
+/// What a run passes to every task.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rebuild layer tables from scratch.
+    pub full_refresh: bool,
+}
+
+/// The outcome of one task in a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskOutcome {
+    pub id: String,
+    /// `succeeded`, `failed`, `timed_out` or `skipped` (an upstream task
+    /// did not succeed).
+    pub status: &'static str,
+    pub attempts: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub report: Value,
+}
+
+/// What one run of a pipeline did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run_id: String,
+    /// `succeeded` only when every selected task succeeded.
+    pub status: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub tasks: Vec<TaskOutcome>,
+}
+
+impl RunReport {
+    pub fn succeeded(&self) -> bool {
+        self.status == "succeeded"
+    }
+}
+
+/// Runs pipelines against one state store.
+#[derive(Clone)]
+pub struct Runner {
+    store: SharedStore,
+    clock: SharedClock,
+    executor: Arc<dyn Executor>,
+}
+
+/// The task id of a pipeline run's record in the store.
+pub fn run_task(pipeline: &str) -> String {
+    format!("pipeline:{pipeline}")
+}
+
+impl Runner {
+    pub fn new(store: SharedStore, clock: SharedClock, executor: Arc<dyn Executor>) -> Runner {
+        Runner {
+            store,
+            clock,
+            executor,
+        }
+    }
+
+    /// Run the `selected` tasks of `pipeline` once. Refuses to start while
+    /// another live run of the pipeline holds its lock; a run record left
+    /// `running` by a run that died is marked failed first.
+    pub async fn run(
+        &self,
+        pipeline: &Pipeline,
+        selected: &BTreeSet<String>,
+        options: &RunOptions,
+        run_id: &str,
+    ) -> Result<RunReport> {
+        let lock = format!("pipeline.{}", pipeline.name);
+        let holder = lease::holder(run_id);
+        let work = self.run_locked(pipeline, selected, options, run_id, &lock, &holder);
+        lease::while_held(
+            &self.store,
+            &lock,
+            &holder,
+            self.clock.now(),
+            LOCK_LEASE,
+            work,
+        )
+        .await
+    }
+
+    async fn run_locked(
+        &self,
+        pipeline: &Pipeline,
+        selected: &BTreeSet<String>,
+        options: &RunOptions,
+        run_id: &str,
+        lock: &str,
+        holder: &str,
+    ) -> Result<RunReport> {
+        self.fail_abandoned(&pipeline.name).await?;
+        let started_at = self.clock.now();
+        let mut record = RunRecord {
+            id: run_id.into(),
+            task: run_task(&pipeline.name),
+            started_at,
+            finished_at: None,
+            status: "running".into(),
+            report: Value::Null,
+        };
+        self.store.put_run(&record).await?;
+
+        let mut outcomes: BTreeMap<String, TaskOutcome> = BTreeMap::new();
+        let mut waiting: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Settle what can no longer run, then start what can.
+            let mut ready = Vec::new();
+            for id in waiting.clone() {
+                let ups: Vec<&str> = pipeline
+                    .dag
+                    .upstream(id)
+                    .into_iter()
+                    .filter(|u| selected.contains(*u))
+                    .collect();
+                if ups
+                    .iter()
+                    .any(|u| outcomes.get(*u).is_some_and(|o| o.status != "succeeded"))
+                {
+                    waiting.remove(id);
+                    outcomes.insert(id.to_string(), skipped(id));
+                } else if ups.iter().all(|u| outcomes.contains_key(*u)) {
+                    ready.push(id);
+                }
+            }
+            for id in ready {
+                if running.len() >= pipeline.max_concurrent_tasks {
+                    break;
+                }
+                waiting.remove(id);
+                let task = pipeline.dag.task(id).expect("selected tasks exist");
+                running.push(self.attempts(pipeline, task, options, run_id));
+            }
+            let Some(outcome) = running.next().await else {
+                if waiting.is_empty() {
+                    break;
+                }
+                continue;
+            };
+            lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
+            outcomes.insert(outcome.id.clone(), outcome);
+        }
+
+        let tasks: Vec<TaskOutcome> = outcomes.into_values().collect();
+        let status = if tasks.iter().all(|t| t.status == "succeeded") {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let report = RunReport {
+            pipeline: pipeline.name.clone(),
+            run_id: run_id.into(),
+            status,
+            started_at,
+            finished_at: self.clock.now(),
+            tasks,
+        };
+        record.finished_at = Some(report.finished_at);
+        record.status = status.into();
+        record.report = serde_json::to_value(&report).expect("reports serialize");
+        self.store.put_run(&record).await?;
+        Ok(report)
+    }
+
+    /// Every attempt of one task: retries with exponential backoff, each
+    /// attempt bounded by the task's timeout and recorded on its own.
+    async fn attempts(
+        &self,
+        pipeline: &Pipeline,
+        task: &Task,
+        options: &RunOptions,
+        run_id: &str,
+    ) -> TaskOutcome {
+        let started_at = self.clock.now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let attempt_id = format!("{run_id}/{}#{attempt}", task.id);
+            let mut record = RunRecord {
+                id: attempt_id.clone(),
+                task: format!("{}/{}", pipeline.name, task.id),
+                started_at: self.clock.now(),
+                finished_at: None,
+                status: "running".into(),
+                report: Value::Null,
+            };
+            // A store that cannot record is a failed attempt like any other.
+            let result = match self.store.put_run(&record).await {
+                Ok(()) => self.attempt(task, &attempt_id, options).await,
+                Err(e) => Err(Attempt::Failed(e.to_string(), true)),
+            };
+            let (status, report, error, retryable) = match result {
+                Ok(report) => ("succeeded", report, None, false),
+                Err(Attempt::TimedOut(after)) => (
+                    "timed_out",
+                    Value::Null,
+                    Some(format!("timed out after {after} s")),
+                    true,
+                ),
+                Err(Attempt::Failed(e, retryable)) => ("failed", Value::Null, Some(e), retryable),
+            };
+            record.finished_at = Some(self.clock.now());
+            record.status = status.into();
+            record.report = match &error {
+                Some(e) => serde_json::json!({ "error": e }),
+                None => report.clone(),
+            };
+            let _ = self.store.put_run(&record).await;
+            if !retryable || attempt > task.retries {
+                return TaskOutcome {
+                    id: task.id.clone(),
+                    status,
+                    attempts: attempt,
+                    started_at: Some(started_at),
+                    finished_at: record.finished_at,
+                    error,
+                    report,
+                };
+            }
+            tracing::warn!(task = %task.id, attempt, error = error.as_deref().unwrap_or(""), "task attempt failed; retrying");
+            let backoff = task
+                .retry_backoff_secs
+                .saturating_mul(1 << (attempt - 1).min(16));
+            self.clock.sleep(Duration::from_secs(backoff)).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        task: &Task,
+        attempt_id: &str,
+        options: &RunOptions,
+    ) -> std::result::Result<Value, Attempt> {
+        let failed = |e: crate::error::Error| Attempt::Failed(e.to_string(), !e.is_permanent());
+        let work = self.executor.execute(task, attempt_id, options);
+        let Some(limit) = task.timeout_secs else {
+            return work.await.map_err(failed);
+        };
+        tokio::select! {
+            result = work => result.map_err(failed),
+            () = self.clock.sleep(Duration::from_secs(limit)) => Err(Attempt::TimedOut(limit)),
+        }
+    }
+
+    /// Runs of this pipeline still marked `running` belong to a process
+    /// that died (this run holds the lock now): mark them failed.
+    async fn fail_abandoned(&self, pipeline: &str) -> Result<()> {
+        let task = run_task(pipeline);
+        for mut run in self.store.runs(1000).await? {
+            let ours = run.task == task || run.task.starts_with(&format!("{pipeline}/"));
+            if ours && run.status == "running" {
+                run.status = "failed".into();
+                run.finished_at = Some(self.clock.now());
+                run.report =
+                    serde_json::json!({ "error": "abandoned: the process running it died" });
+                self.store.put_run(&run).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Attempt {
+    /// The error, and whether retrying could help.
+    Failed(String, bool),
+    TimedOut(u64),
+}
+
+fn skipped(id: &str) -> TaskOutcome {
+    TaskOutcome {
+        id: id.into(),
+        status: "skipped",
+        attempts: 0,
+        started_at: None,
+        finished_at: None,
+        error: Some("an upstream task did not succeed".into()),
+        report: Value::Null,
+    }
+}
+
+/// The report as a few lines of text: the run, then each task.
+pub fn render(r: &RunReport) -> String {
+    let seconds = |o: &TaskOutcome| match (o.started_at, o.finished_at) {
+        (Some(s), Some(f)) => format!("{:.1} s", (f - s).num_milliseconds() as f64 / 1000.0),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "{} run {}: {} ({} tasks)\n",
+        r.pipeline,
+        r.run_id,
+        r.status,
+        r.tasks.len()
+    );
+    for t in &r.tasks {
+        out.push_str(&format!(
+            "  {:<28} {:<10} {} attempt{} {}\n",
+            t.id,
+            t.status,
+            t.attempts,
+            if t.attempts == 1 { "" } else { "s" },
+            seconds(t)
+        ));
+        for line in t.error.iter().flat_map(|e| e.lines()) {
+            out.push_str(&format!("      {}\n", line.trim_start()));
+        }
+    }
+    out
+}
