@@ -94,6 +94,9 @@ struct RunArgs {
     /// Rebuild layer tables from scratch.
     #[arg(long)]
     full_refresh: bool,
+    /// On SIGINT or SIGTERM, how long running tasks get to finish.
+    #[arg(long, default_value_t = 60)]
+    grace_secs: u32,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -647,6 +650,8 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
         full_refresh: args.full_refresh,
+        stop: Some(stop_on_signals()?),
+        grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
     };
     let report = runner.run(pipeline, &selected, &options, &id).await?;
     if args.report.json {
@@ -675,6 +680,32 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         pipeline: pipeline.name.clone(),
         problems: problems.join("; "),
     })
+}
+
+/// A flag that turns true on the first SIGINT or SIGTERM.
+fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let installed = |kind| {
+        signal(kind).map_err(|e| Error::Server {
+            what: "signal handling".into(),
+            message: e.to_string(),
+        })
+    };
+    let mut interrupt = installed(SignalKind::interrupt())?;
+    let mut terminate = installed(SignalKind::terminate())?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::warn!(
+            "stopping: no new tasks start; running tasks get the grace period to finish"
+        );
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }
 
 async fn runs(args: RunsArgs, settings: &crate::config::Settings) -> Result<()> {

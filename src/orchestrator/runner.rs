@@ -29,19 +29,23 @@ pub trait Executor: Send + Sync {
     async fn execute(&self, task: &Task, run_id: &str, options: &RunOptions) -> Result<Value>;
 }
 
-/// What a run passes to every task.
+/// What a run passes to every task, and how it stops.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Rebuild layer tables from scratch.
     pub full_refresh: bool,
+    /// Turns true when the run must stop (SIGINT, SIGTERM): no new task
+    /// starts, running ones get `grace` to finish.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub grace: TimeDelta,
 }
 
 /// The outcome of one task in a run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskOutcome {
     pub id: String,
-    /// `succeeded`, `failed`, `timed_out` or `skipped` (an upstream task
-    /// did not succeed).
+    /// `succeeded`, `failed`, `timed_out`, `skipped` (an upstream task did
+    /// not succeed) or `cancelled` (the run was stopped).
     pub status: &'static str,
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,
@@ -56,7 +60,8 @@ pub struct TaskOutcome {
 pub struct RunReport {
     pub pipeline: String,
     pub run_id: String,
-    /// `succeeded` only when every selected task succeeded.
+    /// `succeeded` only when every selected task succeeded; `cancelled`
+    /// when the run was stopped.
     pub status: &'static str,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -138,8 +143,22 @@ impl Runner {
 
         let mut outcomes: BTreeMap<String, TaskOutcome> = BTreeMap::new();
         let mut waiting: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        let mut in_flight: BTreeSet<&str> = BTreeSet::new();
         let mut running = FuturesUnordered::new();
+        let mut stop = options.stop.clone();
+        // Once asked to stop: no new task starts, and running ones have until
+        // this deadline to finish.
+        let mut grace_ends: Option<DateTime<Utc>> = None;
         loop {
+            if grace_ends.is_none() && stop.as_ref().is_some_and(|s| *s.borrow()) {
+                grace_ends = Some(self.clock.now() + options.grace);
+                for id in std::mem::take(&mut waiting) {
+                    outcomes.insert(
+                        id.to_string(),
+                        cancelled(id, "the run was stopped before it started"),
+                    );
+                }
+            }
             // Settle what can no longer run, then start what can.
             let mut ready = Vec::new();
             for id in waiting.clone() {
@@ -164,21 +183,43 @@ impl Runner {
                     break;
                 }
                 waiting.remove(id);
+                in_flight.insert(id);
                 let task = pipeline.dag.task(id).expect("selected tasks exist");
                 running.push(self.attempts(pipeline, task, options, run_id));
             }
-            let Some(outcome) = running.next().await else {
+            if running.is_empty() {
                 if waiting.is_empty() {
                     break;
                 }
                 continue;
-            };
-            lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
-            outcomes.insert(outcome.id.clone(), outcome);
+            }
+            let grace_left =
+                grace_ends.map(|end| (end - self.clock.now()).to_std().unwrap_or_default());
+            tokio::select! {
+                Some(outcome) = running.next() => {
+                    lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
+                    in_flight.remove(outcome.id.as_str());
+                    outcomes.insert(outcome.id.clone(), outcome);
+                }
+                () = stop_requested(&mut stop), if grace_ends.is_none() => {}
+                () = self.clock.sleep(grace_left.unwrap_or_default()), if grace_left.is_some() => {
+                    for id in std::mem::take(&mut in_flight) {
+                        outcomes.insert(id.to_string(), cancelled(id, "the run was stopped and the task did not finish within the grace period"));
+                    }
+                    break;
+                }
+            }
+        }
+        drop(running);
+        if grace_ends.is_some() {
+            self.fail_running(&pipeline.name, "cancelled: the run was stopped")
+                .await?;
         }
 
         let tasks: Vec<TaskOutcome> = outcomes.into_values().collect();
-        let status = if tasks.iter().all(|t| t.status == "succeeded") {
+        let status = if grace_ends.is_some() {
+            "cancelled"
+        } else if tasks.iter().all(|t| t.status == "succeeded") {
             "succeeded"
         } else {
             "failed"
@@ -281,14 +322,19 @@ impl Runner {
     /// Runs of this pipeline still marked `running` belong to a process
     /// that died (this run holds the lock now): mark them failed.
     async fn fail_abandoned(&self, pipeline: &str) -> Result<()> {
+        self.fail_running(pipeline, "abandoned: the process running it died")
+            .await
+    }
+
+    /// Mark this pipeline's run and attempt records still `running` failed.
+    async fn fail_running(&self, pipeline: &str, why: &str) -> Result<()> {
         let task = run_task(pipeline);
         for mut run in self.store.runs(1000).await? {
             let ours = run.task == task || run.task.starts_with(&format!("{pipeline}/"));
             if ours && run.status == "running" {
                 run.status = "failed".into();
                 run.finished_at = Some(self.clock.now());
-                run.report =
-                    serde_json::json!({ "error": "abandoned: the process running it died" });
+                run.report = serde_json::json!({ "error": why });
                 self.store.put_run(&run).await?;
             }
         }
@@ -300,6 +346,28 @@ enum Attempt {
     /// The error, and whether retrying could help.
     Failed(String, bool),
     TimedOut(u64),
+}
+
+/// Resolves when `stop` turns true; never when there is none.
+async fn stop_requested(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(stop) => {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn cancelled(id: &str, why: &str) -> TaskOutcome {
+    TaskOutcome {
+        id: id.into(),
+        status: "cancelled",
+        attempts: 0,
+        started_at: None,
+        finished_at: None,
+        error: Some(why.into()),
+        report: Value::Null,
+    }
 }
 
 fn skipped(id: &str) -> TaskOutcome {

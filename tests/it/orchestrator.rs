@@ -319,6 +319,79 @@ after = ["crawl"]
     }
 
     #[tokio::test]
+    async fn a_stop_lets_running_tasks_finish_within_the_grace_period() {
+        for finish_in_time in [true, false] {
+            let manual = VirtualClock::manual(t0());
+            let clock: SharedClock = manual.clone();
+            let (_dir, store) = store(clock.clone()).await;
+            let p = pipeline(
+                "schedule = \"0 3 * * *\"\nmax_concurrent_tasks = 2\n[tasks.bronze]\n[tasks.silver]\n",
+            );
+            let (open, gate) = tokio::sync::watch::channel(false);
+            let f = Arc::new(Fake {
+                gate: Some(gate),
+                work: ["bronze.a", "bronze.b", "bronze.c"]
+                    .iter()
+                    .map(|t| (t.to_string(), 0))
+                    .collect(),
+                ..Arc::into_inner(fake(&clock, &[], &[])).unwrap()
+            });
+            let runner = Runner::new(store.clone(), clock.clone(), f.clone());
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let options = RunOptions {
+                stop: Some(stopped),
+                grace: chrono::TimeDelta::seconds(30),
+                ..RunOptions::default()
+            };
+            let all = p.dag.select("").unwrap();
+            let run = tokio::spawn(async move { runner.run(&p, &all, &options, "run-s").await });
+            while f.running.lock().unwrap().0 < 2 {
+                tokio::task::yield_now().await;
+            }
+            stop.send(true).unwrap();
+            while manual.sleepers() == 0 {
+                tokio::task::yield_now().await;
+            }
+            if finish_in_time {
+                open.send(true).unwrap();
+            } else {
+                manual.advance(Duration::from_secs(31));
+            }
+            let report = run.await.unwrap().unwrap();
+            assert_eq!(report.status, "cancelled");
+            let status: BTreeMap<&str, &str> = report
+                .tasks
+                .iter()
+                .map(|t| (t.id.as_str(), t.status))
+                .collect();
+            let expected_started = if finish_in_time {
+                "succeeded"
+            } else {
+                "cancelled"
+            };
+            assert_eq!(status["bronze.a"], expected_started);
+            assert_eq!(status["bronze.b"], expected_started);
+            assert_eq!(status["bronze.c"], "cancelled", "never started");
+            assert_eq!(status["silver.a"], "cancelled");
+            assert_eq!(
+                f.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e.1 == "start")
+                    .count(),
+                2
+            );
+            let runs = store.runs(100).await.unwrap();
+            assert!(runs.iter().all(|r| r.status != "running"), "{runs:?}");
+            assert_eq!(
+                runs.iter().find(|r| r.task == "pipeline:p").unwrap().status,
+                "cancelled"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_failed_task_skips_what_depends_on_it_and_fails_the_run() {
         let clock: SharedClock = VirtualClock::starting_at(t0());
         let (_dir, store) = store(clock.clone()).await;
