@@ -776,9 +776,7 @@ fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
         Declared::Json => Val::Text(json_text(value), Kind::Json),
         Declared::String => match value {
             Json::String(s) => Val::Str(s),
-            Json::Static(StaticNode::Bool(b)) => Val::Text(b.to_string(), Kind::String),
-            Json::Static(_) => Val::Text(json_text(value), Kind::String),
-            _ => Val::Text(json_text(value), Kind::String),
+            other => Val::Text(json_text(other), Kind::String),
         },
         Declared::Bool => match value {
             Json::Static(StaticNode::Bool(b)) => Val::Bool(*b),

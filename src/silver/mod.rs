@@ -250,12 +250,16 @@ impl Silver {
         let emit = Arc::new(std::mem::take(&mut selection.emit));
 
         let mut plan = Plan::new(def.clone(), &prior);
-        let mut pass = self.flatten(Arc::new(plan), &files, &emit, &txns).await?;
+        let mut pass = self
+            .flatten(Arc::new(plan), &files, &bronze.key, &emit, &txns)
+            .await?;
         report.passes = 1;
         if pass.conflicts > 0 {
             let decided = decide(def, &prior, &pass.observed);
             plan = Plan::new(def.clone(), &decided);
-            pass = self.flatten(Arc::new(plan), &files, &emit, &txns).await?;
+            pass = self
+                .flatten(Arc::new(plan), &files, &bronze.key, &emit, &txns)
+                .await?;
             report.passes = 2;
         }
         let decided = decide(def, &prior, &pass.observed);
@@ -290,7 +294,8 @@ impl Silver {
             drop(txns.get(name).await?);
         }
         let mut txns = txns.into_inner();
-        let mut commits: Vec<(String, Transaction)> = Vec::new();
+        // (table, whether it stays in the family, its transaction)
+        let mut commits: Vec<(String, bool, Transaction)> = Vec::new();
         for (name, shape) in &targets {
             let mut txn = txns.remove(name).expect("every target was begun");
             let written: Vec<&Written> = pass.written.iter().filter(|w| &w.table == name).collect();
@@ -302,13 +307,15 @@ impl Silver {
             )
             .await?;
             if changed_files || name == &def.name {
-                commits.push((name.clone(), txn));
+                commits.push((name.clone(), shape.is_some(), txn));
+            } else if shape.is_some() {
+                report.tables.insert(name.clone(), txn.base().rows());
             }
         }
         // Children and quarantine first, the root (which records what was
         // consumed) last: a run stopped in between re-derives the same keys
         // and writes the same rows again.
-        commits.sort_by_key(|(name, _)| name == &def.name);
+        commits.sort_by_key(|(name, _, _)| name == &def.name);
         let mut properties = Map::new();
         properties.insert("source".into(), json!(bronze.name));
         properties.insert("key".into(), json!(def.key));
@@ -322,7 +329,7 @@ impl Silver {
             .collect();
         properties.insert("consumed".into(), json!(consumed));
         let operation = if full { "replace" } else { "merge" };
-        for (name, txn) in commits {
+        for (name, stays, txn) in commits {
             let props = if name == def.name {
                 properties.clone()
             } else {
@@ -334,8 +341,10 @@ impl Silver {
             if name == def.name {
                 report.version = Some(snapshot.version);
             }
+            if stays {
+                report.tables.insert(name, snapshot.rows());
+            }
         }
-        report.tables = self.row_counts(def, &decided).await?;
         Ok(report)
     }
 
@@ -360,6 +369,7 @@ impl Silver {
         &self,
         plan: Arc<Plan>,
         files: &Arc<Vec<Arc<ParquetFile>>>,
+        bronze_key: &str,
         emit: &Arc<Vec<Vec<bool>>>,
         txns: &Txns,
     ) -> Result<Pass> {
@@ -383,7 +393,7 @@ impl Silver {
             }
         }
         let queue = Arc::new(Mutex::new(units));
-        let bronze_key = Arc::new(bronze_key_of(files));
+        let bronze_key = Arc::new(bronze_key.to_string());
         let mut handles = Vec::new();
         for _ in 0..self.workers {
             let worker = Worker {
@@ -409,14 +419,6 @@ impl Silver {
         }
         Ok(pass)
     }
-}
-
-/// The bronze key column the inputs carry (their first column).
-fn bronze_key_of(files: &[Arc<ParquetFile>]) -> String {
-    files
-        .first()
-        .map(|f| f.schema().field(0).name().clone())
-        .unwrap_or_default()
 }
 
 #[derive(Default)]
@@ -466,13 +468,12 @@ impl Writers {
         table: &str,
         fingerprint: &str,
         batch: &RecordBatch,
-        payload: &[&str],
     ) -> Result<()> {
         if self.open.get(table).is_some_and(|(_, f)| f != fingerprint) {
             self.close(table).await?;
         }
         if !self.open.contains_key(table) {
-            let writer = txns.create_file(table, batch.schema(), payload).await?;
+            let writer = txns.create_file(table, batch.schema()).await?;
             self.open.insert(table.into(), (writer, fingerprint.into()));
         }
         let (writer, _) = self.open.get_mut(table).expect("opened above");
@@ -577,13 +578,7 @@ impl Worker {
     ) -> Result<u64> {
         for t in tables {
             writers
-                .write(
-                    &self.txns,
-                    &t.shape.name,
-                    &t.shape.fingerprint,
-                    &t.batch,
-                    &[],
-                )
+                .write(&self.txns, &t.shape.name, &t.shape.fingerprint, &t.batch)
                 .await?;
         }
         let Some(batch) = quarantine else {
@@ -591,9 +586,19 @@ impl Worker {
         };
         let fingerprint = schema::fingerprint(&batch.schema());
         writers
-            .write(&self.txns, &self.quarantine, &fingerprint, &batch, &["doc"])
+            .write(&self.txns, &self.quarantine, &fingerprint, &batch)
             .await?;
         Ok(batch.num_rows() as u64)
+    }
+}
+
+/// The large text columns of a family table (the quarantine's `doc`),
+/// written without statistics or dictionary.
+fn payload(schema: &SchemaRef) -> &'static [&'static str] {
+    if schema.index_of("doc").is_ok() {
+        &["doc"]
+    } else {
+        &[]
     }
 }
 
@@ -640,12 +645,8 @@ impl Txns {
         }))
     }
 
-    async fn create_file(
-        &self,
-        table: &str,
-        schema: SchemaRef,
-        payload: &[&str],
-    ) -> Result<FileWriter> {
+    async fn create_file(&self, table: &str, schema: SchemaRef) -> Result<FileWriter> {
+        let payload = payload(&schema);
         self.get(table).await?.create_file(&[], schema, payload)
     }
 
@@ -829,12 +830,7 @@ async fn write_rolling(
     fingerprint: &str,
 ) -> Result<()> {
     if writer.is_none() {
-        let payload: &[&str] = if schema.index_of("doc").is_ok() {
-            &["doc"]
-        } else {
-            &[]
-        };
-        *writer = Some(txn.create_file(&[], schema.clone(), payload)?);
+        *writer = Some(txn.create_file(&[], schema.clone(), payload(schema))?);
     }
     let w = writer.as_mut().expect("opened above");
     w.write(batch).await?;
