@@ -96,9 +96,10 @@ impl Governor {
         governor
     }
 
-    /// Wait for a request slot. Fails with [`Error::ComeBackAt`] when a
+    /// Wait for a request slot; the instant the slot was granted (the one
+    /// the window budget counts). Fails with [`Error::ComeBackAt`] when a
     /// pause longer than `max_wait` is in force.
-    pub async fn acquire(&self) -> Result<()> {
+    pub async fn acquire(&self) -> Result<DateTime<Utc>> {
         loop {
             let wait = {
                 let mut s = self.state.lock().expect("governor lock");
@@ -106,7 +107,7 @@ impl Governor {
                 match self.wait_needed(&mut s, now)? {
                     None => {
                         s.grants.push_back(now);
-                        return Ok(());
+                        return Ok(now);
                     }
                     Some(wait) => {
                         s.waited += wait;
