@@ -78,7 +78,43 @@ enum Command {
     Run(RunArgs),
     /// List recent runs and task attempts from the state store.
     Runs(RunsArgs),
+    /// Re-derive a range of schedule intervals: the pipeline's layer tasks
+    /// once per interval (bronze extracts what was landed in it), skipping
+    /// intervals a previous backfill finished; rerun to resume.
+    Backfill(BackfillArgs),
 }
+
+#[derive(Debug, Args)]
+struct BackfillArgs {
+    /// The pipeline (a pipelines/*.toml file name without .toml).
+    pipeline: String,
+    /// Start of the range: a date (the start of that day in the pipeline's
+    /// time zone) or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    /// End of the range: a date (included: the end of that day) or an RFC
+    /// 3339 time (excluded).
+    #[arg(long)]
+    to: String,
+    /// Tasks at once, across intervals and tables.
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
+    /// Run intervals a previous backfill already finished, too.
+    #[arg(long)]
+    force: bool,
+    /// List the intervals and what would run, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// On SIGINT or SIGTERM, how long running tasks get to finish.
+    #[arg(long, default_value_t = 60)]
+    grace_secs: u32,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// More intervals than this in one backfill is almost surely a mistake
+/// (a per-minute schedule over a year); split the range instead.
+const MAX_BACKFILL_INTERVALS: usize = 10_000;
 
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -291,6 +327,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dag(args) => dag(args, &settings),
         Command::Run(args) => run_pipeline(args, &settings).await,
         Command::Runs(args) => runs(args, &settings).await,
+        Command::Backfill(args) => backfill(args, &settings).await,
     }
 }
 
@@ -634,19 +671,8 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         }
         return Ok(());
     }
-    let clock = clock::system();
-    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    lake.check().await?;
-    let tasks = crate::tasks::LayerTasks {
-        settings: settings.clone(),
-        store: store.clone(),
-        lake,
-        clock: clock.clone(),
-        bronze: defs.bronze.clone(),
-        silver: defs.silver.clone(),
-    };
-    let runner = Runner::new(store, clock.clone(), std::sync::Arc::new(tasks));
+    let (store, clock, tasks) = layer_tasks(settings, &defs).await?;
+    let runner = Runner::new(store, clock.clone(), tasks);
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
         full_refresh: args.full_refresh,
@@ -662,6 +688,12 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
     if report.succeeded() {
         return Ok(());
     }
+    Err(run_failed(&report))
+}
+
+/// The error of a run that did not succeed: the tasks that did not, and
+/// how many were skipped after them.
+fn run_failed(report: &crate::orchestrator::RunReport) -> Error {
     let mut problems: Vec<String> = report
         .tasks
         .iter()
@@ -676,10 +708,135 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
     if skipped > 0 {
         problems.push(format!("{skipped} tasks after them skipped"));
     }
-    Err(Error::RunFailed {
-        pipeline: pipeline.name.clone(),
+    Error::RunFailed {
+        pipeline: report.pipeline.clone(),
         problems: problems.join("; "),
-    })
+    }
+}
+
+/// The state store, the clock and the layers' task executor of this
+/// deployment, the lake checked on the way.
+async fn layer_tasks(
+    settings: &crate::config::Settings,
+    defs: &Definitions,
+) -> Result<(
+    crate::landing::SharedStore,
+    clock::SharedClock,
+    std::sync::Arc<crate::tasks::LayerTasks>,
+)> {
+    let clock = clock::system();
+    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    lake.check().await?;
+    let tasks = crate::tasks::LayerTasks {
+        settings: settings.clone(),
+        store: store.clone(),
+        lake,
+        clock: clock.clone(),
+        bronze: defs.bronze.clone(),
+        silver: defs.silver.clone(),
+    };
+    Ok((store, clock, std::sync::Arc::new(tasks)))
+}
+
+async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::orchestrator::{Backfill, RunOptions, bound};
+
+    let defs = Definitions::load(settings)?;
+    let pipeline = defs.pipeline(&args.pipeline)?;
+    let zone = pipeline.schedule.zone();
+    let from = bound(&args.from, zone, false)
+        .map_err(|p| Error::config("--from", p, "give a date like 2026-11-01"))?;
+    let to = bound(&args.to, zone, true)
+        .map_err(|p| Error::config("--to", p, "give a date like 2026-11-07"))?;
+    if from >= to {
+        return Err(Error::config(
+            "--from/--to",
+            format!("the range {} .. {to} is empty", args.from),
+            "give a --to later than --from",
+        ));
+    }
+    if args.parallel == 0 {
+        return Err(Error::config(
+            "--parallel",
+            "0 tasks at once would never finish",
+            "give --parallel 1 or more",
+        ));
+    }
+    let intervals = pipeline.schedule.intervals(from, to);
+    if intervals.len() > MAX_BACKFILL_INTERVALS {
+        return Err(Error::config(
+            "--from/--to",
+            format!(
+                "the range holds {} intervals of schedule {:?}, more than {MAX_BACKFILL_INTERVALS}",
+                intervals.len(),
+                pipeline.schedule.expression()
+            ),
+            "split the range into several backfills",
+        ));
+    }
+    let plan = Backfill::plan(pipeline, intervals, args.parallel);
+    if plan.plan.dag.is_empty() {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no layer tasks to backfill",
+            "add a [tasks.bronze] or [tasks.silver] group",
+        ));
+    }
+    let (store, clock, tasks) = layer_tasks(settings, &defs).await?;
+    if args.dry_run {
+        let done = if args.force {
+            Default::default()
+        } else {
+            plan.done(&store).await?
+        };
+        let per_interval = plan.plan.dag.len() / plan.intervals.len().max(1);
+        println!(
+            "{}: {} intervals of {} tasks each, {} at once",
+            pipeline.name,
+            plan.intervals.len(),
+            per_interval,
+            args.parallel
+        );
+        for interval in &plan.intervals {
+            let prefix = format!("{}/", interval.key());
+            let left = plan
+                .plan
+                .dag
+                .ids()
+                .filter(|id| id.starts_with(&prefix) && !done.contains(*id))
+                .count();
+            let state = match left {
+                0 => "done before".to_string(),
+                n if n == per_interval => "would run".to_string(),
+                n => format!("would run the {n} tasks left"),
+            };
+            println!(
+                "  {} .. {}  {state}",
+                interval.start.format("%Y-%m-%dT%H:%M:%SZ"),
+                interval.end.format("%Y-%m-%dT%H:%M:%SZ"),
+            );
+        }
+        return Ok(());
+    }
+    let options = RunOptions {
+        full_refresh: false,
+        stop: Some(stop_on_signals()?),
+        grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
+    };
+    let id = run_id(&format!("backfill-{}", pipeline.name), clock.now());
+    let report = plan
+        .run(&store, &clock, tasks, &options, args.force, &id)
+        .await?;
+    if args.report.json {
+        print_json(&report);
+    } else {
+        print!("{}", crate::orchestrator::render_backfill(&report));
+    }
+    match &report.run {
+        Some(run) if !report.succeeded() => Err(run_failed(run)),
+        _ => Ok(()),
+    }
 }
 
 /// A flag that turns true on the first SIGINT or SIGTERM.

@@ -73,7 +73,15 @@ impl Executor for LayerTasks {
             crate::bronze::LAYER => {
                 let def = definition(&self.bronze, |d| &d.name, &task.kind, table)?;
                 let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                serde_json::to_value(job.run(def, Extract::Incremental, run_id).await?)
+                // A backfill task re-derives its interval; a run takes what is new.
+                let extract = match task.interval {
+                    Some(i) => Extract::Interval {
+                        from: i.start,
+                        to: i.end,
+                    },
+                    None => Extract::Incremental,
+                };
+                serde_json::to_value(job.run(def, extract, run_id).await?)
             }
             crate::silver::LAYER => {
                 let def = definition(&self.silver, |d| &d.name, &task.kind, table)?;

@@ -2,15 +2,17 @@
 //! they expand. It knows tasks by id and kind, not what they do: the
 //! layers tell it which tables a kind expands to and what each reads.
 
+mod backfill;
 mod dag;
 mod pipeline;
 mod runner;
 mod schedule;
 
+pub use backfill::{Backfill, BackfillReport, IntervalOutcome, render as render_backfill};
 pub use dag::{Dag, Format};
 pub use pipeline::{CatchUp, Pipeline, Tables, Task, load};
 pub use runner::{Executor, RunOptions, RunReport, Runner, TaskOutcome, render, run_task};
-pub use schedule::Schedule;
+pub use schedule::{Interval, Schedule, bound};
 
 /// The folder of pipeline definitions inside the definitions folder.
 pub const FOLDER: &str = "pipelines";

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::dag::Dag;
-use super::schedule::Schedule;
+use super::schedule::{Interval, Schedule};
 use crate::definitions::{read_toml, toml_files};
 use crate::error::{Error, Result};
 
@@ -48,6 +48,15 @@ pub struct Task {
     pub retries: u32,
     pub retry_backoff_secs: u64,
     pub timeout_secs: Option<u64>,
+    /// For a backfill's tasks: the schedule interval the task re-derives.
+    pub interval: Option<Interval>,
+}
+
+impl Task {
+    /// Whether the task works on a layer's table (rather than fetching).
+    pub fn is_layer(&self) -> bool {
+        self.table.is_some()
+    }
 }
 
 /// A pipeline, expanded and checked.
@@ -196,6 +205,7 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
             retries: group.retries,
             retry_backoff_secs: group.retry_backoff_secs,
             timeout_secs: group.timeout_secs,
+            interval: None,
         };
         let ids: Vec<String> = if SINGLE_KINDS.contains(&kind.as_str()) {
             if group.tables.is_some() {

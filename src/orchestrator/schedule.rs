@@ -5,8 +5,24 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::Serialize;
+
+/// One schedule interval: from a fire time up to the next one. A backfill
+/// re-derives the data of each interval on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Interval {
+    /// The interval's name in task ids and state keys: its start, in UTC.
+    pub fn key(&self) -> String {
+        self.start.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+}
 
 /// A parsed schedule.
 #[derive(Debug, Clone)]
@@ -68,6 +84,37 @@ impl Schedule {
             .map(|f| f.with_timezone(&Utc))
     }
 
+    /// The last fire time at or before `t`.
+    pub fn at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.zone);
+        if self.cron.includes(local) {
+            return Some(t);
+        }
+        self.cron
+            .after(&local)
+            .next_back()
+            .map(|f| f.with_timezone(&Utc))
+    }
+
+    /// The schedule intervals that overlap `[from, to)`, oldest first: the
+    /// first one starts at the last fire time at or before `from`, so every
+    /// instant of the range is in exactly one interval.
+    pub fn intervals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Interval> {
+        let Some(first) = self.at_or_before(from).or_else(|| self.next_after(from)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut start = first;
+        while start < to {
+            let Some(end) = self.next_after(start) else {
+                break;
+            };
+            out.push(Interval { start, end });
+            start = end;
+        }
+        out
+    }
+
     /// Fire times in `(from, to]`, oldest first.
     pub fn fires_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         self.cron
@@ -76,6 +123,36 @@ impl Schedule {
             .take_while(|f| *f <= to)
             .collect()
     }
+}
+
+/// A `--from`/`--to` bound: an RFC 3339 time, or a date in the schedule's
+/// zone meaning the start of that day (`end_of_day` false) or the end of
+/// it (true), so `--from 2026-11-01 --to 2026-11-03` covers three whole days.
+pub fn bound(text: &str, zone: Tz, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "{text:?} is neither a date (2026-11-21) nor an RFC 3339 time (2026-11-21T03:00:00Z)"
+        )
+    })?;
+    let day = if end_of_day {
+        date.succ_opt()
+            .ok_or_else(|| format!("{text:?} is too late"))?
+    } else {
+        date
+    };
+    // Midnight can fall in a daylight-saving gap: take the first instant after it.
+    let local = day.and_time(NaiveTime::MIN);
+    zone.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(local + chrono::TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("{text:?} has no midnight in {}", zone.name()))
 }
 
 /// crontab's day-of-week field (0-7, Sunday = 0 or 7) in the cron crate's
@@ -187,6 +264,54 @@ mod tests {
             fires[2].with_timezone(&berlin),
             berlin.with_ymd_and_hms(2026, 10, 26, 3, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn intervals_cover_the_range_from_the_fire_before_it() {
+        let daily = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        let from = bound("2026-11-01", daily.zone(), false).unwrap();
+        let to = bound("2026-11-03", daily.zone(), true).unwrap();
+        assert_eq!(
+            (from, to),
+            (at("2026-11-01T00:00:00Z"), at("2026-11-04T00:00:00Z"))
+        );
+        let intervals = daily.intervals(from, to);
+        let starts: Vec<String> = intervals.iter().map(Interval::key).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-10-31T03:00:00Z",
+                "2026-11-01T03:00:00Z",
+                "2026-11-02T03:00:00Z",
+                "2026-11-03T03:00:00Z"
+            ]
+        );
+        assert!(intervals.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(intervals[3].end, at("2026-11-04T03:00:00Z"));
+        // A range starting on a fire time starts there.
+        let exact = daily.intervals(at("2026-11-01T03:00:00Z"), at("2026-11-01T04:00:00Z"));
+        assert_eq!(exact.len(), 1);
+        assert_eq!(exact[0].start, at("2026-11-01T03:00:00Z"));
+        assert!(daily.intervals(to, from).is_empty(), "an empty range");
+    }
+
+    #[test]
+    fn date_bounds_are_days_in_the_schedule_zone() {
+        let berlin = chrono_tz::Europe::Berlin;
+        assert_eq!(
+            bound("2026-11-01", berlin, false).unwrap(),
+            at("2026-10-31T23:00:00Z")
+        );
+        assert_eq!(
+            bound("2026-11-01", berlin, true).unwrap(),
+            at("2026-11-01T23:00:00Z")
+        );
+        assert_eq!(
+            bound("2026-11-01T05:00:00+01:00", berlin, true).unwrap(),
+            at("2026-11-01T04:00:00Z")
+        );
+        let err = bound("Nov 1", berlin, false).unwrap_err();
+        assert!(err.contains("neither a date"), "{err}");
     }
 
     #[test]

@@ -594,3 +594,247 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
     assert_eq!(code, Some(2));
     assert!(err.contains("\"gold.*\" matches no task"), "{err}");
 }
+
+// ---- backfill -----------------------------------------------------------------
+
+/// Definitions with one daily pipeline over bronze.tracks and silver.tracks.
+fn tracks_pipeline() -> tempfile::TempDir {
+    let dir = copy_of_shipped();
+    std::fs::remove_file(dir.path().join("pipelines/spotify_catalog.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("pipelines/catalog.toml"),
+        "schedule = \"0 3 * * *\"\n\
+         [tasks.crawl]\n\
+         [tasks.bronze]\nafter = [\"crawl\"]\ntables = [\"tracks\"]\n\
+         [tasks.silver]\ntables = [\"tracks\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
+    use soundlake::clock::VirtualClock;
+    use soundlake::landing::Collection;
+
+    // Six days of landing, 10:00 UTC each day: 30 new tracks, and a new
+    // version of 5 tracks of the day before.
+    let store_dir = tempfile::tempdir().unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = VirtualClock::manual(start);
+    let url = format!("embedded://{}/landing.db", store_dir.path().display());
+    let store = soundlake::landing::open(&url, clock.clone()).await.unwrap();
+    let mut latest: std::collections::BTreeMap<String, String> = Default::default();
+    for day in 0..6 {
+        let mut docs = Vec::new();
+        for i in 0..30 {
+            docs.push(format!("d{day}t{i:02}"));
+        }
+        if day > 0 {
+            docs.extend((0..5).map(|i| format!("d{}t{i:02}", day - 1)));
+        }
+        let batch = soundlake::landing::Batch {
+            run_id: format!("day{day}"),
+            endpoint: "GET /tracks".into(),
+            docs: docs
+                .iter()
+                .map(|id| {
+                    let name = format!("{id} as of day {day}");
+                    latest.insert(id.clone(), name.clone());
+                    let doc = serde_json::json!({"id": id, "name": name, "artists": [{"id": "a1", "name": "A"}]});
+                    (id.clone(), doc)
+                })
+                .collect(),
+        };
+        store.upsert(Collection::Tracks, &batch).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(86_400));
+    }
+
+    let defs = tracks_pipeline();
+    let lake = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = soundlake(defs.path());
+        c.arg("backfill")
+            .arg("catalog")
+            .args(["--from", "2026-11-01", "--to", "2026-11-06"])
+            .args(args)
+            .env("SOUNDLAKE__LANDING__URL", &url)
+            .env(
+                "SOUNDLAKE__LAKE__URL",
+                format!("file://{}", lake.path().display()),
+            );
+        c
+    };
+
+    let (code, out, err) = output(&mut cmd(&["--dry-run"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("catalog: 7 intervals of 2 tasks each, 1 at once"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2026-10-31T03:00:00Z .. 2026-11-01T03:00:00Z  would run")
+            && out.contains("2026-11-06T03:00:00Z .. 2026-11-07T03:00:00Z  would run"),
+        "{out}"
+    );
+
+    // Killed once the third interval's bronze is committed.
+    crate::support::kill_when(
+        &mut cmd(&["--parallel", "2"]),
+        &lake.path().join("bronze/tracks/_soundlake/commits"),
+        ".json",
+        3,
+    );
+    let done_at_kill: std::collections::BTreeMap<String, Value> = store
+        .state_with_prefix("backfill/catalog/")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(
+        !done_at_kill.is_empty() && done_at_kill.len() < 14,
+        "killed midway: {done_at_kill:?}"
+    );
+
+    let (code, out, err) = output(&mut cmd(&["--parallel", "2", "--json"]));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    let statuses: Vec<&str> = report["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 7);
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == "succeeded" || *s == "done_before"),
+        "{statuses:?}"
+    );
+    let resumed_run = report["run_id"].as_str().unwrap().to_string();
+
+    // Every task is marked done once; what was done before the kill kept
+    // its mark and did not run again.
+    let done: std::collections::BTreeMap<String, Value> = store
+        .state_with_prefix("backfill/catalog/")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(done.len(), 14, "{done:?}");
+    let attempts = store.runs(10_000).await.unwrap();
+    for (key, mark) in &done {
+        let task = key.strip_prefix("backfill/catalog/").unwrap();
+        let task_attempts: Vec<_> = attempts
+            .iter()
+            .filter(|r| r.task == format!("catalog/{task}"))
+            .collect();
+        let succeeded = task_attempts
+            .iter()
+            .filter(|r| r.status == "succeeded")
+            .count();
+        assert!(succeeded <= 1, "{task} succeeded {succeeded} times");
+        if let Some(before) = done_at_kill.get(key) {
+            assert_eq!(mark, before, "{task} was done before the kill");
+            assert!(
+                !task_attempts.iter().any(|r| r.id.starts_with(&resumed_run)),
+                "{task} ran again after the kill"
+            );
+        }
+    }
+
+    // Bronze holds every version the landing store holds (the latest of
+    // each track: nothing extracted them in between) exactly once, and
+    // silver the latest version of every track.
+    let bronze = crate::silver::layer_rows(
+        &soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
+            url: format!("file://{}", lake.path().display()),
+            ..Default::default()
+        })
+        .unwrap(),
+        "bronze",
+        "tracks",
+    )
+    .await;
+    let distinct: std::collections::BTreeSet<String> =
+        bronze.iter().map(|r| r["id"].to_string()).collect();
+    assert_eq!(
+        (bronze.len(), distinct.len()),
+        (latest.len(), latest.len()),
+        "no version lost or twice"
+    );
+    let silver = crate::silver::rows(
+        &soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
+            url: format!("file://{}", lake.path().display()),
+            ..Default::default()
+        })
+        .unwrap(),
+        "tracks",
+    )
+    .await;
+    let names: std::collections::BTreeMap<String, String> = silver
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(names, latest);
+
+    // Nothing is left to do; --force would run it all again.
+    let (code, out, err) = output(&mut cmd(&["--json"]));
+    assert_eq!(code, Some(0), "{err}");
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["run"], Value::Null);
+    assert!(
+        again["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "done_before")
+    );
+    let (_, out, _) = output(&mut cmd(&["--dry-run", "--force"]));
+    assert_eq!(out.matches("would run").count(), 7, "{out}");
+}
+
+#[test]
+fn backfill_arguments_are_checked_before_anything_runs() {
+    let defs = tracks_pipeline();
+    for (args, needle) in [
+        (
+            vec!["--from", "2026-11-05", "--to", "2026-11-01"],
+            "is empty",
+        ),
+        (vec!["--from", "Nov 1", "--to", "2026-11-01"], "--from"),
+        (
+            vec![
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-11-02",
+                "--parallel",
+                "0",
+            ],
+            "--parallel",
+        ),
+        (
+            vec!["--from", "2000-01-01", "--to", "2099-01-01"],
+            "split the range",
+        ),
+    ] {
+        let (code, _, err) = output(
+            soundlake(defs.path())
+                .arg("backfill")
+                .arg("catalog")
+                .args(&args),
+        );
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -169,7 +169,12 @@ impl Env {
 
 /// Every row of a silver table as JSON objects, sorted.
 pub async fn rows(lake: &Lake, table: &str) -> Vec<BTreeMap<String, Value>> {
-    let table = lake.table(silver::LAYER, table);
+    layer_rows(lake, silver::LAYER, table).await
+}
+
+/// Every row of a table of `layer` as JSON objects, sorted.
+pub async fn layer_rows(lake: &Lake, layer: &str, table: &str) -> Vec<BTreeMap<String, Value>> {
+    let table = lake.table(layer, table);
     let snapshot = table.snapshot().await.unwrap();
     let mut out = Vec::new();
     for file in &snapshot.files {

@@ -1,0 +1,352 @@
+//! Backfills: a pipeline's layer tasks once per schedule interval of a
+//! range. Bronze re-derives each interval from what was landed (the crawl
+//! is not re-run); the layers after it rebuild what that touched.
+//!
+//! A backfill is one DAG run by the ordinary [`Runner`]: task
+//! `<interval>/<task>` for every interval and layer task, with the
+//! pipeline's dependencies inside an interval, and each task after the
+//! same task of the interval before and the tasks that read its table
+//! there, so one table is written by one interval at a time, oldest first,
+//! never under a reader, while different tables and intervals overlap up
+//! to `--parallel`. Each task that succeeds is marked done in the
+//! state store, so a backfill stopped by a crash or Ctrl-C resumes where it
+//! was: done tasks are not run again unless forced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::dag::Dag;
+use super::pipeline::{Pipeline, Task};
+use super::runner::{Executor, RunOptions, RunReport, Runner};
+use super::schedule::Interval;
+use crate::clock::SharedClock;
+use crate::error::Result;
+use crate::landing::SharedStore;
+
+/// A pipeline's backfill over some intervals, as a DAG.
+#[derive(Debug, Clone)]
+pub struct Backfill {
+    /// The pipeline the backfill runs, named as it is (so it shares that
+    /// pipeline's lock), with tasks `<interval>/<task>`.
+    pub plan: Pipeline,
+    pub intervals: Vec<Interval>,
+}
+
+/// What a backfill did to one interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalOutcome {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// `done_before` (a previous backfill finished it), `succeeded`,
+    /// `failed`, `skipped` (it waits for a failed interval before it) or
+    /// `cancelled`.
+    pub status: &'static str,
+}
+
+/// What one backfill command did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillReport {
+    pub pipeline: String,
+    pub run_id: String,
+    /// `succeeded` when every interval is done.
+    pub status: &'static str,
+    pub intervals: Vec<IntervalOutcome>,
+    /// The run of the tasks that were not done yet; none when all were.
+    pub run: Option<RunReport>,
+}
+
+impl BackfillReport {
+    pub fn succeeded(&self) -> bool {
+        self.status == "succeeded"
+    }
+}
+
+/// The state key marking a backfill task of `pipeline` done.
+fn done_key(pipeline: &str, task: &str) -> String {
+    format!("backfill/{pipeline}/{task}")
+}
+
+impl Backfill {
+    /// The plan for `intervals`: per interval, the pipeline's layer tasks
+    /// (tasks that fetch are left out) with their dependencies; at most
+    /// `parallel` tasks at once.
+    pub fn plan(pipeline: &Pipeline, intervals: Vec<Interval>, parallel: usize) -> Backfill {
+        let layer: Vec<&Task> = pipeline
+            .dag
+            .ids()
+            .filter_map(|id| pipeline.dag.task(id))
+            .filter(|t| t.is_layer())
+            .collect();
+        let mut tasks = BTreeMap::new();
+        let mut edges = Vec::new();
+        for (i, interval) in intervals.iter().enumerate() {
+            let id = |task: &str| format!("{}/{task}", interval.key());
+            for task in &layer {
+                let mut copy = (*task).clone();
+                copy.id = id(&task.id);
+                copy.interval = Some(*interval);
+                tasks.insert(copy.id.clone(), copy);
+                for up in pipeline.dag.upstream(&task.id) {
+                    if layer.iter().any(|t| t.id == up) {
+                        edges.push((id(up), id(&task.id)));
+                    }
+                }
+                // After the same task of the interval before, and after
+                // whatever read that task's table there: a table is not
+                // rewritten under a reader.
+                if let Some(before) = i.checked_sub(1).map(|b| intervals[b]) {
+                    let readers = pipeline.dag.descendants(&task.id);
+                    for prior in readers.iter().chain([&task.id]) {
+                        if layer.iter().any(|t| &t.id == prior) {
+                            edges.push((format!("{}/{prior}", before.key()), id(&task.id)));
+                        }
+                    }
+                }
+            }
+        }
+        let dag = Dag::new(tasks, edges).expect("copies of an acyclic DAG, chained forward");
+        Backfill {
+            plan: Pipeline {
+                dag,
+                max_concurrent_tasks: parallel.max(1),
+                ..pipeline.clone()
+            },
+            intervals,
+        }
+    }
+
+    /// The plan's tasks a previous backfill finished.
+    pub async fn done(&self, store: &SharedStore) -> Result<BTreeSet<String>> {
+        let prefix = done_key(&self.plan.name, "");
+        Ok(store
+            .state_with_prefix(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
+            .filter(|id| self.plan.dag.task(id).is_some())
+            .collect())
+    }
+
+    /// Run the tasks not done yet (all of them when `force`), marking each
+    /// done as it succeeds.
+    pub async fn run(
+        &self,
+        store: &SharedStore,
+        clock: &SharedClock,
+        executor: Arc<dyn Executor>,
+        options: &RunOptions,
+        force: bool,
+        run_id: &str,
+    ) -> Result<BackfillReport> {
+        let done = if force {
+            BTreeSet::new()
+        } else {
+            self.done(store).await?
+        };
+        let selected: BTreeSet<String> = self
+            .plan
+            .dag
+            .ids()
+            .filter(|id| !done.contains(*id))
+            .map(str::to_string)
+            .collect();
+        let run = if selected.is_empty() {
+            None
+        } else {
+            let marking = Arc::new(MarkDone {
+                inner: executor,
+                store: store.clone(),
+                clock: clock.clone(),
+                pipeline: self.plan.name.clone(),
+            });
+            let runner = Runner::new(store.clone(), clock.clone(), marking);
+            Some(runner.run(&self.plan, &selected, options, run_id).await?)
+        };
+        let status_of = |id: &str| -> &'static str {
+            if done.contains(id) {
+                return "done_before";
+            }
+            run.as_ref()
+                .and_then(|r| r.tasks.iter().find(|t| t.id == id))
+                .map_or("skipped", |t| t.status)
+        };
+        let intervals: Vec<IntervalOutcome> = self
+            .intervals
+            .iter()
+            .map(|interval| {
+                let prefix = format!("{}/", interval.key());
+                let statuses: Vec<&str> = self
+                    .plan
+                    .dag
+                    .ids()
+                    .filter(|id| id.starts_with(&prefix))
+                    .map(status_of)
+                    .collect();
+                IntervalOutcome {
+                    start: interval.start,
+                    end: interval.end,
+                    status: interval_status(&statuses),
+                }
+            })
+            .collect();
+        let status = if intervals
+            .iter()
+            .all(|i| matches!(i.status, "succeeded" | "done_before"))
+        {
+            "succeeded"
+        } else if run.as_ref().is_some_and(|r| r.status == "cancelled") {
+            "cancelled"
+        } else {
+            "failed"
+        };
+        Ok(BackfillReport {
+            pipeline: self.plan.name.clone(),
+            run_id: run_id.into(),
+            status,
+            intervals,
+            run,
+        })
+    }
+}
+
+/// An interval's status from its tasks' statuses.
+fn interval_status(tasks: &[&str]) -> &'static str {
+    if tasks.iter().all(|s| *s == "done_before") {
+        "done_before"
+    } else if tasks
+        .iter()
+        .all(|s| matches!(*s, "succeeded" | "done_before"))
+    {
+        "succeeded"
+    } else if tasks.contains(&"cancelled") {
+        "cancelled"
+    } else if tasks.iter().any(|s| matches!(*s, "failed" | "timed_out")) {
+        "failed"
+    } else {
+        "skipped"
+    }
+}
+
+/// Runs a task, then marks it done; a task whose mark was lost to a crash
+/// runs again, which the layers make harmless (an interval's bronze is
+/// replaced, not appended).
+struct MarkDone {
+    inner: Arc<dyn Executor>,
+    store: SharedStore,
+    clock: SharedClock,
+    pipeline: String,
+}
+
+#[async_trait::async_trait]
+impl Executor for MarkDone {
+    async fn execute(&self, task: &Task, run_id: &str, options: &RunOptions) -> Result<Value> {
+        let report = self.inner.execute(task, run_id, options).await?;
+        let mark = json!({ "attempt": run_id, "finished_at": self.clock.now() });
+        self.store
+            .put_state(&done_key(&self.pipeline, &task.id), &mark)
+            .await?;
+        Ok(report)
+    }
+}
+
+/// The backfill report as text: one line per interval.
+pub fn render(r: &BackfillReport) -> String {
+    let mut out = format!(
+        "{} backfill {}: {} ({} intervals)\n",
+        r.pipeline,
+        r.run_id,
+        r.status,
+        r.intervals.len()
+    );
+    for i in &r.intervals {
+        out.push_str(&format!(
+            "  {} .. {}  {}\n",
+            i.start.format("%Y-%m-%dT%H:%M:%SZ"),
+            i.end.format("%Y-%m-%dT%H:%M:%SZ"),
+            i.status
+        ));
+    }
+    if let Some(run) = &r.run {
+        for t in run.tasks.iter().filter(|t| t.error.is_some()) {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                t.id,
+                t.status,
+                t.error.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::tests::dir_with;
+    use crate::orchestrator::{Tables, load};
+
+    #[test]
+    fn the_plan_repeats_layer_tasks_per_interval_and_orders_intervals_per_table() {
+        let mut tables = Tables::default();
+        tables.layers.insert(
+            "bronze".into(),
+            [("tracks".to_string(), vec![])].into_iter().collect(),
+        );
+        tables.layers.insert(
+            "silver".into(),
+            [("tracks".to_string(), vec!["bronze.tracks".to_string()])]
+                .into_iter()
+                .collect(),
+        );
+        let dir = dir_with(&[(
+            "p.toml",
+            "schedule = \"0 * * * *\"\n[tasks.crawl]\n[tasks.bronze]\nafter = [\"crawl\"]\n[tasks.silver]\n",
+        )]);
+        let pipeline = load(dir.path(), &tables).unwrap().remove(0);
+        let at = |h: u32| {
+            chrono::DateTime::from_timestamp(1_800_000_000 + i64::from(h) * 3600, 0).unwrap()
+        };
+        let intervals = pipeline.schedule.intervals(at(0), at(2));
+        let plan = Backfill::plan(&pipeline, intervals.clone(), 3);
+        assert_eq!(plan.plan.max_concurrent_tasks, 3);
+        let (first, second) = (intervals[0].key(), intervals[1].key());
+        let ids: Vec<&str> = plan.plan.dag.ids().collect();
+        assert_eq!(ids.len(), 2 * intervals.len(), "no crawl: {ids:?}");
+        let task = plan
+            .plan
+            .dag
+            .task(&format!("{second}/bronze.tracks"))
+            .unwrap();
+        assert_eq!(task.interval, Some(intervals[1]));
+        assert_eq!(
+            plan.plan.dag.upstream(&format!("{second}/bronze.tracks")),
+            vec![
+                format!("{first}/bronze.tracks"),
+                format!("{first}/silver.tracks")
+            ],
+            "bronze is rewritten only after the interval before has read it"
+        );
+        assert_eq!(
+            plan.plan.dag.upstream(&format!("{second}/silver.tracks")),
+            vec![
+                format!("{first}/silver.tracks"),
+                format!("{second}/bronze.tracks")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interval_is_done_only_when_all_its_tasks_are() {
+        assert_eq!(
+            interval_status(&["done_before", "done_before"]),
+            "done_before"
+        );
+        assert_eq!(interval_status(&["done_before", "succeeded"]), "succeeded");
+        assert_eq!(interval_status(&["succeeded", "cancelled"]), "cancelled");
+        assert_eq!(interval_status(&["timed_out", "skipped"]), "failed");
+        assert_eq!(interval_status(&["skipped", "skipped"]), "skipped");
+    }
+}
