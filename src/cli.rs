@@ -82,6 +82,11 @@ enum Command {
     /// once per interval (bronze extracts what was landed in it), skipping
     /// intervals a previous backfill finished; rerun to resume.
     Backfill(BackfillArgs),
+    /// Run every pipeline on its schedule until SIGINT/SIGTERM (SIGHUP
+    /// reloads the definitions), serving a status page and Prometheus
+    /// /metrics on [daemon] listen. Daemons sharing a state store elect one
+    /// leader; the others stand by.
+    Daemon,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +333,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run_pipeline(args, &settings).await,
         Command::Runs(args) => runs(args, &settings).await,
         Command::Backfill(args) => backfill(args, &settings).await,
+        Command::Daemon => daemon(&settings).await,
     }
 }
 
@@ -671,7 +677,8 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         }
         return Ok(());
     }
-    let (store, clock, tasks) = layer_tasks(settings, &defs).await?;
+    let (store, clock, lake) = open_deployment(settings).await?;
+    let tasks = executor(settings, &store, &lake, &clock, &defs);
     let runner = Runner::new(store, clock.clone(), tasks);
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
@@ -714,29 +721,90 @@ fn run_failed(report: &crate::orchestrator::RunReport) -> Error {
     }
 }
 
-/// The state store, the clock and the layers' task executor of this
-/// deployment, the lake checked on the way.
-async fn layer_tasks(
+/// The state store and the lake of this deployment, the lake checked on
+/// the way, and the clock they run on.
+async fn open_deployment(
     settings: &crate::config::Settings,
-    defs: &Definitions,
 ) -> Result<(
     crate::landing::SharedStore,
     clock::SharedClock,
-    std::sync::Arc<crate::tasks::LayerTasks>,
+    crate::lake::Lake,
 )> {
     let clock = clock::system();
     let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
     let lake = crate::lake::Lake::open(&settings.lake)?;
     lake.check().await?;
-    let tasks = crate::tasks::LayerTasks {
+    Ok((store, clock, lake))
+}
+
+/// The layers' task executor over `defs`.
+fn executor(
+    settings: &crate::config::Settings,
+    store: &crate::landing::SharedStore,
+    lake: &crate::lake::Lake,
+    clock: &clock::SharedClock,
+    defs: &Definitions,
+) -> std::sync::Arc<crate::tasks::LayerTasks> {
+    std::sync::Arc::new(crate::tasks::LayerTasks {
         settings: settings.clone(),
         store: store.clone(),
-        lake,
+        lake: lake.clone(),
         clock: clock.clone(),
         bronze: defs.bronze.clone(),
         silver: defs.silver.clone(),
+    })
+}
+
+async fn daemon(settings: &crate::config::Settings) -> Result<()> {
+    use crate::orchestrator::{Daemon, DaemonOptions, Loaded};
+
+    Definitions::load(settings)?;
+    let (store, clock, lake) = open_deployment(settings).await?;
+    let loader = {
+        let (settings, store, clock) = (settings.clone(), store.clone(), clock.clone());
+        Box::new(move || {
+            let defs = Definitions::load(&settings)?;
+            Ok(Loaded {
+                executor: executor(&settings, &store, &lake, &clock, &defs),
+                pipelines: defs.pipelines,
+            })
+        })
     };
-    Ok((store, clock, std::sync::Arc::new(tasks)))
+    let seconds = |s: u64| chrono::TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    let options = DaemonOptions {
+        holder: crate::landing::lease::holder(&run_id("daemon", clock.now())),
+        lease: seconds(settings.daemon.leader_lease_secs),
+        misfire_grace: seconds(settings.daemon.misfire_grace_secs),
+        grace: seconds(settings.daemon.grace_secs),
+    };
+    let daemon = Daemon::new(store, clock, loader, options)?;
+    let stop = stop_on_signals()?;
+    let reload = reload_on_hangup()?;
+    let (addr, server) =
+        crate::orchestrator::serve_status(settings.daemon.listen, daemon.status(), stop.clone())
+            .await?;
+    println!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
+    daemon.run(reload, stop).await?;
+    let _ = server.await;
+    Ok(())
+}
+
+/// A message on every SIGHUP (several before one is handled count once).
+fn reload_on_hangup() -> Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| Error::Server {
+        what: "signal handling".into(),
+        message: e.to_string(),
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the definitions");
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
 }
 
 async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Result<()> {
@@ -783,7 +851,8 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
             "add a [tasks.bronze] or [tasks.silver] group",
         ));
     }
-    let (store, clock, tasks) = layer_tasks(settings, &defs).await?;
+    let (store, clock, lake) = open_deployment(settings).await?;
+    let tasks = executor(settings, &store, &lake, &clock, &defs);
     if args.dry_run {
         let done = if args.force {
             Default::default()

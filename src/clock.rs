@@ -16,6 +16,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
     /// Wait for `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> Sleep<'_>;
+    /// Wait until this clock reads `deadline` (at once if it is past).
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_> {
+        self.sleep((deadline - self.now()).to_std().unwrap_or_default())
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -98,7 +102,12 @@ impl Clock for VirtualClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep<'_> {
-        let deadline = self.now() + chrono::Duration::from_std(duration).expect("duration fits");
+        self.sleep_until(self.now() + chrono::Duration::from_std(duration).expect("duration fits"))
+    }
+
+    /// Exact: the deadline does not move with time that passes before the
+    /// future is first polled.
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_> {
         Box::pin(async move {
             if self.auto_advance {
                 self.advance_to(deadline);

@@ -23,6 +23,45 @@ pub struct Settings {
     pub lake: LakeSettings,
     pub crawl: CrawlSettings,
     pub definitions: DefinitionSettings,
+    pub daemon: DaemonSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    /// Where the status page and `/metrics` listen: loopback by default.
+    pub listen: std::net::SocketAddr,
+    /// How long the leader lock lasts without renewal: a standby takes over
+    /// at most this long (and a quarter) after the leader dies.
+    pub leader_lease_secs: u64,
+    /// With `catch_up = "none"`, a fire this late still runs.
+    pub misfire_grace_secs: u64,
+    /// On SIGINT or SIGTERM, how long running tasks get to finish.
+    pub grace_secs: u64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9187)),
+            leader_lease_secs: 60,
+            misfire_grace_secs: 60,
+            grace_secs: 60,
+        }
+    }
+}
+
+impl DaemonSettings {
+    fn validate(&self) -> Result<()> {
+        if self.leader_lease_secs < 4 {
+            return Err(Error::config(
+                "[daemon] leader_lease_secs",
+                format!("{} s is too short to renew in time", self.leader_lease_secs),
+                "give 4 seconds or more (default 60)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +257,7 @@ impl Settings {
             )
         })?;
         settings.spotify.validate()?;
+        settings.daemon.validate()?;
         Ok(settings)
     }
 }
@@ -399,5 +439,40 @@ mod tests {
         let s = Settings::load_with_env(Some(&path), no_env()).unwrap();
         assert!(!format!("{s:?}").contains("TOPSECRET-42"));
         assert!(!serde_json::to_string(&s).unwrap().contains("TOPSECRET-42"));
+    }
+
+    #[test]
+    fn the_readme_configuration_block_is_the_defaults() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("### Configuration").expect("section")..];
+        let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("end")];
+        let dir = tempfile::tempdir().unwrap();
+        let from_readme = Settings::load_with_env(Some(&write(&dir, block)), no_env()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_readme).unwrap(),
+            serde_json::to_value(Settings::default()).unwrap(),
+            "every key the README shows, with its default"
+        );
+        fn keys(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+            if let serde_json::Value::Object(map) = v {
+                for (k, v) in map {
+                    keys(&format!("{prefix}{k}."), v, out);
+                }
+            } else {
+                out.push(prefix.trim_end_matches('.').to_string());
+            }
+        }
+        let (mut shown, mut all) = (Vec::new(), Vec::new());
+        let table: toml::Value = toml::from_str(block).unwrap();
+        keys("", &serde_json::to_value(table).unwrap(), &mut shown);
+        keys(
+            "",
+            &serde_json::to_value(Settings::default()).unwrap(),
+            &mut all,
+        );
+        shown.sort();
+        all.sort();
+        assert_eq!(shown, all, "the README shows every key");
     }
 }

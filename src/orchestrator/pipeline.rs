@@ -14,7 +14,7 @@ use crate::definitions::{read_toml, toml_files};
 use crate::error::{Error, Result};
 
 /// What to run after downtime, when fire times were missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchUp {
     /// Skip what was missed; wait for the next fire time.

@@ -122,13 +122,13 @@ mod runner {
 
     /// A stand-in for the layers: each task takes `work` seconds of virtual
     /// time, fails its first `fail_first` attempts, and notes what ran when.
-    struct Fake {
+    pub(super) struct Fake {
         clock: SharedClock,
         work: BTreeMap<String, u64>,
         fail_first: BTreeMap<String, u32>,
-        log: Mutex<Vec<(String, &'static str, i64)>>,
+        pub(super) log: Mutex<Vec<(String, &'static str, i64)>>,
         /// Tasks running now, and the most ever at once.
-        running: Mutex<(usize, usize)>,
+        pub(super) running: Mutex<(usize, usize)>,
         /// When set, tasks also wait for it to open.
         gate: Option<tokio::sync::watch::Receiver<bool>>,
     }
@@ -178,7 +178,7 @@ mod runner {
         }
     }
 
-    fn pipeline(text: &str) -> Pipeline {
+    pub(super) fn pipeline(text: &str) -> Pipeline {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.toml"), text).unwrap();
         let mut layers = BTreeMap::new();
@@ -201,14 +201,18 @@ mod runner {
             .remove(0)
     }
 
-    async fn store(clock: SharedClock) -> (tempfile::TempDir, SharedStore) {
+    pub(super) async fn store(clock: SharedClock) -> (tempfile::TempDir, SharedStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("embedded://{}/state.db", dir.path().display());
         let store = landing::open(&url, clock).await.unwrap();
         (dir, store)
     }
 
-    fn fake(clock: &SharedClock, work: &[(&str, u64)], fail_first: &[(&str, u32)]) -> Arc<Fake> {
+    pub(super) fn fake(
+        clock: &SharedClock,
+        work: &[(&str, u64)],
+        fail_first: &[(&str, u32)],
+    ) -> Arc<Fake> {
         Arc::new(Fake {
             clock: clock.clone(),
             work: work.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -837,4 +841,547 @@ fn backfill_arguments_are_checked_before_anything_runs() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+// ---- the daemon, on virtual time ---------------------------------------------
+
+mod daemon {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use soundlake::clock::{SharedClock, VirtualClock};
+    use soundlake::landing::SharedStore;
+    use soundlake::orchestrator::{Daemon, DaemonOptions, Executor, Loaded, Pipeline, Status};
+    use tokio::sync::{mpsc, watch};
+
+    use super::runner::{Fake, fake, pipeline, store};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// One crawl task that takes `work_secs` of virtual time.
+    fn single(schedule: &str, zone: &str, catch_up: &str, name: &str) -> Pipeline {
+        let mut p = pipeline(&format!(
+            "schedule = \"{schedule}\"\ntimezone = \"{zone}\"\ncatch_up = \"{catch_up}\"\n[tasks.crawl]\n"
+        ));
+        p.name = name.into();
+        p
+    }
+
+    /// A daemon running in the background, and its controls.
+    struct Running {
+        status: watch::Receiver<Status>,
+        stop: watch::Sender<bool>,
+        reload: mpsc::Sender<()>,
+        task: tokio::task::JoinHandle<soundlake::Result<()>>,
+    }
+
+    type Definitions = Arc<Mutex<soundlake::Result<Vec<Pipeline>>>>;
+
+    fn start(
+        store: &SharedStore,
+        clock: &Arc<VirtualClock>,
+        definitions: Definitions,
+        executor: Arc<Fake>,
+        holder: &str,
+        lease_secs: i64,
+    ) -> Running {
+        let loader = Box::new(move || {
+            let pipelines = match &*definitions.lock().unwrap() {
+                Ok(p) => p.clone(),
+                Err(e) => {
+                    return Err(soundlake::Error::config("test", e.to_string(), "fix it"));
+                }
+            };
+            Ok(Loaded {
+                pipelines,
+                executor: executor.clone() as Arc<dyn Executor>,
+            })
+        });
+        let options = DaemonOptions {
+            holder: holder.into(),
+            lease: TimeDelta::seconds(lease_secs),
+            misfire_grace: TimeDelta::seconds(60),
+            grace: TimeDelta::seconds(30),
+        };
+        let shared: SharedClock = clock.clone();
+        let daemon = Daemon::new(store.clone(), shared, loader, options).unwrap();
+        let status = daemon.status();
+        let (stop, stop_rx) = watch::channel(false);
+        let (reload, reload_rx) = mpsc::channel(1);
+        let task = tokio::spawn(daemon.run(reload_rx, stop_rx));
+        Running {
+            status,
+            stop,
+            reload,
+            task,
+        }
+    }
+
+    impl Running {
+        /// Wait until the daemon has handled everything up to `t`, finished
+        /// the runs it started, and sleeps past `t`. Race-free when runs
+        /// take no virtual time: a daemon with something due at `t` still
+        /// shows a wake time at or before it.
+        async fn idle_through(&mut self, t: DateTime<Utc>) -> Status {
+            self.until(|s| {
+                s.wakes_at.is_some_and(|w| w > t) && s.pipelines.iter().all(|p| p.running.is_none())
+            })
+            .await
+        }
+
+        async fn until(&mut self, ready: impl Fn(&Status) -> bool) -> Status {
+            let waited = tokio::time::timeout(Duration::from_secs(20), self.status.wait_for(ready))
+                .await
+                .map(|s| s.unwrap().clone());
+            waited.unwrap_or_else(|_| {
+                panic!("the daemon did not get there: {:#?}", *self.status.borrow())
+            })
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Move the clock to `t` and let `daemons` handle it (see `idle_through`).
+    async fn advance_to(clock: &VirtualClock, t: DateTime<Utc>, daemons: &mut [&mut Running]) {
+        move_clock(clock, t);
+        for d in daemons.iter_mut() {
+            d.idle_through(t).await;
+        }
+    }
+
+    fn move_clock(clock: &VirtualClock, t: DateTime<Utc>) {
+        let now = soundlake::clock::Clock::now(clock);
+        if t > now {
+            clock.advance((t - now).to_std().unwrap());
+        }
+    }
+
+    fn starts(fake: &Fake) -> Vec<DateTime<Utc>> {
+        fake.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, what, _)| *what == "start")
+            .map(|(_, _, t)| DateTime::from_timestamp(*t, 0).unwrap())
+            .collect()
+    }
+
+    fn defs(pipelines: Vec<Pipeline>) -> Definitions {
+        Arc::new(Mutex::new(Ok(pipelines)))
+    }
+
+    #[tokio::test]
+    async fn fires_at_local_cron_times_across_daylight_saving() {
+        let clock = VirtualClock::manual(at("2026-10-23T12:00:00Z"));
+        let shared: SharedClock = clock.clone();
+        let (_dir, store) = store(shared.clone()).await;
+        let work = fake(&shared, &[("crawl", 0)], &[]);
+        let p = single("0 3 * * *", "Europe/Berlin", "latest", "berlin");
+        let mut d = start(&store, &clock, defs(vec![p]), work.clone(), "a", 6 * 3600);
+        d.idle_through(at("2026-10-23T12:00:00Z")).await;
+        // Step through the days wake by wake, as the daemon asks.
+        let end = at("2026-10-26T12:00:00Z");
+        loop {
+            let s = d.status.borrow().clone();
+            let next = s.wakes_at.unwrap();
+            if next > end {
+                break;
+            }
+            advance_to(&clock, next, &mut [&mut d]).await;
+        }
+        assert_eq!(
+            starts(&work),
+            [
+                at("2026-10-24T01:00:00Z"),
+                at("2026-10-25T02:00:00Z"),
+                at("2026-10-26T02:00:00Z")
+            ],
+            "03:00 in Berlin, summer time then winter time"
+        );
+        let s = d.status.borrow().clone();
+        assert_eq!(s.pipelines[0].runs.get("succeeded"), Some(&3));
+        assert_eq!(s.pipelines[0].next_fire, Some(at("2026-10-27T02:00:00Z")));
+        d.stop().await;
+    }
+
+    /// An hourly pipeline whose run takes 90 minutes, under `catch_up`:
+    /// the starts of its runs from 09:30 to 12:00, and the most at once.
+    async fn long_runs(catch_up: &str) -> (Vec<DateTime<Utc>>, usize) {
+        let clock = VirtualClock::manual(at("2026-11-21T09:30:00Z"));
+        let shared: SharedClock = clock.clone();
+        let (_dir, store) = store(shared.clone()).await;
+        let work = fake(&shared, &[("crawl", 90 * 60)], &[]);
+        let p = single("0 * * * *", "UTC", catch_up, "hourly");
+        let mut d = start(&store, &clock, defs(vec![p]), work.clone(), "a", 6 * 3600);
+        d.idle_through(at("2026-11-21T09:30:00Z")).await;
+        // Each step is a fire time or the end of a run: wait until the
+        // daemon shows it handled that, and a run it started is under way,
+        // before time moves on.
+        let woke_at = |t: DateTime<Utc>| move |s: &Status| s.now >= t;
+        let first_run_ended = |s: &Status| s.pipelines[0].last_run.is_some();
+        type Handled<'a> = &'a dyn Fn(&Status) -> bool;
+        let steps: [(&str, Handled); 4] = [
+            ("10:00", &woke_at(at("2026-11-21T10:00:00Z"))),
+            ("11:00", &woke_at(at("2026-11-21T11:00:00Z"))),
+            ("11:30", &first_run_ended),
+            ("12:00", &woke_at(at("2026-11-21T12:00:00Z"))),
+        ];
+        for (t, handled) in steps {
+            move_clock(&clock, at(&format!("2026-11-21T{t}:00Z")));
+            let s = d.until(handled).await;
+            let runs = s.pipelines.iter().filter(|p| p.running.is_some()).count();
+            while work.running.lock().unwrap().0 != runs {
+                tokio::task::yield_now().await;
+            }
+        }
+        let most_at_once = work.running.lock().unwrap().1;
+        d.stop.send(true).unwrap();
+        // The run in flight gets its grace period on the virtual clock.
+        while !d.task.is_finished() {
+            clock.advance(Duration::from_secs(60));
+            tokio::task::yield_now().await;
+        }
+        d.task.await.unwrap().unwrap();
+        (starts(&work), most_at_once)
+    }
+
+    #[tokio::test]
+    async fn runs_never_overlap_and_fires_missed_meanwhile_follow_the_policy() {
+        let (latest, most) = long_runs("latest").await;
+        assert_eq!(most, 1, "never two runs of one pipeline");
+        assert_eq!(
+            latest,
+            [at("2026-11-21T10:00:00Z"), at("2026-11-21T11:30:00Z")],
+            "the 11:00 fire, missed while the first run went on, runs when it ends; \
+             12:00 passes during that run"
+        );
+        let (none, most) = long_runs("none").await;
+        assert_eq!(most, 1);
+        assert_eq!(
+            none,
+            [at("2026-11-21T10:00:00Z"), at("2026-11-21T12:00:00Z")],
+            "11:00 is skipped as missed; 12:00 is on time"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_downtime_the_catch_up_policy_decides_what_runs() {
+        for (policy, expected) in [
+            ("none", vec![]),
+            ("latest", vec!["15:00"]),
+            ("all", vec!["11:00", "12:00", "13:00", "14:00", "15:00"]),
+        ] {
+            let clock = VirtualClock::manual(at("2026-11-21T09:30:00Z"));
+            let shared: SharedClock = clock.clone();
+            let (_dir, store) = store(shared.clone()).await;
+            let work = fake(&shared, &[("crawl", 0)], &[]);
+            let definitions = defs(vec![single("0 * * * *", "UTC", policy, "hourly")]);
+            let mut first = start(
+                &store,
+                &clock,
+                definitions.clone(),
+                work.clone(),
+                "a",
+                6 * 3600,
+            );
+            first.idle_through(at("2026-11-21T09:30:00Z")).await;
+            advance_to(&clock, at("2026-11-21T10:00:00Z"), &mut [&mut first]).await;
+            first.stop().await;
+            // Down from 10:00 to 15:30; a new daemon on the same store.
+            clock.advance(Duration::from_secs(5 * 3600 + 1800));
+            let mut second = start(&store, &clock, definitions, work.clone(), "b", 6 * 3600);
+            second.idle_through(at("2026-11-21T15:30:00Z")).await;
+            let starts = starts(&work);
+            assert_eq!(starts[0], at("2026-11-21T10:00:00Z"));
+            assert!(
+                starts[1..].iter().all(|t| *t == at("2026-11-21T15:30:00Z")),
+                "caught up at once: {starts:?}"
+            );
+            let s = second.status.borrow().clone();
+            let fires: Vec<String> = store
+                .runs(100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.task == "pipeline:hourly")
+                .map(|r| r.id)
+                .collect();
+            let mut caught_up: Vec<String> = fires
+                .iter()
+                .filter_map(|id| id.strip_prefix("scheduled-hourly-20261121T"))
+                .filter(|t| *t != "100000Z")
+                .map(|t| format!("{}:{}", &t[0..2], &t[2..4]))
+                .collect();
+            caught_up.sort();
+            assert_eq!(caught_up, expected, "{policy}");
+            assert_eq!(
+                s.pipelines[0].last_fire,
+                Some(at("2026-11-21T15:00:00Z")),
+                "{policy}: every missed fire is handled"
+            );
+            second.stop().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_standby_takes_over_within_a_lease_when_the_leader_dies() {
+        let clock = VirtualClock::manual(at("2026-11-21T09:00:30Z"));
+        let shared: SharedClock = clock.clone();
+        let (_dir, store) = store(shared.clone()).await;
+        let definitions = defs(vec![single("* * * * *", "UTC", "latest", "minutely")]);
+        let (work_a, work_b) = (
+            fake(&shared, &[("crawl", 0)], &[]),
+            fake(&shared, &[("crawl", 0)], &[]),
+        );
+        let mut a = start(&store, &clock, definitions.clone(), work_a.clone(), "a", 60);
+        a.status.wait_for(|s| s.leader).await.unwrap();
+        let mut b = start(&store, &clock, definitions, work_b.clone(), "b", 60);
+        b.idle_through(at("2026-11-21T09:00:30Z")).await;
+        assert!(!b.status.borrow().leader);
+
+        let mut t = at("2026-11-21T09:00:30Z");
+        while t < at("2026-11-21T09:03:00Z") {
+            t += TimeDelta::seconds(5);
+            advance_to(&clock, t, &mut [&mut a, &mut b]).await;
+        }
+        assert_eq!(
+            starts(&work_a).len(),
+            3,
+            "the leader ran 09:01, 09:02, 09:03"
+        );
+        assert!(starts(&work_b).is_empty(), "the standby ran nothing");
+
+        // The leader dies without a word: its lease lapses on its own.
+        a.task.abort();
+        let died = t;
+        let mut took_over = None;
+        while took_over.is_none() {
+            t += TimeDelta::seconds(5);
+            advance_to(&clock, t, &mut [&mut b]).await;
+            if b.status.borrow().leader {
+                took_over = Some(t);
+            }
+            assert!(t - died < TimeDelta::seconds(120), "no takeover");
+        }
+        let took_over = took_over.unwrap();
+        assert!(
+            took_over - died >= TimeDelta::seconds(40),
+            "the lease (renewed at most 20 s before the death) still held: {took_over}"
+        );
+        assert!(
+            took_over - died <= TimeDelta::seconds(75),
+            "a lease and a quarter at most: {took_over}"
+        );
+        t += TimeDelta::seconds(60);
+        advance_to(&clock, t, &mut [&mut b]).await;
+        let ran_by_b = starts(&work_b);
+        assert!(!ran_by_b.is_empty(), "the new leader schedules");
+        let ran_by_a = starts(&work_a);
+        assert!(
+            ran_by_b.iter().all(|t| !ran_by_a.contains(t)),
+            "no fire ran twice: {ran_by_a:?} {ran_by_b:?}"
+        );
+        b.stop().await;
+        assert_eq!(
+            store
+                .lock_holder(soundlake::orchestrator::LEADER_LOCK)
+                .await
+                .unwrap()
+                .as_deref(),
+            None,
+            "a stopping leader hands the lock back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_applies_new_definitions_and_refuses_broken_ones() {
+        let clock = VirtualClock::manual(at("2026-11-21T09:30:00Z"));
+        let shared: SharedClock = clock.clone();
+        let (_dir, store) = store(shared.clone()).await;
+        let work = fake(&shared, &[("crawl", 0)], &[]);
+        let definitions = defs(vec![single("0 * * * *", "UTC", "latest", "one")]);
+        let mut d = start(
+            &store,
+            &clock,
+            definitions.clone(),
+            work.clone(),
+            "a",
+            6 * 3600,
+        );
+        d.idle_through(at("2026-11-21T09:30:00Z")).await;
+
+        *definitions.lock().unwrap() = Ok(vec![
+            single("0 * * * *", "UTC", "latest", "one"),
+            single("30 * * * *", "UTC", "all", "two"),
+        ]);
+        d.reload.send(()).await.unwrap();
+        let s = d
+            .status
+            .wait_for(|s| s.pipelines.len() == 2)
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(s.reloads, 1);
+
+        *definitions.lock().unwrap() = Err(soundlake::Error::config(
+            "pipelines/two.toml",
+            "broken",
+            "fix",
+        ));
+        d.reload.send(()).await.unwrap();
+        let s = d
+            .status
+            .wait_for(|s| s.reload_errors == 1)
+            .await
+            .unwrap()
+            .clone();
+        assert!(s.reload_error.as_deref().unwrap().contains("broken"));
+        assert_eq!(s.pipelines.len(), 2, "the definitions in use stay");
+
+        advance_to(&clock, at("2026-11-21T10:30:00Z"), &mut [&mut d]).await;
+        let runs: Vec<String> = store
+            .runs(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.task.starts_with("pipeline:"))
+            .map(|r| r.id)
+            .collect();
+        assert!(
+            runs.contains(&"scheduled-one-20261121T100000Z".to_string()),
+            "{runs:?}"
+        );
+        assert!(
+            runs.contains(&"scheduled-two-20261121T103000Z".to_string()),
+            "{runs:?}"
+        );
+        d.stop().await;
+    }
+}
+
+/// GET `url` until `ready` holds for the body (the daemon is a process on
+/// the real clock: this waits for it, it does not time it).
+async fn poll(url: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(url).await {
+            let body = r.text().await.unwrap();
+            if ready(&body) {
+                return body;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
+    use std::io::BufRead;
+
+    let defs = tracks_pipeline();
+    let state = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let landing = format!("embedded://{}/landing.db", state.path().display());
+    let mut child = soundlake(defs.path())
+        .arg("daemon")
+        .env("SOUNDLAKE__LANDING__URL", &landing)
+        .env(
+            "SOUNDLAKE__LAKE__URL",
+            format!("file://{}", lake.path().display()),
+        )
+        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
+        .env("SPOTIFY_CLIENT_ID", "daemon-test-client")
+        .env("SPOTIFY_CLIENT_SECRET", "never-show-this-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    assert_eq!(poll(&format!("{base}/healthz"), |_| true).await, "ok\n");
+    let metrics = poll(&format!("{base}/metrics"), |m| {
+        m.contains("soundlake_daemon_leader 1")
+    })
+    .await;
+    for needle in [
+        "# TYPE soundlake_pipeline_next_fire_timestamp_seconds gauge",
+        "soundlake_pipeline_next_fire_timestamp_seconds{pipeline=\"catalog\"} ",
+        "soundlake_pipeline_running{pipeline=\"catalog\"} 0",
+        "soundlake_daemon_reloads_total 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle:?} in {metrics}");
+    }
+    let page = poll(&format!("{base}/"), |p| p.contains("catalog")).await;
+    assert!(page.contains("leader: schedules the pipelines"), "{page}");
+
+    // A new pipeline, then SIGHUP: it is scheduled without a restart.
+    std::fs::write(
+        defs.path().join("pipelines/hourly.toml"),
+        "schedule = \"0 * * * *\"\n[tasks.silver]\ntables = [\"tracks\"]\n",
+    )
+    .unwrap();
+    signal("HUP");
+    let status = poll(&format!("{base}/status.json"), |s| s.contains("\"hourly\"")).await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["reloads"], 1);
+    assert_eq!(status["pipelines"].as_array().unwrap().len(), 2);
+
+    // A broken one is refused and the daemon goes on with what it had.
+    std::fs::write(
+        defs.path().join("pipelines/broken.toml"),
+        "schedule = \"every day\"\n[tasks.crawl]\n",
+    )
+    .unwrap();
+    signal("HUP");
+    let page = poll(&format!("{base}/"), |p| p.contains("last reload refused")).await;
+    assert!(
+        page.contains("broken.toml") && page.contains("hourly"),
+        "{page}"
+    );
+
+    let json = poll(&format!("{base}/status.json"), |_| true).await;
+    signal("TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for text in [&page, &metrics, &json, &stderr.to_string()] {
+        assert!(!text.contains("never-show-this-secret"));
+    }
+    let store = soundlake::landing::open(&landing, soundlake::clock::system())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .lock_holder(soundlake::orchestrator::LEADER_LOCK)
+            .await
+            .unwrap(),
+        None,
+        "the leader lock is handed back on a clean stop: {stderr}"
+    );
 }
