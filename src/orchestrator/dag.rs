@@ -116,6 +116,11 @@ impl<T> Dag<T> {
         self.upstream[id].iter().map(String::as_str).collect()
     }
 
+    /// The tasks that depend on `id` directly, sorted.
+    pub fn downstream(&self, id: &str) -> Vec<&str> {
+        self.downstream[id].iter().map(String::as_str).collect()
+    }
+
     /// Every task `id` depends on, directly or not.
     pub fn ancestors(&self, id: &str) -> BTreeSet<String> {
         self.closure(id, &self.upstream)

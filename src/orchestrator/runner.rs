@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::landing::{RunRecord, SharedStore, lease};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
-/// runner renews it as tasks finish.
+/// runner renews it as tasks finish, at most every quarter of it.
 const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 
 /// Runs tasks: the layers behind the orchestrator.
@@ -142,63 +142,81 @@ impl Runner {
         self.store.put_run(&record).await?;
 
         let mut outcomes: BTreeMap<String, TaskOutcome> = BTreeMap::new();
-        let mut waiting: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        // Tasks not started yet, each with how many of its selected upstream
+        // tasks have not succeeded; at zero a task is ready. Kept up to date
+        // as tasks finish, so a run costs time linear in its tasks and edges.
+        let mut blocked: BTreeMap<&str, usize> = selected
+            .iter()
+            .map(|id| {
+                let ups = pipeline.dag.upstream(id);
+                (
+                    id.as_str(),
+                    ups.iter().filter(|u| selected.contains(**u)).count(),
+                )
+            })
+            .collect();
+        let mut ready: BTreeSet<&str> = blocked
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
         let mut in_flight: BTreeSet<&str> = BTreeSet::new();
         let mut running = FuturesUnordered::new();
         let mut stop = options.stop.clone();
         // Once asked to stop: no new task starts, and running ones have until
         // this deadline to finish.
         let mut grace_ends: Option<DateTime<Utc>> = None;
+        // The lock was taken as the run started; it is renewed as tasks
+        // finish, a quarter lease apart.
+        let mut renewed_at = started_at;
         loop {
             if grace_ends.is_none() && stop.as_ref().is_some_and(|s| *s.borrow()) {
                 grace_ends = Some(self.clock.now() + options.grace);
-                for id in std::mem::take(&mut waiting) {
+                ready.clear();
+                for id in std::mem::take(&mut blocked).into_keys() {
                     outcomes.insert(
                         id.to_string(),
                         cancelled(id, "the run was stopped before it started"),
                     );
                 }
             }
-            // Settle what can no longer run, then start what can.
-            let mut ready = Vec::new();
-            for id in waiting.clone() {
-                let ups: Vec<&str> = pipeline
-                    .dag
-                    .upstream(id)
-                    .into_iter()
-                    .filter(|u| selected.contains(*u))
-                    .collect();
-                if ups
-                    .iter()
-                    .any(|u| outcomes.get(*u).is_some_and(|o| o.status != "succeeded"))
-                {
-                    waiting.remove(id);
-                    outcomes.insert(id.to_string(), skipped(id));
-                } else if ups.iter().all(|u| outcomes.contains_key(*u)) {
-                    ready.push(id);
-                }
-            }
-            for id in ready {
-                if running.len() >= pipeline.max_concurrent_tasks {
-                    break;
-                }
-                waiting.remove(id);
+            while running.len() < pipeline.max_concurrent_tasks {
+                let Some(id) = ready.pop_first() else { break };
+                blocked.remove(id);
                 in_flight.insert(id);
                 let task = pipeline.dag.task(id).expect("selected tasks exist");
                 running.push(self.attempts(pipeline, task, options, run_id));
             }
             if running.is_empty() {
-                if waiting.is_empty() {
-                    break;
-                }
-                continue;
+                break;
             }
             let grace_left =
                 grace_ends.map(|end| (end - self.clock.now()).to_std().unwrap_or_default());
             tokio::select! {
                 Some(outcome) = running.next() => {
-                    lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
+                    let now = self.clock.now();
+                    if now - renewed_at >= LOCK_LEASE / 4 {
+                        lease::hold(&self.store, lock, holder, now, LOCK_LEASE).await?;
+                        renewed_at = now;
+                    }
                     in_flight.remove(outcome.id.as_str());
+                    if outcome.status == "succeeded" {
+                        for down in pipeline.dag.downstream(&outcome.id) {
+                            if let Some(n) = blocked.get_mut(down) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    ready.insert(down);
+                                }
+                            }
+                        }
+                    } else {
+                        for down in pipeline.dag.descendants(&outcome.id) {
+                            if let Some((id, _)) = blocked.remove_entry(down.as_str()) {
+                                ready.remove(id);
+                                outcomes.insert(down, skipped(id));
+                            }
+                        }
+                    }
                     outcomes.insert(outcome.id.clone(), outcome);
                 }
                 () = stop_requested(&mut stop), if grace_ends.is_none() => {}
