@@ -754,16 +754,12 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
     // Bronze holds every version the landing store holds (the latest of
     // each track: nothing extracted them in between) exactly once, and
     // silver the latest version of every track.
-    let bronze = crate::silver::layer_rows(
-        &soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
-            url: format!("file://{}", lake.path().display()),
-            ..Default::default()
-        })
-        .unwrap(),
-        "bronze",
-        "tracks",
-    )
-    .await;
+    let written = soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
+        url: format!("file://{}", lake.path().display()),
+        ..Default::default()
+    })
+    .unwrap();
+    let bronze = crate::silver::layer_rows(&written, "bronze", "tracks").await;
     let distinct: std::collections::BTreeSet<String> =
         bronze.iter().map(|r| r["id"].to_string()).collect();
     assert_eq!(
@@ -771,15 +767,7 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
         (latest.len(), latest.len()),
         "no version lost or twice"
     );
-    let silver = crate::silver::rows(
-        &soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
-            url: format!("file://{}", lake.path().display()),
-            ..Default::default()
-        })
-        .unwrap(),
-        "tracks",
-    )
-    .await;
+    let silver = crate::silver::rows(&written, "tracks").await;
     let names: std::collections::BTreeMap<String, String> = silver
         .iter()
         .map(|r| {
