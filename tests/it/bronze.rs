@@ -377,13 +377,14 @@ async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
         (&commits, ".json", 1),
     ];
     for (watched, suffix, count) in points {
-        kill_when(
+        let killed = kill_when(
             &mut bronze_command(&landing_url, dir.path()),
             watched,
             suffix,
             count,
         );
         if suffix == ".pending" {
+            assert!(killed, "killed while staging");
             assert_eq!(
                 lake.table("bronze", "tracks")
                     .snapshot()

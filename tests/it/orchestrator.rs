@@ -685,12 +685,12 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
     );
 
     // Killed once the third interval's bronze is committed.
-    crate::support::kill_when(
+    assert!(crate::support::kill_when(
         &mut cmd(&["--parallel", "2"]),
         &lake.path().join("bronze/tracks/_soundlake/commits"),
         ".json",
         3,
-    );
+    ));
     let done_at_kill: std::collections::BTreeMap<String, Value> = store
         .state_with_prefix("backfill/catalog/")
         .await

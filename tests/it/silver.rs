@@ -1024,13 +1024,14 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
         (root.join("_soundlake/commits"), ".json", 1),
     ];
     for (watched, suffix, count) in &points {
-        kill_when(
+        let killed = kill_when(
             &mut silver_command(&landing_url, dir.path(), &self::root()),
             watched,
             suffix,
             *count,
         );
         if *suffix == ".pending" {
+            assert!(killed, "killed while staging");
             let root_version = env
                 .lake
                 .table(silver::LAYER, "tracks")

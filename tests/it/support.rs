@@ -272,13 +272,17 @@ pub fn files_ending(dir: &Path, suffix: &str) -> usize {
 }
 
 /// Start `cmd` and kill it with SIGKILL as soon as `count` files ending in
-/// `suffix` exist under `watched`; a run that ends first fails the test.
+/// `suffix` exist under `watched`; a run that ends before the point fails
+/// the test. `false` when the run finished successfully at the point itself,
+/// between the test seeing it and the kill: only possible when the point is
+/// the run's last step (a commit record), so callers of other points assert
+/// the kill.
 pub fn kill_when(
     cmd: &mut std::process::Command,
     watched: &std::path::Path,
     suffix: &str,
     count: usize,
-) {
+) -> bool {
     let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -297,8 +301,13 @@ pub fn kill_when(
         std::thread::yield_now();
     }
     let status = child.wait().unwrap();
+    if status.success() {
+        return false;
+    }
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+        Some(9),
+        "{status}"
     );
+    true
 }
