@@ -444,9 +444,9 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
 async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<()> {
     use crate::bronze::{Bronze, Extract};
 
-    let clock = clock::system();
     let defs = crate::bronze::load(&settings.definitions.dir.join(crate::bronze::LAYER))?;
     let chosen = select_tables("bronze", &defs, |d| &d.name, &args.tables)?;
+    let (store, clock, lake) = open_deployment(settings).await?;
     let extract = match args.from {
         Some(from) => Extract::Interval {
             from,
@@ -454,9 +454,6 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
         },
         None => Extract::Incremental,
     };
-    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    lake.check().await?;
     let job = Bronze::new(store.clone(), lake, clock.clone());
     let run_one =
         async |def: &crate::bronze::BronzeTable, run_id: &str| job.run(def, extract, run_id).await;
@@ -476,14 +473,11 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
 async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<()> {
     use crate::silver::Silver;
 
-    let clock = clock::system();
     let dir = &settings.definitions.dir;
     let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))?;
     let defs = crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?;
     let chosen = select_tables("silver", &defs, |d| &d.name, &args.tables)?;
-    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    lake.check().await?;
+    let (store, clock, lake) = open_deployment(settings).await?;
     let job = Silver::new(store.clone(), lake, clock.clone());
     let run_one = async |def: &crate::silver::SilverTable, run_id: &str| {
         let source = bronze
