@@ -87,6 +87,28 @@ enum Command {
     /// /metrics on [daemon] listen. Daemons sharing a state store elect one
     /// leader; the others stand by.
     Daemon,
+    /// Run SQL over the committed bronze, silver and gold tables
+    /// (`silver.tracks`, `gold.dim_track`) with the embedded engine.
+    Query(QueryArgs),
+    /// Print the statements that expose every gold table to another engine
+    /// over the configured lake URL.
+    Ddl(DdlArgs),
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// One SQL statement: SELECT, SHOW TABLES, DESCRIBE gold.dim_track, …
+    sql: String,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = crate::sql::output::Format::Table)]
+    format: crate::sql::output::Format,
+}
+
+#[derive(Debug, Args)]
+struct DdlArgs {
+    /// The engine to print statements for.
+    #[arg(long, value_enum)]
+    engine: crate::sql::ddl::Target,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +356,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Runs(args) => runs(args, &settings).await,
         Command::Backfill(args) => backfill(args, &settings).await,
         Command::Daemon => daemon(&settings).await,
+        Command::Query(args) => query(args, &settings).await,
+        Command::Ddl(args) => ddl(args, &settings),
     }
 }
 
@@ -499,11 +523,30 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
     .await
 }
 
+async fn query(args: QueryArgs, settings: &crate::config::Settings) -> Result<()> {
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    lake.check().await?;
+    let engine = crate::sql::Engine::open(&lake).await?;
+    let (schema, batches) = engine.collect("the query", &args.sql).await?;
+    let mut out = std::io::stdout().lock();
+    crate::sql::output::write(&mut out, args.format, &schema, &batches)
+}
+
+fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
+    let defs = Definitions::load(settings)?;
+    print!(
+        "{}",
+        crate::sql::ddl::render(args.engine, &defs.gold, &settings.lake)?
+    );
+    Ok(())
+}
+
 /// Every definition of the definitions folder, loaded and checked: the
 /// layers' tables, then the pipelines expanded over them.
 struct Definitions {
     bronze: Vec<crate::bronze::BronzeTable>,
     silver: Vec<crate::silver::SilverTable>,
+    gold: Vec<crate::gold::GoldModel>,
     pipelines: Vec<crate::orchestrator::Pipeline>,
 }
 
@@ -521,17 +564,31 @@ impl Definitions {
                 .map_err(&mut note)
                 .ok()
         });
+        let known = known_tables(
+            bronze.as_deref().unwrap_or_default(),
+            silver.as_deref().unwrap_or_default(),
+        );
+        let gold_dir = dir.join(crate::gold::LAYER);
+        // No gold/ folder: a deployment that stops at silver.
+        let gold = if gold_dir.exists() {
+            crate::gold::load(&gold_dir, &known).map_err(&mut note).ok()
+        } else {
+            Some(Vec::new())
+        };
         let tables = layer_tables(
             bronze.as_deref().unwrap_or_default(),
             silver.as_deref().unwrap_or_default(),
+            gold.as_deref().unwrap_or_default(),
+            &known,
         );
         let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &tables)
             .map_err(&mut note)
             .ok();
-        match (bronze, silver, pipelines) {
-            (Some(bronze), Some(silver), Some(pipelines)) => Ok(Definitions {
+        match (bronze, silver, gold, pipelines) {
+            (Some(bronze), Some(silver), Some(gold), Some(pipelines)) => Ok(Definitions {
                 bronze,
                 silver,
+                gold,
                 pipelines,
             }),
             _ => Err(Error::config(
@@ -557,11 +614,30 @@ impl Definitions {
     }
 }
 
+/// The bronze tables and silver families gold models may read.
+fn known_tables(
+    bronze: &[crate::bronze::BronzeTable],
+    silver: &[crate::silver::SilverTable],
+) -> crate::gold::Known {
+    let mut known = crate::gold::Known::new();
+    known.insert(
+        crate::bronze::LAYER,
+        bronze.iter().map(|b| b.name.clone()).collect(),
+    );
+    known.insert(
+        crate::silver::LAYER,
+        silver.iter().map(|s| s.name.clone()).collect(),
+    );
+    known
+}
+
 /// What the layers tell the orchestrator: each layer's tables and the
 /// tasks each one reads.
 fn layer_tables(
     bronze: &[crate::bronze::BronzeTable],
     silver: &[crate::silver::SilverTable],
+    gold: &[crate::gold::GoldModel],
+    known: &crate::gold::Known,
 ) -> crate::orchestrator::Tables {
     let mut tables = crate::orchestrator::Tables::default();
     tables.layers.insert(
@@ -583,6 +659,12 @@ fn layer_tables(
             })
             .collect(),
     );
+    tables.layers.insert(
+        crate::gold::LAYER.into(),
+        gold.iter()
+            .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
+            .collect(),
+    );
     tables
 }
 
@@ -590,9 +672,10 @@ fn validate(settings: &crate::config::Settings) -> Result<()> {
     let defs = Definitions::load(settings)?;
     let tasks: usize = defs.pipelines.iter().map(|p| p.dag.len()).sum();
     println!(
-        "definitions are valid: {} bronze tables, {} silver tables, {} pipelines ({tasks} tasks)",
+        "definitions are valid: {} bronze tables, {} silver tables, {} gold models, {} pipelines ({tasks} tasks)",
         defs.bronze.len(),
         defs.silver.len(),
+        defs.gold.len(),
         defs.pipelines.len()
     );
     Ok(())
@@ -746,6 +829,7 @@ fn executor(
         clock: clock.clone(),
         bronze: defs.bronze.clone(),
         silver: defs.silver.clone(),
+        gold: defs.gold.clone(),
     })
 }
 

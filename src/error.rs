@@ -143,6 +143,17 @@ pub enum Error {
     )]
     RunFailed { pipeline: String, problems: String },
 
+    /// A gold model's data tests found rows that break them; the table was
+    /// not published.
+    #[error(
+        "{table}: {failed} data test(s) failed, so the new version was not published and the tables built from it were not run:\n{report}\n  fix: correct the rows upstream (or the model's SQL), or change the test in the model's .toml if the expectation is wrong"
+    )]
+    DataTests {
+        table: String,
+        failed: usize,
+        report: String,
+    },
+
     /// A server could not start or stopped unexpectedly.
     #[error("{what}: {message}")]
     Server { what: String, message: String },
@@ -170,6 +181,7 @@ impl Error {
                 | Error::MissingCredentials
                 | Error::Auth { .. }
                 | Error::Input { .. }
+                | Error::DataTests { .. }
         )
     }
 

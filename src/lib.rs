@@ -13,6 +13,7 @@ pub mod config;
 pub mod crawl;
 pub mod definitions;
 pub mod error;
+pub mod gold;
 pub mod import;
 pub mod lake;
 pub mod landing;
@@ -22,6 +23,7 @@ pub mod secret;
 pub mod silver;
 pub mod sim;
 pub mod spotify;
+pub mod sql;
 pub mod tasks;
 pub mod text;
 

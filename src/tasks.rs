@@ -7,12 +7,13 @@ use crate::bronze::{Bronze, BronzeTable, Extract};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::gold::{Gold, GoldModel};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::orchestrator::{Executor, RunOptions, Task};
 use crate::silver::{Silver, SilverTable};
 
-/// Runs crawl, bronze and silver tasks against one deployment.
+/// Runs crawl, bronze, silver and gold tasks against one deployment.
 pub struct LayerTasks {
     pub settings: Settings,
     pub store: SharedStore,
@@ -20,6 +21,7 @@ pub struct LayerTasks {
     pub clock: SharedClock,
     pub bronze: Vec<BronzeTable>,
     pub silver: Vec<SilverTable>,
+    pub gold: Vec<GoldModel>,
 }
 
 /// The definition of `layer.table`, or an error saying the definitions
@@ -95,6 +97,11 @@ impl Executor for LayerTasks {
                         == Some(true);
                 let job = Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone());
                 serde_json::to_value(job.run(def, source, full, run_id).await?)
+            }
+            crate::gold::LAYER => {
+                let model = definition(&self.gold, |m| &m.name, &task.kind, table)?;
+                let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
+                serde_json::to_value(job.run(model, run_id).await?)
             }
             other => {
                 return Err(Error::config(

@@ -232,7 +232,7 @@ impl Bronze {
             });
             sink.push(row).await?;
             rows += 1;
-            if rows % LOCK_RENEWAL_ROWS == 0 {
+            if rows.is_multiple_of(LOCK_RENEWAL_ROWS) {
                 self.renew_lock(lock, holder).await?;
             }
         }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
-pub use table::{DataFile, Snapshot, Table, Transaction};
+pub use table::{DataFile, Located, Snapshot, Table, Transaction};
 
 /// A handle on the lake; cheap to clone.
 #[derive(Debug, Clone)]
@@ -103,6 +103,24 @@ impl Lake {
     /// The table `<layer>/<name>/`.
     pub fn table(&self, layer: &str, name: &str) -> Table {
         Table::new(self.clone(), Path::from(layer).join(name))
+    }
+
+    /// The names of a layer's tables: its folders.
+    pub async fn tables(&self, layer: &str) -> Result<Vec<String>> {
+        let listing = self
+            .inner
+            .store
+            .list_with_delimiter(Some(&Path::from(layer)))
+            .await
+            .map_err(|e| self.error(&format!("list {layer}/"), e))?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|n| !n.starts_with(['_', '.']))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {

@@ -109,6 +109,16 @@ impl Snapshot {
     }
 }
 
+/// Where a reader finds one file of a version without settling the table:
+/// the path engines see, and the objects that may hold it, to try in order
+/// (a file whose publish was interrupted is still staged).
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub path: Path,
+    pub sources: Vec<Path>,
+    pub size: u64,
+}
+
 /// One table of the lake.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -141,6 +151,26 @@ impl Table {
     /// Where a committed file lives once moved into place.
     pub fn file_path(&self, file: &DataFile) -> Path {
         rel(self.root.clone(), &file.path)
+    }
+
+    /// The files of `snapshot`, located for a reader.
+    pub fn locate(&self, snapshot: &Snapshot) -> Vec<Located> {
+        snapshot
+            .files
+            .iter()
+            .map(|file| {
+                let path = self.file_path(file);
+                let mut sources = vec![path.clone()];
+                if snapshot.added.contains(&file.path) {
+                    sources.push(self.staged_path(&snapshot.staging, &file.path));
+                }
+                Located {
+                    path,
+                    sources,
+                    size: file.bytes,
+                }
+            })
+            .collect()
     }
 
     /// The newest committed version (version 0, empty, if none).
@@ -383,6 +413,31 @@ impl Transaction {
     pub async fn open_staged(&self, file: &DataFile) -> Result<ParquetFile> {
         let path = self.table.staged_path(&self.id, &file.path);
         ParquetFile::open(&self.table.lake, &path, file.bytes).await
+    }
+
+    /// The files of the version this write would commit, located for a
+    /// reader: kept base files in place, added ones where they are staged.
+    /// Data tests read a table through this before it is published.
+    pub fn locate(&self) -> Vec<Located> {
+        let kept = self
+            .base
+            .files
+            .iter()
+            .filter(|f| !self.removed.contains(&f.path))
+            .map(|file| {
+                let path = self.table.file_path(file);
+                Located {
+                    sources: vec![path.clone()],
+                    path,
+                    size: file.bytes,
+                }
+            });
+        let added = self.added.iter().map(|file| Located {
+            path: self.table.file_path(file),
+            sources: vec![self.table.staged_path(&self.id, &file.path)],
+            size: file.bytes,
+        });
+        kept.chain(added).collect()
     }
 
     pub fn add(&mut self, file: DataFile) {

@@ -18,6 +18,7 @@ use crate::support::{Harness, canned, names};
 pub struct Setup {
     pub h: Harness,
     pub store: SharedStore,
+    pub landing_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -31,6 +32,7 @@ impl Setup {
         Setup {
             h,
             store,
+            landing_url: url,
             _dir: dir,
         }
     }

@@ -7,6 +7,7 @@ mod client_errors;
 mod crash;
 mod crawl;
 mod fixtures;
+mod gold;
 mod governor;
 mod import;
 mod lake;

@@ -48,7 +48,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
     let (code, out, err) = output(soundlake(shipped()).arg("validate"));
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("5 bronze tables, 5 silver tables, 1 pipelines (11 tasks)"),
+        out.contains("5 bronze tables, 5 silver tables, 12 gold models, 1 pipelines (23 tasks)"),
         "{out}"
     );
 
@@ -70,7 +70,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
         dot.contains("\"bronze.tracks\" -> \"silver.tracks\";"),
         "{dot}"
     );
-    assert_eq!(dot.matches(" -> ").count(), 10, "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), 39, "{dot}");
     let (_, mermaid, _) =
         output(soundlake(shipped()).args(["dag", "spotify_catalog", "--format", "mermaid"]));
     assert!(mermaid.contains("crawl --> bronze_tracks"), "{mermaid}");
@@ -83,7 +83,7 @@ fn validate_reports_every_folder_s_problems_at_once() {
     std::fs::write(root.join("silver/extra.toml"), "source = \"songs\"\n").unwrap();
     std::fs::write(
         root.join("pipelines/broken.toml"),
-        "schedule = \"61 * * * *\"\n[tasks.a]\nkind = \"crawl\"\nafter = [\"b\"]\n[tasks.b]\nkind = \"crawl\"\nafter = [\"a\"]\n[tasks.gold]\n",
+        "schedule = \"61 * * * *\"\n[tasks.a]\nkind = \"crawl\"\nafter = [\"b\"]\n[tasks.b]\nkind = \"crawl\"\nafter = [\"a\"]\n[tasks.platinum]\n",
     )
     .unwrap();
     let (code, _, err) = output(soundlake(root).arg("validate"));
@@ -91,7 +91,7 @@ fn validate_reports_every_folder_s_problems_at_once() {
     for needle in [
         "extra.toml: source \"songs\" is not a bronze table",
         "broken.toml: schedule \"61 * * * *\" is not a cron expression",
-        "broken.toml: [tasks.gold]: unknown task kind \"gold\"",
+        "broken.toml: [tasks.platinum]: unknown task kind \"platinum\"",
         "broken.toml: the tasks form a cycle: a -> b -> a",
         "run `soundlake validate` again",
     ] {
@@ -537,7 +537,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         "--dry-run",
     ]));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("would run 3 of 11 tasks"), "{out}");
+    assert!(out.contains("would run 3 of 23 tasks"), "{out}");
     assert!(
         out.contains("[1] crawl") && out.contains("[3] silver.tracks"),
         "{out}"
@@ -547,7 +547,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         "run",
         "spotify_catalog",
         "--select",
-        "bronze.*+",
+        "bronze.*,silver.*",
         "--json",
     ]));
     assert_eq!(code, Some(0), "{err}");
@@ -594,9 +594,14 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         "{err}"
     );
 
-    let (code, _, err) = output(&mut cmd(&["run", "spotify_catalog", "--select", "gold.*"]));
+    let (code, _, err) = output(&mut cmd(&[
+        "run",
+        "spotify_catalog",
+        "--select",
+        "platinum.*",
+    ]));
     assert_eq!(code, Some(2));
-    assert!(err.contains("\"gold.*\" matches no task"), "{err}");
+    assert!(err.contains("\"platinum.*\" matches no task"), "{err}");
 }
 
 // ---- backfill -----------------------------------------------------------------

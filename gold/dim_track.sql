@@ -1,0 +1,21 @@
+-- Every crawled track, with its album as a key: from the track's embedded
+-- album, or (Development Mode, where tracks come from album pages) from
+-- the album page that listed it.
+WITH listed AS (
+    SELECT id, min(album_id) AS album_id FROM silver.albums__tracks__items GROUP BY id
+)
+SELECT
+    surrogate_key(t.id) AS track_key,
+    t.id AS track_id,
+    surrogate_key(coalesce(t.album__id, l.album_id)) AS album_key,
+    t.name AS name,
+    CAST(t.disc_number AS INT) AS disc_number,
+    CAST(t.track_number AS INT) AS track_number,
+    t.duration_ms AS duration_ms,
+    t.explicit AS explicit,
+    t.popularity AS popularity,
+    t.isrc AS isrc,
+    'https://open.spotify.com/track/' || t.id AS spotify_url,
+    t._ingested_at AS ingested_at
+FROM silver.tracks t
+LEFT JOIN listed l ON l.id = t.id

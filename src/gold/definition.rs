@@ -1,0 +1,502 @@
+//! Gold models as files: `gold/<model>.sql`, one SELECT over silver, bronze
+//! or other gold tables, and `gold/<model>.toml` beside it, the model's
+//! contract and documentation: grain, comment, every output column with its
+//! type and comment, and the data tests that gate its publication.
+//!
+//! ```toml
+//! comment = "Tracks of the catalog."
+//! grain = "one row per Spotify track"
+//! key = ["track_key"]            # the grain: unique together, never null
+//! min_rows = 1                   # optional row-count thresholds
+//! max_rows = 10000000
+//! freshness = { column = "ingested_at", max_age_hours = 48 }
+//!
+//! [[columns]]
+//! name = "album_key"
+//! type = "bigint"                # string int bigint double boolean date timestamp decimal(p,s)
+//! comment = "The track's album."
+//! not_null = true
+//! unique = false
+//! accepted_values = []           # for text columns
+//! references = "gold.dim_album.album_key"
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+use crate::definitions::{is_identifier, read_toml, toml_files};
+use crate::error::{Error, Result};
+use crate::sql::references::{TableRef, tables_read};
+
+/// The largest model file read.
+const MAX_SQL_BYTES: u64 = 1024 * 1024;
+
+/// A column type every engine reads the same way from Parquet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    Int,
+    Bigint,
+    Double,
+    Boolean,
+    Date,
+    /// Microseconds, UTC.
+    Timestamp,
+    Decimal(u8, i8),
+}
+
+impl ColumnType {
+    fn parse(text: &str) -> Option<ColumnType> {
+        let text = text.trim().to_ascii_lowercase();
+        Some(match text.as_str() {
+            "string" => ColumnType::String,
+            "int" => ColumnType::Int,
+            "bigint" => ColumnType::Bigint,
+            "double" => ColumnType::Double,
+            "boolean" => ColumnType::Boolean,
+            "date" => ColumnType::Date,
+            "timestamp" => ColumnType::Timestamp,
+            _ => {
+                let inner = text.strip_prefix("decimal(")?.strip_suffix(')')?;
+                let (p, s) = inner.split_once(',')?;
+                let (p, s): (u8, i8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+                // Precision above 38 has no Parquet reader in Trino or Spark.
+                if !(1..=38).contains(&p) || s < 0 || s as u8 > p {
+                    return None;
+                }
+                ColumnType::Decimal(p, s)
+            }
+        })
+    }
+
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Int => DataType::Int32,
+            ColumnType::Bigint => DataType::Int64,
+            ColumnType::Double => DataType::Float64,
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::Decimal(p, s) => DataType::Decimal128(p, s),
+        }
+    }
+
+    /// The type's name in SQL DDL (Trino, Spark and DuckDB agree on these
+    /// but for text).
+    pub fn sql(self, text: &str) -> String {
+        match self {
+            ColumnType::String => text.into(),
+            ColumnType::Int => "integer".into(),
+            ColumnType::Bigint => "bigint".into(),
+            ColumnType::Double => "double".into(),
+            ColumnType::Boolean => "boolean".into(),
+            ColumnType::Date => "date".into(),
+            ColumnType::Timestamp => "timestamp".into(),
+            ColumnType::Decimal(p, s) => format!("decimal({p},{s})"),
+        }
+    }
+}
+
+/// One output column of a model.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnType,
+    pub comment: String,
+    pub not_null: bool,
+    pub unique: bool,
+    pub accepted_values: Vec<String>,
+    pub references: Option<ColumnRef>,
+}
+
+/// `layer.table.column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnRef {
+    pub table: TableRef,
+    pub column: String,
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    /// A timestamp or date column.
+    pub column: String,
+    pub max_age_hours: u64,
+}
+
+/// A gold model: its SQL and its contract.
+#[derive(Debug, Clone)]
+pub struct GoldModel {
+    pub name: String,
+    pub sql: String,
+    /// What the SQL reads; with the tables its columns reference, what the
+    /// model depends on.
+    pub reads: BTreeSet<TableRef>,
+    pub comment: String,
+    pub grain: String,
+    pub key: Vec<String>,
+    pub columns: Vec<Column>,
+    pub min_rows: Option<u64>,
+    pub max_rows: Option<u64>,
+    pub freshness: Option<Freshness>,
+    pub sql_file: PathBuf,
+}
+
+impl GoldModel {
+    /// The tables the model needs before it runs: those it reads and those
+    /// its columns reference.
+    pub fn depends_on(&self) -> BTreeSet<TableRef> {
+        let mut all = self.reads.clone();
+        all.extend(
+            self.columns
+                .iter()
+                .filter_map(|c| c.references.as_ref().map(|r| r.table.clone())),
+        );
+        all.retain(|t| !(t.layer == super::LAYER && t.name == self.name));
+        all
+    }
+
+    /// The Arrow schema of the published table.
+    pub fn schema(&self) -> SchemaRef {
+        SchemaRef::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| {
+                    Field::new(
+                        &c.name,
+                        c.kind.arrow(),
+                        !c.not_null && !self.key.contains(&c.name),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    comment: String,
+    grain: String,
+    key: Vec<String>,
+    min_rows: Option<u64>,
+    max_rows: Option<u64>,
+    freshness: Option<Freshness>,
+    columns: Vec<ColumnFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnFile {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    comment: String,
+    #[serde(default)]
+    not_null: bool,
+    #[serde(default)]
+    unique: bool,
+    #[serde(default)]
+    accepted_values: Vec<String>,
+    references: Option<String>,
+}
+
+/// The tables of bronze and the families of silver a model may read, by
+/// layer.
+pub type Known = BTreeMap<&'static str, BTreeSet<String>>;
+
+/// The silver family a silver table belongs to: `tracks` for `tracks`,
+/// `tracks__artists` and `tracks_quarantine`.
+pub fn silver_family<'k>(known: &'k Known, table: &TableRef) -> Option<&'k str> {
+    if table.layer != crate::silver::LAYER {
+        return None;
+    }
+    known
+        .get(crate::silver::LAYER)?
+        .iter()
+        .map(String::as_str)
+        .find(|family| {
+            table.name == *family
+                || table
+                    .name
+                    .strip_prefix(family)
+                    .is_some_and(|rest| rest.starts_with("__") || rest == "_quarantine")
+        })
+}
+
+/// Every model of `dir`: each `*.toml` with its `*.sql`. All problems are
+/// reported at once.
+pub fn load(dir: &Path, known: &Known) -> Result<Vec<GoldModel>> {
+    let mut models = Vec::new();
+    let mut problems = Vec::new();
+    for path in toml_files(dir, "gold")? {
+        match parse(&path) {
+            Ok(model) => models.push(model),
+            Err(problem) => problems.push(format!("{}: {problem}", path.display())),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut orphans: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "sql") && !p.with_extension("toml").exists()
+            })
+            .collect();
+        orphans.sort();
+        for sql in orphans {
+            problems.push(format!(
+                "{}: a model needs its contract beside it: create {} with comment, grain, key \
+                 and [[columns]]",
+                sql.display(),
+                sql.with_extension("toml").display()
+            ));
+        }
+    }
+    let names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
+    for model in &models {
+        for table in model.depends_on() {
+            let exists = match table.layer.as_str() {
+                super::LAYER => names.contains(&table.name),
+                crate::silver::LAYER => silver_family(known, &table).is_some(),
+                layer => known.get(layer).is_some_and(|t| t.contains(&table.name)),
+            };
+            if !exists {
+                problems.push(format!(
+                    "{}: reads {table}, which no definition makes; check the name \
+                     (`soundlake query \"SHOW TABLES\"` lists the lake's tables)",
+                    model.sql_file.display()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::config(
+            dir.display().to_string(),
+            problems.join("\n  "),
+            "fix each file named above; a model is <name>.sql (one SELECT) and <name>.toml \
+             (comment, grain, key, [[columns]] with name, type, comment and tests: not_null, \
+             unique, accepted_values, references)",
+        ));
+    }
+    Ok(models)
+}
+
+fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
+    let (name, file): (String, File) = read_toml(path)?;
+    let sql_file = path.with_extension("sql");
+    let size = std::fs::metadata(&sql_file)
+        .map_err(|e| format!("cannot read its SQL {}: {e}", sql_file.display()))?
+        .len();
+    if size > MAX_SQL_BYTES {
+        return Err(format!(
+            "{} is {size} bytes, far too large for a model",
+            sql_file.display()
+        ));
+    }
+    let sql = std::fs::read_to_string(&sql_file)
+        .map_err(|e| format!("cannot read its SQL {}: {e}", sql_file.display()))?;
+    let reads = tables_read(&sql).map_err(|e| format!("{}: {e}", sql_file.display()))?;
+    let mut problems = Vec::new();
+    if file.columns.is_empty() {
+        problems.push("declares no [[columns]]".to_string());
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for c in file.columns {
+        if !is_identifier(&c.name) {
+            problems.push(format!(
+                "column {:?}: use lowercase letters, digits and _, starting with a letter",
+                c.name
+            ));
+        }
+        if columns.iter().any(|d| d.name == c.name) {
+            problems.push(format!("column {} is declared twice", c.name));
+        }
+        if c.comment.trim().is_empty() {
+            problems.push(format!(
+                "column {}: write a comment saying what it holds",
+                c.name
+            ));
+        }
+        let Some(kind) = ColumnType::parse(&c.kind) else {
+            problems.push(format!(
+                "column {}: type {:?} is not one of string, int, bigint, double, boolean, \
+                 date, timestamp, decimal(p,s) with p ≤ 38",
+                c.name, c.kind
+            ));
+            continue;
+        };
+        let references = match c.references.as_deref().map(parse_column_ref).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("column {}: {e}", c.name));
+                None
+            }
+        };
+        columns.push(Column {
+            name: c.name,
+            kind,
+            comment: c.comment,
+            not_null: c.not_null,
+            unique: c.unique,
+            accepted_values: c.accepted_values,
+            references,
+        });
+    }
+    if file.key.is_empty() {
+        problems.push("key is empty: name the columns that make a row unique (the grain)".into());
+    }
+    for k in &file.key {
+        if !columns.iter().any(|c| &c.name == k) {
+            problems.push(format!("key column {k} is not among the [[columns]]"));
+        }
+    }
+    if let Some(f) = &file.freshness {
+        match columns.iter().find(|c| c.name == f.column) {
+            Some(c) if matches!(c.kind, ColumnType::Timestamp | ColumnType::Date) => {}
+            _ => problems.push(format!(
+                "freshness column {} must be a declared timestamp or date column",
+                f.column
+            )),
+        }
+    }
+    if let (Some(min), Some(max)) = (file.min_rows, file.max_rows)
+        && min > max
+    {
+        problems.push(format!("min_rows {min} is above max_rows {max}"));
+    }
+    if file.comment.trim().is_empty() || file.grain.trim().is_empty() {
+        problems.push("write a comment and a grain (what one row is)".into());
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(GoldModel {
+        name,
+        sql,
+        reads,
+        comment: file.comment,
+        grain: file.grain,
+        key: file.key,
+        columns,
+        min_rows: file.min_rows,
+        max_rows: file.max_rows,
+        freshness: file.freshness,
+        sql_file,
+    })
+}
+
+fn parse_column_ref(text: &str) -> std::result::Result<ColumnRef, String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    match parts.as_slice() {
+        [layer, table, column] if crate::sql::LAYERS.contains(layer) => Ok(ColumnRef {
+            table: TableRef {
+                layer: (*layer).into(),
+                name: (*table).into(),
+            },
+            column: (*column).into(),
+        }),
+        _ => Err(format!(
+            "references {text:?} is not <layer>.<table>.<column>, for example \
+             gold.dim_album.album_key"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::tests::dir_with;
+
+    const CONTRACT: &str = r#"
+comment = "Albums."
+grain = "one row per album"
+key = ["album_key"]
+[[columns]]
+name = "album_key"
+type = "bigint"
+comment = "Surrogate key."
+[[columns]]
+name = "artist_key"
+type = "bigint"
+comment = "Main artist."
+references = "gold.dim_artist.artist_key"
+[[columns]]
+name = "price"
+type = "decimal(10,2)"
+comment = "Price."
+"#;
+
+    fn known() -> Known {
+        let mut known = Known::new();
+        known.insert("silver", ["albums".to_string()].into());
+        known
+    }
+
+    #[test]
+    fn a_model_depends_on_what_it_reads_and_what_it_references() {
+        let dir = dir_with(&[
+            ("dim_album.toml", CONTRACT),
+            ("dim_album.sql", "SELECT * FROM silver.albums"),
+            (
+                "dim_artist.toml",
+                "comment = \"A.\"\ngrain = \"one row per artist\"\nkey = [\"artist_key\"]\n\
+                 [[columns]]\nname = \"artist_key\"\ntype = \"bigint\"\ncomment = \"Key.\"\n",
+            ),
+            ("dim_artist.sql", "SELECT 1 AS artist_key"),
+        ]);
+        let models = load(dir.path(), &known()).unwrap();
+        let album = models.iter().find(|m| m.name == "dim_album").unwrap();
+        let deps: Vec<String> = album.depends_on().iter().map(ToString::to_string).collect();
+        assert_eq!(deps, ["gold.dim_artist", "silver.albums"]);
+        assert_eq!(
+            album.schema().field(2).data_type(),
+            &DataType::Decimal128(10, 2)
+        );
+        assert!(
+            !album.schema().field(0).is_nullable(),
+            "key columns are not null"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_file() {
+        let dir = dir_with(&[
+            (
+                "a.toml",
+                &CONTRACT.replace("bigint\"\ncomment = \"Main", "uint64\"\ncomment = \"Main"),
+            ),
+            ("a.sql", "SELECT 1"),
+            ("d.toml", CONTRACT),
+            ("d.sql", "SELECT * FROM silver.nope"),
+            ("b.sql", "SELECT 1"),
+            (
+                "c.toml",
+                &CONTRACT.replace("decimal(10,2)", "decimal(40,2)"),
+            ),
+            ("c.sql", "DELETE FROM silver.albums"),
+        ]);
+        let message = load(dir.path(), &known()).unwrap_err().to_string();
+        for expected in [
+            "a.toml",
+            "\"uint64\" is not one of",
+            "reads silver.nope",
+            "b.sql: a model needs its contract",
+            "c.sql: a model is one SELECT",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected:?} missing from {message}"
+            );
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! SQL over the lake: an embedded DataFusion engine that sees the bronze,
+//! silver and gold tables as schemas of those names (`silver.tracks`,
+//! `gold.dim_track`), each table at its newest committed version, read
+//! where the files are (local disk, S3, HDFS) without copying them. Gold
+//! models run on it, `soundlake query` asks it, and `soundlake ddl` tells
+//! other engines how to see the same tables.
+
+pub mod ddl;
+mod functions;
+pub mod output;
+pub mod references;
+mod snapshots;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow_schema::{DataType, Schema, SchemaRef};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use functions::surrogate_key;
+
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Located, Table};
+use snapshots::Snapshots;
+
+/// The layers SQL sees, as schemas.
+pub const LAYERS: [&str; 3] = ["bronze", "silver", "gold"];
+
+/// Where DataFusion finds the lake: the snapshot store, under a name of
+/// its own (the real URL may carry a bucket, a prefix or a NameNode).
+const LAKE_URL: &str = "soundlake://lake/";
+
+/// One SQL session over the lake. Each table is pinned to the version the
+/// session first resolves, so one query (or a model and its data tests)
+/// reads one consistent version of each.
+pub struct Engine {
+    ctx: SessionContext,
+    schemas: HashMap<&'static str, Arc<LayerSchema>>,
+}
+
+impl Engine {
+    /// A session over every table of the lake.
+    pub async fn open(lake: &Lake) -> Result<Engine> {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        let options = config.options_mut();
+        // Plain strings, which every consumer of the results reads.
+        options.execution.parquet.schema_force_view_types = false;
+        options.sql_parser.map_string_types_to_utf8view = false;
+        let ctx = SessionContext::new_with_config(config);
+        let snapshots = Arc::new(Snapshots::new(lake.store().clone()));
+        let url = url::Url::parse(LAKE_URL).expect("a valid URL");
+        ctx.register_object_store(&url, snapshots.clone());
+        functions::register(&ctx);
+        let catalog = ctx
+            .catalog("datafusion")
+            .expect("the default catalog exists");
+        let mut schemas = HashMap::new();
+        for layer in LAYERS {
+            let schema = Arc::new(LayerSchema {
+                layer,
+                names: lake.tables(layer).await?,
+                lake: lake.clone(),
+                snapshots: snapshots.clone(),
+                resolved: Mutex::new(HashMap::new()),
+            });
+            catalog
+                .register_schema(layer, schema.clone())
+                .map_err(|e| sql_error("SQL engine", &e))?;
+            schemas.insert(layer, schema);
+        }
+        Ok(Engine { ctx, schemas })
+    }
+
+    /// Read `layer.name` as the given files from now on (a write's staged
+    /// version, while its data tests run) instead of its committed version.
+    pub fn pin(
+        &self,
+        table: &Table,
+        layer: &str,
+        name: &str,
+        files: Vec<Located>,
+        schema: SchemaRef,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let layer = self.layer(layer)?;
+        let provider = layer.provider(table, files, schema, now)?;
+        layer
+            .resolved
+            .lock()
+            .expect("no panics while resolving")
+            .insert(name.into(), Some(provider));
+        Ok(())
+    }
+
+    /// Whether `layer.name` has a committed version with at least one file.
+    pub async fn has_data(&self, layer: &str, name: &str) -> Result<bool> {
+        Ok(self.layer(layer)?.resolve(name).await?.is_some())
+    }
+
+    fn layer(&self, layer: &str) -> Result<&Arc<LayerSchema>> {
+        self.schemas.get(layer).ok_or_else(|| {
+            Error::config(
+                format!("{layer}."),
+                format!("there is no layer {layer:?}"),
+                format!("SQL sees the layers {}", LAYERS.join(", ")),
+            )
+        })
+    }
+
+    /// Run one statement; its results as a stream of record batches.
+    /// `place` names where the SQL came from, for messages.
+    pub async fn stream(&self, place: &str, sql: &str) -> Result<SendableRecordBatchStream> {
+        let frame = self.ctx.sql(sql).await.map_err(|e| sql_error(place, &e))?;
+        frame
+            .execute_stream()
+            .await
+            .map_err(|e| sql_error(place, &e))
+    }
+
+    /// Run one statement and collect its results.
+    pub async fn collect(
+        &self,
+        place: &str,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<arrow_array::RecordBatch>)> {
+        use futures::TryStreamExt;
+
+        let stream = self.stream(place, sql).await?;
+        let schema = stream.schema();
+        let batches = stream
+            .try_collect()
+            .await
+            .map_err(|e| sql_error(place, &e))?;
+        Ok((schema, batches))
+    }
+}
+
+/// A SQL failure as a message: where, what DataFusion said, and a fix.
+pub fn sql_error(place: &str, e: &DataFusionError) -> Error {
+    let problem = e.to_string();
+    let fix = if problem.contains("table") && problem.contains("not found") {
+        "name tables as <layer>.<table> (bronze, silver, gold); `soundlake query \
+         \"SHOW TABLES\"` lists those with data"
+    } else {
+        "check the SQL against the tables' columns (`soundlake query \"DESCRIBE silver.tracks\"`)"
+    };
+    Error::Input {
+        place: place.into(),
+        problem,
+        fix: fix.into(),
+    }
+}
+
+/// A layer as a SQL schema; tables resolve on first use.
+#[derive(Debug)]
+struct LayerSchema {
+    layer: &'static str,
+    names: Vec<String>,
+    lake: Lake,
+    snapshots: Arc<Snapshots>,
+    /// `None`: the table has no committed data.
+    resolved: Mutex<HashMap<String, Option<Arc<dyn TableProvider>>>>,
+}
+
+impl LayerSchema {
+    async fn resolve(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(known) = self
+            .resolved
+            .lock()
+            .expect("no panics while resolving")
+            .get(name)
+        {
+            return Ok(known.clone());
+        }
+        let table = self.lake.table(self.layer, name);
+        let snapshot = table.snapshot().await?;
+        let provider = if snapshot.files.is_empty() {
+            None
+        } else {
+            let mut schemas = Vec::with_capacity(snapshot.files.len());
+            for file in &snapshot.files {
+                schemas.push(
+                    table
+                        .open_file(&snapshot, file)
+                        .await?
+                        .schema()
+                        .as_ref()
+                        .clone(),
+                );
+            }
+            let schema = Schema::try_merge(schemas).map_err(|e| Error::Lake {
+                url: self.lake.describe().into(),
+                problem: format!(
+                    "the files of {}.{name} disagree on columns: {e}",
+                    self.layer
+                ),
+                fix: "rebuild the table (run its task with --full-refresh)".into(),
+            })?;
+            Some(self.provider(
+                &table,
+                table.locate(&snapshot),
+                Arc::new(schema),
+                snapshot.committed_at,
+            )?)
+        };
+        self.resolved
+            .lock()
+            .expect("no panics while resolving")
+            .insert(name.into(), provider.clone());
+        Ok(provider)
+    }
+
+    /// A listing table over pinned files. Partition columns (Hive folders)
+    /// come from the first file's path; every file of a table has the same.
+    fn provider(
+        &self,
+        table: &Table,
+        files: Vec<Located>,
+        schema: SchemaRef,
+        committed_at: DateTime<Utc>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let root = table.root().clone();
+        let partition_cols: Vec<(String, DataType)> = files
+            .first()
+            .map(|f| {
+                f.path
+                    .parts()
+                    .skip(root.parts().count())
+                    .filter_map(|part| part.as_ref().split_once('=').map(|(k, _)| k.to_string()))
+                    .map(|k| (k, DataType::Utf8))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.snapshots.pin(root.clone(), files, committed_at);
+        let failed = |e: DataFusionError| sql_error(&format!("{}.{}", self.layer, root), &e);
+        let url = ListingTableUrl::parse(format!("{LAKE_URL}{root}/")).map_err(failed)?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partition_cols);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config).map_err(failed)?))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for LayerSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        self.resolve(name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+            || self
+                .resolved
+                .lock()
+                .expect("no panics while resolving")
+                .contains_key(name)
+    }
+}

@@ -1,0 +1,577 @@
+//! Gold over a real crawl of the simulator: the shipped models build and
+//! pass their data tests in both app modes; DuckDB, PyArrow and PySpark
+//! read every table and, through the DDL `soundlake ddl` prints, give the
+//! answers `soundlake query` gives; a broken relationship stops the model
+//! and everything after it and names the rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use soundlake::bronze::{self, Bronze, Extract};
+use soundlake::clock::SharedClock;
+use soundlake::config::LakeSettings;
+use soundlake::gold::{self, Gold, GoldModel};
+use soundlake::lake::Lake;
+use soundlake::silver::{self, Silver};
+use soundlake::sim::SimOptions;
+use soundlake::spotify::{AppMode, SpotifySettings};
+
+use crate::crawl::{Setup, all_at_once};
+use crate::support::names;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A crawled catalog taken through bronze, silver and the shipped gold
+/// models into a lake folder; the landing store stays in `setup`.
+struct Catalog {
+    setup: Setup,
+    dir: tempfile::TempDir,
+    lake: Lake,
+    models: Vec<GoldModel>,
+}
+
+impl Catalog {
+    async fn build(mode: AppMode, artists: usize) -> Catalog {
+        let setup = Setup::start(SimOptions {
+            mode,
+            names: names(artists),
+            ..SimOptions::default()
+        })
+        .await;
+        let spotify = SpotifySettings {
+            mode,
+            ..setup.h.settings()
+        };
+        setup
+            .crawl_to_the_end(&names(artists), spotify, all_at_once(artists))
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&lake_settings(dir.path())).unwrap();
+        let clock: SharedClock = setup.h.clock.clone();
+        let bronze_defs = bronze::load(&root().join("bronze")).unwrap();
+        let silver_defs = silver::load(&root().join("silver"), &bronze_defs).unwrap();
+        let job = Bronze::new(setup.store.clone(), lake.clone(), clock.clone());
+        for def in &bronze_defs {
+            job.run(def, Extract::Incremental, "bronze").await.unwrap();
+        }
+        let job = Silver::new(setup.store.clone(), lake.clone(), clock.clone());
+        for def in &silver_defs {
+            let source = bronze_defs.iter().find(|b| b.name == def.source).unwrap();
+            job.run(def, source, false, "silver").await.unwrap();
+        }
+        let known = known(&bronze_defs, &silver_defs);
+        let models = gold::load(&root().join("gold"), &known).unwrap();
+        let catalog = Catalog {
+            setup,
+            dir,
+            lake,
+            models,
+        };
+        catalog.build_gold("gold").await.unwrap();
+        catalog
+    }
+
+    /// Every model, each after the gold models it depends on.
+    async fn build_gold(&self, run_id: &str) -> soundlake::error::Result<Vec<gold::GoldReport>> {
+        let clock: SharedClock = self.setup.h.clock.clone();
+        let job = Gold::new(self.setup.store.clone(), self.lake.clone(), clock);
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut reports = Vec::new();
+        while done.len() < self.models.len() {
+            let next = self
+                .models
+                .iter()
+                .find(|m| {
+                    !done.contains(&m.name)
+                        && m.depends_on()
+                            .iter()
+                            .all(|t| t.layer != gold::LAYER || done.contains(&t.name))
+                })
+                .expect("the shipped models have no cycle");
+            reports.push(job.run(next, run_id).await?);
+            done.insert(next.name.clone());
+        }
+        Ok(reports)
+    }
+
+    fn lake_dir(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    fn soundlake(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
+        cmd.env_clear()
+            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+            .env(
+                "SOUNDLAKE__LAKE__URL",
+                format!("file://{}", self.lake_dir().display()),
+            )
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// `soundlake query --format json`'s rows.
+    fn query(&self, sql: &str) -> Vec<Value> {
+        let out = self
+            .soundlake()
+            .args(["query", "--format", "json", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn lake_settings(dir: &Path) -> LakeSettings {
+    LakeSettings {
+        url: format!("file://{}", dir.join("lake").display()),
+        ..LakeSettings::default()
+    }
+}
+
+fn known(b: &[bronze::BronzeTable], s: &[silver::SilverTable]) -> gold::Known {
+    let mut known = gold::Known::new();
+    known.insert(bronze::LAYER, b.iter().map(|t| t.name.clone()).collect());
+    known.insert(silver::LAYER, s.iter().map(|t| t.name.clone()).collect());
+    known
+}
+
+fn count(catalog: &Catalog, table: &str) -> u64 {
+    catalog.query(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Analytical questions every engine must answer alike, in SQL that
+/// DataFusion, DuckDB and Spark all take.
+const QUESTIONS: [&str; 5] = [
+    "SELECT a.name, count(*) AS tracks FROM gold.bridge_track_artist b \
+     JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
+     GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5",
+    "SELECT al.release_year, al.album_type, count(*) AS tracks, sum(t.duration_ms) AS ms \
+     FROM gold.dim_track t JOIN gold.dim_album al ON al.album_key = t.album_key \
+     GROUP BY al.release_year, al.album_type ORDER BY al.release_year, al.album_type",
+    "SELECT al.album_type, round(avg(f.energy), 6) AS energy, max(f.tempo) AS tempo, \
+     sum(CASE WHEN f.is_major THEN 1 ELSE 0 END) AS major \
+     FROM gold.fact_audio_features f JOIN gold.dim_track t ON t.track_key = f.track_key \
+     JOIN gold.dim_album al ON al.album_key = t.album_key \
+     GROUP BY al.album_type ORDER BY al.album_type",
+    "SELECT count(DISTINCT artist_key) AS artists, min(artist_key) AS low, \
+     max(artist_key) AS high, CAST(max(observed_on) AS STRING) AS last_day \
+     FROM gold.fact_artist_popularity",
+    "SELECT g.genre, count(*) AS artists FROM gold.bridge_artist_genre b \
+     JOIN gold.dim_genre g ON g.genre_key = b.genre_key \
+     GROUP BY g.genre ORDER BY artists DESC, g.genre LIMIT 5",
+];
+
+/// Two answers agree: same rows in the same order, numbers within a
+/// rounding error (engines sum floating point in different orders).
+fn same_answer(ours: &[Value], theirs: &[Value]) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                (x - y).abs() <= 1e-6 * x.abs().max(1.0)
+            }
+            _ => a == b,
+        }
+    }
+    ours.len() == theirs.len()
+        && ours.iter().zip(theirs).all(|(row, other)| {
+            let row: Vec<&Value> = row.as_object().unwrap().values().collect();
+            let other = other.as_array().unwrap();
+            row.len() == other.len() && row.iter().zip(other).all(|(a, b)| same(a, b))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_pyarrow_and_pyspark_read_gold_through_the_printed_ddl_and_agree() {
+    let catalog = Catalog::build(AppMode::Extended, 6).await;
+    let tables: Vec<String> = catalog.models.iter().map(|m| m.name.clone()).collect();
+    let counts: BTreeMap<String, u64> = tables
+        .iter()
+        .map(|t| (t.clone(), count(&catalog, &format!("gold.{t}"))))
+        .collect();
+    for t in [
+        "dim_artist",
+        "dim_album",
+        "dim_track",
+        "bridge_track_artist",
+        "fact_audio_features",
+        "fact_artist_popularity",
+    ] {
+        assert!(counts[t] > 0, "gold.{t} is empty: {counts:?}");
+    }
+    assert_eq!(
+        counts["dim_track"],
+        count(&catalog, "silver.tracks"),
+        "one dim_track row per silver track"
+    );
+    let ddl = |engine: &str| {
+        let out = catalog
+            .soundlake()
+            .args(["ddl", "--engine", engine])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ddl_dir = catalog.dir.path();
+    std::fs::write(ddl_dir.join("duckdb.sql"), ddl("duckdb")).unwrap();
+    std::fs::write(ddl_dir.join("spark.sql"), ddl("spark")).unwrap();
+    std::fs::write(
+        ddl_dir.join("questions.json"),
+        serde_json::to_string(&QUESTIONS).unwrap(),
+    )
+    .unwrap();
+
+    let py = root().join(".venv/bin/python");
+    let out = Command::new(&py)
+        .arg(root().join("tests/readers/read_gold.py"))
+        .arg(catalog.lake_dir())
+        .arg(ddl_dir)
+        .args(&tables)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for t in &tables {
+        for reader in ["duckdb", "pyarrow", "pyspark", "duckdb_ddl", "spark_ddl"] {
+            assert_eq!(
+                seen["counts"][reader][t].as_u64(),
+                Some(counts[t]),
+                "{reader} counts gold.{t} differently"
+            );
+        }
+        // No unsigned integers and no nanosecond timestamps reach engines.
+        for kind in seen["pyarrow_types"][t].as_object().unwrap().values() {
+            let kind = kind.as_str().unwrap();
+            assert!(
+                !kind.starts_with("uint") && !kind.contains("[ns"),
+                "gold.{t} has a column of type {kind}"
+            );
+        }
+    }
+    for (i, question) in QUESTIONS.iter().enumerate() {
+        let ours = catalog.query(question);
+        assert!(!ours.is_empty(), "no answer to {question}");
+        for engine in ["duckdb", "spark"] {
+            let theirs = seen["answers"][engine][i].as_array().unwrap();
+            assert!(
+                same_answer(&ours, theirs),
+                "{engine} answers {question}\nwith {theirs:?}\nsoundlake with {ours:?}"
+            );
+        }
+    }
+    // Comments travel with the DDL.
+    assert!(ddl("spark").contains("COMMENT 'Spotify track id.'"));
+
+    // A rebuild on the same data gives the same surrogate keys.
+    let before =
+        catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
+    catalog.build_gold("gold-again").await.unwrap();
+    let after = catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mode_builds_every_model_and_leaves_extended_facts_empty() {
+    let catalog = Catalog::build(AppMode::Development, 2).await;
+    for t in [
+        "dim_artist",
+        "dim_album",
+        "dim_track",
+        "bridge_track_artist",
+    ] {
+        assert!(
+            count(&catalog, &format!("gold.{t}")) > 0,
+            "gold.{t} is empty"
+        );
+    }
+    for t in [
+        "fact_audio_features",
+        "fact_artist_popularity",
+        "fact_track_popularity",
+    ] {
+        assert_eq!(count(&catalog, &format!("gold.{t}")), 0, "gold.{t}");
+    }
+    let nulls = catalog
+        .query("SELECT count(*) AS n FROM gold.dim_artist WHERE is_crawled AND popularity IS NULL");
+    assert!(
+        nulls[0]["n"].as_u64().unwrap() > 0,
+        "Development Mode has no popularity"
+    );
+}
+
+/// Definitions with a model whose relationship breaks: `orphans` claims an
+/// artist that `dim_artist` lacks, `after_orphans` reads it.
+fn broken_definitions() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["bronze", "silver", "gold"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(root().join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                dir.path().join(folder).join(entry.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    let gold = dir.path().join("gold");
+    std::fs::write(
+        gold.join("orphans.sql"),
+        "SELECT artist_key, name FROM gold.dim_artist \
+         UNION ALL SELECT surrogate_key('no-such-artist') AS artist_key, 'Nobody' AS name",
+    )
+    .unwrap();
+    std::fs::write(
+        gold.join("orphans.toml"),
+        r#"
+comment = "Artists, and one that does not exist."
+grain = "one row per artist"
+key = ["artist_key"]
+[[columns]]
+name = "artist_key"
+type = "bigint"
+comment = "The artist."
+references = "gold.dim_artist.artist_key"
+[[columns]]
+name = "name"
+type = "string"
+comment = "Name."
+not_null = true
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        gold.join("after_orphans.sql"),
+        "SELECT count(*) AS artists FROM gold.orphans",
+    )
+    .unwrap();
+    std::fs::write(
+        gold.join("after_orphans.toml"),
+        r#"
+comment = "Built from orphans."
+grain = "one row"
+key = ["artists"]
+[[columns]]
+name = "artists"
+type = "bigint"
+comment = "How many."
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::write(
+        dir.path().join("pipelines/gold_only.toml"),
+        "schedule = \"0 3 * * *\"\n[tasks.gold]\nretries = 2\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_relationship_blocks_the_model_and_what_follows_and_names_the_rows() {
+    let catalog = Catalog::build(AppMode::Extended, 2).await;
+    let defs = broken_definitions();
+    let landing = catalog.setup.landing_url.clone();
+    let out = catalog
+        .soundlake()
+        .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+        .env("SOUNDLAKE__LANDING__URL", &landing)
+        .args(["run", "gold_only"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let orphan_key = soundlake::sql::surrogate_key(&[Some("no-such-artist")]);
+    let report = format!("{stdout}{stderr}");
+    for expected in [
+        "gold.orphans",
+        "artist_key references gold.dim_artist.artist_key: 1 row broke it",
+        &format!("artist_key={orphan_key}"),
+        "was not published",
+    ] {
+        assert!(
+            report.contains(expected),
+            "{expected:?} missing from:\n{report}"
+        );
+    }
+    // A failed data test is not retried (retries = 2): the data must change.
+    assert!(
+        report.contains("gold.orphans                 failed     1 attempt"),
+        "{report}"
+    );
+    assert!(
+        report.contains("gold.after_orphans           skipped"),
+        "the model after the failure must not run:\n{report}"
+    );
+    // The shipped models of the same run still published; orphans did not.
+    assert!(
+        report.contains("gold.dim_track               succeeded"),
+        "{report}"
+    );
+    let snapshot = catalog
+        .lake
+        .table(gold::LAYER, "orphans")
+        .snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.version, 0, "a failing model must not publish");
+}
+
+#[test]
+fn query_and_ddl_refuse_bad_input_with_the_place_and_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], lake: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
+            .env_clear()
+            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+            .env("SOUNDLAKE__LAKE__URL", lake)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let lake = format!("file://{}/lake", dir.path().display());
+    let (code, _, err) = run(&["query", "SELECT * FROM silver.tracks"], &lake);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(
+        err.contains("silver.tracks") && err.contains("fix:"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["query", "SELEC 1"], &lake);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("the query"), "{err}");
+    let (code, out, err) = run(
+        &["query", "--format", "csv", "SELECT 1 AS one, 'a,b' AS two"],
+        &lake,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "one,two\n1,\"a,b\"\n");
+    let (code, out, _) = run(
+        &["query", "--format", "json", "SELECT 1 AS one WHERE false"],
+        &lake,
+    );
+    assert_eq!((code, out.trim()), (Some(0), "[]"));
+    let (code, _, err) = run(&["ddl", "--engine", "trino"], "memory://");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("[lake] url") && err.contains("fix:"), "{err}");
+    let (code, _, err) = run(&["ddl", "--engine", "oracle"], &lake);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
+    let secret = "ddl-secret-never-printed";
+    let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
+        .env_clear()
+        .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+        .env("SOUNDLAKE__LAKE__URL", "s3://music/lakehouse")
+        .env("SOUNDLAKE__LAKE__S3__ENDPOINT", "http://minio:9000")
+        .env("SOUNDLAKE__LAKE__S3__ACCESS_KEY_ID", "AKIADDLTEST")
+        .env("SOUNDLAKE__LAKE__S3__SECRET_ACCESS_KEY", secret)
+        .args(["ddl", "--engine", "trino"])
+        .output()
+        .unwrap();
+    let trino = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let models = gold::load(&root().join("gold"), &{
+        let b = bronze::load(&root().join("bronze")).unwrap();
+        let s = silver::load(&root().join("silver"), &b).unwrap();
+        known(&b, &s)
+    })
+    .unwrap();
+    for m in &models {
+        assert!(
+            trino.contains(&format!(
+                "CREATE TABLE IF NOT EXISTS hive.gold.{} (",
+                m.name
+            )),
+            "{}",
+            m.name
+        );
+        assert!(trino.contains(&format!(
+            "external_location = 's3a://music/lakehouse/gold/{}'",
+            m.name
+        )));
+    }
+    assert!(trino.contains("\"track_key\" bigint COMMENT"));
+    assert!(!trino.contains(secret) && !trino.contains("AKIADDLTEST"));
+    for engine in ["dremio", "spark", "duckdb"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
+            .env_clear()
+            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+            .env("SOUNDLAKE__LAKE__URL", "s3://music/lakehouse")
+            .env("SOUNDLAKE__LAKE__S3__SECRET_ACCESS_KEY", secret)
+            .args(["ddl", "--engine", engine])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success());
+        assert!(!text.contains(secret), "{engine} printed the secret");
+        for m in &models {
+            assert!(text.contains(&m.name), "{engine} lacks {}", m.name);
+        }
+    }
+}
+
+#[test]
+fn the_readme_documents_every_gold_table_and_column() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let b = bronze::load(&root().join("bronze")).unwrap();
+    let s = silver::load(&root().join("silver"), &b).unwrap();
+    for m in gold::load(&root().join("gold"), &known(&b, &s)).unwrap() {
+        let heading = format!("#### gold.{}\n", m.name);
+        let section = readme
+            .split_once(&heading)
+            .unwrap_or_else(|| panic!("README has no section {heading:?}"))
+            .1
+            .split("\n#### ")
+            .next()
+            .unwrap();
+        assert!(
+            section.contains(&m.grain),
+            "README: grain of gold.{}",
+            m.name
+        );
+        for c in &m.columns {
+            assert!(
+                section.contains(&format!("| `{}` |", c.name)) && section.contains(&c.comment),
+                "README: gold.{}.{} or its comment",
+                m.name,
+                c.name
+            );
+        }
+    }
+}
