@@ -93,6 +93,11 @@ enum Command {
     /// Print the statements that expose every gold table to another engine
     /// over the configured lake URL.
     Ddl(DdlArgs),
+    /// The whole catalog pipeline offline: start the simulator in-process,
+    /// crawl [crawl] artists_file through it, run bronze, silver and gold
+    /// with their data tests on the configured (by default embedded)
+    /// store and lake, and show what was built.
+    Demo,
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +363,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Daemon => daemon(&settings).await,
         Command::Query(args) => query(args, &settings).await,
         Command::Ddl(args) => ddl(args, &settings),
+        Command::Demo => demo(&settings).await,
     }
 }
 
@@ -537,6 +543,120 @@ fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
     print!(
         "{}",
         crate::sql::ddl::render(args.engine, &defs.gold, &settings.lake)?
+    );
+    Ok(())
+}
+
+/// The pipeline the demo runs, stage by stage.
+const DEMO_PIPELINE: &str = "spotify_catalog";
+const DEMO_STAGES: [(&str, &str); 4] = [
+    ("crawl", "crawl"),
+    ("bronze", "bronze.*"),
+    ("silver", "silver.*"),
+    ("gold", "gold.*"),
+];
+const DEMO_QUERY: &str = "SELECT a.name, count(*) AS tracks \
+    FROM gold.bridge_track_artist b JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
+    GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5";
+
+async fn demo(settings: &crate::config::Settings) -> Result<()> {
+    use crate::orchestrator::{RunOptions, Runner};
+
+    let names = crate::text::read_names(&settings.crawl.artists_file)?;
+    let sim = Simulator::start(
+        SimOptions {
+            mode: settings.spotify.mode,
+            names: names.clone(),
+            rate_limit: 0,
+            ..SimOptions::default()
+        },
+        clock::system(),
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0),
+    )
+    .await?;
+    let mut settings = settings.clone();
+    let base = sim.base_url();
+    settings.spotify.api_url = format!("{base}/v1");
+    settings.spotify.token_url = format!("{base}/api/token");
+    settings.spotify.client_id = crate::sim::CLIENT_ID.into();
+    settings.spotify.client_secret = crate::secret::Secret::new(crate::sim::CLIENT_SECRET);
+    // The simulator is local and unlimited: no budget to keep to.
+    settings.spotify.requests_per_window = 100_000;
+    settings.crawl.names_per_run = u32::try_from(names.len()).unwrap_or(u32::MAX);
+    let defs = Definitions::load(&settings)?;
+    let pipeline = defs.pipeline(DEMO_PIPELINE)?;
+    let (store, clock, lake) = open_deployment(&settings).await?;
+    let tasks = executor(&settings, &store, &lake, &clock, &defs);
+    let runner = Runner::new(store, clock.clone(), tasks);
+    let options = RunOptions {
+        full_refresh: false,
+        stop: Some(stop_on_signals()?),
+        grace: chrono::TimeDelta::seconds(60),
+    };
+    eprintln!(
+        "soundlake demo: {} names of {} through the simulator at {base} ({} mode)",
+        names.len(),
+        settings.crawl.artists_file.display(),
+        settings.spotify.mode
+    );
+    for (i, (stage, select)) in DEMO_STAGES.iter().enumerate() {
+        let selected = pipeline
+            .dag
+            .select(select)
+            .map_err(|problem| Error::config(DEMO_PIPELINE, problem, "restore pipelines/"))?;
+        eprintln!(
+            "[{}/{}] {stage}: {} tasks…",
+            i + 1,
+            DEMO_STAGES.len(),
+            selected.len()
+        );
+        let started = std::time::Instant::now();
+        let report = runner
+            .run(
+                pipeline,
+                &selected,
+                &options,
+                &run_id(DEMO_PIPELINE, clock.now()),
+            )
+            .await?;
+        if !report.succeeded() {
+            eprint!("{}", crate::orchestrator::render(&report));
+            return Err(run_failed(&report));
+        }
+        eprintln!(
+            "[{}/{}] {stage}: done in {:.1} s",
+            i + 1,
+            DEMO_STAGES.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    sim.stop().await;
+
+    println!("Built from {} artists:", names.len());
+    for layer in [crate::silver::LAYER, crate::gold::LAYER] {
+        for name in lake.tables(layer).await? {
+            let rows = lake.table(layer, &name).snapshot().await?.rows();
+            println!("  {:<44} {rows:>9} rows", format!("{layer}.{name}"));
+        }
+    }
+    let engine = crate::sql::Engine::open(&lake).await?;
+    let (schema, batches) = engine.collect("the demo query", DEMO_QUERY).await?;
+    println!("\nThe artists with the most tracks:\n  soundlake query \"{DEMO_QUERY}\"");
+    crate::sql::output::write(
+        &mut std::io::stdout().lock(),
+        crate::sql::output::Format::Table,
+        &schema,
+        &batches,
+    )?;
+    println!(
+        "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
+         Next:\n  \
+         soundlake query \"DESCRIBE gold.dim_track\"\n  \
+         soundlake ddl --engine duckdb      # or trino, dremio, spark\n  \
+         soundlake dag spotify_catalog\n  \
+         SPOTIFY_CLIENT_ID=… SPOTIFY_CLIENT_SECRET=… soundlake run spotify_catalog   # the real API",
+        lake.describe(),
+        crate::secret::redact_url(&settings.landing.url)
     );
     Ok(())
 }

@@ -6,6 +6,7 @@ mod cli;
 mod client_errors;
 mod crash;
 mod crawl;
+mod demo;
 mod fixtures;
 mod gold;
 mod governor;

@@ -1,0 +1,101 @@
+//! `soundlake demo` as a newcomer runs it: in an empty folder, on the
+//! embedded defaults, offline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use soundlake::sim::Catalog;
+
+#[test]
+fn the_demo_builds_every_layer_and_its_counts_match_the_simulated_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["Elvis Presley", "Chuck Berry", "Little Richard"];
+    std::fs::write(dir.path().join("names.txt"), names.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
+        .env_clear()
+        .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
+        .env("SOUNDLAKE__CRAWL__ARTISTS_FILE", "names.txt")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .arg("demo")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for stage in [
+        "[1/4] crawl",
+        "[2/4] bronze",
+        "[3/4] silver",
+        "[4/4] gold: done",
+    ] {
+        assert!(
+            stderr.contains(stage),
+            "progress lacks {stage:?}:\n{stderr}"
+        );
+    }
+    let counts: BTreeMap<String, u64> = stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (table, rows, unit) = (words.next()?, words.next()?, words.next()?);
+            if unit != "rows" {
+                return None;
+            }
+            Some((table.to_string(), rows.parse().ok()?))
+        })
+        .collect();
+
+    // What the simulator serves for these names: their albums (own and
+    // appearances), the tracks on them, and the features of those.
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let catalog = Catalog::generate(soundlake::sim::SimOptions::default().seed, &names);
+    let listed: Vec<usize> = (0..catalog.artists.len())
+        .filter(|&i| catalog.artists[i].listed)
+        .collect();
+    let albums: BTreeSet<usize> = listed
+        .iter()
+        .flat_map(|&i| catalog.discography[i].iter().map(|(a, _)| *a))
+        .collect();
+    let tracks: BTreeSet<usize> = albums
+        .iter()
+        .flat_map(|&a| catalog.albums[a].tracks.clone())
+        .collect();
+    let features = tracks
+        .iter()
+        .filter(|&&t| catalog.tracks[t].features.is_some())
+        .count();
+    let expected = [
+        ("silver.artists", listed.len()),
+        ("gold.dim_album", albums.len()),
+        ("gold.dim_track", tracks.len()),
+        ("gold.fact_audio_features", features),
+        ("gold.fact_track_popularity", tracks.len()),
+        ("gold.fact_artist_popularity", listed.len()),
+    ];
+    assert_eq!(listed.len(), names.len());
+    for (table, n) in expected {
+        assert_eq!(
+            counts.get(table).copied(),
+            Some(n as u64),
+            "{table} in:\n{stdout}"
+        );
+    }
+    assert!(counts["gold.dim_artist"] >= listed.len() as u64);
+    assert!(
+        stdout.contains("The artists with the most tracks"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| name") && names.iter().any(|n| stdout.contains(&format!("| {n} "))),
+        "{stdout}"
+    );
+    assert!(Path::new(&dir.path().join("lake/gold/dim_track")).is_dir());
+    assert!(
+        !stdout.contains(soundlake::sim::CLIENT_SECRET)
+            && !stderr.contains(soundlake::sim::CLIENT_SECRET)
+    );
+}
