@@ -13,6 +13,12 @@ if ! cmp -s tests/requirements.txt .venv/requirements.installed 2>/dev/null; the
   cp tests/requirements.txt .venv/requirements.installed
 fi
 
+# Debian's docker-compose validates docker-compose.yml (no engine needed).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+fi
+
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 mod bronze;
 mod cli;
 mod client_errors;
+mod compose;
 mod crash;
 mod crawl;
 mod demo;
