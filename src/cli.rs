@@ -684,7 +684,7 @@ impl Definitions {
                 .map_err(&mut note)
                 .ok()
         });
-        let known = known_tables(
+        let known = crate::gold::known(
             bronze.as_deref().unwrap_or_default(),
             silver.as_deref().unwrap_or_default(),
         );
@@ -732,23 +732,6 @@ impl Definitions {
                 )
             })
     }
-}
-
-/// The bronze tables and silver families gold models may read.
-fn known_tables(
-    bronze: &[crate::bronze::BronzeTable],
-    silver: &[crate::silver::SilverTable],
-) -> crate::gold::Known {
-    let mut known = crate::gold::Known::new();
-    known.insert(
-        crate::bronze::LAYER,
-        bronze.iter().map(|b| b.name.clone()).collect(),
-    );
-    known.insert(
-        crate::silver::LAYER,
-        silver.iter().map(|s| s.name.clone()).collect(),
-    );
-    known
 }
 
 /// What the layers tell the orchestrator: each layer's tables and the

@@ -128,15 +128,13 @@ impl Bronze {
         run_id: &str,
     ) -> Result<BronzeReport> {
         let lock = format!("{LAYER}.{}", def.name);
-        let holder = lease::holder(run_id);
-        let work = self.run_locked(def, extract, run_id, &lock, &holder);
         lease::while_held(
             &self.store,
             &lock,
-            &holder,
+            run_id,
             self.clock.now(),
             LOCK_LEASE,
-            work,
+            async |holder| self.run_locked(def, extract, run_id, &lock, holder).await,
         )
         .await
     }

@@ -215,6 +215,23 @@ struct ColumnFile {
 /// layer.
 pub type Known = BTreeMap<&'static str, BTreeSet<String>>;
 
+/// What a model may read from `bronze` and `silver`.
+pub fn known(
+    bronze: &[crate::bronze::BronzeTable],
+    silver: &[crate::silver::SilverTable],
+) -> Known {
+    let mut known = Known::new();
+    known.insert(
+        crate::bronze::LAYER,
+        bronze.iter().map(|b| b.name.clone()).collect(),
+    );
+    known.insert(
+        crate::silver::LAYER,
+        silver.iter().map(|s| s.name.clone()).collect(),
+    );
+    known
+}
+
 /// The silver family a silver table belongs to: `tracks` for `tracks`,
 /// `tracks__artists` and `tracks_quarantine`.
 pub fn silver_family<'k>(known: &'k Known, table: &TableRef) -> Option<&'k str> {

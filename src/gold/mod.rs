@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Map;
 
 pub use data_tests::{DataTest, declared as declared_tests};
-pub use definition::{Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, load};
+pub use definition::{Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, known, load};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -61,15 +61,13 @@ impl Gold {
     /// Build, test and publish one model, holding its table's lock.
     pub async fn run(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
         let lock = format!("{LAYER}.{}", model.name);
-        let holder = lease::holder(run_id);
-        let work = self.run_locked(model, run_id);
         lease::while_held(
             &self.store,
             &lock,
-            &holder,
+            run_id,
             self.clock.now(),
             LOCK_LEASE,
-            work,
+            async |_| self.run_locked(model, run_id).await,
         )
         .await
     }

@@ -58,19 +58,21 @@ pub async fn hold(
     })
 }
 
-/// Hold `name` for `holder` while `work` runs, then release it; the
-/// work's error wins over a failure to release.
+/// Hold `name` for run `run_id` while `work` runs, then release it; the
+/// work's error wins over a failure to release. The work gets the holder
+/// name (see [`holder`]), to renew the lock with on long work.
 pub async fn while_held<T>(
     store: &SharedStore,
     name: &str,
-    holder: &str,
+    run_id: &str,
     now: DateTime<Utc>,
     lease: TimeDelta,
-    work: impl Future<Output = Result<T>>,
+    work: impl AsyncFnOnce(&str) -> Result<T>,
 ) -> Result<T> {
-    hold(store, name, holder, now, lease).await?;
-    let result = work.await;
-    let unlocked = store.unlock(name, holder).await;
+    let holder = holder(run_id);
+    hold(store, name, &holder, now, lease).await?;
+    let result = work(&holder).await;
+    let unlocked = store.unlock(name, &holder).await;
     let value = result?;
     unlocked?;
     Ok(value)

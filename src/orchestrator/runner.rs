@@ -107,15 +107,16 @@ impl Runner {
         run_id: &str,
     ) -> Result<RunReport> {
         let lock = format!("pipeline.{}", pipeline.name);
-        let holder = lease::holder(run_id);
-        let work = self.run_locked(pipeline, selected, options, run_id, &lock, &holder);
         lease::while_held(
             &self.store,
             &lock,
-            &holder,
+            run_id,
             self.clock.now(),
             LOCK_LEASE,
-            work,
+            async |holder| {
+                self.run_locked(pipeline, selected, options, run_id, &lock, holder)
+                    .await
+            },
         )
         .await
     }

@@ -144,15 +144,13 @@ impl Silver {
         run_id: &str,
     ) -> Result<SilverReport> {
         let lock = format!("{LAYER}.{}", def.name);
-        let holder = lease::holder(run_id);
-        let work = self.run_locked(def, bronze, full_refresh, run_id);
         lease::while_held(
             &self.store,
             &lock,
-            &holder,
+            run_id,
             self.clock.now(),
             LOCK_LEASE,
-            work,
+            async |_| self.run_locked(def, bronze, full_refresh, run_id).await,
         )
         .await
     }

@@ -9,16 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use soundlake::bronze::{self, Bronze, Extract};
+use soundlake::bronze::{Bronze, Extract};
 use soundlake::clock::SharedClock;
 use soundlake::config::LakeSettings;
 use soundlake::gold::{self, Gold, GoldModel};
 use soundlake::lake::Lake;
-use soundlake::silver::{self, Silver};
+use soundlake::silver::Silver;
 use soundlake::sim::SimOptions;
 use soundlake::spotify::{AppMode, SpotifySettings};
 
 use crate::crawl::{Setup, all_at_once};
+use crate::silver::{bronze_defs, silver_defs};
 use crate::support::names;
 
 fn root() -> &'static Path {
@@ -52,8 +53,7 @@ impl Catalog {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&lake_settings(dir.path())).unwrap();
         let clock: SharedClock = setup.h.clock.clone();
-        let bronze_defs = bronze::load(&root().join("bronze")).unwrap();
-        let silver_defs = silver::load(&root().join("silver"), &bronze_defs).unwrap();
+        let (bronze_defs, silver_defs) = (bronze_defs(), silver_defs());
         let job = Bronze::new(setup.store.clone(), lake.clone(), clock.clone());
         for def in &bronze_defs {
             job.run(def, Extract::Incremental, "bronze").await.unwrap();
@@ -63,8 +63,7 @@ impl Catalog {
             let source = bronze_defs.iter().find(|b| b.name == def.source).unwrap();
             job.run(def, source, false, "silver").await.unwrap();
         }
-        let known = known(&bronze_defs, &silver_defs);
-        let models = gold::load(&root().join("gold"), &known).unwrap();
+        let models = shipped_models();
         let catalog = Catalog {
             setup,
             dir,
@@ -131,18 +130,20 @@ impl Catalog {
     }
 }
 
+/// The shipped gold models, read against the shipped bronze and silver.
+fn shipped_models() -> Vec<GoldModel> {
+    gold::load(
+        &root().join("gold"),
+        &gold::known(&bronze_defs(), &silver_defs()),
+    )
+    .unwrap()
+}
+
 fn lake_settings(dir: &Path) -> LakeSettings {
     LakeSettings {
         url: format!("file://{}", dir.join("lake").display()),
         ..LakeSettings::default()
     }
-}
-
-fn known(b: &[bronze::BronzeTable], s: &[silver::SilverTable]) -> gold::Known {
-    let mut known = gold::Known::new();
-    known.insert(bronze::LAYER, b.iter().map(|t| t.name.clone()).collect());
-    known.insert(silver::LAYER, s.iter().map(|t| t.name.clone()).collect());
-    known
 }
 
 fn count(catalog: &Catalog, table: &str) -> u64 {
@@ -506,12 +507,7 @@ fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let models = gold::load(&root().join("gold"), &{
-        let b = bronze::load(&root().join("bronze")).unwrap();
-        let s = silver::load(&root().join("silver"), &b).unwrap();
-        known(&b, &s)
-    })
-    .unwrap();
+    let models = shipped_models();
     for m in &models {
         assert!(
             trino.contains(&format!(
@@ -549,9 +545,7 @@ fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
 #[test]
 fn the_readme_documents_every_gold_table_and_column() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let b = bronze::load(&root().join("bronze")).unwrap();
-    let s = silver::load(&root().join("silver"), &b).unwrap();
-    for m in gold::load(&root().join("gold"), &known(&b, &s)).unwrap() {
+    for m in shipped_models() {
         let heading = format!("#### gold.{}\n", m.name);
         let section = readme
             .split_once(&heading)
