@@ -98,6 +98,9 @@ enum Command {
     /// with their data tests on the configured (by default embedded)
     /// store and lake, and show what was built.
     Demo,
+    /// Write generated data files for benchmarks, load tests and demos.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +230,31 @@ struct ReportArgs {
     /// Print the run report as JSON on stdout instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum GenerateCommand {
+    /// A deterministic Spotify catalog of at least --tracks tracks, as
+    /// artists, albums, tracks and audio_features .ndjson files shaped as
+    /// the Extended-mode batch endpoints return them (load them with
+    /// `soundlake import`).
+    Catalog(CatalogArgs),
+}
+
+#[derive(Debug, Args)]
+struct CatalogArgs {
+    /// Tracks to generate at least (the last artist's albums complete the
+    /// count); the catalog is held in memory, about 1 GB per 2 million.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
+    tracks: u64,
+    /// Seed: the same seed and size give the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Folder to write the files into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +392,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => query(args, &settings).await,
         Command::Ddl(args) => ddl(args, &settings),
         Command::Demo => demo(&settings).await,
+        Command::Generate(GenerateCommand::Catalog(args)) => generate_catalog(args),
     }
 }
 
@@ -1246,6 +1275,26 @@ async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<
         );
         for r in &report.rejects {
             println!("  rejected {}: {}", r.place, r.reason);
+        }
+    }
+    Ok(())
+}
+
+fn generate_catalog(args: CatalogArgs) -> Result<()> {
+    let tracks = usize::try_from(args.tracks).expect("bounded by the parser");
+    let catalog = crate::sim::Catalog::of_size(args.seed, tracks);
+    let written = crate::sim::write_ndjson(&catalog, &args.out)?;
+    if args.report.json {
+        print_json(&written);
+    } else {
+        for w in &written {
+            println!(
+                "{:>10} {:<14} {:>8.1} MB  {}",
+                w.documents,
+                w.collection.name(),
+                w.bytes as f64 / 1e6,
+                w.file.display()
+            );
         }
     }
     Ok(())

@@ -5,13 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real servers and readers the integration tests use (SecantusDB for the
-# MongoDB wire protocol, moto for S3, DuckDB and PyArrow to read the lake),
-# from PyPI into a local venv; reinstalled when the list changes.
-if ! cmp -s tests/requirements.txt .venv/requirements.installed 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-  cp tests/requirements.txt .venv/requirements.installed
-fi
+# MongoDB wire protocol, moto for S3, DuckDB, PyArrow and PySpark to read
+# the lake).
+source tests/venv.sh
 
 # Debian's docker-compose validates docker-compose.yml (no engine needed).
 if ! command -v docker-compose >/dev/null 2>&1; then

@@ -35,9 +35,9 @@ impl Row {
         (self.stamp, &self.id)
     }
 
-    fn from_stored(s: Stored) -> Row {
+    fn from_stored(s: Stored<String>) -> Row {
         Row {
-            doc: s.doc.to_string(),
+            doc: s.doc,
             id: s.id,
             stamp: s.ingested_at,
             run_id: s.run_id,
@@ -194,7 +194,7 @@ impl Source {
                 done,
             } => {
                 while buffer.is_empty() && !*done {
-                    let docs = store.scan(*collection, after.as_ref(), *page).await?;
+                    let docs = store.scan_text(*collection, after.as_ref(), *page).await?;
                     *done = docs.len() < *page;
                     if let Some(last) = docs.last() {
                         *after = Some((last.ingested_at, last.id.clone()));

@@ -56,6 +56,28 @@ impl EmbeddedStore {
         })
     }
 
+    /// Up to `limit` rows of `collection` after `after`, in scan order.
+    async fn scan_rows<T: Send + 'static>(
+        &self,
+        collection: Collection,
+        after: Option<&ScanCursor>,
+        limit: usize,
+        row: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE (ingested_at, id) > (?1, ?2)
+             ORDER BY ingested_at, id LIMIT ?3",
+            collection.name()
+        );
+        let (stamp, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![stamp, id, limit], row)?.collect()
+        })
+        .await
+    }
+
     /// Run `f` on the connection off the async threads.
     async fn with<T: Send + 'static>(
         &self,
@@ -128,16 +150,23 @@ fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-fn json_column(text: String, column: usize) -> rusqlite::Result<Value> {
-    serde_json::from_str(&text).map_err(|e| {
+fn json_column(text: &str, column: usize) -> rusqlite::Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
 fn stored_row(row: &rusqlite::Row) -> rusqlite::Result<Stored> {
+    let stored = stored_text_row(row)?;
+    let doc = json_column(&stored.doc, 1)?;
+    Ok(stored.map_doc(|_| doc))
+}
+
+/// The document column is the compact JSON text the upsert wrote.
+fn stored_text_row(row: &rusqlite::Row) -> rusqlite::Result<Stored<String>> {
     Ok(Stored {
         id: row.get(0)?,
-        doc: json_column(row.get(1)?, 1)?,
+        doc: row.get(1)?,
         content_hash: row.get(2)?,
         first_seen: time(row.get(3)?),
         last_fetched: time(row.get(4)?),
@@ -254,19 +283,17 @@ impl Store for EmbeddedStore {
         after: Option<&ScanCursor>,
         limit: usize,
     ) -> Result<Vec<Stored>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE (ingested_at, id) > (?1, ?2)
-             ORDER BY ingested_at, id LIMIT ?3",
-            collection.name()
-        );
-        let (stamp, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            stmt.query_map(params![stamp, id, limit], stored_row)?
-                .collect()
-        })
-        .await
+        self.scan_rows(collection, after, limit, stored_row).await
+    }
+
+    async fn scan_text(
+        &self,
+        collection: Collection,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Vec<Stored<String>>> {
+        self.scan_rows(collection, after, limit, stored_text_row)
+            .await
     }
 
     async fn count(&self, collection: Collection) -> Result<u64> {
@@ -293,7 +320,7 @@ impl Store for EmbeddedStore {
         let key = key.to_string();
         self.with(move |conn| {
             conn.query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
-                json_column(r.get(0)?, 0)
+                json_column(&r.get::<_, String>(0)?, 0)
             })
             .optional()
         })
@@ -328,8 +355,10 @@ impl Store for EmbeddedStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
             )?;
-            stmt.query_map([prefix], |r| Ok((r.get(0)?, json_column(r.get(1)?, 1)?)))?
-                .collect()
+            stmt.query_map([prefix], |r| {
+                Ok((r.get(0)?, json_column(&r.get::<_, String>(1)?, 1)?))
+            })?
+            .collect()
         })
         .await
     }
@@ -398,7 +427,7 @@ impl Store for EmbeddedStore {
                 "SELECT record FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
             )?;
             stmt.query_map([limit], |r| {
-                let v = json_column(r.get(0)?, 0)?;
+                let v = json_column(&r.get::<_, String>(0)?, 0)?;
                 serde_json::from_value(v).map_err(|e| {
                     rusqlite::Error::FromSqlConversionFailure(
                         0,

@@ -99,11 +99,12 @@ pub struct Batch {
     pub docs: Vec<(String, Value)>,
 }
 
-/// A stored document and its metadata.
+/// A stored document and its metadata; the document parsed, or as its
+/// JSON text ([`Store::scan_text`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stored {
+pub struct Stored<D = Value> {
     pub id: String,
-    pub doc: Value,
+    pub doc: D,
     pub first_seen: DateTime<Utc>,
     /// When the document was last fetched, changed or not.
     pub last_fetched: DateTime<Utc>,
@@ -115,6 +116,22 @@ pub struct Stored {
     pub content_hash: String,
     /// How many distinct versions were landed.
     pub versions: u32,
+}
+
+impl<D> Stored<D> {
+    pub fn map_doc<E>(self, f: impl FnOnce(D) -> E) -> Stored<E> {
+        Stored {
+            id: self.id,
+            doc: f(self.doc),
+            first_seen: self.first_seen,
+            last_fetched: self.last_fetched,
+            ingested_at: self.ingested_at,
+            run_id: self.run_id,
+            endpoint: self.endpoint,
+            content_hash: self.content_hash,
+            versions: self.versions,
+        }
+    }
 }
 
 /// The bronze watermark: microseconds since the epoch, strictly increasing
@@ -186,6 +203,22 @@ pub trait Store: Send + Sync + fmt::Debug {
         after: Option<&ScanCursor>,
         limit: usize,
     ) -> Result<Vec<Stored>>;
+
+    /// [`Store::scan`] with each document as compact JSON text, which is
+    /// what bronze keeps: a store holding the text hands it over without
+    /// parsing and printing it again.
+    async fn scan_text(
+        &self,
+        collection: Collection,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Vec<Stored<String>>> {
+        let docs = self.scan(collection, after, limit).await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| d.map_doc(|doc| doc.to_string()))
+            .collect())
+    }
 
     async fn count(&self, collection: Collection) -> Result<u64>;
 

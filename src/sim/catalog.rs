@@ -1,13 +1,13 @@
 //! A deterministic Spotify catalog generated from a seed and a list of
 //! artist names, rendered in the response shapes of the recorded fixtures.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use serde_json::{Map, Value, json};
 
 use crate::rng::Rng;
-use crate::spotify::AppMode;
+use crate::spotify::{AppMode, Endpoint};
 
 const GENRES: &[&str] = &[
     "rock",
@@ -238,29 +238,49 @@ impl Catalog {
     pub fn generate(seed: u64, names: &[String]) -> Catalog {
         let mut c = Catalog::default();
         for name in names {
-            let mut rng = Rng::derived(seed, &format!("artist:{name}"));
-            let artist = c.add_artist(&mut rng, name.clone(), true);
-            let collaborators: Vec<usize> = (0..collaborator_count(&mut rng))
-                .map(|i| {
-                    let name =
-                        collaborator_name(&mut Rng::derived(seed, &format!("collab:{name}:{i}")));
-                    let mut crng = Rng::derived(seed, &format!("artist:{name}"));
-                    c.add_artist(&mut crng, name, false)
-                })
-                .collect();
-            let albums = album_count(&mut rng);
-            for i in 0..albums {
-                c.add_album(&mut rng, seed, artist, &collaborators, i);
-            }
-            for (i, &collab) in collaborators.iter().enumerate() {
-                let mut crng = Rng::derived(seed, &format!("collab-albums:{name}:{i}"));
-                for j in 0..crng.range(1, 4) {
-                    c.add_album(&mut crng, seed, collab, &[artist], j as usize);
-                }
-            }
+            c.add_listed(seed, name);
         }
         c.index();
         c
+    }
+
+    /// A catalog of at least `tracks` tracks, around generated names added
+    /// one at a time until it is that large (benchmarks and load tests).
+    pub fn of_size(seed: u64, tracks: usize) -> Catalog {
+        let mut c = Catalog::default();
+        let mut n = 0u64;
+        while c.tracks.len() < tracks {
+            n += 1;
+            let mut rng = Rng::derived(seed, &format!("name:{n}"));
+            let name = format!("{} {} {n}", rng.pick(FIRST), rng.pick(LAST));
+            c.add_listed(seed, &name);
+        }
+        c.index();
+        c
+    }
+
+    /// A listed artist with its collaborators and every album of both.
+    fn add_listed(&mut self, seed: u64, name: &str) {
+        let mut rng = Rng::derived(seed, &format!("artist:{name}"));
+        let artist = self.add_artist(&mut rng, name.to_string(), true);
+        let collaborators: Vec<usize> = (0..collaborator_count(&mut rng))
+            .map(|i| {
+                let name =
+                    collaborator_name(&mut Rng::derived(seed, &format!("collab:{name}:{i}")));
+                let mut crng = Rng::derived(seed, &format!("artist:{name}"));
+                self.add_artist(&mut crng, name, false)
+            })
+            .collect();
+        let albums = album_count(&mut rng);
+        for i in 0..albums {
+            self.add_album(&mut rng, seed, artist, &collaborators, i);
+        }
+        for (i, &collab) in collaborators.iter().enumerate() {
+            let mut crng = Rng::derived(seed, &format!("collab-albums:{name}:{i}"));
+            for j in 0..crng.range(1, 4) {
+                self.add_album(&mut crng, seed, collab, &[artist], j as usize);
+            }
+        }
     }
 
     fn add_artist(&mut self, rng: &mut Rng, name: String, listed: bool) -> usize {
@@ -449,6 +469,52 @@ impl Catalog {
             });
         }
         self.discography = disc;
+    }
+
+    /// The fewest requests the endpoints allow for crawling `artists` (found
+    /// by `searched` name searches) in `mode`: one token, their discography
+    /// pages, their albums (batches of 20 in Extended mode, one each in
+    /// Development Mode, with the first 50 tracks inside) and the further
+    /// track pages of longer albums, then in Extended mode the full tracks
+    /// in batches of 50 and their audio features in batches of 100.
+    pub fn minimum_requests(
+        &self,
+        artists: &[usize],
+        mode: AppMode,
+        searched: usize,
+    ) -> BTreeMap<Endpoint, usize> {
+        let per_page = mode.page_limit() as usize;
+        let listing_pages: usize = artists
+            .iter()
+            .map(|&a| self.discography[a].len().div_ceil(per_page).max(1))
+            .sum();
+        let albums: BTreeSet<usize> = artists
+            .iter()
+            .flat_map(|&a| self.discography[a].iter().map(|(album, _)| *album))
+            .collect();
+        let tracks: usize = albums.iter().map(|&a| self.albums[a].tracks.len()).sum();
+        let extra_pages: usize = albums
+            .iter()
+            .map(|&a| self.albums[a].tracks.len().saturating_sub(50).div_ceil(50))
+            .sum();
+        let mut minimum = BTreeMap::from([
+            (Endpoint::Token, 1),
+            (Endpoint::Search, searched),
+            (Endpoint::ArtistAlbums, listing_pages),
+            (Endpoint::AlbumTracks, extra_pages),
+        ]);
+        match mode {
+            AppMode::Extended => minimum.extend([
+                (Endpoint::SeveralAlbums, albums.len().div_ceil(20)),
+                (Endpoint::SeveralTracks, tracks.div_ceil(50)),
+                (Endpoint::SeveralAudioFeatures, tracks.div_ceil(100)),
+            ]),
+            AppMode::Development => {
+                minimum.insert(Endpoint::Album, albums.len());
+            }
+        }
+        minimum.retain(|_, n| *n > 0);
+        minimum
     }
 
     pub fn lookup(&self, id: &str) -> Option<Entity> {

@@ -4,6 +4,7 @@
 //! injection. The demo, the tests and users without credentials run on it.
 
 mod catalog;
+mod dump;
 mod server;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{AlbumType, Catalog, Entity, Group, View};
+pub use dump::{Written, write_ndjson};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};

@@ -102,8 +102,7 @@ pub async fn snapshot(
 }
 
 /// What the catalog says a crawl of the artists in `store` must hold, and
-/// the fewest requests the endpoints allow for it (batches as in Extended
-/// mode; listing pages as the simulator's mode allows).
+/// the fewest requests the endpoints allow for it in the simulator's mode.
 struct Expected {
     albums: BTreeSet<String>,
     tracks: BTreeSet<String>,
@@ -112,52 +111,28 @@ struct Expected {
 }
 
 async fn expected(s: &Setup, searched: usize) -> Expected {
-    let per_page = s.h.sim_mode().page_limit() as usize;
     let c = s.h.sim.catalog();
-    let artists: Vec<String> = s
+    let artists: Vec<usize> = s
         .store
         .scan(Collection::Artists, None, 100_000)
         .await
         .unwrap()
         .into_iter()
-        .map(|d| d.id)
+        .map(|d| match c.lookup(&d.id) {
+            Some(Entity::Artist(i)) => i,
+            _ => panic!("{} is not an artist of the catalog", d.id),
+        })
         .collect();
-    let mut albums = BTreeSet::new();
-    let mut listing_pages = 0;
-    for id in &artists {
-        let Some(Entity::Artist(i)) = c.lookup(id) else {
-            panic!("{id} is not an artist of the catalog")
-        };
-        listing_pages += c.discography[i].len().div_ceil(per_page).max(1);
-        albums.extend(c.discography[i].iter().map(|(a, _)| *a));
-    }
-    let mut tracks = BTreeSet::new();
-    let mut extra_pages = 0;
-    let mut features = 0;
-    for &a in &albums {
-        let range = c.albums[a].tracks.clone();
-        extra_pages += range.len().saturating_sub(50).div_ceil(50);
-        for t in range {
-            features += usize::from(c.tracks[t].features.is_some());
-            tracks.insert(c.tracks[t].id.clone());
-        }
-    }
-    let mut minimum = BTreeMap::from([
-        (Endpoint::Token, 1),
-        (Endpoint::Search, searched),
-        (Endpoint::ArtistAlbums, listing_pages),
-        (Endpoint::SeveralAlbums, albums.len().div_ceil(20)),
-        (Endpoint::SeveralTracks, tracks.len().div_ceil(50)),
-        (Endpoint::SeveralAudioFeatures, tracks.len().div_ceil(100)),
-    ]);
-    if extra_pages > 0 {
-        minimum.insert(Endpoint::AlbumTracks, extra_pages);
-    }
+    let albums: BTreeSet<usize> = artists
+        .iter()
+        .flat_map(|&i| c.discography[i].iter().map(|(a, _)| *a))
+        .collect();
+    let tracks = albums.iter().flat_map(|&a| c.albums[a].tracks.clone());
     Expected {
-        albums: albums.into_iter().map(|a| c.albums[a].id.clone()).collect(),
-        tracks,
-        features,
-        minimum,
+        albums: albums.iter().map(|&a| c.albums[a].id.clone()).collect(),
+        tracks: tracks.clone().map(|t| c.tracks[t].id.clone()).collect(),
+        features: tracks.filter(|&t| c.tracks[t].features.is_some()).count(),
+        minimum: c.minimum_requests(&artists, s.h.sim_mode(), searched),
     }
 }
 
@@ -305,6 +280,7 @@ async fn development_mode_crawls_without_batches_or_audio_features() {
         !requests.contains_key(&Endpoint::Track),
         "full tracks are opt-in"
     );
+    assert_eq!(requests, want.minimum, "requests per endpoint");
     let track = s
         .store
         .scan(Collection::Tracks, None, 1)

@@ -1,0 +1,296 @@
+"""The flattening race: soundlake against PySpark (schema inferred and
+explicit) and DuckDB, on the same generated landing data, in one run.
+
+For each scale (tracks) it generates the catalog once (`soundlake generate
+catalog`), loads it into an embedded landing store once (`soundlake import`,
+timed apart: it is the crawl's job, not the flattening's), then runs every
+system `--runs` times from a fresh copy of its input:
+
+  soundlake  `run spotify_catalog` of the bronze and silver tasks (landing ->
+             raw history Parquet -> the flattened tables), then of the gold
+             tasks (the modelled tables), as a user runs them, on the
+             product's defaults (zstd Parquet);
+  duckdb     benches/flatten/duckdb_flatten.py: NDJSON -> the silver tables;
+  spark      benches/flatten/spark_flatten.py, local[*]: the same, with the
+             schema inferred and with an explicit schema.
+
+Each process tree is measured from outside: wall time, CPU time (user +
+system of every process in the tree) and peak resident memory (the tree's
+summed RSS, sampled every 20 ms). Before timing counts, the outputs are
+compared: every table's row count and a checksum over its key columns must
+equal soundlake's silver, so the race is on equal work.
+
+usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_S = 0.02
+
+# The silver tables every system writes, with the columns their checksum
+# covers (cast to text, so engines' integer widths do not matter).
+KEYS = {
+    "artists": ["id", "followers", "popularity"],
+    "artists__genres": ["artist_id", "idx", "value"],
+    "artists__images": ["artist_id", "idx", "url"],
+    "albums": ["id", "release_date", "total_tracks", "upc"],
+    "albums__artists": ["album_id", "idx", "id"],
+    "albums__copyrights": ["album_id", "idx", "text"],
+    "albums__images": ["album_id", "idx", "url"],
+    "albums__tracks__items": ["album_id", "idx", "id", "duration_ms"],
+    "albums__tracks__items__artists": ["album_id", "tracks__items_idx", "idx", "id"],
+    "tracks": ["id", "album__id", "album__release_date", "duration_ms", "isrc"],
+    "tracks__artists": ["track_id", "idx", "id"],
+    "tracks__album__artists": ["track_id", "idx", "id"],
+    "tracks__album__images": ["track_id", "idx", "url"],
+    "audio_features": ["id", "tempo", "key"],
+}
+SYSTEMS = ["soundlake", "duckdb", "spark-explicit", "spark-inferred"]
+
+
+class Measured:
+    def __init__(self, wall, cpu, peak, out):
+        self.wall, self.cpu, self.peak, self.out = wall, cpu, peak, out
+
+
+def process_tree(root):
+    """pid -> (cpu seconds, rss bytes) of `root` and its descendants."""
+    parent, stats = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        stats[pid] = ((int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE)
+    tree = {root}
+    grew = True
+    while grew:
+        found = {p for p, pp in parent.items() if pp in tree} - tree
+        grew = bool(found)
+        tree |= found
+    return {p: stats[p] for p in tree if p in stats}
+
+
+def measure(cmd, log, env=None):
+    """Run `cmd`; wall, CPU and peak memory of its whole process tree."""
+    with open(log, "ab") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=out, env=env, cwd=REPO)
+        peak, cpu_by_pid, done = 0, {}, threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.is_set():
+                tree = process_tree(proc.pid)
+                peak = max(peak, sum(rss for _, rss in tree.values()))
+                for pid, (cpu, _) in tree.items():
+                    cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), cpu)
+                done.wait(SAMPLE_S)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}); see {log}")
+    # wait4 counts the child and the descendants it reaped; a JVM that
+    # outlives its Python driver is only seen by the sampler.
+    cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_by_pid.values()))
+    return Measured(wall, cpu, peak, stdout.decode())
+
+
+def combine(steps):
+    return Measured(
+        sum(s.wall for s in steps), sum(s.cpu for s in steps), max(s.peak for s in steps), ""
+    )
+
+
+def soundlake_env(root):
+    env = dict(os.environ)
+    env.update(
+        SOUNDLAKE__LANDING__URL=f"embedded://{root}/landing/store",
+        SOUNDLAKE__LAKE__URL=f"file://{root}/lake",
+        SOUNDLAKE__DEFINITIONS__DIR=str(REPO),
+        SOUNDLAKE_LOG="warn",
+    )
+    return env
+
+
+def prepare(binary, work, tracks):
+    """Generated NDJSON and a landing store loaded from it, made once per scale."""
+    data, landing = work / f"data-{tracks}", work / f"landing-{tracks}"
+    if not (data / "generated.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        out = subprocess.run(
+            [binary, "generate", "catalog", "--tracks", str(tracks), "--out", data, "--json"],
+            check=True, capture_output=True, cwd=REPO,
+        ).stdout
+        (data / "generated.json").write_bytes(out)
+    generated = json.loads((data / "generated.json").read_text())
+    imported = None
+    if not (landing / "imported.json").exists():
+        shutil.rmtree(landing, ignore_errors=True)
+        landing.mkdir(parents=True)
+        env = soundlake_env(landing)
+        steps = [
+            measure([binary, "import", w["collection"], w["file"], "--strict"], landing / "log", env)
+            for w in generated
+        ]
+        imported = combine(steps)
+        (landing / "imported.json").write_text(json.dumps({"wall": imported.wall}))
+    return data, landing, generated, json.loads((landing / "imported.json").read_text())
+
+
+def run_soundlake(binary, landing, root):
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(landing / "landing", root / "landing")
+    env, log = soundlake_env(root), root / "log"
+    run = [binary, "run", "spotify_catalog", "--select"]
+    flatten = measure(run + ["bronze.*,silver.*"], log, env)
+    gold = measure(run + ["gold.*"], log, env)
+    return flatten, combine([flatten, gold]), gold, root / "lake" / "silver"
+
+
+def run_baseline(system, data, root):
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    out = root / "out"
+    if system == "duckdb":
+        cmd = [sys.executable, HERE / "duckdb_flatten.py", data, out]
+    else:
+        cmd = [sys.executable, HERE / "spark_flatten.py", data, out, system.split("-")[1]]
+    return measure(cmd, root / "log"), out
+
+
+def checksums(folder):
+    """table -> (rows, checksum of the key columns), read by DuckDB."""
+    con = duckdb.connect()
+    result = {}
+    for table, keys in KEYS.items():
+        files = [p for p in (folder / table, Path(f"{folder / table}.parquet")) if p.exists()]
+        if not files:
+            result[table] = (0, 0)
+            continue
+        source = f"{files[0]}/*.parquet" if files[0].is_dir() else files[0]
+        text = ", ".join(f"CAST({k} AS VARCHAR)" for k in keys)
+        rows, total = con.execute(
+            f"SELECT count(*), coalesce(sum(hash({text})::HUGEINT), 0) "
+            f"FROM read_parquet('{source}')"
+        ).fetchone()
+        result[table] = (rows, int(total))
+    return result
+
+
+def check_equal(system, got, want):
+    wrong = [
+        f"  {t}: {got[t][0]} rows, checksum {got[t][1]} (soundlake: {want[t][0]}, {want[t][1]})"
+        for t in KEYS
+        if got[t] != want[t]
+    ]
+    if wrong:
+        sys.exit(f"{system} did not produce soundlake's tables:\n" + "\n".join(wrong))
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def table(tracks, generated, imported, results, rows, spark_startup):
+    docs = {w["collection"]: w for w in generated}
+    size = sum(w["bytes"] for w in generated) / 1e6
+    lines = [
+        f"### {tracks:,} tracks",
+        "",
+        f"Input: {docs['artists']['documents']:,} artists, {docs['albums']['documents']:,} albums, "
+        f"{docs['tracks']['documents']:,} tracks, {docs['audio_features']['documents']:,} audio "
+        f"features ({size:,.0f} MB NDJSON); output: 14 tables, {rows:,} rows. "
+        f"Landing import (not raced): {imported['wall']:.1f} s.",
+        "",
+        "| system | wall s | CPU s | peak MB | wall ÷ soundlake | peak ÷ soundlake | output rows/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = results["soundlake"]
+    base_wall, base_peak = median([m.wall for m in base]), median([m.peak for m in base])
+    for name, runs in results.items():
+        wall, cpu, peak = (median([getattr(m, f) for m in runs]) for f in ("wall", "cpu", "peak"))
+        # The gold rows build other tables: their rows/s would mislead.
+        speed = "—" if "gold" in name else f"{rows / wall:,.0f}"
+        lines.append(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} | {wall / base_wall:.1f}× "
+            f"| {peak / base_peak:.1f}× | {speed} |"
+        )
+    if spark_startup:
+        lines += ["", f"Spark session start-up, included above: {median(spark_startup):.1f} s (median)."]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="10000,200000,2000000", help="tracks per scale, comma-separated")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per system and scale (median quoted)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
+    parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
+    parser.add_argument("--work", default=str(REPO / "target" / "bench"), help="data and outputs")
+    args = parser.parse_args()
+    binary, work = args.binary, Path(args.work).resolve()
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown or "soundlake" not in systems:
+        sys.exit(f"--systems takes soundlake plus any of {', '.join(SYSTEMS[1:])}; got {args.systems}")
+    if args.runs < 1:
+        sys.exit("--runs must be at least 1")
+    report = []
+    for tracks in (int(s) for s in args.scales.split(",")):
+        data, landing, generated, imported = prepare(binary, work, tracks)
+        results = {"soundlake": [], "soundlake + gold": [], "gold alone": []}
+        results.update({s: [] for s in systems if s != "soundlake"})
+        spark_startup, want = [], None
+        for run in range(args.runs):
+            for system in systems:
+                root = work / f"run-{tracks}" / system
+                if system == "soundlake":
+                    flatten, whole, gold, out = run_soundlake(binary, landing, root)
+                    results["soundlake"].append(flatten)
+                    results["soundlake + gold"].append(whole)
+                    results["gold alone"].append(gold)
+                    got = checksums(out)
+                    want = want or got
+                else:
+                    measured, out = run_baseline(system, data, root)
+                    results[system].append(measured)
+                    if system.startswith("spark"):
+                        spark_startup.append(json.loads(measured.out)["startup_s"])
+                    got = checksums(out)
+                check_equal(system, got, want)
+                print(f"{tracks} tracks, run {run + 1}: {system} {results[system][-1].wall:.2f} s", file=sys.stderr)
+        rows = sum(n for n, _ in want.values())
+        report.append(table(tracks, generated, imported, results, rows, spark_startup))
+        print(report[-1] + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

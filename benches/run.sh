@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every benchmark in one command, from a fresh clone: installs DuckDB and
+# PySpark into ./.venv (Java 17 must be on the machine), builds soundlake
+# optimized, then prints the flattening race, the crawl efficiency and the
+# scheduler overhead tables (Markdown, as in benches/README.md).
+#
+#   bash benches/run.sh                          # 10k, 200k and 2M tracks, 3 runs each
+#   SCALES=10000,200000 RUNS=5 bash benches/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/venv.sh
+
+cargo build --release --locked
+.venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000,2000000}" --runs "${RUNS:-3}"
+cargo bench --locked --bench crawl
+cargo bench --locked --bench scheduler
