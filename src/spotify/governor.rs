@@ -4,12 +4,17 @@
 //! Spotify counts requests over a rolling 30-second window and publishes no
 //! numbers, so the governor grants at most `budget` requests in any window
 //! of `window` length. A 429 pauses *every* caller until `Retry-After` has
-//! passed and lowers the budget to 90% of what was in flight when it came,
-//! but not below [`MIN_ADAPTIVE_BUDGET`];
-//! each run of [`RECOVERY_WINDOWS`] clean windows gives one request back, up
-//! to the configured budget. A pause longer than `max_wait` is not slept
-//! through: callers get [`Error::ComeBackAt`] so the crawl can checkpoint,
-//! persist the time and stop.
+//! passed and lowers the budget to 90% of what was sent in the window when
+//! it came, but not below [`MIN_ADAPTIVE_BUDGET`]. It also learns a ceiling:
+//! one request fewer than that window held. Below the ceiling the budget
+//! climbs back one request per clean window, so a crawl soon runs at the
+//! limit it found without hitting it again. After
+//! [`CEILING_MEMORY_WINDOWS`] windows without a 429 the ceiling is
+//! forgotten (the limit may have risen, or the traffic that shared it gone)
+//! and the budget probes upwards one request per [`RECOVERY_WINDOWS`] clean
+//! windows, up to the configured budget. A pause longer than `max_wait` is
+//! not slept through: callers get [`Error::ComeBackAt`] so the crawl can
+//! checkpoint, persist the time and stop.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -24,8 +29,12 @@ use crate::error::{Error, Result, WaitReason};
 /// smaller): a 429 that comes while we sent fewer requests than this in the
 /// window was caused by other traffic on the same quota, not by our pace.
 pub const MIN_ADAPTIVE_BUDGET: u32 = 10;
-/// Clean windows after which the adaptive budget grows by one request.
+/// Clean windows after which a budget above any learned ceiling grows by
+/// one request.
 pub const RECOVERY_WINDOWS: u32 = 10;
+/// Windows without a 429 after which the learned ceiling is forgotten: an
+/// hour of Spotify's 30 s windows.
+pub const CEILING_MEMORY_WINDOWS: u32 = 120;
 /// The first pause after a 429 that carries no `Retry-After`; doubles on
 /// each consecutive one.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
@@ -51,9 +60,13 @@ pub struct Governor {
 struct State {
     grants: VecDeque<DateTime<Utc>>,
     budget: u32,
+    /// One request under the window that drew the last 429.
+    ceiling: Option<u32>,
     pause: Option<(DateTime<Utc>, WaitReason)>,
     consecutive_unadvised: u32,
     last_throttle: Option<DateTime<Utc>>,
+    /// When the budget last grew back (or was cut).
+    last_change: Option<DateTime<Utc>>,
     throttles: u64,
     waited: Duration,
 }
@@ -64,9 +77,11 @@ impl Governor {
             state: Mutex::new(State {
                 grants: VecDeque::new(),
                 budget: settings.budget.max(1),
+                ceiling: None,
                 pause: None,
                 consecutive_unadvised: 0,
                 last_throttle: None,
+                last_change: None,
                 throttles: 0,
                 waited: Duration::ZERO,
             }),
@@ -143,15 +158,33 @@ impl Governor {
     }
 
     fn recover(&self, s: &mut State, now: DateTime<Utc>, window: chrono::Duration) {
-        if s.budget >= self.settings.budget {
+        let (Some(throttled), Some(mut changed)) = (s.last_throttle, s.last_change) else {
+            return;
+        };
+        let forget_at = throttled + window * CEILING_MEMORY_WINDOWS as i32;
+        if s.ceiling.is_some() && now >= forget_at {
+            // Probing starts from here, not from the last step below it.
+            s.ceiling = None;
+            changed = changed.max(forget_at);
+            s.last_change = Some(changed);
+        }
+        let limit = s
+            .ceiling
+            .map_or(self.settings.budget, |c| c.min(self.settings.budget));
+        if s.budget >= limit {
             return;
         }
-        let Some(last) = s.last_throttle else { return };
-        let clean = (now - last).num_milliseconds() / window.num_milliseconds().max(1);
-        let regained = u32::try_from(clean / i64::from(RECOVERY_WINDOWS)).unwrap_or(u32::MAX);
-        if regained > 0 {
-            s.budget = s.budget.saturating_add(regained).min(self.settings.budget);
-            s.last_throttle = Some(now);
+        let step = window
+            * if s.ceiling.is_some() {
+                1
+            } else {
+                RECOVERY_WINDOWS as i32
+            };
+        let steps = (now - changed).num_milliseconds() / step.num_milliseconds().max(1);
+        let steps = u32::try_from(steps).unwrap_or(u32::MAX);
+        if steps > 0 {
+            s.budget = s.budget.saturating_add(steps).min(limit);
+            s.last_change = Some(changed + step * steps.min(i32::MAX as u32) as i32);
         }
     }
 
@@ -185,7 +218,9 @@ impl Governor {
             let in_window = s.grants.len() as u32;
             let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
             s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
+            s.ceiling = Some(in_window.saturating_sub(1).max(s.budget));
             s.last_throttle = Some(now);
+            s.last_change = Some(now);
         }
         if wait > self.settings.max_wait {
             return Err(Error::ComeBackAt { until, reason });
@@ -283,7 +318,44 @@ mod tests {
         assert_eq!(g.budget(), 18);
         clock.advance(Duration::from_secs(30 * u64::from(RECOVERY_WINDOWS) + 1));
         g.acquire().await.unwrap();
-        assert_eq!(g.budget(), 19);
+        assert_eq!(g.budget(), 19, "back to the ceiling, not past it");
+    }
+
+    #[tokio::test]
+    async fn the_limit_found_is_kept_then_probed_past_after_an_hour() {
+        let clock = VirtualClock::starting_at(start());
+        let window = |n: u64| Duration::from_secs(30 * n);
+        let g = Governor::new(settings(80), clock.clone());
+        // The server allows 60: the 61st request of the window is refused.
+        for _ in 0..61 {
+            g.acquire().await.unwrap();
+        }
+        g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .unwrap();
+        assert_eq!(g.budget(), 54);
+        let budget_after = |n: u64| {
+            clock.advance(window(n));
+            let g = &g;
+            async move {
+                g.acquire().await.unwrap();
+                g.budget()
+            }
+        };
+        assert_eq!(
+            budget_after(3).await,
+            57,
+            "one request back per clean window"
+        );
+        assert_eq!(budget_after(3).await, 60);
+        assert_eq!(budget_after(100).await, 60, "never past the limit found");
+        let remembered = u64::from(CEILING_MEMORY_WINDOWS) - 107;
+        assert_eq!(budget_after(remembered).await, 60);
+        assert_eq!(
+            budget_after(u64::from(RECOVERY_WINDOWS)).await,
+            60,
+            "forgotten after an hour, then probing slowly"
+        );
+        assert_eq!(budget_after(1).await, 61);
     }
 
     #[tokio::test]
