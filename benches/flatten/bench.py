@@ -175,14 +175,14 @@ def run_soundlake(binary, landing, root):
     return flatten, combine([flatten, gold]), gold, root / "lake" / "silver"
 
 
-def run_baseline(system, data, root):
+def run_baseline(system, baselines, data, root):
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     out = root / "out"
     if system == "duckdb":
-        cmd = [sys.executable, HERE / "duckdb_flatten.py", data, out]
+        cmd = [sys.executable, baselines / "duckdb_flatten.py", data, out]
     else:
-        cmd = [sys.executable, HERE / "spark_flatten.py", data, out, system.split("-")[1]]
+        cmd = [sys.executable, baselines / "spark_flatten.py", data, out, system.split("-")[1]]
     return measure(cmd, root / "log"), out
 
 
@@ -255,6 +255,10 @@ def main():
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
     parser.add_argument("--work", default=str(REPO / "target" / "bench"), help="data and outputs")
+    parser.add_argument(
+        "--baselines", default=str(HERE),
+        help="folder of duckdb_flatten.py and spark_flatten.py, to race a variant of a baseline",
+    )
     args = parser.parse_args()
     binary, work = args.binary, Path(args.work).resolve()
     systems = [s for s in args.systems.split(",") if s]
@@ -280,7 +284,7 @@ def main():
                     got = checksums(out)
                     want = want or got
                 else:
-                    measured, out = run_baseline(system, data, root)
+                    measured, out = run_baseline(system, Path(args.baselines), data, root)
                     results[system].append(measured)
                     if system.startswith("spark"):
                         spark_startup.append(json.loads(measured.out)["startup_s"])

@@ -123,7 +123,7 @@ async fn current(store: &SharedStore) -> Vec<(String, i64, String, Value)> {
 }
 
 pub fn python(args: &[&str]) -> Value {
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let py = crate::support::venv_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/count_bronze.py");
     let out = std::process::Command::new(py)
         .arg(script)

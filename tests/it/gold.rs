@@ -239,7 +239,7 @@ async fn duckdb_pyarrow_and_pyspark_read_gold_through_the_printed_ddl_and_agree(
     )
     .unwrap();
 
-    let py = root().join(".venv/bin/python");
+    let py = crate::support::venv_python();
     let out = Command::new(&py)
         .arg(root().join("tests/readers/read_gold.py"))
         .arg(catalog.lake_dir())

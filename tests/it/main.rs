@@ -1,6 +1,7 @@
 //! Integration tests: one binary, modules by subject. Every test talks to a
 //! real HTTP server (the simulator) over loopback, on virtual time.
 
+mod benches;
 mod bronze;
 mod cli;
 mod client_errors;

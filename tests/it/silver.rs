@@ -920,7 +920,7 @@ async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
     env.layers(false).await;
 
     let tables = ["tracks", "tracks__artists", "albums", "artists__genres"];
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let py = crate::support::venv_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/read_silver.py");
     let out = std::process::Command::new(py)
         .arg(script)

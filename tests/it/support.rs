@@ -100,6 +100,12 @@ pub fn canned(path: &str, status: u16, body: &str) -> Canned {
 /// A valid-looking Spotify id the simulator's catalog does not hold.
 pub const UNKNOWN_ID: &str = "0000000000000000000000";
 
+/// The Python of `.venv`, where `bash tests/run.sh` installs DuckDB,
+/// PyArrow and PySpark.
+pub fn venv_python() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
 /// A test server from `.venv` (installed by `bash tests/run.sh`), on a free
 /// loopback port, killed when dropped.
 pub struct Server {

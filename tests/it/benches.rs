@@ -1,0 +1,76 @@
+//! The flattening race of benches/flatten at a tiny scale, so the harness
+//! and its baselines cannot rot: soundlake, DuckDB and PySpark must write
+//! the same 14 silver tables (the harness refuses to time unequal work)
+//! and the table must come out.
+
+use std::process::Command;
+
+use crate::support::venv_python;
+
+#[test]
+fn the_flattening_race_is_run_on_equal_work() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(venv_python())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("benches/flatten/bench.py")
+        .args(["--scales", "400", "--runs", "1"])
+        .args([
+            "--systems",
+            "soundlake,duckdb,spark-explicit,spark-inferred",
+        ])
+        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
+        .arg("--work")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for row in [
+        "| soundlake |",
+        "| soundlake + gold |",
+        "| duckdb |",
+        "| spark-explicit |",
+        "| spark-inferred |",
+    ] {
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("output: 14 tables"), "{stdout}");
+
+    // A baseline that writes different rows is refused, not timed.
+    let variant = work.path().join("variant");
+    std::fs::create_dir(&variant).unwrap();
+    std::fs::write(
+        variant.join("duckdb_flatten.py"),
+        std::fs::read_to_string("benches/flatten/duckdb_flatten.py")
+            .unwrap()
+            .replace("FROM artists\"\"\"", "FROM artists LIMIT 1\"\"\""),
+    )
+    .unwrap();
+    let out = Command::new(venv_python())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("benches/flatten/bench.py")
+        .args([
+            "--scales",
+            "400",
+            "--runs",
+            "1",
+            "--systems",
+            "soundlake,duckdb",
+        ])
+        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
+        .arg("--work")
+        .arg(work.path())
+        .arg("--baselines")
+        .arg(&variant)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "unequal work was timed");
+    assert!(
+        stderr.contains("duckdb did not produce soundlake's tables") && stderr.contains("artists:"),
+        "{stderr}"
+    );
+}
