@@ -10,7 +10,9 @@ system `--runs` times from a fresh copy of its input:
              raw history Parquet -> the flattened tables), then of the gold
              tasks (the modelled tables), as a user runs them, on the
              product's defaults (zstd Parquet);
-  duckdb     benches/flatten/duckdb_flatten.py: NDJSON -> the silver tables;
+  duckdb     benches/flatten/duckdb_flatten.py: NDJSON -> the silver tables,
+             streaming each file once per table it feeds, and loading each
+             file once into memory first;
   spark      benches/flatten/spark_flatten.py, local[*]: the same, with the
              schema inferred and with an explicit schema.
 
@@ -60,7 +62,7 @@ KEYS = {
     "tracks__album__images": ["track_id", "idx", "url"],
     "audio_features": ["id", "tempo", "key"],
 }
-SYSTEMS = ["soundlake", "duckdb", "spark-explicit", "spark-inferred"]
+SYSTEMS = ["soundlake", "duckdb-stream", "duckdb-memory", "spark-explicit", "spark-inferred"]
 
 
 class Measured:
@@ -179,10 +181,8 @@ def run_baseline(system, baselines, data, root):
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     out = root / "out"
-    if system == "duckdb":
-        cmd = [sys.executable, baselines / "duckdb_flatten.py", data, out]
-    else:
-        cmd = [sys.executable, baselines / "spark_flatten.py", data, out, system.split("-")[1]]
+    engine, variant = system.split("-")
+    cmd = [sys.executable, baselines / f"{engine}_flatten.py", data, out, variant]
     return measure(cmd, root / "log"), out
 
 

@@ -3,7 +3,11 @@ tables soundlake's silver layer writes (same rows, same columns, zstd
 Parquet, one file per table). DuckDB infers each file's schema from a sample
 and uses every core.
 
-usage: duckdb_flatten.py LANDING_DIR OUT_DIR
+usage: duckdb_flatten.py LANDING_DIR OUT_DIR stream|memory
+
+`stream` reads each file once per table it feeds (views: little memory);
+`memory` loads each file once into an in-memory table first (faster, and
+as much memory as the data takes).
 """
 
 import sys
@@ -85,12 +89,13 @@ TABLES = {
 
 
 def main():
-    landing, out = Path(sys.argv[1]), Path(sys.argv[2])
+    landing, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    kind = {"stream": "VIEW", "memory": "TABLE"}[mode]
     for source in ("artists", "albums", "tracks", "audio_features"):
         con.execute(
-            f"CREATE VIEW {source} AS SELECT * FROM read_ndjson_auto('{landing / source}.ndjson')"
+            f"CREATE {kind} {source} AS SELECT * FROM read_ndjson_auto('{landing / source}.ndjson')"
         )
     for table, sql in TABLES.items():
         con.execute(f"COPY ({sql}) TO '{out / table}.parquet' (FORMAT parquet, COMPRESSION zstd)")

@@ -16,7 +16,7 @@ fn the_flattening_race_is_run_on_equal_work() {
         .args(["--scales", "400", "--runs", "1"])
         .args([
             "--systems",
-            "soundlake,duckdb,spark-explicit,spark-inferred",
+            "soundlake,duckdb-stream,duckdb-memory,spark-explicit,spark-inferred",
         ])
         .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
         .arg("--work")
@@ -31,7 +31,8 @@ fn the_flattening_race_is_run_on_equal_work() {
     for row in [
         "| soundlake |",
         "| soundlake + gold |",
-        "| duckdb |",
+        "| duckdb-stream |",
+        "| duckdb-memory |",
         "| spark-explicit |",
         "| spark-inferred |",
     ] {
@@ -58,7 +59,7 @@ fn the_flattening_race_is_run_on_equal_work() {
             "--runs",
             "1",
             "--systems",
-            "soundlake,duckdb",
+            "soundlake,duckdb-stream",
         ])
         .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
         .arg("--work")
@@ -70,7 +71,8 @@ fn the_flattening_race_is_run_on_equal_work() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "unequal work was timed");
     assert!(
-        stderr.contains("duckdb did not produce soundlake's tables") && stderr.contains("artists:"),
+        stderr.contains("duckdb-stream did not produce soundlake's tables")
+            && stderr.contains("artists:"),
         "{stderr}"
     );
 }
