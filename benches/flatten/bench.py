@@ -250,7 +250,7 @@ def table(tracks, generated, imported, results, rows, spark_startup):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", default="10000,200000,2000000", help="tracks per scale, comma-separated")
+    parser.add_argument("--scales", default="10000,200000", help="tracks per scale, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per system and scale (median quoted)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
