@@ -239,6 +239,34 @@ enum GenerateCommand {
     /// the Extended-mode batch endpoints return them (load them with
     /// `soundlake import`).
     Catalog(CatalogArgs),
+    /// Listening events (play, pause, skip, like, complete) over the
+    /// catalog in the lake's silver.tracks, as NDJSON or CSV files in the
+    /// lake's landing/events/ folder, deterministic from --seed.
+    Events(EventArgs),
+}
+
+#[derive(Debug, Args)]
+struct EventArgs {
+    /// Listeners.
+    #[arg(long)]
+    users: u32,
+    /// Distinct events in all (a few more lines are written: late and
+    /// duplicate deliveries, as apps send them).
+    #[arg(long)]
+    events: u64,
+    /// Days of listening, ending with --end.
+    #[arg(long)]
+    days: u32,
+    /// The last day (YYYY-MM-DD, UTC); yesterday by default.
+    #[arg(long)]
+    end: Option<chrono::NaiveDate>,
+    /// Seed: the same seed, sizes and catalog give the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: crate::events::Format,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +421,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ddl(args) => ddl(args, &settings),
         Command::Demo => demo(&settings).await,
         Command::Generate(GenerateCommand::Catalog(args)) => generate_catalog(args),
+        Command::Generate(GenerateCommand::Events(args)) => generate_events(args, &settings).await,
     }
 }
 
@@ -1276,6 +1305,35 @@ async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<
         for r in &report.rejects {
             println!("  rejected {}: {}", r.place, r.reason);
         }
+    }
+    Ok(())
+}
+
+async fn generate_events(args: EventArgs, settings: &crate::config::Settings) -> Result<()> {
+    let lake = crate::lake::Lake::open(&settings.lake)?;
+    let yesterday = clock::system().now().date_naive() - chrono::Duration::days(1);
+    let options = crate::events::EventOptions {
+        users: args.users,
+        events: args.events,
+        days: args.days,
+        end: args.end.unwrap_or(yesterday),
+        seed: args.seed,
+        format: args.format,
+    };
+    let report = crate::events::generate(&lake, &options).await?;
+    if args.report.json {
+        print_json(&report);
+    } else {
+        println!(
+            "{} events ({} delivered twice, {} a day late) over {} tracks in {} files under {}/{}/",
+            report.events,
+            report.duplicates,
+            report.late,
+            report.tracks_in_catalog,
+            report.files.len(),
+            lake.describe(),
+            crate::events::LANDING_FOLDER
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod crawl;
 pub mod definitions;
 pub mod error;
+pub mod events;
 pub mod gold;
 pub mod import;
 pub mod lake;

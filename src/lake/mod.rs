@@ -123,6 +123,18 @@ impl Lake {
         Ok(names)
     }
 
+    /// Write one whole file at `path` (relative to the lake root): readers
+    /// see all of it or nothing (a rename on disk, one PUT on S3).
+    pub async fn put_file(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        use object_store::ObjectStoreExt;
+        self.inner
+            .store
+            .put(&Path::from(path), bytes.into())
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&format!("write {path}"), e))
+    }
+
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner.store
     }

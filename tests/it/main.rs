@@ -9,6 +9,7 @@ mod compose;
 mod crash;
 mod crawl;
 mod demo;
+mod events;
 mod fixtures;
 mod gold;
 mod governor;
