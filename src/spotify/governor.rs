@@ -60,11 +60,11 @@ pub struct Governor {
 struct State {
     grants: VecDeque<DateTime<Utc>>,
     budget: u32,
-    /// One request under the window that drew the last 429.
-    ceiling: Option<u32>,
+    /// One request under the window that drew the last 429, and when that
+    /// ceiling is forgotten.
+    ceiling: Option<(u32, DateTime<Utc>)>,
     pause: Option<(DateTime<Utc>, WaitReason)>,
     consecutive_unadvised: u32,
-    last_throttle: Option<DateTime<Utc>>,
     /// When the budget last grew back (or was cut).
     last_change: Option<DateTime<Utc>>,
     throttles: u64,
@@ -80,7 +80,6 @@ impl Governor {
                 ceiling: None,
                 pause: None,
                 consecutive_unadvised: 0,
-                last_throttle: None,
                 last_change: None,
                 throttles: 0,
                 waited: Duration::ZERO,
@@ -158,11 +157,12 @@ impl Governor {
     }
 
     fn recover(&self, s: &mut State, now: DateTime<Utc>, window: chrono::Duration) {
-        let (Some(throttled), Some(mut changed)) = (s.last_throttle, s.last_change) else {
+        let Some(mut changed) = s.last_change else {
             return;
         };
-        let forget_at = throttled + window * CEILING_MEMORY_WINDOWS as i32;
-        if s.ceiling.is_some() && now >= forget_at {
+        if let Some((_, forget_at)) = s.ceiling
+            && now >= forget_at
+        {
             // Probing starts from here, not from the last step below it.
             s.ceiling = None;
             changed = changed.max(forget_at);
@@ -170,7 +170,7 @@ impl Governor {
         }
         let limit = s
             .ceiling
-            .map_or(self.settings.budget, |c| c.min(self.settings.budget));
+            .map_or(self.settings.budget, |(c, _)| c.min(self.settings.budget));
         if s.budget >= limit {
             return;
         }
@@ -218,8 +218,9 @@ impl Governor {
             let in_window = s.grants.len() as u32;
             let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
             s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
-            s.ceiling = Some(in_window.saturating_sub(1).max(s.budget));
-            s.last_throttle = Some(now);
+            let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
+            let forget_at = now + window * CEILING_MEMORY_WINDOWS as i32;
+            s.ceiling = Some((in_window.saturating_sub(1).max(s.budget), forget_at));
             s.last_change = Some(now);
         }
         if wait > self.settings.max_wait {
