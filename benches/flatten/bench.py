@@ -153,17 +153,15 @@ def prepare(binary, work, tracks):
         ).stdout
         (data / "generated.json").write_bytes(out)
     generated = json.loads((data / "generated.json").read_text())
-    imported = None
     if not (landing / "imported.json").exists():
         shutil.rmtree(landing, ignore_errors=True)
         landing.mkdir(parents=True)
         env = soundlake_env(landing)
-        steps = [
-            measure([binary, "import", w["collection"], w["file"], "--strict"], landing / "log", env)
+        wall = sum(
+            measure([binary, "import", w["collection"], w["file"], "--strict"], landing / "log", env).wall
             for w in generated
-        ]
-        imported = combine(steps)
-        (landing / "imported.json").write_text(json.dumps({"wall": imported.wall}))
+        )
+        (landing / "imported.json").write_text(json.dumps({"wall": wall}))
     return data, landing, generated, json.loads((landing / "imported.json").read_text())
 
 
@@ -215,10 +213,6 @@ def check_equal(system, got, want):
         sys.exit(f"{system} did not produce soundlake's tables:\n" + "\n".join(wrong))
 
 
-def median(values):
-    return statistics.median(values)
-
-
 def table(tracks, generated, imported, results, rows, spark_startup):
     docs = {w["collection"]: w for w in generated}
     size = sum(w["bytes"] for w in generated) / 1e6
@@ -234,9 +228,9 @@ def table(tracks, generated, imported, results, rows, spark_startup):
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     base = results["soundlake"]
-    base_wall, base_peak = median([m.wall for m in base]), median([m.peak for m in base])
+    base_wall, base_peak = statistics.median([m.wall for m in base]), statistics.median([m.peak for m in base])
     for name, runs in results.items():
-        wall, cpu, peak = (median([getattr(m, f) for m in runs]) for f in ("wall", "cpu", "peak"))
+        wall, cpu, peak = (statistics.median([getattr(m, f) for m in runs]) for f in ("wall", "cpu", "peak"))
         # The gold rows build other tables: their rows/s would mislead.
         speed = "—" if "gold" in name else f"{rows / wall:,.0f}"
         lines.append(
@@ -244,7 +238,7 @@ def table(tracks, generated, imported, results, rows, spark_startup):
             f"| {peak / base_peak:.1f}× | {speed} |"
         )
     if spark_startup:
-        lines += ["", f"Spark session start-up, included above: {median(spark_startup):.1f} s (median)."]
+        lines += ["", f"Spark session start-up, included above: {statistics.median(spark_startup):.1f} s (median)."]
     return "\n".join(lines)
 
 

@@ -136,28 +136,28 @@ pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEv
         _ => 1.0,
     };
     let total: f64 = days.iter().map(day_weight).sum();
+    let world = World {
+        tracks: &tracks,
+        users: &users,
+        popularity: &popularity,
+        hours: &hours,
+    };
     let mut report = GeneratedEvents {
-        events: 0,
+        events: options.events,
         duplicates: 0,
         late: 0,
         tracks_in_catalog: tracks.len(),
         files: Vec::new(),
     };
     let mut arriving_late: Vec<Event> = Vec::new();
-    let mut assigned = 0u64;
+    let (mut through, mut assigned) = (0.0, 0u64);
     for (i, day) in days.iter().enumerate() {
         // Each day's share, rounded so the days add up to exactly `events`.
-        let through: f64 = days[..=i].iter().map(day_weight).sum();
+        through += day_weight(day);
         let target = (options.events as f64 * through / total).round() as u64 - assigned;
         assigned += target;
         let mut day_rng = Rng::derived(options.seed, &format!("events:{day}"));
         let mut events = Vec::with_capacity(target as usize);
-        let world = World {
-            tracks: &tracks,
-            users: &users,
-            popularity: &popularity,
-            hours: &hours,
-        };
         while (events.len() as u64) < target {
             let user = activity.pick(&mut day_rng);
             world.session(&mut day_rng, user, *day, &mut events);
@@ -165,8 +165,8 @@ pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEv
         events.truncate(target as usize);
         events.sort_by_key(|e| e.1);
         let last_day = i + 1 == days.len();
-        let mut on_time = std::mem::take(&mut arriving_late);
-        report.late += on_time.len() as u64;
+        let mut yesterdays_late = std::mem::take(&mut arriving_late);
+        report.late += yesterdays_late.len() as u64;
         let mut delivered = Vec::with_capacity(events.len());
         for (event, _) in events {
             if !last_day && event.device == "mobile" && day_rng.chance(LATE_SHARE) {
@@ -180,8 +180,7 @@ pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEv
             delivered.push(event);
         }
         // Late arrivals come in after the day's own events.
-        delivered.append(&mut on_time);
-        report.events += target;
+        delivered.append(&mut yesterdays_late);
         for (part, chunk) in delivered.chunks(FILE_EVENTS).enumerate() {
             let path = format!(
                 "{LANDING_FOLDER}/events-{day}-s{}-{part:04}.{}",
