@@ -195,8 +195,15 @@ struct SilverArgs {
     /// Tables to run (default: every silver/*.toml).
     tables: Vec<String>,
     /// Rebuild from all of bronze, inferring the schema afresh.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     full_refresh: bool,
+    /// For a partitioned table: rebuild the date partitions from this day
+    /// (2026-11-21, or an RFC 3339 time) on.
+    #[arg(long, value_parser = instant)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the interval (exclusive); default: now.
+    #[arg(long, value_parser = instant, requires = "from")]
+    to: Option<chrono::DateTime<chrono::Utc>>,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -542,7 +549,7 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
         },
         None => Extract::Incremental,
     };
-    let job = Bronze::new(store.clone(), lake, clock.clone());
+    let job = Bronze::new(store.clone(), lake, clock.clone()).with_ingest(settings.ingest.clone());
     let run_one =
         async |def: &crate::bronze::BronzeTable, run_id: &str| job.run(def, extract, run_id).await;
     run_tables(
@@ -559,20 +566,28 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
 }
 
 async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<()> {
-    use crate::silver::Silver;
+    use crate::silver::{Scope, Silver};
 
     let dir = &settings.definitions.dir;
     let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))?;
     let defs = crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?;
     let chosen = select_tables("silver", &defs, |d| &d.name, &args.tables)?;
     let (store, clock, lake) = open_deployment(settings).await?;
+    let scope = match (args.full_refresh, args.from) {
+        (true, _) => Scope::Full,
+        (false, Some(from)) => Scope::Interval {
+            from,
+            to: args.to.unwrap_or_else(|| clock.now()),
+        },
+        (false, None) => Scope::New,
+    };
     let job = Silver::new(store.clone(), lake, clock.clone());
     let run_one = async |def: &crate::silver::SilverTable, run_id: &str| {
         let source = bronze
             .iter()
             .find(|b| b.name == def.source)
             .expect("silver::load checked the source");
-        job.run(def, source, args.full_refresh, run_id).await
+        job.run(def, source, scope, run_id).await
     };
     run_tables(
         &store,

@@ -24,6 +24,41 @@ pub struct Settings {
     pub crawl: CrawlSettings,
     pub definitions: DefinitionSettings,
     pub daemon: DaemonSettings,
+    pub ingest: IngestSettings,
+}
+
+/// How bronze takes in files (event files under a lake folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Commit after about this much input: the most work a crash redoes,
+    /// and roughly the memory a run holds.
+    pub commit_mib: u64,
+    /// A last line without a line break is taken once its file has not
+    /// changed for this long (until then a writer may still be adding to it).
+    pub settle_secs: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            commit_mib: 128,
+            settle_secs: 600,
+        }
+    }
+}
+
+impl IngestSettings {
+    fn validate(&self) -> Result<()> {
+        if !(1..=4096).contains(&self.commit_mib) {
+            return Err(Error::config(
+                "[ingest] commit_mib",
+                format!("{} MiB is out of range", self.commit_mib),
+                "give 1 to 4096 (default 128)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +293,7 @@ impl Settings {
         })?;
         settings.spotify.validate()?;
         settings.daemon.validate()?;
+        settings.ingest.validate()?;
         Ok(settings)
     }
 }

@@ -11,7 +11,7 @@ use crate::gold::{Gold, GoldModel};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::orchestrator::{Executor, RunOptions, Task};
-use crate::silver::{Silver, SilverTable};
+use crate::silver::{Scope, Silver, SilverTable};
 
 /// Runs crawl, bronze, silver and gold tasks against one deployment.
 pub struct LayerTasks {
@@ -74,7 +74,8 @@ impl Executor for LayerTasks {
             "crawl" => return self.crawl(task, run_id).await,
             crate::bronze::LAYER => {
                 let def = definition(&self.bronze, |d| &d.name, &task.kind, table)?;
-                let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone());
+                let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone())
+                    .with_ingest(self.settings.ingest.clone());
                 // A backfill task re-derives its interval; a run takes what is new.
                 let extract = match task.interval {
                     Some(i) => Extract::Interval {
@@ -95,8 +96,17 @@ impl Executor for LayerTasks {
                         .get("full_refresh")
                         .and_then(toml::Value::as_bool)
                         == Some(true);
+                // A backfill task rebuilds its interval's partitions.
+                let scope = match task.interval {
+                    _ if full => Scope::Full,
+                    Some(i) => Scope::Interval {
+                        from: i.start,
+                        to: i.end,
+                    },
+                    None => Scope::New,
+                };
                 let job = Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                serde_json::to_value(job.run(def, source, full, run_id).await?)
+                serde_json::to_value(job.run(def, source, scope, run_id).await?)
             }
             crate::gold::LAYER => {
                 let model = definition(&self.gold, |m| &m.name, &task.kind, table)?;

@@ -1,6 +1,6 @@
 //! `bronze/*.toml`: one file per bronze table. The file name is the table
-//! name; the file says which landing collection feeds it and how it is
-//! partitioned.
+//! name; the file says what feeds it (a landing collection, or a folder of
+//! event files in the lake) and how it is partitioned.
 
 use std::path::{Path, PathBuf};
 
@@ -16,13 +16,75 @@ use crate::landing::Collection;
 pub struct BronzeTable {
     /// The file stem: `bronze/tracks.toml` defines `bronze.tracks`.
     pub name: String,
-    pub source: Collection,
+    pub source: Source,
     /// The column holding the landing document's id; silver uses it as its
     /// default key.
     pub key: String,
     pub partition_by: Partitioning,
+    /// For a files source: the field holding each record's RFC 3339 time,
+    /// which [`Partitioning::EventHour`] partitions by.
+    pub event_time: Option<String>,
+    /// For a files source: top-level fields every record must carry (not
+    /// null, not empty); a line without one goes to quarantine.
+    pub required: Vec<String>,
     /// Where the definition was read from, for messages.
     pub file: PathBuf,
+}
+
+/// What feeds a bronze table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A landing-store collection, by ingest watermark.
+    Collection(Collection),
+    /// NDJSON or CSV files under a folder of the lake, each line once.
+    Files(String),
+}
+
+impl Source {
+    /// `tracks`, or `files:landing/events`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Collection(c) => c.name().to_string(),
+            Source::Files(folder) => format!("files:{folder}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Files {
+            files: String,
+        }
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => name
+                .parse()
+                .map(Source::Collection)
+                .map_err(D::Error::custom),
+            toml::Value::Table(t) => {
+                let files: Files = toml::Value::Table(t).try_into().map_err(|_| {
+                    D::Error::custom(
+                        "a files source is { files = \"<folder in the lake>\" }, \
+                         like { files = \"landing/events\" }",
+                    )
+                })?;
+                let folder = files.files.trim_matches('/').to_string();
+                if folder.is_empty() || folder.split('/').any(|p| p.is_empty() || p == "..") {
+                    return Err(D::Error::custom(format!(
+                        "files = {:?} must name a folder inside the lake, like \"landing/events\"",
+                        files.files
+                    )));
+                }
+                Ok(Source::Files(folder))
+            }
+            other => Err(D::Error::custom(format!(
+                "source must be a landing collection name or {{ files = \"<folder>\" }}, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -34,15 +96,24 @@ pub enum Partitioning {
     IngestMonth,
     /// One folder, no partitions.
     None,
+    /// `event_date=YYYY-MM-DD/event_hour=HH/` (UTC) of each record's
+    /// `event_time` field: for event files, so late events land in the
+    /// hour they happened.
+    EventHour,
 }
 
 impl Partitioning {
-    /// The partition key and value of a version ingested at `at`.
-    pub fn of(self, at: DateTime<Utc>) -> Option<(&'static str, String)> {
+    /// The partition keys and values of a row stamped `at` (its ingest time,
+    /// or for [`Partitioning::EventHour`] its event time).
+    pub fn of(self, at: DateTime<Utc>) -> Vec<(&'static str, String)> {
         match self {
-            Partitioning::IngestDate => Some(("ingest_date", at.format("%Y-%m-%d").to_string())),
-            Partitioning::IngestMonth => Some(("ingest_month", at.format("%Y-%m").to_string())),
-            Partitioning::None => None,
+            Partitioning::IngestDate => vec![("ingest_date", at.format("%Y-%m-%d").to_string())],
+            Partitioning::IngestMonth => vec![("ingest_month", at.format("%Y-%m").to_string())],
+            Partitioning::None => vec![],
+            Partitioning::EventHour => vec![
+                ("event_date", at.format("%Y-%m-%d").to_string()),
+                ("event_hour", at.format("%H").to_string()),
+            ],
         }
     }
 }
@@ -50,19 +121,17 @@ impl Partitioning {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    source: Collection,
+    source: Source,
     #[serde(default = "default_key")]
     key: String,
-    #[serde(default = "default_partitioning")]
-    partition_by: Partitioning,
+    partition_by: Option<Partitioning>,
+    event_time: Option<String>,
+    #[serde(default)]
+    required: Vec<String>,
 }
 
 fn default_key() -> String {
     "id".into()
-}
-
-fn default_partitioning() -> Partitioning {
-    Partitioning::IngestDate
 }
 
 /// Column names bronze writes itself, which a key must not take.
@@ -83,9 +152,9 @@ pub fn load(dir: &Path) -> Result<Vec<BronzeTable>> {
     for (i, a) in tables.iter().enumerate() {
         if let Some(b) = tables[..i].iter().find(|b| b.source == a.source) {
             problems.push(format!(
-                "{}: collection {} already feeds bronze.{} ({}); one bronze table per collection",
+                "{}: {} already feeds bronze.{} ({}); one bronze table per source",
                 a.file.display(),
-                a.source,
+                a.source.describe(),
                 b.name,
                 b.file.display()
             ));
@@ -119,11 +188,40 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
             METADATA_COLUMNS.join(", ")
         ));
     }
+    let files = matches!(file.source, Source::Files(_));
+    if !files && (file.event_time.is_some() || !file.required.is_empty()) {
+        return Err(
+            "event_time and required are for a files source; a landing collection \
+                    is partitioned by ingest time and holds whole API objects"
+                .into(),
+        );
+    }
+    for field in file.event_time.iter().chain(&file.required) {
+        if !is_identifier(field) {
+            return Err(format!(
+                "{field:?} must be a top-level field name (lowercase, digits, _)"
+            ));
+        }
+    }
+    let partition_by = match file.partition_by {
+        Some(p) => p,
+        None if file.event_time.is_some() => Partitioning::EventHour,
+        None => Partitioning::IngestDate,
+    };
+    if partition_by == Partitioning::EventHour && file.event_time.is_none() {
+        return Err(
+            "partition_by = \"event_hour\" needs event_time, the field holding each \
+             record's time (and a files source)"
+                .into(),
+        );
+    }
     Ok(BronzeTable {
         name,
         source: file.source,
         key: file.key,
-        partition_by: file.partition_by,
+        partition_by,
+        event_time: file.event_time,
+        required: file.required,
         file: path.to_path_buf(),
     })
 }
@@ -139,7 +237,7 @@ mod tests {
         let tables = load(dir.path()).unwrap();
         assert_eq!(tables.len(), 1);
         assert_eq!(tables[0].name, "tracks");
-        assert_eq!(tables[0].source, Collection::Tracks);
+        assert_eq!(tables[0].source, Source::Collection(Collection::Tracks));
         assert_eq!(tables[0].key, "id");
         assert_eq!(tables[0].partition_by, Partitioning::IngestDate);
     }
@@ -154,6 +252,13 @@ mod tests {
             ("d.toml", "source = [\n"),
             ("e.toml", "source = \"albums\"\n"),
             ("f.toml", "source = \"albums\"\n"),
+            ("g.toml", "source = { files = \"../etc\" }\n"),
+            ("h.toml", "source = { folder = \"x\" }\n"),
+            ("i.toml", "source = \"tracks\"\nevent_time = \"ts\"\n"),
+            (
+                "j.toml",
+                "source = { files = \"in\" }\npartition_by = \"event_hour\"\n",
+            ),
             ("notes.txt", "ignored"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
@@ -164,7 +269,13 @@ mod tests {
             "c.toml",
             "Bad-Name.toml",
             "d.toml",
-            "f.toml: collection albums already feeds bronze.e",
+            "f.toml: albums already feeds bronze.e",
+            "g.toml: line 1",
+            "must name a folder inside the lake",
+            "h.toml: line 1",
+            "a files source is { files =",
+            "i.toml: event_time and required are for a files source",
+            "j.toml: partition_by = \"event_hour\" needs event_time",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
@@ -192,18 +303,40 @@ mod tests {
     }
 
     #[test]
+    fn a_files_source_partitions_by_event_hour() {
+        let dir = dir_with(&[(
+            "events.toml",
+            "source = { files = \"/landing/events/\" }\nkey = \"event_id\"\nevent_time = \"event_ts\"\n",
+        )]);
+        let table = load(dir.path()).unwrap().remove(0);
+        assert_eq!(table.source, Source::Files("landing/events".into()));
+        assert_eq!(table.partition_by, Partitioning::EventHour);
+        assert_eq!(table.event_time.as_deref(), Some("event_ts"));
+        let at = DateTime::parse_from_rfc3339("2026-11-21T23:59:59-02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            Partitioning::EventHour.of(at),
+            vec![
+                ("event_date", "2026-11-22".to_string()),
+                ("event_hour", "01".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn partitions_are_utc_dates_or_months() {
         let at = DateTime::parse_from_rfc3339("2026-11-21T23:59:59-02:00")
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
             Partitioning::IngestDate.of(at),
-            Some(("ingest_date", "2026-11-22".to_string()))
+            vec![("ingest_date", "2026-11-22".to_string())]
         );
         assert_eq!(
             Partitioning::IngestMonth.of(at),
-            Some(("ingest_month", "2026-11".to_string()))
+            vec![("ingest_month", "2026-11".to_string())]
         );
-        assert_eq!(Partitioning::None.of(at), None);
+        assert_eq!(Partitioning::None.of(at), vec![]);
     }
 }

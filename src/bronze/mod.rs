@@ -4,6 +4,7 @@
 //! the new watermark in one commit.
 
 mod definition;
+mod files;
 mod rows;
 
 use std::collections::BTreeMap;
@@ -15,18 +16,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::clock::SharedClock;
+use crate::config::IngestSettings;
 use crate::error::Result;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
 use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
-pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, load};
+pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, Source as BronzeSource, load};
+pub use files::{FilesReport, Mark, quarantine_name};
 use rows::{Merge, Row, RowBatch, Source};
 
 /// The lake layer name.
 pub const LAYER: &str = "bronze";
 const PAYLOAD: [&str; 1] = ["doc"];
 /// How long a bronze run holds its table's lock before it must renew it.
-const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+pub(crate) const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 /// A long run renews its lock every this many rows.
 const LOCK_RENEWAL_ROWS: u64 = 100_000;
 /// Rows per record batch handed to the Parquet writer.
@@ -82,6 +85,9 @@ pub struct BronzeReport {
     pub watermark_after: Option<Watermark>,
     /// Rows in the table at the version the run ended with.
     pub table_rows: u64,
+    /// For a files source: what was read from where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesReport>,
 }
 
 /// The Arrow schema of a bronze table whose id column is `key`.
@@ -107,11 +113,23 @@ pub struct Bronze {
     store: SharedStore,
     lake: Lake,
     clock: SharedClock,
+    ingest: IngestSettings,
 }
 
 impl Bronze {
     pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Bronze {
-        Bronze { store, lake, clock }
+        Bronze {
+            store,
+            lake,
+            clock,
+            ingest: IngestSettings::default(),
+        }
+    }
+
+    /// How a files source is read ([ingest] settings).
+    pub fn with_ingest(mut self, ingest: IngestSettings) -> Bronze {
+        self.ingest = ingest;
+        self
     }
 
     pub fn table(&self, def: &BronzeTable) -> Table {
@@ -151,6 +169,14 @@ impl Bronze {
         lock: &str,
         holder: &str,
     ) -> Result<BronzeReport> {
+        let collection = match &def.source {
+            BronzeSource::Collection(c) => *c,
+            // Files are the raw record: an interval has nothing to re-derive,
+            // so every run takes what is new.
+            BronzeSource::Files(folder) => {
+                return self.run_files(def, folder, run_id, lock, holder).await;
+            }
+        };
         let table = self.table(def);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let before = watermark(txn.base().properties.get("watermark"));
@@ -170,6 +196,7 @@ impl Bronze {
             watermark_before: before.clone(),
             watermark_after: before.clone(),
             table_rows: txn.base().rows(),
+            files: None,
         };
         let Some(stable) = stable else {
             return Ok(report);
@@ -179,7 +206,7 @@ impl Bronze {
             Extract::Incremental => {
                 let scan = Source::store(
                     self.store.clone(),
-                    def.source,
+                    collection,
                     before.as_ref().map(Watermark::cursor),
                     stable,
                 );
@@ -206,7 +233,7 @@ impl Bronze {
                     .collect();
                 let mut sources = vec![Source::store(
                     self.store.clone(),
-                    def.source,
+                    collection,
                     Some(cursor_before(lo)),
                     hi,
                 )];
@@ -252,7 +279,7 @@ impl Bronze {
         report.files_added = written.len();
         report.files_removed = replaced.len();
         let mut properties = Map::new();
-        properties.insert("source".into(), json!(def.source.name()));
+        properties.insert("source".into(), json!(def.source.describe()));
         properties.insert("key".into(), json!(def.key));
         if let Some(w) = &after {
             properties.insert("watermark".into(), json!(w));
@@ -267,6 +294,44 @@ impl Bronze {
         report.table_rows = snapshot.rows();
         report.watermark_after = after;
         Ok(report)
+    }
+}
+
+impl Bronze {
+    async fn run_files(
+        &self,
+        def: &BronzeTable,
+        folder: &str,
+        run_id: &str,
+        lock: &str,
+        holder: &str,
+    ) -> Result<BronzeReport> {
+        let run = files::FilesRun {
+            lake: &self.lake,
+            store: &self.store,
+            clock: &self.clock,
+            lock: (lock, holder),
+            def,
+            folder,
+            settings: &self.ingest,
+            run_id,
+            now: self.clock.now(),
+        };
+        let (files, version, table_rows) = run.run().await?;
+        Ok(BronzeReport {
+            table: def.name.clone(),
+            run_id: run_id.into(),
+            mode: "files",
+            version,
+            rows_written: files.files.values().sum(),
+            files_added: 0,
+            files_removed: 0,
+            partitions: BTreeMap::new(),
+            watermark_before: None,
+            watermark_after: None,
+            table_rows,
+            files: Some(files),
+        })
     }
 }
 
@@ -293,7 +358,7 @@ struct Sink<'t> {
 }
 
 struct OpenFile {
-    partition: Option<(&'static str, String)>,
+    partition: Vec<(&'static str, String)>,
     writer: FileWriter,
     min: Stamp,
     max: Stamp,
@@ -317,10 +382,9 @@ impl<'t> Sink<'t> {
             self.close_file().await?;
         }
         if self.open.is_none() {
-            let parts: Vec<(&str, String)> = partition.iter().cloned().collect();
             let writer = self
                 .txn
-                .create_file(&parts, self.schema.clone(), &PAYLOAD)?;
+                .create_file(&partition, self.schema.clone(), &PAYLOAD)?;
             self.open = Some(OpenFile {
                 partition,
                 writer,
@@ -368,6 +432,9 @@ impl<'t> Sink<'t> {
 
 /// The report as a few lines of text.
 pub fn render(r: &BronzeReport) -> String {
+    if let Some(files) = &r.files {
+        return files::render(&r.table, files, r.version, r.table_rows);
+    }
     let mut out = match r.version {
         None => format!("bronze.{}: up to date ({} rows)", r.table, r.table_rows),
         Some(v) => format!(

@@ -20,6 +20,15 @@ use crate::secret::redact_url;
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
 pub use table::{DataFile, Located, Snapshot, Table, Transaction};
 
+/// An object found by [`Lake::list_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Relative to the lake root.
+    pub path: String,
+    pub size: u64,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
 /// A handle on the lake; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -133,6 +142,52 @@ impl Lake {
             .await
             .map(drop)
             .map_err(|e| self.error(&format!("write {path}"), e))
+    }
+
+    /// Every object under `folder` (relative to the lake root, at any
+    /// depth), sorted by path.
+    pub async fn list_files(&self, folder: &str) -> Result<Vec<ObjectInfo>> {
+        use futures::TryStreamExt;
+        let prefix = Path::from(folder);
+        let mut found: Vec<ObjectInfo> = self
+            .inner
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| ObjectInfo {
+                path: meta.location.to_string(),
+                size: meta.size,
+                modified: meta.last_modified,
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.error(&format!("list {folder}/"), e))?;
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Bytes `range` of the object at `path`, as a stream of chunks.
+    pub async fn read_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<bytes::Bytes>>> {
+        use futures::{StreamExt, TryStreamExt};
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self
+            .inner
+            .store
+            .get_opts(&Path::from(path), options)
+            .await
+            .map_err(|e| self.error(&format!("read {path}"), e))?;
+        let lake = self.clone();
+        let path = path.to_string();
+        Ok(got
+            .into_stream()
+            .map_err(move |e| lake.error(&format!("read {path}"), e))
+            .boxed())
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {

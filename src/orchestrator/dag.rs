@@ -259,7 +259,7 @@ impl<T> Dag<T> {
 
 /// Whether `text` matches `pattern`, where `*` is any run of characters
 /// and `?` any one.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::dag::Dag;
+use super::dag::{Dag, glob};
 use super::schedule::{Interval, Schedule};
 use crate::definitions::{read_toml, toml_files};
 use crate::error::{Error, Result};
@@ -103,8 +103,12 @@ struct Group {
     /// Groups or task ids this group's tasks run after.
     #[serde(default)]
     after: Vec<String>,
-    /// For a layer group: the tables to run (default: all).
+    /// For a layer group: the tables to run (default: all); `*` and `?`
+    /// match like globs.
     tables: Option<Vec<String>>,
+    /// For a layer group: tables (or globs) to leave out.
+    #[serde(default)]
+    exclude: Vec<String>,
     #[serde(default)]
     retries: u32,
     #[serde(default = "default_backoff")]
@@ -145,7 +149,7 @@ pub fn load(dir: &Path, tables: &Tables) -> Result<Vec<Pipeline>> {
             dir.display().to_string(),
             problems.join("\n  "),
             "fix each file named above; keys: schedule, timezone, catch_up (none, latest, all), \
-             max_concurrent_tasks, and [tasks.<name>] with kind, after, tables, retries, \
+             max_concurrent_tasks, and [tasks.<name>] with kind, after, tables, exclude, retries, \
              retry_backoff_secs, timeout_secs, params",
         ));
     }
@@ -208,7 +212,7 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
             interval: None,
         };
         let ids: Vec<String> = if SINGLE_KINDS.contains(&kind.as_str()) {
-            if group.tables.is_some() {
+            if group.tables.is_some() || !group.exclude.is_empty() {
                 problems.push(format!("{where_}: a {kind} task has no tables"));
             }
             vec![group_name.clone()]
@@ -218,23 +222,21 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
                     "{where_}: a {kind} group must be named [tasks.{kind}] (its tasks are {kind}.<table>)"
                 ));
             }
-            let chosen: Vec<String> = match &group.tables {
-                None => layer.keys().cloned().collect(),
-                Some(names) => {
-                    for t in names.iter().filter(|t| !layer.contains_key(*t)) {
-                        problems.push(format!(
-                            "{where_}: there is no {kind} table {t:?} (there are: {})",
-                            layer.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ));
-                    }
-                    names
-                        .iter()
-                        .filter(|t| layer.contains_key(*t))
-                        .cloned()
-                        .collect()
+            let patterns = group.tables.clone().unwrap_or_else(|| vec!["*".into()]);
+            for p in patterns.iter().chain(&group.exclude) {
+                if !layer.keys().any(|t| glob(p, t)) {
+                    problems.push(format!(
+                        "{where_}: there is no {kind} table {p:?} (there are: {})",
+                        layer.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
-            };
-            chosen.into_iter().map(|t| format!("{kind}.{t}")).collect()
+            }
+            layer
+                .keys()
+                .filter(|t| patterns.iter().any(|p| glob(p, t)))
+                .filter(|t| !group.exclude.iter().any(|p| glob(p, t)))
+                .map(|t| format!("{kind}.{t}"))
+                .collect()
         } else {
             problems.push(format!(
                 "{where_}: unknown task kind {kind:?} (known: {})",
@@ -373,6 +375,17 @@ after = ["crawl"]
         assert_eq!(p.dag.upstream("silver.tracks"), vec!["bronze.tracks"]);
         let crawl = p.dag.task("crawl").unwrap();
         assert_eq!((crawl.retries, crawl.timeout_secs), (2, Some(3600)));
+    }
+
+    #[test]
+    fn groups_pick_tables_by_name_and_glob() {
+        let dir = dir_with(&[(
+            "p.toml",
+            "schedule = \"0 3 * * *\"\n[tasks.bronze]\ntables = [\"*\"]\nexclude = [\"al*\"]\n[tasks.silver]\ntables = [\"a?bums\"]\n",
+        )]);
+        let p = load(dir.path(), &tables()).unwrap().remove(0);
+        let ids: Vec<&str> = p.dag.ids().collect();
+        assert_eq!(ids, ["bronze.tracks", "silver.albums"]);
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub struct SilverTable {
     /// Overrides by JSON path (`album.release_date`; arrays are
     /// transparent, so `artists.name` is the name of each artist).
     pub columns: BTreeMap<String, ColumnRule>,
+    /// A partition key of the bronze table (`event_date`) that this table
+    /// is partitioned by too: a run rebuilds whole partitions, the ones new
+    /// bronze files (or a backfill's interval) touch.
+    pub partition_by: Option<String>,
+    /// JSON paths whose values together identify a record a second way
+    /// (besides the key): of rows alike on all of them, one is kept.
+    pub unique: Vec<String>,
     pub file: PathBuf,
 }
 
@@ -80,6 +87,9 @@ struct File {
     source: Option<String>,
     key: Option<String>,
     parent_key: Option<String>,
+    partition_by: Option<String>,
+    #[serde(default)]
+    unique: Vec<String>,
     #[serde(default)]
     columns: BTreeMap<String, ColumnRule>,
 }
@@ -99,7 +109,8 @@ pub fn load(dir: &Path, bronze: &[BronzeTable]) -> Result<Vec<SilverTable>> {
         return Err(Error::config(
             dir.display().to_string(),
             problems.join("\n  "),
-            "fix each file named above; keys: source (a bronze table), key, parent_key, and \
+            "fix each file named above; keys: source (a bronze table), key, parent_key, \
+             partition_by (a partition key of the bronze table), unique (JSON paths), and \
              [columns.\"<json.path>\"] tables with rename, type (bool, int, float, string, \
              json), parse (spotify_release_date, date, timestamp), list and drop",
         ));
@@ -147,6 +158,39 @@ fn parse(path: &Path, bronze: &[BronzeTable]) -> std::result::Result<SilverTable
             problems.push(format!("[columns.{path:?}]: {problem}"));
         }
     }
+    let bronze_keys: Vec<&str> = origin
+        .partition_by
+        .of(chrono::DateTime::UNIX_EPOCH)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if let Some(key) = &file.partition_by
+        && !bronze_keys.contains(&key.as_str())
+    {
+        problems.push(format!(
+            "partition_by {key:?} is not a partition key of bronze.{source} (it has: {})",
+            if bronze_keys.is_empty() {
+                "none".to_string()
+            } else {
+                bronze_keys.join(", ")
+            }
+        ));
+    }
+    if !file.unique.is_empty() && file.partition_by.is_none() {
+        problems.push(
+            "unique needs partition_by: rows alike are found within the partitions a run \
+             rebuilds, so the partition must follow from the unique fields (like event_date \
+             from event_ts)"
+                .into(),
+        );
+    }
+    for path in &file.unique {
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            problems.push(format!(
+                "unique {path:?}: a path is JSON keys joined by dots, like user_id"
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -156,6 +200,8 @@ fn parse(path: &Path, bronze: &[BronzeTable]) -> std::result::Result<SilverTable
         key,
         parent_key,
         columns: file.columns,
+        partition_by: file.partition_by,
+        unique: file.unique,
         file: path.to_path_buf(),
     })
 }
@@ -207,7 +253,7 @@ fn singular(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bronze::Partitioning;
+    use crate::bronze::{BronzeSource, Partitioning};
     use crate::definitions::tests::dir_with;
     use crate::landing::Collection;
 
@@ -219,9 +265,11 @@ mod tests {
         .into_iter()
         .map(|(name, source, key)| BronzeTable {
             name: name.into(),
-            source,
+            source: BronzeSource::Collection(source),
             key: key.into(),
             partition_by: Partitioning::IngestDate,
+            event_time: None,
+            required: Vec::new(),
             file: PathBuf::from(format!("bronze/{name}.toml")),
         })
         .collect()

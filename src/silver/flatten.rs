@@ -778,19 +778,33 @@ fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
             Json::String(s) => Val::Str(s),
             other => Val::Text(json_text(other), Kind::String),
         },
+        // Text that spells the declared type converts (CSV files carry
+        // every value as text).
         Declared::Bool => match value {
             Json::Static(StaticNode::Bool(b)) => Val::Bool(*b),
+            Json::String(s) => match s.trim() {
+                "true" | "TRUE" | "True" => Val::Bool(true),
+                "false" | "FALSE" | "False" => Val::Bool(false),
+                _ => mismatch(value),
+            },
             _ => mismatch(value),
         },
         Declared::Int => match value {
             Json::Static(StaticNode::I64(i)) => Val::Int(*i),
             Json::Static(StaticNode::U64(u)) => i64::try_from(*u).map_or(mismatch(value), Val::Int),
+            Json::String(s) => s.trim().parse().map_or(mismatch(value), Val::Int),
             _ => mismatch(value),
         },
         Declared::Float => match value {
             Json::Static(StaticNode::I64(i)) => Val::Float(*i as f64),
             Json::Static(StaticNode::U64(u)) => Val::Float(*u as f64),
             Json::Static(StaticNode::F64(f)) => Val::Float(*f),
+            Json::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map_or(mismatch(value), Val::Float),
             _ => mismatch(value),
         },
     }

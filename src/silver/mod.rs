@@ -48,6 +48,21 @@ const UNIT_ROWS: usize = 16_384;
 /// The columns of bronze a run reads.
 const BRONZE_VERSION: [&str; 2] = ["ingested_at", "content_hash"];
 
+/// What a run derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// What bronze files added since the last run: the normal run.
+    New,
+    /// Everything, from all of bronze.
+    Full,
+    /// For a partitioned table, rebuild the date partitions overlapping
+    /// `[from, to)` (a backfill); other tables take what is new.
+    Interval {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
 /// What one silver run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SilverReport {
@@ -64,6 +79,12 @@ pub struct SilverReport {
     pub versions_read: u64,
     /// Keys whose rows this run re-derived.
     pub keys_changed: u64,
+    /// For a partitioned table: the partitions this run rebuilt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions_rebuilt: Vec<String>,
+    /// Rows dropped for matching another on the `unique` fields.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates_dropped: u64,
     /// Flattening passes (2 when new paths disagreed on their type and the
     /// run decided the types before flattening again).
     pub passes: u32,
@@ -118,6 +139,10 @@ struct Selection {
     newest: Stamp,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn key_hash(key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(key.as_bytes())
 }
@@ -140,7 +165,7 @@ impl Silver {
         &self,
         def: &SilverTable,
         bronze: &BronzeTable,
-        full_refresh: bool,
+        scope: Scope,
         run_id: &str,
     ) -> Result<SilverReport> {
         let lock = format!("{LAYER}.{}", def.name);
@@ -150,7 +175,7 @@ impl Silver {
             run_id,
             self.clock.now(),
             LOCK_LEASE,
-            async |_| self.run_locked(def, bronze, full_refresh, run_id).await,
+            async |_| self.run_locked(def, bronze, scope, run_id).await,
         )
         .await
     }
@@ -159,9 +184,10 @@ impl Silver {
         &self,
         def: &SilverTable,
         bronze: &BronzeTable,
-        full_refresh: bool,
+        scope: Scope,
         run_id: &str,
     ) -> Result<SilverReport> {
+        let full_refresh = scope == Scope::Full;
         let now = self.clock.now();
         let root = self.lake.table(LAYER, &def.name);
         let root_txn = root.begin(run_id, now).await?;
@@ -191,20 +217,63 @@ impl Silver {
 
         let bronze_table = self.lake.table(crate::bronze::LAYER, &bronze.name);
         let bronze_snapshot = bronze_table.snapshot().await?;
+        // A partitioned table rebuilds whole partitions: every bronze file
+        // of each partition that new files (or the interval) touch.
+        let rebuild: Option<(&str, BTreeSet<String>)> = def.partition_by.as_deref().map(|key| {
+            let mut touched: BTreeSet<String> = bronze_snapshot
+                .files
+                .iter()
+                .filter(|f| match scope {
+                    _ if full => true,
+                    Scope::Full => true,
+                    Scope::New => !consumed.contains(&f.path),
+                    Scope::Interval { from, to } => {
+                        f.partition.get(key).is_none_or(|v| overlaps(v, from, to))
+                    }
+                })
+                .filter_map(|f| f.partition.get(key).cloned())
+                .collect();
+            if !full && scope == Scope::New {
+                let present: BTreeSet<&str> = bronze_snapshot
+                    .files
+                    .iter()
+                    .map(|f| f.path.as_str())
+                    .collect();
+                touched.extend(
+                    consumed
+                        .iter()
+                        .filter(|p| !present.contains(p.as_str()))
+                        .filter_map(|p| partition_in_path(p, key)),
+                );
+            }
+            (key, touched)
+        });
         let inputs: Vec<&DataFile> = bronze_snapshot
             .files
             .iter()
-            .filter(|f| full || !consumed.contains(&f.path))
+            .filter(|f| match &rebuild {
+                Some((key, touched)) => f.partition.get(*key).is_some_and(|v| touched.contains(v)),
+                None => full || !consumed.contains(&f.path),
+            })
             .collect();
         let mut report = SilverReport {
             table: def.name.clone(),
             run_id: run_id.into(),
-            mode: if full { "full_refresh" } else { "incremental" },
+            mode: match scope {
+                _ if full => "full_refresh",
+                Scope::Interval { .. } if rebuild.is_some() => "interval",
+                _ => "incremental",
+            },
             full_refresh_reason,
             version: None,
             bronze_files_read: inputs.len(),
             versions_read: 0,
             keys_changed: 0,
+            partitions_rebuilt: rebuild
+                .as_ref()
+                .map(|(_, touched)| touched.iter().cloned().collect())
+                .unwrap_or_default(),
+            duplicates_dropped: 0,
             passes: 0,
             tables: BTreeMap::new(),
             drift: Drift::default(),
@@ -236,7 +305,12 @@ impl Silver {
         // Inputs that all came after the newest version silver holds cannot
         // lose to it; otherwise (a bronze interval rewrite) compare.
         let newest = newest_held.unwrap_or(Stamp::MIN).max(selection.newest);
-        if !full && newest_held.is_none_or(|held| held >= selection.oldest) {
+        if !def.unique.is_empty() {
+            report.duplicates_dropped = drop_alike(def, &files, &mut selection).await?;
+        }
+        // A partitioned table replaces whole partitions, so it keeps no old
+        // rows to compare with.
+        if !full && rebuild.is_none() && newest_held.is_none_or(|held| held >= selection.oldest) {
             let quarantine = schema::Naming::new(def).quarantine_table();
             for name in [def.name.clone(), quarantine] {
                 let txn = txns.get(&name).await?;
@@ -247,16 +321,31 @@ impl Silver {
         let files = Arc::new(files);
         let emit = Arc::new(std::mem::take(&mut selection.emit));
 
+        // Each input's rows go to its partition of this table.
+        let parts: Arc<Vec<Partition>> = Arc::new(
+            inputs
+                .iter()
+                .map(|f| match &rebuild {
+                    Some((key, _)) => vec![(key.to_string(), f.partition[*key].clone())],
+                    None => Vec::new(),
+                })
+                .collect(),
+        );
+        let inputs = Inputs {
+            files: files.clone(),
+            parts,
+            emit,
+        };
         let mut plan = Plan::new(def.clone(), &prior);
         let mut pass = self
-            .flatten(Arc::new(plan), &files, &bronze.key, &emit, &txns)
+            .flatten(Arc::new(plan), &inputs, &bronze.key, &txns)
             .await?;
         report.passes = 1;
         if pass.conflicts > 0 {
             let decided = decide(def, &prior, &pass.observed);
             plan = Plan::new(def.clone(), &decided);
             pass = self
-                .flatten(Arc::new(plan), &files, &bronze.key, &emit, &txns)
+                .flatten(Arc::new(plan), &inputs, &bronze.key, &txns)
                 .await?;
             report.passes = 2;
         }
@@ -297,13 +386,12 @@ impl Silver {
         for (name, shape) in &targets {
             let mut txn = txns.remove(name).expect("every target was begun");
             let written: Vec<&Written> = pass.written.iter().filter(|w| &w.table == name).collect();
-            let changed_files = publish_table(
-                &mut txn,
-                shape.as_ref(),
-                &written,
-                if full { None } else { Some(&changed) },
-            )
-            .await?;
+            let replace = match &rebuild {
+                _ if full => Replace::All,
+                Some((key, touched)) => Replace::Partitions(key, touched),
+                None => Replace::Keys(&changed),
+            };
+            let changed_files = publish_table(&mut txn, shape.as_ref(), &written, replace).await?;
             if changed_files || name == &def.name {
                 commits.push((name.clone(), shape.is_some(), txn));
             } else if shape.is_some() {
@@ -366,13 +454,13 @@ impl Silver {
     async fn flatten(
         &self,
         plan: Arc<Plan>,
-        files: &Arc<Vec<Arc<ParquetFile>>>,
+        inputs: &Inputs,
         bronze_key: &str,
-        emit: &Arc<Vec<Vec<bool>>>,
         txns: &Txns,
     ) -> Result<Pass> {
+        let emit = &inputs.emit;
         let mut units = VecDeque::new();
-        for (f, file) in files.iter().enumerate() {
+        for (f, file) in inputs.files.iter().enumerate() {
             let mut offset = 0usize;
             for (g, rows) in file.row_group_rows().into_iter().enumerate() {
                 let rows = rows as usize;
@@ -396,8 +484,7 @@ impl Silver {
         for _ in 0..self.workers {
             let worker = Worker {
                 plan: plan.clone(),
-                files: files.clone(),
-                emit: emit.clone(),
+                inputs: inputs.clone(),
                 queue: queue.clone(),
                 txns: txns.clone(),
                 quarantine: schema::Naming::new(&plan.def).quarantine_table(),
@@ -436,10 +523,21 @@ struct Unit {
     offset: usize,
 }
 
+/// A partition's keys and values (empty for an unpartitioned table).
+type Partition = Vec<(String, String)>;
+
+/// The bronze files a run reads, which of their rows it flattens, and the
+/// partition each one's rows go to.
+#[derive(Clone)]
+struct Inputs {
+    files: Arc<Vec<Arc<ParquetFile>>>,
+    parts: Arc<Vec<Partition>>,
+    emit: Arc<Vec<Vec<bool>>>,
+}
+
 struct Worker {
     plan: Arc<Plan>,
-    files: Arc<Vec<Arc<ParquetFile>>>,
-    emit: Arc<Vec<Vec<bool>>>,
+    inputs: Inputs,
     queue: Arc<Mutex<VecDeque<Unit>>>,
     txns: Txns,
     quarantine: String,
@@ -453,9 +551,9 @@ struct WorkerOut {
     quarantined: u64,
 }
 
-/// The files a worker has open, one per table.
+/// The files a worker has open, one per table and partition.
 struct Writers {
-    open: HashMap<String, (FileWriter, String)>,
+    open: HashMap<(String, Partition), (FileWriter, String)>,
     written: Vec<Written>,
 }
 
@@ -463,31 +561,32 @@ impl Writers {
     async fn write(
         &mut self,
         txns: &Txns,
-        table: &str,
+        (table, partition): (&str, &Partition),
         fingerprint: &str,
         batch: &RecordBatch,
     ) -> Result<()> {
-        if self.open.get(table).is_some_and(|(_, f)| f != fingerprint) {
-            self.close(table).await?;
+        let at = (table.to_string(), partition.clone());
+        if self.open.get(&at).is_some_and(|(_, f)| f != fingerprint) {
+            self.close(&at).await?;
         }
-        if !self.open.contains_key(table) {
-            let writer = txns.create_file(table, batch.schema()).await?;
-            self.open.insert(table.into(), (writer, fingerprint.into()));
+        if !self.open.contains_key(&at) {
+            let writer = txns.create_file(table, batch.schema(), partition).await?;
+            self.open.insert(at.clone(), (writer, fingerprint.into()));
         }
-        let (writer, _) = self.open.get_mut(table).expect("opened above");
+        let (writer, _) = self.open.get_mut(&at).expect("opened above");
         writer.write(batch).await?;
         if writer.is_full() {
-            self.close(table).await?;
+            self.close(&at).await?;
         }
         Ok(())
     }
 
-    async fn close(&mut self, table: &str) -> Result<()> {
-        if let Some((mut writer, fingerprint)) = self.open.remove(table) {
+    async fn close(&mut self, at: &(String, Partition)) -> Result<()> {
+        if let Some((mut writer, fingerprint)) = self.open.remove(at) {
             writer.set_stat("schema", json!(fingerprint));
             let file = writer.finish().await?;
             self.written.push(Written {
-                table: table.into(),
+                table: at.0.clone(),
                 fingerprint,
                 file,
             });
@@ -496,9 +595,9 @@ impl Writers {
     }
 
     async fn finish(mut self) -> Result<Vec<Written>> {
-        let tables: Vec<String> = self.open.keys().cloned().collect();
-        for table in tables {
-            self.close(&table).await?;
+        let open: Vec<(String, Partition)> = self.open.keys().cloned().collect();
+        for at in open {
+            self.close(&at).await?;
         }
         Ok(self.written)
     }
@@ -520,13 +619,14 @@ impl Worker {
         loop {
             let unit = self.queue.lock().expect("queue lock").pop_front();
             let Some(unit) = unit else { break };
-            let file = &self.files[unit.file];
+            let file = &self.inputs.files[unit.file];
+            let partition = &self.inputs.parts[unit.file];
             let slice = (unit.group, unit.rows.clone());
             let mut stream = file.read(Some(slice), Some(&columns), BATCH_ROWS)?;
             let mut offset = unit.offset;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
-                let emit = &self.emit[unit.file];
+                let emit = &self.inputs.emit[unit.file];
                 let rows: Vec<usize> = (0..batch.num_rows()).filter(|r| emit[offset + r]).collect();
                 offset += batch.num_rows();
                 if rows.is_empty() {
@@ -554,13 +654,21 @@ impl Worker {
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                 flattener = Some(f);
                 if let Some(chunk) = chunk {
-                    quarantined += self.write(&mut writers, chunk?).await?;
+                    quarantined += self.write(&mut writers, partition, chunk?).await?;
                 }
+            }
+            // A partitioned table's rows go to the partition of their input,
+            // so what is pending is written before the next unit.
+            if !partition.is_empty() {
+                let mut f = flattener.take().expect("the flattener is back");
+                let chunk = f.chunk();
+                flattener = Some(f);
+                quarantined += self.write(&mut writers, partition, chunk?).await?;
             }
         }
         let mut f = flattener.take().expect("the flattener is back");
         let chunk = f.chunk();
-        quarantined += self.write(&mut writers, chunk?).await?;
+        quarantined += self.write(&mut writers, &Vec::new(), chunk?).await?;
         Ok(WorkerOut {
             written: writers.finish().await?,
             observed: f.observed(),
@@ -572,11 +680,20 @@ impl Worker {
     async fn write(
         &self,
         writers: &mut Writers,
+        partition: &Partition,
         (tables, quarantine): (Vec<TableBatch>, Option<RecordBatch>),
     ) -> Result<u64> {
         for t in tables {
+            if t.batch.num_rows() == 0 {
+                continue;
+            }
             writers
-                .write(&self.txns, &t.shape.name, &t.shape.fingerprint, &t.batch)
+                .write(
+                    &self.txns,
+                    (&t.shape.name, partition),
+                    &t.shape.fingerprint,
+                    &t.batch,
+                )
                 .await?;
         }
         let Some(batch) = quarantine else {
@@ -584,7 +701,12 @@ impl Worker {
         };
         let fingerprint = schema::fingerprint(&batch.schema());
         writers
-            .write(&self.txns, &self.quarantine, &fingerprint, &batch)
+            .write(
+                &self.txns,
+                (&self.quarantine, partition),
+                &fingerprint,
+                &batch,
+            )
             .await?;
         Ok(batch.num_rows() as u64)
     }
@@ -643,9 +765,18 @@ impl Txns {
         }))
     }
 
-    async fn create_file(&self, table: &str, schema: SchemaRef) -> Result<FileWriter> {
+    async fn create_file(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        partition: &Partition,
+    ) -> Result<FileWriter> {
         let payload = payload(&schema);
-        self.get(table).await?.create_file(&[], schema, payload)
+        let parts: Vec<(&str, String)> = partition
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        self.get(table).await?.create_file(&parts, schema, payload)
     }
 
     fn into_inner(self) -> BTreeMap<String, Transaction> {
@@ -753,18 +884,28 @@ async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str
     Ok(())
 }
 
+/// Which old rows of a table a run replaces.
+#[derive(Clone, Copy)]
+enum Replace<'a> {
+    /// Every row (a full refresh).
+    All,
+    /// The rows of the re-derived keys.
+    Keys(&'a HashSet<u128>),
+    /// Every row of these partitions (under this key).
+    Partitions(&'a str, &'a BTreeSet<String>),
+}
+
 /// Bring one table of the family to its new version in `txn`: files whose
-/// rows belong to re-derived keys (or whose columns are out of date) are
-/// rewritten without those rows and in the current shape, the run's own
-/// files are added (reshaped if they were written in an older shape).
-/// `changed` is `None` on a full refresh, which drops every old file; a
-/// table without a shape has left the family and loses every file.
-/// Returns whether the table changed.
+/// rows are replaced (or whose columns are out of date) are rewritten
+/// without those rows and in the current shape, the run's own files are
+/// added (reshaped if they were written in an older shape). A table
+/// without a shape has left the family and loses every file. Returns
+/// whether the table changed.
 async fn publish_table(
     txn: &mut Transaction,
     shape: Option<&(SchemaRef, String)>,
     written: &[&Written],
-    changed: Option<&HashSet<u128>>,
+    replace: Replace<'_>,
 ) -> Result<bool> {
     let base: Vec<DataFile> = txn.base().files.clone();
     let Some((schema, fingerprint)) = shape else {
@@ -773,45 +914,68 @@ async fn publish_table(
         }
         return Ok(!base.is_empty());
     };
-    let mut rewrite: Option<FileWriter> = None;
     let mut added = Vec::new();
     let mut touched = !written.is_empty();
     for file in &base {
-        let Some(changed) = changed else {
-            txn.remove(file);
-            touched = true;
-            continue;
-        };
         let stale = file.stats.get("schema") != Some(&json!(fingerprint));
+        let keep: Option<&HashSet<u128>> = match replace {
+            Replace::All => {
+                txn.remove(file);
+                touched = true;
+                continue;
+            }
+            Replace::Partitions(key, rebuilt) => {
+                if file.partition.get(key).is_some_and(|v| rebuilt.contains(v)) {
+                    txn.remove(file);
+                    touched = true;
+                    continue;
+                }
+                None
+            }
+            Replace::Keys(changed) => Some(changed),
+        };
         let parquet = txn.open_base(file).await?;
-        if !stale && !holds_any(&parquet, changed).await? {
+        let holds_replaced = match keep {
+            Some(changed) => holds_any(&parquet, changed).await?,
+            None => false,
+        };
+        if !stale && !holds_replaced {
             continue;
         }
         touched = true;
         txn.remove(file);
+        let mut rewrite = Rewrite::new(file.partition.clone());
         let mut stream = parquet.read(None, None, 8192)?;
         while let Some(batch) = stream.next().await {
-            let batch = keep_rows(&batch?, changed);
+            let batch = batch?;
+            let batch = match keep {
+                Some(changed) => keep_rows(&batch, changed),
+                None => batch,
+            };
             if batch.num_rows() > 0 {
                 let batch = conform(&batch, schema);
-                write_rolling(txn, &mut rewrite, &mut added, schema, &batch, fingerprint).await?;
+                rewrite
+                    .write(txn, &mut added, schema, &batch, fingerprint)
+                    .await?;
             }
         }
+        rewrite.finish(&mut added, fingerprint).await?;
     }
     for w in written {
         if &w.fingerprint == fingerprint {
             added.push(w.file.clone());
             continue;
         }
+        let mut rewrite = Rewrite::new(w.file.partition.clone());
         let parquet = txn.open_staged(&w.file).await?;
         let mut stream = parquet.read(None, None, 8192)?;
         while let Some(batch) = stream.next().await {
             let batch = conform(&batch?, schema);
-            write_rolling(txn, &mut rewrite, &mut added, schema, &batch, fingerprint).await?;
+            rewrite
+                .write(txn, &mut added, schema, &batch, fingerprint)
+                .await?;
         }
-    }
-    if let Some(writer) = rewrite.take() {
-        added.push(finish_writer(writer, fingerprint).await?);
+        rewrite.finish(&mut added, fingerprint).await?;
     }
     for file in added {
         txn.add(file);
@@ -819,28 +983,138 @@ async fn publish_table(
     Ok(touched)
 }
 
-async fn write_rolling(
-    txn: &mut Transaction,
-    writer: &mut Option<FileWriter>,
-    added: &mut Vec<DataFile>,
-    schema: &SchemaRef,
-    batch: &RecordBatch,
-    fingerprint: &str,
-) -> Result<()> {
-    if writer.is_none() {
-        *writer = Some(txn.create_file(&[], schema.clone(), payload(schema))?);
-    }
-    let w = writer.as_mut().expect("opened above");
-    w.write(batch).await?;
-    if w.is_full() {
-        added.push(finish_writer(writer.take().expect("open"), fingerprint).await?);
-    }
-    Ok(())
+/// Rows rewritten into one partition, in files of the lake's size.
+struct Rewrite {
+    partition: BTreeMap<String, String>,
+    writer: Option<FileWriter>,
 }
 
-async fn finish_writer(mut writer: FileWriter, fingerprint: &str) -> Result<DataFile> {
-    writer.set_stat("schema", json!(fingerprint));
-    writer.finish().await
+impl Rewrite {
+    fn new(partition: BTreeMap<String, String>) -> Rewrite {
+        Rewrite {
+            partition,
+            writer: None,
+        }
+    }
+
+    async fn write(
+        &mut self,
+        txn: &mut Transaction,
+        added: &mut Vec<DataFile>,
+        schema: &SchemaRef,
+        batch: &RecordBatch,
+        fingerprint: &str,
+    ) -> Result<()> {
+        if self.writer.is_none() {
+            let parts: Vec<(&str, String)> = self
+                .partition
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            self.writer = Some(txn.create_file(&parts, schema.clone(), payload(schema))?);
+        }
+        let w = self.writer.as_mut().expect("opened above");
+        w.write(batch).await?;
+        if w.is_full() {
+            self.finish(added, fingerprint).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, added: &mut Vec<DataFile>, fingerprint: &str) -> Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.set_stat("schema", json!(fingerprint));
+            added.push(writer.finish().await?);
+        }
+        Ok(())
+    }
+}
+
+/// Whether the date partition value `value` (`YYYY-MM-DD`) overlaps
+/// `[from, to)`; a value that is not a date always does.
+fn overlaps(value: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") else {
+        return true;
+    };
+    let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    start < to && start + TimeDelta::days(1) > from
+}
+
+/// The value of partition `key` in a file path (`event_date=…/part-….parquet`).
+fn partition_in_path(path: &str, key: &str) -> Option<String> {
+    path.split('/')
+        .find_map(|part| part.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
+/// Of selected rows alike on every `unique` path, keep the one with the
+/// smallest key; returns how many were dropped. Values are compared as
+/// JSON, and as instants where the definition parses the path as a
+/// timestamp (so `…Z` and `…+00:00` are alike).
+async fn drop_alike(
+    def: &SilverTable,
+    files: &[Arc<ParquetFile>],
+    selection: &mut Selection,
+) -> Result<u64> {
+    let columns = [def.key.as_str(), "doc"];
+    let mut kept: HashMap<u128, (String, usize, usize)> = HashMap::new();
+    let mut dropped = 0u64;
+    for (f, file) in files.iter().enumerate() {
+        let mut stream = file.read(None, Some(&columns), 8192)?;
+        let mut row = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let keys = batch.column(0).as_string::<i32>();
+            let docs = batch.column(1).as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                let at = row + r;
+                if !selection.emit[f][at] {
+                    continue;
+                }
+                let identity = identity(def, docs.value(r));
+                let key = keys.value(r);
+                match kept.get_mut(&identity) {
+                    None => {
+                        kept.insert(identity, (key.to_string(), f, at));
+                    }
+                    Some(held) => {
+                        dropped += 1;
+                        let loser = if key < held.0.as_str() {
+                            std::mem::replace(held, (key.to_string(), f, at))
+                        } else {
+                            (key.to_string(), f, at)
+                        };
+                        selection.emit[loser.1][loser.2] = false;
+                        selection.keys.remove(&key_hash(&loser.0));
+                    }
+                }
+            }
+            row += batch.num_rows();
+        }
+    }
+    Ok(dropped)
+}
+
+/// A hash of a document's values at the `unique` paths.
+fn identity(def: &SilverTable, doc: &str) -> u128 {
+    let value: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
+    let mut text = String::new();
+    for path in &def.unique {
+        let found = path
+            .split('.')
+            .try_fold(&value, |v, k| v.get(k))
+            .unwrap_or(&serde_json::Value::Null);
+        let timestamp = def.columns.get(path).and_then(|r| r.parse) == Some(Parser::Timestamp);
+        match found.as_str().filter(|_| timestamp) {
+            Some(s) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => text.push_str(&t.timestamp_micros().to_string()),
+                Err(_) => text.push_str(&found.to_string()),
+            },
+            None => text.push_str(&found.to_string()),
+        }
+        text.push('\u{1f}');
+    }
+    key_hash(&text)
 }
 
 async fn holds_any(parquet: &ParquetFile, keys: &HashSet<u128>) -> Result<bool> {
@@ -948,8 +1222,8 @@ fn column_kinds(
 /// Identifies what a definition says, so a changed definition rebuilds.
 fn definition_hash(def: &SilverTable) -> String {
     let text = format!(
-        "{}|{}|{}|{:?}",
-        def.source, def.key, def.parent_key, def.columns
+        "{}|{}|{}|{:?}|{:?}|{:?}",
+        def.source, def.key, def.parent_key, def.columns, def.partition_by, def.unique
     );
     format!("{:016x}", short_hash(&text))
 }

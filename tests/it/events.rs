@@ -9,16 +9,22 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-struct Lake {
-    dir: tempfile::TempDir,
+/// A deployment in a temporary folder, driven through the CLI.
+pub struct Lake {
+    pub dir: tempfile::TempDir,
 }
 
 impl Lake {
-    /// A lake whose silver.tracks holds a generated catalog.
-    fn with_catalog() -> Lake {
-        let lake = Lake {
+    /// An empty deployment.
+    pub fn new() -> Lake {
+        Lake {
             dir: tempfile::tempdir().unwrap(),
-        };
+        }
+    }
+
+    /// A lake whose silver.tracks holds a generated catalog.
+    pub fn with_catalog() -> Lake {
+        let lake = Lake::new();
         let data = lake.dir.path().join("data");
         lake.ok(&[
             "generate",
@@ -37,18 +43,24 @@ impl Lake {
         lake
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_soundlake"))
+    /// `soundlake <args>` in the deployment's folder, on the shipped
+    /// definitions.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_soundlake"));
+        command
             .env_clear()
             .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
             .env("SOUNDLAKE_LOG", "warn")
             .current_dir(self.dir.path())
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        command
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -58,7 +70,7 @@ impl Lake {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn landing(&self) -> std::path::PathBuf {
+    pub fn landing(&self) -> std::path::PathBuf {
         self.dir.path().join("lake/landing/events")
     }
 

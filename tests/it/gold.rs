@@ -14,7 +14,7 @@ use soundlake::clock::SharedClock;
 use soundlake::config::LakeSettings;
 use soundlake::gold::{self, Gold, GoldModel};
 use soundlake::lake::Lake;
-use soundlake::silver::Silver;
+use soundlake::silver::{Scope, Silver};
 use soundlake::sim::SimOptions;
 use soundlake::spotify::{AppMode, SpotifySettings};
 
@@ -61,7 +61,7 @@ impl Catalog {
         let job = Silver::new(setup.store.clone(), lake.clone(), clock.clone());
         for def in &silver_defs {
             let source = bronze_defs.iter().find(|b| b.name == def.source).unwrap();
-            job.run(def, source, false, "silver").await.unwrap();
+            job.run(def, source, Scope::New, "silver").await.unwrap();
         }
         let models = shipped_models();
         let catalog = Catalog {

@@ -16,6 +16,7 @@ mod governor;
 mod import;
 mod lake;
 mod landing;
+mod listening;
 mod orchestrator;
 mod silver;
 mod simulator;

@@ -20,7 +20,7 @@ fn shipped() -> &'static Path {
 /// A copy of the shipped definitions to break.
 fn copy_of_shipped() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for folder in ["bronze", "silver", "pipelines"] {
+    for folder in ["bronze", "silver", "gold", "pipelines"] {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap();
         for entry in std::fs::read_dir(shipped().join(folder)).unwrap() {
             let entry = entry.unwrap();
@@ -48,16 +48,18 @@ fn the_shipped_definitions_validate_list_and_draw() {
     let (code, out, err) = output(soundlake(shipped()).arg("validate"));
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("5 bronze tables, 5 silver tables, 12 gold models, 1 pipelines (23 tasks)"),
+        out.contains("6 bronze tables, 6 silver tables, 22 gold models, 2 pipelines (35 tasks)"),
         "{out}"
     );
 
     let (code, out, err) = output(soundlake(shipped()).args(["list", "--json"]));
     assert_eq!(code, Some(0), "{err}");
     let rows: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows[0]["pipeline"], "spotify_catalog");
-    assert_eq!(rows[0]["schedule"], "0 3 * * *");
-    let next = rows[0]["next_fire"].as_str().unwrap();
+    assert_eq!(rows[0]["pipeline"], "listening_events");
+    assert_eq!(rows[0]["schedule"], "15 * * * *");
+    assert_eq!(rows[1]["pipeline"], "spotify_catalog");
+    assert_eq!(rows[1]["schedule"], "0 3 * * *");
+    let next = rows[1]["next_fire"].as_str().unwrap();
     assert!(next.ends_with("T03:00:00Z"), "{next}");
 
     let (code, out, _) = output(soundlake(shipped()).args(["dag", "spotify_catalog"]));
@@ -609,7 +611,9 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
 /// Definitions with one daily pipeline over bronze.tracks and silver.tracks.
 fn tracks_pipeline() -> tempfile::TempDir {
     let dir = copy_of_shipped();
-    std::fs::remove_file(dir.path().join("pipelines/spotify_catalog.toml")).unwrap();
+    for shipped in ["spotify_catalog", "listening_events"] {
+        std::fs::remove_file(dir.path().join(format!("pipelines/{shipped}.toml"))).unwrap();
+    }
     std::fs::write(
         dir.path().join("pipelines/catalog.toml"),
         "schedule = \"0 3 * * *\"\n\
@@ -1260,7 +1264,7 @@ mod daemon {
 
 /// GET `url` until `ready` holds for the body (the daemon is a process on
 /// the real clock: this waits for it, it does not time it).
-async fn poll(url: &str, ready: impl Fn(&str) -> bool) -> String {
+pub async fn poll(url: &str, ready: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(url).await {

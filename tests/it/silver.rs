@@ -18,7 +18,7 @@ use soundlake::bronze::{self, Bronze, BronzeTable, Extract};
 use soundlake::clock::{SharedClock, VirtualClock};
 use soundlake::lake::Lake;
 use soundlake::landing::{self, Batch, Collection, SharedStore};
-use soundlake::silver::{self, Silver, SilverReport, SilverTable};
+use soundlake::silver::{self, Scope, Silver, SilverReport, SilverTable};
 
 use crate::support::{files_ending, kill_when, t0};
 
@@ -144,7 +144,12 @@ impl Env {
         full: bool,
     ) -> SilverReport {
         Silver::new(self.store.clone(), self.lake.clone(), self.shared_clock())
-            .run(def, source, full, "silver-test")
+            .run(
+                def,
+                source,
+                if full { Scope::Full } else { Scope::New },
+                "silver-test",
+            )
             .await
             .unwrap()
     }
@@ -1128,7 +1133,7 @@ async fn a_run_that_dies_between_a_child_commit_and_the_root_commit_converges() 
                 .starts_with("silver/tracks/_soundlake/commits/")
     }));
     let err = Silver::new(env.store.clone(), lake_on(dying), env.shared_clock())
-        .run(&def, &source, false, "dies")
+        .run(&def, &source, Scope::New, "dies")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("the writer died here"), "{err}");

@@ -1,0 +1,548 @@
+//! The listening-events pipeline through the CLI: event files into
+//! bronze.events exactly once (growing files, bad lines, SIGKILL mid-file),
+//! silver.events typed, deduplicated and partitioned by event date (late
+//! events in their day, backfills rebuilding just their days), and the
+//! marts, which DuckDB recomputes independently from silver.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use super::events::Lake;
+use super::support::venv_python;
+
+impl Lake {
+    /// A lake with the whole generated catalog through gold (the marts
+    /// join its dimensions and bridges).
+    fn with_gold_catalog() -> Lake {
+        let lake = Lake::with_catalog();
+        lake.ok(&[
+            "run",
+            "spotify_catalog",
+            "--select",
+            "bronze.*,silver.*,gold.*",
+        ]);
+        lake
+    }
+
+    fn query(&self, sql: &str) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["query", "--format", "json", sql])).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.query(sql)[0]["n"].as_i64().unwrap()
+    }
+
+    fn drop_file(&self, name: &str, text: &str) {
+        std::fs::create_dir_all(self.landing()).unwrap();
+        std::fs::write(self.landing().join(name), text).unwrap();
+    }
+
+    fn append(&self, name: &str, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.landing().join(name))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Parquet files of silver.events by partition folder.
+    fn silver_files(&self) -> BTreeMap<String, Vec<String>> {
+        let root = self.dir.path().join("lake/silver/events");
+        let mut out = BTreeMap::new();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if let Some(day) = name.strip_prefix("event_date=") {
+                let mut files: Vec<String> = std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                    .collect();
+                files.sort();
+                out.insert(day.to_string(), files);
+            }
+        }
+        out
+    }
+}
+
+fn event(id: &str, user: &str, track: &str, kind: &str, ts: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","user_id":"{user}","track_id":"{track}","event_type":"{kind}","event_ts":"{ts}","device":"desktop","country":"DE","city":"Berlin","session_id":"s-{user}"}}"#
+    )
+}
+
+#[test]
+fn events_flow_into_marts_that_duckdb_recomputes_alike() {
+    let lake = Lake::with_gold_catalog();
+    let track = lake.query("SELECT id FROM silver.tracks ORDER BY id LIMIT 1")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lake.ok(&[
+        "generate",
+        "events",
+        "--users",
+        "60",
+        "--events",
+        "12000",
+        "--days",
+        "10",
+        "--end",
+        "2026-11-15",
+        "--seed",
+        "9",
+    ]);
+    // A hand-made file: an event from the 3rd arriving late, the same play
+    // twice under two ids (and once more in another form of its time), a
+    // line of every kind of bad.
+    let late = event("late-1", "u9", &track, "play", "2026-11-03T23:59:59.500Z");
+    let twin_a = event("twin-a", "u9", &track, "skip", "2026-11-14T10:00:00Z");
+    let twin_b = event("twin-b", "u9", &track, "skip", "2026-11-14T10:00:00.000Z");
+    let twin_c = event("twin-c", "u9", &track, "skip", "2026-11-14T11:00:00+01:00");
+    let no_user =
+        r#"{"event_id":"x1","track_id":"t","event_type":"play","event_ts":"2026-11-14T10:00:00Z"}"#;
+    let bad_time = event("x2", "u9", &track, "play", "yesterday");
+    let text = [
+        late.as_str(),
+        &twin_a,
+        "",
+        &twin_b,
+        &twin_c,
+        "{not json",
+        no_user,
+        &bad_time,
+        "[1,2]",
+    ]
+    .join("\n")
+        + "\n";
+    lake.drop_file("extra.ndjson", &text);
+    // The same kind of data as CSV (values are text; silver types them).
+    lake.drop_file(
+        "extra.csv",
+        &format!(
+            "event_id,user_id,track_id,event_type,event_ts,shuffle,device\n\
+             csv-1,u8,{track},play,2026-11-14T09:00:00Z,true,web\n\
+             csv-2,u8,{track},like,2026-11-14T09:01:00Z,false,web\n\
+             csv-3,u8,{track}\n"
+        ),
+    );
+
+    let out = lake.ok(&["run", "listening_events"]);
+    assert!(out.contains("succeeded (12 tasks)"), "{out}");
+
+    // The marts, recomputed by DuckDB from silver alone.
+    let check = std::process::Command::new(venv_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marts_check.py"))
+        .arg(lake.dir.path().join("lake"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(said.matches("rows agree").count(), 10, "{said}");
+
+    // Silver: each event once. The generator's repeats share an id; the
+    // twins are one event under three ids and two spellings of one time.
+    let distinct = 12_000 + 1 + 1 + 2;
+    assert_eq!(
+        lake.count("SELECT count(*) AS n FROM silver.events"),
+        distinct
+    );
+    let twins = lake
+        .query("SELECT event_id FROM silver.events WHERE user_id = 'u9' AND event_type = 'skip'");
+    assert_eq!(twins, [serde_json::json!({"event_id": "twin-a"})]);
+    // The late event sits in its own day, typed.
+    let late = lake.query(
+        "SELECT event_date, CAST(event_ts AS VARCHAR) AS ts FROM silver.events WHERE event_id = 'late-1'",
+    );
+    assert_eq!(late[0]["event_date"], "2026-11-03", "{late:?}");
+    let csv = lake.query("SELECT shuffle, device FROM silver.events WHERE event_id = 'csv-1'");
+    assert_eq!(
+        csv[0]["shuffle"], true,
+        "CSV text typed as the definition says"
+    );
+
+    // Bad lines are in quarantine with their file and line, once.
+    let quarantined =
+        lake.query("SELECT file, line, problem FROM bronze.events_quarantine ORDER BY file, line");
+    let places: Vec<(String, i64)> = quarantined
+        .iter()
+        .map(|q| {
+            (
+                q["file"].as_str().unwrap().to_string(),
+                q["line"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("landing/events/extra.csv".to_string(), 4),
+            ("landing/events/extra.ndjson".to_string(), 6),
+            ("landing/events/extra.ndjson".to_string(), 7),
+            ("landing/events/extra.ndjson".to_string(), 8),
+            ("landing/events/extra.ndjson".to_string(), 9),
+        ]
+    );
+    let problems: Vec<&str> = quarantined
+        .iter()
+        .map(|q| q["problem"].as_str().unwrap())
+        .collect();
+    for (problem, needle) in problems.iter().zip([
+        "fields where the header has 7",
+        "not JSON",
+        "no user_id",
+        "\"yesterday\" is not an RFC 3339 time",
+        "a JSON array is not a record",
+    ]) {
+        assert!(problem.contains(needle), "{problem:?} lacks {needle:?}");
+    }
+
+    // A second run finds nothing new and changes nothing.
+    let before = lake.silver_files();
+    let again = lake.ok(&["bronze", "events"]);
+    assert!(again.contains("no new lines"), "{again}");
+    lake.ok(&["run", "listening_events"]);
+    assert_eq!(lake.silver_files(), before);
+    assert_eq!(
+        lake.count("SELECT count(*) AS n FROM bronze.events_quarantine"),
+        5
+    );
+}
+
+#[test]
+fn growing_files_are_taken_line_by_line_and_odd_files_explained() {
+    let lake = Lake::new();
+    let e = |i: u32| {
+        event(
+            &format!("e{i}"),
+            "u1",
+            "t1",
+            "play",
+            &format!("2026-11-20T10:00:{i:02}Z"),
+        )
+    };
+    // A writer mid-line: the whole lines now, the rest when it is whole.
+    lake.drop_file(
+        "live.ndjson",
+        &format!("{}\n{}\n{}", e(1), e(2), &e(3)[..20]),
+    );
+    lake.drop_file(".hidden.ndjson", &format!("{}\n", e(90)));
+    lake.drop_file("upload.ndjson.tmp", &format!("{}\n", e(91)));
+    lake.drop_file("notes.txt", "not events\n");
+    let first = lake.ok(&["bronze", "events"]);
+    assert!(
+        first.contains("landing/events/live.ndjson: 2 lines"),
+        "{first}"
+    );
+    assert!(
+        first.contains("skipped landing/events/notes.txt: not .ndjson, .jsonl, .json or .csv"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("hidden") && !first.contains(".tmp"),
+        "{first}"
+    );
+
+    lake.append("live.ndjson", &format!("{}\n{}", &e(3)[20..], e(4)));
+    let second = lake.ok(&["bronze", "events"]);
+    assert!(second.contains("live.ndjson: 1 lines"), "{second}");
+    // A last line without a break is whole once the file settled.
+    let settled = lake
+        .command(&["bronze", "events"])
+        .env("SOUNDLAKE__INGEST__SETTLE_SECS", "0")
+        .output()
+        .unwrap();
+    let settled = String::from_utf8_lossy(&settled.stdout);
+    assert!(settled.contains("live.ndjson: 1 lines"), "{settled}");
+
+    // Huge and binary lines are quarantined; the rest of the file is read.
+    let huge = format!(
+        "{{\"event_id\":\"big\",\"pad\":\"{}\"}}",
+        "x".repeat(3 << 20)
+    );
+    let mut mixed = format!("{huge}\n").into_bytes();
+    mixed.extend_from_slice(b"\xff\xfe\x00binary\n");
+    mixed.extend_from_slice(format!("{}\n", e(5)).as_bytes());
+    std::fs::write(lake.landing().join("mixed.ndjson"), mixed).unwrap();
+    let third = lake.ok(&["bronze", "events"]);
+    assert!(third.contains("mixed.ndjson: 1 lines"), "{third}");
+    assert!(third.contains("2 lines quarantined"), "{third}");
+    let problems = lake.ok(&[
+        "query",
+        "--format",
+        "json",
+        "SELECT line, problem, length(text) AS kept FROM bronze.events_quarantine ORDER BY line",
+    ]);
+    let problems: Vec<Value> = serde_json::from_str(&problems).unwrap();
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("longer than")
+    );
+    assert!(
+        problems[0]["kept"].as_i64().unwrap() <= 4096,
+        "only the start is kept"
+    );
+    assert_eq!(problems[1]["problem"], "not UTF-8 text");
+
+    // A file that shrank is left alone, with the reason.
+    std::fs::write(lake.landing().join("live.ndjson"), "{}\n").unwrap();
+    let shrunk = lake.ok(&["bronze", "events"]);
+    assert!(
+        shrunk.contains("skipped landing/events/live.ndjson: shrank"),
+        "{shrunk}"
+    );
+    let ids = lake.ok(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT event_id FROM bronze.events ORDER BY event_id",
+    ]);
+    assert_eq!(
+        ids, "event_id\ne1\ne2\ne3\ne4\ne5\n",
+        "each whole line once"
+    );
+
+    // Bad settings are refused with the key and a fix.
+    let bad = lake
+        .command(&["bronze", "events"])
+        .env("SOUNDLAKE__INGEST__COMMIT_MIB", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("[ingest] commit_mib"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn ingestion_killed_mid_file_loses_and_doubles_no_line() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let lake = Lake::with_catalog();
+    lake.ok(&[
+        "generate",
+        "events",
+        "--users",
+        "300",
+        "--events",
+        "40000",
+        "--days",
+        "1",
+        "--end",
+        "2026-11-20",
+        "--seed",
+        "3",
+    ]);
+    // Bad lines spread through the file.
+    let file = std::fs::read_dir(lake.landing())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for i in (1000..lines.len()).step_by(4000) {
+        lines[i] = format!("garbage {i}");
+    }
+    let bad = lines.iter().filter(|l| l.starts_with("garbage")).count();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    assert!(text.len() > 8 << 20, "the file spans many 1 MiB commits");
+
+    let commits = lake
+        .dir
+        .path()
+        .join("lake/bronze/events/_soundlake/commits");
+    let count = |dir: &Path| std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let ingest = || {
+        let mut c = lake.command(&["bronze", "events"]);
+        c.env("SOUNDLAKE__INGEST__COMMIT_MIB", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        tokio::process::Command::from(c).spawn().unwrap()
+    };
+    // Kill after the 1st, 3rd and 6th commit of the runs so far: each
+    // time the file is part read.
+    for target in [1, 3, 6] {
+        let mut child = ingest();
+        loop {
+            if count(&commits) >= target {
+                child.start_kill().unwrap();
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the ingestion ended before its kill point: {status:?}");
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let status = child.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+    }
+    let status = ingest().wait().await.unwrap();
+    assert!(status.success());
+
+    let rows = lake.ok(&[
+        "query",
+        "--format",
+        "json",
+        "SELECT count(*) AS n, count(DISTINCT endpoint) AS places FROM bronze.events",
+    ]);
+    let rows: Vec<Value> = serde_json::from_str(&rows).unwrap();
+    let expected = (lines.len() - bad) as i64;
+    assert_eq!(rows[0]["n"], expected, "every good line, none twice");
+    assert_eq!(rows[0]["places"], expected);
+    let quarantined = lake.ok(&[
+        "query",
+        "--format",
+        "json",
+        "SELECT count(*) AS n, count(DISTINCT line) AS lines FROM bronze.events_quarantine",
+    ]);
+    let quarantined: Vec<Value> = serde_json::from_str(&quarantined).unwrap();
+    assert_eq!(quarantined[0]["n"], bad as i64);
+    assert_eq!(quarantined[0]["lines"], bad as i64);
+}
+
+#[test]
+fn a_backfill_rebuilds_exactly_the_days_of_its_interval() {
+    let lake = Lake::with_gold_catalog();
+    lake.ok(&[
+        "generate",
+        "events",
+        "--users",
+        "40",
+        "--events",
+        "4000",
+        "--days",
+        "5",
+        "--end",
+        "2026-11-15",
+        "--seed",
+        "4",
+    ]);
+    lake.ok(&["run", "listening_events"]);
+    let before = lake.silver_files();
+    assert!(before.contains_key("2026-11-11") && before.contains_key("2026-11-15"));
+
+    let report: Value = serde_json::from_str(&lake.ok(&[
+        "silver",
+        "events",
+        "--from",
+        "2026-11-12",
+        "--to",
+        "2026-11-14",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        report["tables"][0]["partitions_rebuilt"],
+        serde_json::json!(["2026-11-12", "2026-11-13"])
+    );
+    let after = lake.silver_files();
+    for (day, files) in &before {
+        let rebuilt = ["2026-11-12", "2026-11-13"].contains(&day.as_str());
+        assert_eq!(
+            &after[day] != files,
+            rebuilt,
+            "{day}: {files:?} → {:?}",
+            after[day]
+        );
+    }
+    let rows = |l: &Lake| l.count("SELECT count(*) AS n FROM silver.events");
+    let total = rows(&lake);
+
+    // The pipeline's backfill over two of its hourly intervals (they start
+    // at :15), within the 14th, rebuilds that day alone.
+    let out = lake.ok(&[
+        "backfill",
+        "listening_events",
+        "--from",
+        "2026-11-14T00:15:00Z",
+        "--to",
+        "2026-11-14T02:15:00Z",
+    ]);
+    assert!(out.contains("2 intervals"), "{out}");
+    let backfilled = lake.silver_files();
+    for (day, files) in &after {
+        assert_eq!(&backfilled[day] != files, day == "2026-11-14", "{day}");
+    }
+    assert_eq!(rows(&lake), total, "nothing lost or doubled");
+}
+
+#[tokio::test]
+async fn the_daemon_runs_the_listening_events_pipeline() {
+    let lake = Lake::with_gold_catalog();
+    lake.ok(&[
+        "generate",
+        "events",
+        "--users",
+        "20",
+        "--events",
+        "500",
+        "--days",
+        "2",
+        "--end",
+        "2026-11-15",
+    ]);
+    // The shipped definitions, firing every second.
+    let defs = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["bronze", "silver", "gold", "pipelines"] {
+        std::fs::create_dir(defs.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                defs.path().join(folder).join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::remove_file(defs.path().join("pipelines/spotify_catalog.toml")).unwrap();
+    let pipeline = defs.path().join("pipelines/listening_events.toml");
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("schedule = \"15 * * * *\"", "schedule = \"* * * * * *\"");
+    std::fs::write(&pipeline, text).unwrap();
+
+    let mut daemon = tokio::process::Command::from(lake.command(&["daemon"]));
+    daemon
+        .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = daemon.spawn().unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut first = String::new();
+    tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let status = super::orchestrator::poll(&format!("{base}/status.json"), |s| {
+        serde_json::from_str::<Value>(s)
+            .is_ok_and(|v| v["pipelines"][0]["runs"]["succeeded"].as_u64().unwrap_or(0) >= 1)
+    })
+    .await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["pipelines"][0]["name"], "listening_events");
+    child.kill().await.unwrap();
+    assert!(lake.count("SELECT count(*) AS n FROM gold.mart_track_engagement") > 0);
+}
