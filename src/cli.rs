@@ -573,6 +573,19 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
     let defs = crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?;
     let chosen = select_tables("silver", &defs, |d| &d.name, &args.tables)?;
     let (store, clock, lake) = open_deployment(settings).await?;
+    if args.from.is_some()
+        && let Some(def) = chosen.iter().find(|d| d.partition_by.is_none())
+    {
+        return Err(Error::config(
+            def.file.display().to_string(),
+            format!(
+                "silver.{} is not partitioned, and --from/--to rebuild partitions",
+                def.name
+            ),
+            "give --from/--to only for tables with partition_by (like silver.events); \
+             rebuild the others with --full-refresh",
+        ));
+    }
     let scope = match (args.full_refresh, args.from) {
         (true, _) => Scope::Full,
         (false, Some(from)) => Scope::Interval {
@@ -628,9 +641,31 @@ const DEMO_STAGES: [(&str, &str); 4] = [
     ("silver", "silver.*"),
     ("gold", "gold.*"),
 ];
-const DEMO_QUERY: &str = "SELECT a.name, count(*) AS tracks \
-    FROM gold.bridge_track_artist b JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
-    GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5";
+const DEMO_EVENTS_PIPELINE: &str = "listening_events";
+/// A fortnight of listening for the demo, ending on a fixed day so every
+/// demo builds the same marts.
+const DEMO_EVENTS: crate::events::EventOptions = crate::events::EventOptions {
+    users: 300,
+    events: 30_000,
+    days: 14,
+    end: chrono::NaiveDate::from_ymd_opt(2026, 11, 15).expect("a date"),
+    seed: 42,
+    format: crate::events::Format::Ndjson,
+};
+const DEMO_QUERIES: [(&str, &str); 2] = [
+    (
+        "The artists with the most tracks",
+        "SELECT a.name, count(*) AS tracks \
+         FROM gold.bridge_track_artist b JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
+         GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5",
+    ),
+    (
+        "The most played tracks of the fortnight",
+        "SELECT t.name, e.plays, e.listeners, round(e.skip_rate, 2) AS skip_rate \
+         FROM gold.mart_track_engagement e JOIN gold.dim_track t ON t.track_key = e.track_key \
+         ORDER BY e.plays DESC, t.name LIMIT 5",
+    ),
+];
 
 async fn demo(settings: &crate::config::Settings) -> Result<()> {
     use crate::orchestrator::{RunOptions, Runner};
@@ -672,38 +707,26 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
         settings.crawl.artists_file.display(),
         settings.spotify.mode
     );
+    let stages = DEMO_STAGES.len() + 1;
     for (i, (stage, select)) in DEMO_STAGES.iter().enumerate() {
         let selected = pipeline
             .dag
             .select(select)
             .map_err(|problem| Error::config(DEMO_PIPELINE, problem, "restore pipelines/"))?;
-        eprintln!(
-            "[{}/{}] {stage}: {} tasks…",
-            i + 1,
-            DEMO_STAGES.len(),
-            selected.len()
-        );
-        let started = std::time::Instant::now();
-        let report = runner
-            .run(
-                pipeline,
-                &selected,
-                &options,
-                &run_id(DEMO_PIPELINE, clock.now()),
-            )
-            .await?;
-        if !report.succeeded() {
-            eprint!("{}", crate::orchestrator::render(&report));
-            return Err(run_failed(&report));
-        }
-        eprintln!(
-            "[{}/{}] {stage}: done in {:.1} s",
-            i + 1,
-            DEMO_STAGES.len(),
-            started.elapsed().as_secs_f64()
-        );
+        let label = format!("[{}/{stages}] {stage}", i + 1);
+        demo_stage((&runner, &clock), pipeline, &selected, &options, &label).await?;
     }
     sim.stop().await;
+
+    // The second pipeline on synthetic listening over the catalog just built.
+    let events = crate::events::generate(&lake, &DEMO_EVENTS).await?;
+    let listening = defs.pipeline(DEMO_EVENTS_PIPELINE)?;
+    let all = listening.dag.ids().map(str::to_string).collect();
+    let label = format!(
+        "[{stages}/{stages}] {} listening events of {} days",
+        events.events, DEMO_EVENTS.days
+    );
+    demo_stage((&runner, &clock), listening, &all, &options, &label).await?;
 
     println!("Built from {} artists:", names.len());
     for layer in [crate::silver::LAYER, crate::gold::LAYER] {
@@ -713,24 +736,53 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
         }
     }
     let engine = crate::sql::Engine::open(&lake).await?;
-    let (schema, batches) = engine.collect("the demo query", DEMO_QUERY).await?;
-    println!("\nThe artists with the most tracks:\n  soundlake query \"{DEMO_QUERY}\"");
-    crate::sql::output::write(
-        &mut std::io::stdout().lock(),
-        crate::sql::output::Format::Table,
-        &schema,
-        &batches,
-    )?;
+    for (title, query) in DEMO_QUERIES {
+        let (schema, batches) = engine.collect("the demo query", query).await?;
+        println!("\n{title}:\n  soundlake query \"{query}\"");
+        crate::sql::output::write(
+            &mut std::io::stdout().lock(),
+            crate::sql::output::Format::Table,
+            &schema,
+            &batches,
+        )?;
+    }
     println!(
         "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
          Next:\n  \
          soundlake query \"DESCRIBE gold.dim_track\"\n  \
          soundlake ddl --engine duckdb      # or trino, dremio, spark\n  \
          soundlake dag spotify_catalog\n  \
+         soundlake generate events --users 1000 --events 100000 --days 30 && soundlake run listening_events\n  \
          SPOTIFY_CLIENT_ID=… SPOTIFY_CLIENT_SECRET=… soundlake run spotify_catalog   # the real API",
         lake.describe(),
         crate::secret::redact_url(&settings.landing.url)
     );
+    Ok(())
+}
+
+/// Run `selected` tasks of `pipeline` for the demo, saying how long they took.
+async fn demo_stage(
+    (runner, clock): (&crate::orchestrator::Runner, &clock::SharedClock),
+    pipeline: &crate::orchestrator::Pipeline,
+    selected: &std::collections::BTreeSet<String>,
+    options: &crate::orchestrator::RunOptions,
+    label: &str,
+) -> Result<()> {
+    eprintln!("{label}: {} tasks…", selected.len());
+    let started = std::time::Instant::now();
+    let report = runner
+        .run(
+            pipeline,
+            selected,
+            options,
+            &run_id(&pipeline.name, clock.now()),
+        )
+        .await?;
+    if !report.succeeded() {
+        eprint!("{}", crate::orchestrator::render(&report));
+        return Err(run_failed(&report));
+    }
+    eprintln!("{label}: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

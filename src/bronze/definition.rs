@@ -27,6 +27,9 @@ pub struct BronzeTable {
     /// For a files source: top-level fields every record must carry (not
     /// null, not empty); a line without one goes to quarantine.
     pub required: Vec<String>,
+    /// For a files source: a landing collection every record taken is also
+    /// upserted into (by key), for deployments that collect events there.
+    pub copy_to_landing: Option<Collection>,
     /// Where the definition was read from, for messages.
     pub file: PathBuf,
 }
@@ -128,6 +131,7 @@ struct File {
     event_time: Option<String>,
     #[serde(default)]
     required: Vec<String>,
+    copy_to_landing: Option<Collection>,
 }
 
 fn default_key() -> String {
@@ -189,10 +193,14 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
         ));
     }
     let files = matches!(file.source, Source::Files(_));
-    if !files && (file.event_time.is_some() || !file.required.is_empty()) {
+    if !files
+        && (file.event_time.is_some()
+            || !file.required.is_empty()
+            || file.copy_to_landing.is_some())
+    {
         return Err(
-            "event_time and required are for a files source; a landing collection \
-                    is partitioned by ingest time and holds whole API objects"
+            "event_time, required and copy_to_landing are for a files source; a landing \
+             collection is partitioned by ingest time and holds whole API objects"
                 .into(),
         );
     }
@@ -222,6 +230,7 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
         partition_by,
         event_time: file.event_time,
         required: file.required,
+        copy_to_landing: file.copy_to_landing,
         file: path.to_path_buf(),
     })
 }
@@ -274,7 +283,7 @@ mod tests {
             "must name a folder inside the lake",
             "h.toml: line 1",
             "a files source is { files =",
-            "i.toml: event_time and required are for a files source",
+            "i.toml: event_time, required and copy_to_landing are for a files source",
             "j.toml: partition_by = \"event_hour\" needs event_time",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");

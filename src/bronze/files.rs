@@ -29,10 +29,12 @@ use crate::clock::SharedClock;
 use crate::config::IngestSettings;
 use crate::error::Result;
 use crate::lake::{DataFile, Lake, ObjectInfo, Table, Transaction};
-use crate::landing::{SharedStore, Stamp, lease};
+use crate::landing::{Batch, Collection, SharedStore, Stamp, lease};
 
 /// A line longer than this is quarantined (only its start is kept).
 const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Documents per upsert into a landing collection.
+const LANDING_BATCH: usize = 1000;
 /// How much of a quarantined line is kept.
 const KEPT_TEXT_BYTES: usize = 4096;
 
@@ -542,6 +544,9 @@ impl FilesRun<'_> {
             writer.write(&batch).await?;
             qtxn.add(writer.finish().await?);
         }
+        if let Some(collection) = self.def.copy_to_landing {
+            self.copy_to_landing(collection, &pending).await?;
+        }
         let mut qprops = Map::new();
         qprops.insert("files".into(), json!(qmarks));
         qtxn.commit("append", qprops, self.now).await?;
@@ -563,6 +568,37 @@ impl FilesRun<'_> {
         props.insert("files".into(), json!(marks));
         let snapshot = txn.commit("append", props, self.now).await?;
         Ok(snapshot.version)
+    }
+}
+
+impl FilesRun<'_> {
+    /// Upsert the commit's records into a landing collection, by key,
+    /// before the commit: a rerun after a crash upserts the same documents
+    /// again, which leaves them unchanged.
+    async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
+        let rows = pending.rows.values().flat_map(RowBatch::rows);
+        let mut batch = Batch {
+            run_id: self.run_id.to_string(),
+            endpoint: self.def.source.describe(),
+            docs: Vec::new(),
+        };
+        let mut ids = std::collections::HashSet::new();
+        for row in rows {
+            // An event delivered twice goes in a later batch: a batch holds
+            // an id once.
+            if batch.docs.len() == LANDING_BATCH || ids.contains(&row.id) {
+                self.store.upsert(collection, &batch).await?;
+                batch.docs.clear();
+                ids.clear();
+            }
+            let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
+            ids.insert(row.id.clone());
+            batch.docs.push((row.id.clone(), doc));
+        }
+        if !batch.docs.is_empty() {
+            self.store.upsert(collection, &batch).await?;
+        }
+        Ok(())
     }
 }
 

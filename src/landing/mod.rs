@@ -35,15 +35,19 @@ pub enum Collection {
     Albums,
     Tracks,
     AudioFeatures,
+    /// Listening events, for deployments that collect them in the store
+    /// too (bronze's `copy_to_landing`), keyed by event id.
+    Events,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 5] = [
+    pub const ALL: [Collection; 6] = [
         Collection::Searches,
         Collection::Artists,
         Collection::Albums,
         Collection::Tracks,
         Collection::AudioFeatures,
+        Collection::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +57,7 @@ impl Collection {
             Collection::Albums => "albums",
             Collection::Tracks => "tracks",
             Collection::AudioFeatures => "audio_features",
+            Collection::Events => "events",
         }
     }
 
@@ -64,6 +69,7 @@ impl Collection {
             Collection::Albums => Some("album"),
             Collection::Tracks => Some("track"),
             Collection::AudioFeatures => Some("audio_features"),
+            Collection::Events => None,
         }
     }
 }

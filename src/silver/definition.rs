@@ -270,6 +270,7 @@ mod tests {
             partition_by: Partitioning::IngestDate,
             event_time: None,
             required: Vec::new(),
+            copy_to_landing: None,
             file: PathBuf::from(format!("bronze/{name}.toml")),
         })
         .collect()
@@ -346,6 +347,15 @@ type = "float"
                 "i.toml",
                 "source = \"tracks\"\n[columns.x]\ntype = \"int\"\nparse = \"date\"\n",
             ),
+            (
+                "j.toml",
+                "source = \"tracks\"\npartition_by = \"event_date\"\n",
+            ),
+            ("k.toml", "source = \"tracks\"\nunique = [\"a\"]\n"),
+            (
+                "l.toml",
+                "source = \"tracks\"\npartition_by = \"ingest_date\"\nunique = [\"a..b\"]\n",
+            ),
         ]);
         let err = load(dir.path(), &bronze()).unwrap_err().to_string();
         for needle in [
@@ -357,9 +367,25 @@ type = "float"
             "f.toml: [columns.\"x\"]: rename \"Bad Name\"",
             "g__h.toml",
             "i.toml: [columns.\"x\"]: give type or parse",
+            "j.toml: partition_by \"event_date\" is not a partition key of bronze.tracks (it has: ingest_date)",
+            "k.toml: unique needs partition_by",
+            "l.toml: unique \"a..b\"",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
+    }
+
+    #[test]
+    fn an_event_table_is_partitioned_like_its_bronze_and_has_a_second_identity() {
+        let mut bronze = bronze();
+        bronze[0].partition_by = Partitioning::EventHour;
+        let dir = dir_with(&[(
+            "tracks.toml",
+            "partition_by = \"event_date\"\nunique = [\"user_id\", \"event_ts\"]\n",
+        )]);
+        let table = load(dir.path(), &bronze).unwrap().remove(0);
+        assert_eq!(table.partition_by.as_deref(), Some("event_date"));
+        assert_eq!(table.unique, ["user_id", "event_ts"]);
     }
 
     #[test]

@@ -27,10 +27,11 @@ fn the_demo_builds_every_layer_and_its_counts_match_the_simulated_catalog() {
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for stage in [
-        "[1/4] crawl",
-        "[2/4] bronze",
-        "[3/4] silver",
-        "[4/4] gold: done",
+        "[1/5] crawl",
+        "[2/5] bronze",
+        "[3/5] silver",
+        "[4/5] gold: done",
+        "[5/5] 30000 listening events of 14 days: done",
     ] {
         assert!(
             stderr.contains(stage),
@@ -85,6 +86,23 @@ fn the_demo_builds_every_layer_and_its_counts_match_the_simulated_catalog() {
         );
     }
     assert!(counts["gold.dim_artist"] >= listed.len() as u64);
+    // The listening pipeline ran over the same catalog: every event once
+    // (the generator also delivers some twice and some late).
+    assert_eq!(counts.get("silver.events"), Some(&30_000), "{stdout}");
+    for mart in [
+        "gold.mart_track_charts",
+        "gold.mart_sessions",
+        "gold.mart_user_genre_affinity",
+    ] {
+        assert!(
+            counts.get(mart).is_some_and(|&n| n > 0),
+            "{mart} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("The most played tracks of the fortnight"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("The artists with the most tracks"),
         "{stdout}"

@@ -86,15 +86,14 @@ impl Lake {
             .collect()
     }
 
+    /// `soundlake query` as JSON rows.
+    pub fn query(&self, sql: &str) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["query", "--format", "json", sql])).unwrap()
+    }
+
     fn catalog(&self) -> HashMap<String, i64> {
-        let out = self.ok(&[
-            "query",
-            "--format",
-            "json",
-            "SELECT id, popularity FROM silver.tracks",
-        ]);
-        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
-        rows.iter()
+        self.query("SELECT id, popularity FROM silver.tracks")
+            .iter()
             .map(|r| {
                 (
                     r["id"].as_str().unwrap().to_string(),

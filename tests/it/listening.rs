@@ -27,10 +27,6 @@ impl Lake {
         lake
     }
 
-    fn query(&self, sql: &str) -> Vec<Value> {
-        serde_json::from_str(&self.ok(&["query", "--format", "json", sql])).unwrap()
-    }
-
     fn count(&self, sql: &str) -> i64 {
         self.query(sql)[0]["n"].as_i64().unwrap()
     }
@@ -67,6 +63,24 @@ impl Lake {
         }
         out
     }
+}
+
+/// A copy of the shipped definitions to change.
+fn copy_of_definitions() -> tempfile::TempDir {
+    let defs = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["bronze", "silver", "gold", "pipelines"] {
+        std::fs::create_dir(defs.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                defs.path().join(folder).join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    defs
 }
 
 fn event(id: &str, user: &str, track: &str, kind: &str, ts: &str) -> String {
@@ -275,13 +289,9 @@ fn growing_files_are_taken_line_by_line_and_odd_files_explained() {
     let third = lake.ok(&["bronze", "events"]);
     assert!(third.contains("mixed.ndjson: 1 lines"), "{third}");
     assert!(third.contains("2 lines quarantined"), "{third}");
-    let problems = lake.ok(&[
-        "query",
-        "--format",
-        "json",
+    let problems = lake.query(
         "SELECT line, problem, length(text) AS kept FROM bronze.events_quarantine ORDER BY line",
-    ]);
-    let problems: Vec<Value> = serde_json::from_str(&problems).unwrap();
+    );
     assert!(
         problems[0]["problem"]
             .as_str()
@@ -393,23 +403,13 @@ async fn ingestion_killed_mid_file_loses_and_doubles_no_line() {
     let status = ingest().wait().await.unwrap();
     assert!(status.success());
 
-    let rows = lake.ok(&[
-        "query",
-        "--format",
-        "json",
-        "SELECT count(*) AS n, count(DISTINCT endpoint) AS places FROM bronze.events",
-    ]);
-    let rows: Vec<Value> = serde_json::from_str(&rows).unwrap();
+    let rows =
+        lake.query("SELECT count(*) AS n, count(DISTINCT endpoint) AS places FROM bronze.events");
     let expected = (lines.len() - bad) as i64;
     assert_eq!(rows[0]["n"], expected, "every good line, none twice");
     assert_eq!(rows[0]["places"], expected);
-    let quarantined = lake.ok(&[
-        "query",
-        "--format",
-        "json",
-        "SELECT count(*) AS n, count(DISTINCT line) AS lines FROM bronze.events_quarantine",
-    ]);
-    let quarantined: Vec<Value> = serde_json::from_str(&quarantined).unwrap();
+    let quarantined = lake
+        .query("SELECT count(*) AS n, count(DISTINCT line) AS lines FROM bronze.events_quarantine");
     assert_eq!(quarantined[0]["n"], bad as i64);
     assert_eq!(quarantined[0]["lines"], bad as i64);
 }
@@ -461,6 +461,13 @@ fn a_backfill_rebuilds_exactly_the_days_of_its_interval() {
     }
     let rows = |l: &Lake| l.count("SELECT count(*) AS n FROM silver.events");
     let total = rows(&lake);
+    // An entity table has no days to rebuild: say so rather than do nothing.
+    let refused = lake.run(&["silver", "tracks", "--from", "2026-11-12"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.status.code() == Some(2) && err.contains("silver.tracks is not partitioned"),
+        "{err}"
+    );
 
     // The pipeline's backfill over two of its hourly intervals (they start
     // at :15), within the 14th, rebuilds that day alone.
@@ -496,19 +503,7 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
         "2026-11-15",
     ]);
     // The shipped definitions, firing every second.
-    let defs = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in ["bronze", "silver", "gold", "pipelines"] {
-        std::fs::create_dir(defs.path().join(folder)).unwrap();
-        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(
-                &path,
-                defs.path().join(folder).join(path.file_name().unwrap()),
-            )
-            .unwrap();
-        }
-    }
+    let defs = copy_of_definitions();
     std::fs::remove_file(defs.path().join("pipelines/spotify_catalog.toml")).unwrap();
     let pipeline = defs.path().join("pipelines/listening_events.toml");
     let text = std::fs::read_to_string(&pipeline)
@@ -530,12 +525,7 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
         .read_line(&mut first)
         .await
         .unwrap();
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let base = super::orchestrator::address_in(&first);
     let status = super::orchestrator::poll(&format!("{base}/status.json"), |s| {
         serde_json::from_str::<Value>(s)
             .is_ok_and(|v| v["pipelines"][0]["runs"]["succeeded"].as_u64().unwrap_or(0) >= 1)
@@ -545,4 +535,60 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
     assert_eq!(status["pipelines"][0]["name"], "listening_events");
     child.kill().await.unwrap();
     assert!(lake.count("SELECT count(*) AS n FROM gold.mart_track_engagement") > 0);
+}
+
+#[tokio::test]
+async fn events_also_land_in_mongodb_once_when_asked() {
+    use soundlake::landing::Collection;
+
+    let mongo = super::support::MongoServer::start();
+    let url = mongo.url("events");
+    let defs = copy_of_definitions();
+    let bronze = defs.path().join("bronze/events.toml");
+    let text = std::fs::read_to_string(&bronze).unwrap() + "copy_to_landing = \"events\"\n";
+    std::fs::write(&bronze, text).unwrap();
+
+    let lake = Lake::new();
+    let e = |i: u32| {
+        event(
+            &format!("m{i}"),
+            "u1",
+            "t1",
+            "play",
+            &format!("2026-11-20T10:00:{i:02}Z"),
+        )
+    };
+    // One event delivered twice, and a bad line.
+    lake.drop_file(
+        "a.ndjson",
+        &format!("{}\n{}\n{}\nnot json\n", e(1), e(2), e(1)),
+    );
+    let ingest = || {
+        let out = lake
+            .command(&["bronze", "events"])
+            .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+            .env("SOUNDLAKE__LANDING__URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ingest();
+    lake.append("a.ndjson", &format!("{}\n", e(3)));
+    ingest();
+    ingest();
+
+    let store = soundlake::landing::open(&url, soundlake::clock::system())
+        .await
+        .unwrap();
+    assert_eq!(store.count(Collection::Events).await.unwrap(), 3);
+    let stored = store.get(Collection::Events, "m2").await.unwrap().unwrap();
+    assert_eq!(stored.doc["track_id"], "t1");
+    assert_eq!(
+        stored.versions, 1,
+        "a replayed event leaves the stored one as it was"
+    );
 }

@@ -1262,6 +1262,16 @@ mod daemon {
     }
 }
 
+/// The status page's base URL in the daemon's first line of output.
+pub fn address_in(first: &str) -> String {
+    first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .trim_end_matches('/')
+        .to_string()
+}
+
 /// GET `url` until `ready` holds for the body (the daemon is a process on
 /// the real clock: this waits for it, it does not time it).
 pub async fn poll(url: &str, ready: impl Fn(&str) -> bool) -> String {
@@ -1307,12 +1317,7 @@ async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let base = address_in(&first);
     let signal = |name: &str| {
         let status = std::process::Command::new("kill")
             .args([&format!("-{name}"), &child.id().to_string()])
