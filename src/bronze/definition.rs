@@ -168,8 +168,10 @@ pub fn load(dir: &Path) -> Result<Vec<BronzeTable>> {
         return Err(Error::config(
             dir.display().to_string(),
             problems.join("\n  "),
-            "fix each file named above; keys: source (a landing collection), key (default \
-             \"id\"), partition_by (ingest_date, ingest_month or none)",
+            "fix each file named above; keys: source (a landing collection, or \
+             { files = \"<lake folder>\" }), key (default \"id\"), partition_by (ingest_date, \
+             ingest_month, none, or event_hour for files), and for files event_time, required \
+             and copy_to_landing",
         ));
     }
     if tables.is_empty() {
