@@ -269,12 +269,10 @@ fn growing_files_are_taken_line_by_line_and_odd_files_explained() {
     let second = lake.ok(&["bronze", "events"]);
     assert!(second.contains("live.ndjson: 1 lines"), "{second}");
     // A last line without a break is whole once the file settled.
-    let settled = lake
-        .command(&["bronze", "events"])
-        .env("SOUNDLAKE__INGEST__SETTLE_SECS", "0")
-        .output()
-        .unwrap();
-    let settled = String::from_utf8_lossy(&settled.stdout);
+    let settled = lake.ok_with(
+        &["bronze", "events"],
+        &[("SOUNDLAKE__INGEST__SETTLE_SECS", "0")],
+    );
     assert!(settled.contains("live.ndjson: 1 lines"), "{settled}");
 
     // Huge and binary lines are quarantined; the rest of the file is read.
@@ -563,18 +561,15 @@ async fn events_also_land_in_mongodb_once_when_asked() {
         "a.ndjson",
         &format!("{}\n{}\n{}\nnot json\n", e(1), e(2), e(1)),
     );
+    let defs_dir = defs.path().to_str().unwrap();
     let ingest = || {
-        let out = lake
-            .command(&["bronze", "events"])
-            .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
-            .env("SOUNDLAKE__LANDING__URL", &url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        lake.ok_with(
+            &["bronze", "events"],
+            &[
+                ("SOUNDLAKE__DEFINITIONS__DIR", defs_dir),
+                ("SOUNDLAKE__LANDING__URL", &url),
+            ],
+        )
     };
     ingest();
     lake.append("a.ndjson", &format!("{}\n", e(3)));
