@@ -53,17 +53,26 @@ con.execute(
     """
 )
 
+
+
+def period_counts(subject, source):
+    """CTEs ending in `counted`: plays and listeners of each `subject` per
+    day, ISO week and month."""
+    return f"""
+        p AS (SELECT {subject}, user_id, event_ts FROM {source} WHERE event_type = 'play'),
+        periods AS (
+            SELECT 'day' AS period, event_ts::DATE AS period_start, {subject}, user_id FROM p
+            UNION ALL SELECT 'week', date_trunc('week', event_ts)::DATE, {subject}, user_id FROM p
+            UNION ALL SELECT 'month', date_trunc('month', event_ts)::DATE, {subject}, user_id FROM p),
+        counted AS (
+            SELECT period, period_start, {subject}, count(*) AS plays,
+                   count(DISTINCT user_id) AS listeners FROM periods GROUP BY ALL)"""
+
+
 CHECKS = {
     "mart_track_charts": (
-        """
-        WITH p AS (SELECT track_id, user_id, event_ts FROM events WHERE event_type = 'play'),
-        periods AS (
-            SELECT 'day' AS period, event_ts::DATE AS period_start, track_id, user_id FROM p
-            UNION ALL SELECT 'week', date_trunc('week', event_ts)::DATE, track_id, user_id FROM p
-            UNION ALL SELECT 'month', date_trunc('month', event_ts)::DATE, track_id, user_id FROM p),
-        counted AS (
-            SELECT period, period_start, track_id, count(*) AS plays,
-                   count(DISTINCT user_id) AS listeners FROM periods GROUP BY ALL)
+        f"""
+        WITH {period_counts("track_id", "events")}
         SELECT period, period_start, rank, track_id, plays, listeners FROM (
             SELECT *, row_number() OVER (PARTITION BY period, period_start
                        ORDER BY plays DESC, listeners DESC, track_id) AS rank
@@ -75,15 +84,8 @@ CHECKS = {
     # Artist ranks break ties by soundlake's surrogate key, which DuckDB
     # cannot compute: compare each period's artists with their counts.
     "mart_artist_charts": (
-        """
-        WITH p AS (SELECT artist_id, user_id, event_ts FROM event_artists WHERE event_type = 'play'),
-        periods AS (
-            SELECT 'day' AS period, event_ts::DATE AS period_start, artist_id, user_id FROM p
-            UNION ALL SELECT 'week', date_trunc('week', event_ts)::DATE, artist_id, user_id FROM p
-            UNION ALL SELECT 'month', date_trunc('month', event_ts)::DATE, artist_id, user_id FROM p),
-        counted AS (
-            SELECT period, period_start, artist_id, count(*) AS plays,
-                   count(DISTINCT user_id) AS listeners FROM periods GROUP BY ALL),
+        f"""
+        WITH {period_counts("artist_id", "event_artists")},
         cut AS (
             SELECT period, period_start, plays, listeners FROM (
                 SELECT *, row_number() OVER (PARTITION BY period, period_start
