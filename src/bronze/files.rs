@@ -28,7 +28,7 @@ use super::{BronzeTable, LAYER, LOCK_LEASE, PAYLOAD, schema};
 use crate::clock::SharedClock;
 use crate::config::IngestSettings;
 use crate::error::Result;
-use crate::lake::{DataFile, Lake, ObjectInfo, Table, Transaction};
+use crate::lake::{DataFile, Lake, ObjectInfo, Snapshot, Table, Transaction};
 use crate::landing::{Batch, Collection, SharedStore, Stamp, lease};
 
 /// A line longer than this is quarantined (only its start is kept).
@@ -341,12 +341,11 @@ impl FilesRun<'_> {
                 let more = next.offset < object.size && next != mark;
                 mark = next;
                 if pending.bytes >= limit {
-                    report.lines_quarantined += pending.rejected.len() as u64;
-                    version = Some(
-                        self.commit(txn, qtxn, &marks, &qmarks, std::mem::take(&mut pending))
-                            .await?,
-                    );
-                    report.commits += 1;
+                    let taken = std::mem::take(&mut pending);
+                    let snapshot = self
+                        .commit((txn, qtxn), (&marks, &qmarks), taken, &mut report)
+                        .await?;
+                    version = Some(snapshot.version);
                     let (lock, holder) = self.lock;
                     lease::hold(self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
                     txn = self.table().begin(self.run_id, self.now).await?;
@@ -357,12 +356,14 @@ impl FilesRun<'_> {
                 }
             }
         }
-        if pending.bytes > 0 {
-            report.lines_quarantined += pending.rejected.len() as u64;
-            version = Some(self.commit(txn, qtxn, &marks, &qmarks, pending).await?);
-            report.commits += 1;
-        }
-        let rows = self.table().snapshot().await?.rows();
+        let (version, rows) = if pending.bytes > 0 {
+            let snapshot = self
+                .commit((txn, qtxn), (&marks, &qmarks), pending, &mut report)
+                .await?;
+            (Some(snapshot.version), snapshot.rows())
+        } else {
+            (version, txn.base().rows())
+        };
         Ok((report, version, rows))
     }
 
@@ -529,15 +530,16 @@ impl FilesRun<'_> {
     }
 
     /// Publish one commit's rows and rejections: the quarantine first, then
-    /// the data with the checkpoint. Returns the data table's version.
+    /// the data with the checkpoint. Returns the data table's new snapshot.
     async fn commit(
         &self,
-        mut txn: Transaction,
-        mut qtxn: Transaction,
-        marks: &Checkpoint,
-        qmarks: &Checkpoint,
+        (mut txn, mut qtxn): (Transaction, Transaction),
+        (marks, qmarks): (&Checkpoint, &Checkpoint),
         pending: Pending,
-    ) -> Result<u64> {
+        report: &mut FilesReport,
+    ) -> Result<Snapshot> {
+        report.commits += 1;
+        report.lines_quarantined += pending.rejected.len() as u64;
         if !pending.rejected.is_empty() {
             let batch = rejected_batch(&pending.rejected, self.run_id, self.now);
             let mut writer = qtxn.create_file(&[], batch.schema(), &["text"])?;
@@ -553,8 +555,7 @@ impl FilesRun<'_> {
 
         let schema = schema(&self.def.key);
         for (partition, mut rows) in pending.rows {
-            let parts: Vec<(&str, String)> = partition.clone();
-            let mut writer = txn.create_file(&parts, schema.clone(), &PAYLOAD)?;
+            let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
             let stamp = self.now.timestamp_micros();
             writer.write(&rows.take(&schema)).await?;
             writer.set_stat("min_ingested_at", json!(stamp));
@@ -566,12 +567,9 @@ impl FilesRun<'_> {
         props.insert("source".into(), json!(self.def.source.describe()));
         props.insert("key".into(), json!(self.def.key));
         props.insert("files".into(), json!(marks));
-        let snapshot = txn.commit("append", props, self.now).await?;
-        Ok(snapshot.version)
+        txn.commit("append", props, self.now).await
     }
-}
 
-impl FilesRun<'_> {
     /// Upsert the commit's records into a landing collection, by key,
     /// before the commit: a rerun after a crash upserts the same documents
     /// again, which leaves them unchanged.
