@@ -684,9 +684,6 @@ impl Worker {
         (tables, quarantine): (Vec<TableBatch>, Option<RecordBatch>),
     ) -> Result<u64> {
         for t in tables {
-            if t.batch.num_rows() == 0 {
-                continue;
-            }
             writers
                 .write(
                     &self.txns,
