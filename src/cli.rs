@@ -248,7 +248,8 @@ enum GenerateCommand {
     Catalog(CatalogArgs),
     /// Listening events (play, pause, skip, like, complete) over the
     /// catalog in the lake's silver.tracks, as NDJSON or CSV files in the
-    /// lake's landing/events/ folder, deterministic from --seed.
+    /// lake's landing/events/ folder (or JSON messages on a Kafka topic
+    /// with --to), deterministic from --seed.
     Events(EventArgs),
 }
 
@@ -272,6 +273,13 @@ struct EventArgs {
     seed: u64,
     #[arg(long, value_enum, default_value = "ndjson")]
     format: crate::events::Format,
+    /// Send the events to a Kafka topic instead, as JSON messages keyed by
+    /// user: kafka://host:port/topic ([kafka.client] settings apply).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// Partitions of the topic, when --to creates it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    partitions: i32,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -549,7 +557,7 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
         },
         None => Extract::Incremental,
     };
-    let job = Bronze::new(store.clone(), lake, clock.clone()).with_ingest(settings.ingest.clone());
+    let job = Bronze::new(store.clone(), lake, clock.clone()).with_settings(settings);
     let run_one =
         async |def: &crate::bronze::BronzeTable, run_id: &str| job.run(def, extract, run_id).await;
     run_tables(
@@ -694,7 +702,7 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
     let defs = Definitions::load(&settings)?;
     let pipeline = defs.pipeline(DEMO_PIPELINE)?;
     let (store, clock, lake) = open_deployment(&settings).await?;
-    let tasks = executor(&settings, &store, &lake, &clock, &defs);
+    let tasks = executor(&settings, &store, &lake, &clock, &defs, &Default::default());
     let runner = Runner::new(store, clock.clone(), tasks);
     let options = RunOptions {
         full_refresh: false,
@@ -719,7 +727,8 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
     sim.stop().await;
 
     // The second pipeline on synthetic listening over the catalog just built.
-    let events = crate::events::generate(&lake, &DEMO_EVENTS).await?;
+    let events =
+        crate::events::generate(&lake, &DEMO_EVENTS, &crate::events::Destination::Landing).await?;
     let listening = defs.pipeline(DEMO_EVENTS_PIPELINE)?;
     let all = listening.dag.ids().map(str::to_string).collect();
     let label = format!(
@@ -983,7 +992,7 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         return Ok(());
     }
     let (store, clock, lake) = open_deployment(settings).await?;
-    let tasks = executor(settings, &store, &lake, &clock, &defs);
+    let tasks = executor(settings, &store, &lake, &clock, &defs, &Default::default());
     let runner = Runner::new(store, clock.clone(), tasks);
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
@@ -1042,13 +1051,15 @@ async fn open_deployment(
     Ok((store, clock, lake))
 }
 
-/// The layers' task executor over `defs`.
+/// The layers' task executor over `defs`; bronze tables in `streamed`
+/// are consumed continuously elsewhere in this process.
 fn executor(
     settings: &crate::config::Settings,
     store: &crate::landing::SharedStore,
     lake: &crate::lake::Lake,
     clock: &clock::SharedClock,
     defs: &Definitions,
+    streamed: &std::collections::BTreeSet<String>,
 ) -> std::sync::Arc<crate::tasks::LayerTasks> {
     std::sync::Arc::new(crate::tasks::LayerTasks {
         settings: settings.clone(),
@@ -1058,20 +1069,77 @@ fn executor(
         bronze: defs.bronze.clone(),
         silver: defs.silver.clone(),
         gold: defs.gold.clone(),
+        streamed: streamed.clone(),
     })
+}
+
+/// Under the daemon, every Kafka-fed bronze table a pipeline runs is
+/// consumed continuously, in micro-batches, until `stop`; a stream that
+/// fails (brokers away, the table locked by another process) starts again
+/// after a pause. Returns the tables and the tasks streaming them.
+fn start_streams(
+    settings: &crate::config::Settings,
+    (store, lake, clock): (
+        &crate::landing::SharedStore,
+        &crate::lake::Lake,
+        &clock::SharedClock,
+    ),
+    defs: &Definitions,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> (std::collections::BTreeSet<String>, tokio::task::JoinSet<()>) {
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+    let mut streamed = std::collections::BTreeSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let scheduled = |name: &str| {
+        let id = format!("{}.{name}", crate::bronze::LAYER);
+        defs.pipelines.iter().any(|p| p.dag.task(&id).is_some())
+    };
+    for def in &defs.bronze {
+        if !matches!(def.source, crate::bronze::BronzeSource::Kafka(_)) || !scheduled(&def.name) {
+            continue;
+        }
+        streamed.insert(def.name.clone());
+        let job = crate::bronze::Bronze::new(store.clone(), lake.clone(), clock.clone())
+            .with_settings(settings);
+        let (def, clock, mut stop) = (def.clone(), clock.clone(), stop.clone());
+        tasks.spawn(async move {
+            loop {
+                let id = run_id(&format!("stream-{}", def.name), clock.now());
+                match job.stream(&def, &id, stop.clone()).await {
+                    Ok(report) => {
+                        tracing::info!("{}", crate::bronze::render(&report));
+                        break;
+                    }
+                    Err(e) => tracing::error!(
+                        table = %def.name,
+                        error = %e,
+                        "the Kafka stream stopped; it starts again in {} s",
+                        RETRY.as_secs()
+                    ),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+            }
+        });
+    }
+    (streamed, tasks)
 }
 
 async fn daemon(settings: &crate::config::Settings) -> Result<()> {
     use crate::orchestrator::{Daemon, DaemonOptions, Loaded};
 
-    Definitions::load(settings)?;
+    let defs = Definitions::load(settings)?;
     let (store, clock, lake) = open_deployment(settings).await?;
+    let stop = stop_on_signals()?;
+    let (streamed, mut streams) = start_streams(settings, (&store, &lake, &clock), &defs, &stop);
     let loader = {
         let (settings, store, clock) = (settings.clone(), store.clone(), clock.clone());
         Box::new(move || {
             let defs = Definitions::load(&settings)?;
             Ok(Loaded {
-                executor: executor(&settings, &store, &lake, &clock, &defs),
+                executor: executor(&settings, &store, &lake, &clock, &defs, &streamed),
                 pipelines: defs.pipelines,
             })
         })
@@ -1084,13 +1152,13 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
         grace: seconds(settings.daemon.grace_secs),
     };
     let daemon = Daemon::new(store, clock, loader, options)?;
-    let stop = stop_on_signals()?;
     let reload = reload_on_hangup()?;
     let (addr, server) =
         crate::orchestrator::serve_status(settings.daemon.listen, daemon.status(), stop.clone())
             .await?;
     println!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
     daemon.run(reload, stop).await?;
+    while streams.join_next().await.is_some() {}
     let _ = server.await;
     Ok(())
 }
@@ -1158,7 +1226,7 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
         ));
     }
     let (store, clock, lake) = open_deployment(settings).await?;
-    let tasks = executor(settings, &store, &lake, &clock, &defs);
+    let tasks = executor(settings, &store, &lake, &clock, &defs, &Default::default());
     if args.dry_run {
         let done = if args.force {
             Default::default()
@@ -1377,6 +1445,8 @@ async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<
 }
 
 async fn generate_events(args: EventArgs, settings: &crate::config::Settings) -> Result<()> {
+    use crate::events::{Destination, Format};
+
     let lake = crate::lake::Lake::open(&settings.lake)?;
     let yesterday = clock::system().now().date_naive() - chrono::Duration::days(1);
     let options = crate::events::EventOptions {
@@ -1387,21 +1457,45 @@ async fn generate_events(args: EventArgs, settings: &crate::config::Settings) ->
         seed: args.seed,
         format: args.format,
     };
-    let report = crate::events::generate(&lake, &options).await?;
+    let destination = match &args.to {
+        None => Destination::Landing,
+        Some(url) => {
+            if args.format != Format::Ndjson {
+                return Err(Error::config(
+                    "--format",
+                    "Kafka messages are JSON",
+                    "leave --format out with --to",
+                ));
+            }
+            let (brokers, topic) = crate::kafka::parse_target(url)?;
+            let producer =
+                crate::kafka::Client::new(&settings.kafka, Some(&brokers))?.producer()?;
+            producer.ensure_topic(&topic, args.partitions).await?;
+            Destination::Kafka { producer, topic }
+        }
+    };
+    let report = crate::events::generate(&lake, &options, &destination).await?;
     if args.report.json {
         print_json(&report);
-    } else {
-        println!(
-            "{} events ({} delivered twice, {} a day late) over {} tracks in {} files under {}/{}/",
-            report.events,
-            report.duplicates,
-            report.late,
-            report.tracks_in_catalog,
+        return Ok(());
+    }
+    let sent_to = match &destination {
+        Destination::Landing => format!(
+            "in {} files under {}/{}/",
             report.files.len(),
             lake.describe(),
             crate::events::LANDING_FOLDER
-        );
-    }
+        ),
+        Destination::Kafka { producer, topic } => format!(
+            "as {} messages to topic {topic} at {}",
+            report.messages,
+            producer.brokers()
+        ),
+    };
+    println!(
+        "{} events ({} delivered twice, {} a day late) over {} tracks {sent_to}",
+        report.events, report.duplicates, report.late, report.tracks_in_catalog,
+    );
     Ok(())
 }
 

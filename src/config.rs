@@ -25,6 +25,7 @@ pub struct Settings {
     pub definitions: DefinitionSettings,
     pub daemon: DaemonSettings,
     pub ingest: IngestSettings,
+    pub kafka: KafkaSettings,
 }
 
 /// How bronze takes in files (event files under a lake folder).
@@ -56,6 +57,71 @@ impl IngestSettings {
                 format!("{} MiB is out of range", self.commit_mib),
                 "give 1 to 4096 (default 128)",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// How bronze tables fed by Kafka topics consume them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group prefix: a table consumes as group `<group>.<table>`.
+    pub group: String,
+    /// Under the daemon, a micro-batch is published after this long (or at
+    /// `[ingest] commit_mib` of input, whichever comes first).
+    pub batch_secs: u64,
+    /// How long to wait for brokers, metadata and a partition assignment
+    /// before giving up with an error.
+    pub timeout_secs: u64,
+    /// librdkafka client properties passed through (SASL, TLS, timeouts),
+    /// like `"security.protocol" = "SASL_SSL"`. From the environment,
+    /// `SOUNDLAKE__KAFKA__CLIENT__SASL_PASSWORD` sets `sasl.password`.
+    /// Values are kept out of logs and dumps.
+    pub client: std::collections::BTreeMap<String, crate::secret::Secret>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "localhost:9092".into(),
+            group: "soundlake".into(),
+            batch_secs: 10,
+            timeout_secs: 60,
+            client: Default::default(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    fn validate(&self) -> Result<()> {
+        if self.brokers.split(',').any(|b| b.trim().is_empty()) {
+            return Err(Error::config(
+                "[kafka] brokers",
+                format!("{:?} names no broker", self.brokers),
+                "give host:port, or several separated by commas (default localhost:9092)",
+            ));
+        }
+        if self.group.trim().is_empty() {
+            return Err(Error::config(
+                "[kafka] group",
+                "the consumer group prefix is empty",
+                "give a name (default \"soundlake\"); tables consume as <group>.<table>",
+            ));
+        }
+        for (key, value, range) in [
+            ("batch_secs", self.batch_secs, 1..=3600),
+            ("timeout_secs", self.timeout_secs, 1..=3600),
+        ] {
+            if !range.contains(&value) {
+                return Err(Error::config(
+                    format!("[kafka] {key}"),
+                    format!("{value} s is out of range"),
+                    format!("give {} to {} seconds", range.start(), range.end()),
+                ));
+            }
         }
         Ok(())
     }
@@ -294,6 +360,7 @@ impl Settings {
         settings.spotify.validate()?;
         settings.daemon.validate()?;
         settings.ingest.validate()?;
+        settings.kafka.validate()?;
         Ok(settings)
     }
 }

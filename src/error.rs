@@ -130,6 +130,13 @@ pub enum Error {
 
     /// An input file (an import, a dump) is malformed; nothing of it was loaded
     /// unless the message says otherwise.
+    #[error("kafka {brokers}: {problem}\n  fix: {fix}")]
+    Kafka {
+        brokers: String,
+        problem: String,
+        fix: String,
+    },
+
     #[error("{place}: {problem}\n  fix: {fix}")]
     Input {
         place: String,

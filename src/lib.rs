@@ -3,7 +3,8 @@
 //! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
 //! [`text`] are shared ground, [`definitions`] the reading of table
 //! definition folders; [`spotify`] is the API client and [`sim`] its
-//! simulator; [`landing`] is the landing and state store; [`cli`] is the
+//! simulator; [`kafka`] the Kafka client; [`landing`] is the landing and
+//! state store; [`cli`] is the
 //! command line on top.
 
 pub mod bronze;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod gold;
 pub mod import;
+pub mod kafka;
 pub mod lake;
 pub mod landing;
 pub mod orchestrator;

@@ -1,5 +1,8 @@
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
+    // Crash tests pause the process at named points (FAILPOINTS) and kill it.
+    #[cfg(feature = "failpoints")]
+    let _fail_points = fail::FailScenario::setup();
     soundlake::cli::main()
 }
 

@@ -22,6 +22,9 @@ pub struct LayerTasks {
     pub bronze: Vec<BronzeTable>,
     pub silver: Vec<SilverTable>,
     pub gold: Vec<GoldModel>,
+    /// Bronze tables this process consumes continuously (the daemon's
+    /// Kafka streams): their tasks report the table as the stream left it.
+    pub streamed: std::collections::BTreeSet<String>,
 }
 
 /// The definition of `layer.table`, or an error saying the definitions
@@ -75,7 +78,16 @@ impl Executor for LayerTasks {
             crate::bronze::LAYER => {
                 let def = definition(&self.bronze, |d| &d.name, &task.kind, table)?;
                 let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone())
-                    .with_ingest(self.settings.ingest.clone());
+                    .with_settings(&self.settings);
+                if self.streamed.contains(table) {
+                    let snapshot = job.table(def).snapshot().await?;
+                    return Ok(serde_json::json!({
+                        "table": def.name,
+                        "mode": "streamed",
+                        "version": snapshot.version,
+                        "table_rows": snapshot.rows(),
+                    }));
+                }
                 // A backfill task re-derives its interval; a run takes what is new.
                 let extract = match task.interval {
                     Some(i) => Extract::Interval {

@@ -1,6 +1,6 @@
 //! `bronze/*.toml`: one file per bronze table. The file name is the table
-//! name; the file says what feeds it (a landing collection, or a folder of
-//! event files in the lake) and how it is partitioned.
+//! name; the file says what feeds it (a landing collection, a folder of
+//! event files in the lake, or Kafka topics) and how it is partitioned.
 
 use std::path::{Path, PathBuf};
 
@@ -21,14 +21,14 @@ pub struct BronzeTable {
     /// default key.
     pub key: String,
     pub partition_by: Partitioning,
-    /// For a files source: the field holding each record's RFC 3339 time,
-    /// which [`Partitioning::EventHour`] partitions by.
+    /// For a records source (files, Kafka): the field holding each record's
+    /// RFC 3339 time, which [`Partitioning::EventHour`] partitions by.
     pub event_time: Option<String>,
-    /// For a files source: top-level fields every record must carry (not
-    /// null, not empty); a line without one goes to quarantine.
+    /// For a records source: top-level fields every record must carry (not
+    /// null, not empty); a record without one goes to quarantine.
     pub required: Vec<String>,
-    /// For a files source: a landing collection every record taken is also
-    /// upserted into (by key), for deployments that collect events there.
+    /// For a records source: a landing collection every record taken is
+    /// also upserted into (by key), for deployments that collect events there.
     pub copy_to_landing: Option<Collection>,
     /// Where the definition was read from, for messages.
     pub file: PathBuf,
@@ -41,16 +41,35 @@ pub enum Source {
     Collection(Collection),
     /// NDJSON or CSV files under a folder of the lake, each line once.
     Files(String),
+    /// JSON messages of Kafka topics, each message once.
+    Kafka(Vec<String>),
 }
 
 impl Source {
-    /// `tracks`, or `files:landing/events`.
+    /// `tracks`, `files:landing/events` or `kafka:listening-events`.
     pub fn describe(&self) -> String {
         match self {
             Source::Collection(c) => c.name().to_string(),
             Source::Files(folder) => format!("files:{folder}"),
+            Source::Kafka(topics) => format!("kafka:{}", topics.join(",")),
         }
     }
+
+    /// Whether it yields records checked one by one (files, Kafka) rather
+    /// than whole API objects.
+    pub fn is_records(&self) -> bool {
+        !matches!(self, Source::Collection(_))
+    }
+}
+
+/// Kafka's rule for topic names.
+fn is_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 impl<'de> Deserialize<'de> for Source {
@@ -61,11 +80,42 @@ impl<'de> Deserialize<'de> for Source {
         struct Files {
             files: String,
         }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Topics {
+            One(String),
+            Many(Vec<String>),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Kafka {
+            kafka: Topics,
+        }
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) => name
                 .parse()
                 .map(Source::Collection)
                 .map_err(D::Error::custom),
+            toml::Value::Table(t) if t.contains_key("kafka") => {
+                let kafka: Kafka = toml::Value::Table(t).try_into().map_err(|_| {
+                    D::Error::custom(
+                        "a Kafka source is { kafka = \"<topic>\" } or { kafka = [\"<topic>\", ...] }",
+                    )
+                })?;
+                let topics = match kafka.kafka {
+                    Topics::One(topic) => vec![topic],
+                    Topics::Many(topics) => topics,
+                };
+                if topics.is_empty() {
+                    return Err(D::Error::custom("kafka = [] names no topic"));
+                }
+                if let Some(bad) = topics.iter().find(|t| !is_topic(t)) {
+                    return Err(D::Error::custom(format!(
+                        "{bad:?} is not a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'"
+                    )));
+                }
+                Ok(Source::Kafka(topics))
+            }
             toml::Value::Table(t) => {
                 let files: Files = toml::Value::Table(t).try_into().map_err(|_| {
                     D::Error::custom(
@@ -83,7 +133,8 @@ impl<'de> Deserialize<'de> for Source {
                 Ok(Source::Files(folder))
             }
             other => Err(D::Error::custom(format!(
-                "source must be a landing collection name or {{ files = \"<folder>\" }}, not a {}",
+                "source must be a landing collection name, {{ files = \"<folder>\" }} or \
+                 {{ kafka = \"<topic>\" }}, not a {}",
                 other.type_str()
             ))),
         }
@@ -168,10 +219,10 @@ pub fn load(dir: &Path) -> Result<Vec<BronzeTable>> {
         return Err(Error::config(
             dir.display().to_string(),
             problems.join("\n  "),
-            "fix each file named above; keys: source (a landing collection, or \
-             { files = \"<lake folder>\" }), key (default \"id\"), partition_by (ingest_date, \
-             ingest_month, none, or event_hour for files), and for files event_time, required \
-             and copy_to_landing",
+            "fix each file named above; keys: source (a landing collection, \
+             { files = \"<lake folder>\" } or { kafka = \"<topic>\" }), key (default \"id\"), \
+             partition_by (ingest_date, ingest_month, none, or event_hour for files and Kafka), \
+             and for files and Kafka event_time, required and copy_to_landing",
         ));
     }
     if tables.is_empty() {
@@ -194,15 +245,14 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
             METADATA_COLUMNS.join(", ")
         ));
     }
-    let files = matches!(file.source, Source::Files(_));
-    if !files
+    if !file.source.is_records()
         && (file.event_time.is_some()
             || !file.required.is_empty()
             || file.copy_to_landing.is_some())
     {
         return Err(
-            "event_time, required and copy_to_landing are for a files source; a landing \
-             collection is partitioned by ingest time and holds whole API objects"
+            "event_time, required and copy_to_landing are for a files or Kafka source; a \
+             landing collection is partitioned by ingest time and holds whole API objects"
                 .into(),
         );
     }
@@ -221,7 +271,7 @@ fn parse(path: &Path) -> std::result::Result<BronzeTable, String> {
     if partition_by == Partitioning::EventHour && file.event_time.is_none() {
         return Err(
             "partition_by = \"event_hour\" needs event_time, the field holding each \
-             record's time (and a files source)"
+             record's time (and a files or Kafka source)"
                 .into(),
         );
     }
@@ -270,6 +320,9 @@ mod tests {
                 "j.toml",
                 "source = { files = \"in\" }\npartition_by = \"event_hour\"\n",
             ),
+            ("k.toml", "source = { kafka = 3 }\n"),
+            ("l.toml", "source = { kafka = [\"ok\", \"bad topic!\"] }\n"),
+            ("m.toml", "source = { kafka = [] }\n"),
             ("notes.txt", "ignored"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
@@ -285,7 +338,13 @@ mod tests {
             "must name a folder inside the lake",
             "h.toml: line 1",
             "a files source is { files =",
-            "i.toml: event_time, required and copy_to_landing are for a files source",
+            "i.toml: event_time, required and copy_to_landing are for a files or Kafka source",
+            "k.toml: line 1",
+            "a Kafka source is { kafka =",
+            "l.toml: line 1",
+            "\"bad topic!\" is not a Kafka topic name",
+            "m.toml: line 1",
+            "kafka = [] names no topic",
             "j.toml: partition_by = \"event_hour\" needs event_time",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
@@ -333,6 +392,28 @@ mod tests {
                 ("event_hour", "01".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_kafka_source_takes_one_topic_or_several() {
+        let dir = dir_with(&[
+            (
+                "events.toml",
+                "source = { kafka = \"listening-events\" }\nkey = \"event_id\"\nevent_time = \"event_ts\"\n",
+            ),
+            (
+                "plays.toml",
+                "source = { kafka = [\"plays.v1\", \"skips_v1\"] }\nkey = \"event_id\"\n",
+            ),
+        ]);
+        let tables = load(dir.path()).unwrap();
+        assert_eq!(
+            tables[0].source,
+            Source::Kafka(vec!["listening-events".into()])
+        );
+        assert_eq!(tables[0].partition_by, Partitioning::EventHour);
+        assert_eq!(tables[1].source.describe(), "kafka:plays.v1,skips_v1");
+        assert_eq!(tables[1].partition_by, Partitioning::IngestDate);
     }
 
     #[test]

@@ -13,30 +13,22 @@
 //! a crash between the two commits never quarantines a line twice.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow_array::builder::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::rows::{Row, RowBatch};
-use super::{BronzeTable, LAYER, LOCK_LEASE, PAYLOAD, schema};
+use super::BronzeTable;
+use super::LOCK_LEASE;
+use super::records::{
+    self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, quarantine_name,
+};
 use crate::clock::SharedClock;
 use crate::config::IngestSettings;
 use crate::error::Result;
-use crate::lake::{DataFile, Lake, ObjectInfo, Snapshot, Table, Transaction};
-use crate::landing::{Batch, Collection, SharedStore, Stamp, lease};
-
-/// A line longer than this is quarantined (only its start is kept).
-const MAX_LINE_BYTES: usize = 1024 * 1024;
-/// Documents per upsert into a landing collection.
-const LANDING_BATCH: usize = 1000;
-/// How much of a quarantined line is kept.
-const KEPT_TEXT_BYTES: usize = 4096;
+use crate::lake::{Lake, ObjectInfo, Snapshot, Transaction};
+use crate::landing::{SharedStore, Stamp, lease};
 
 /// How far a table has read one file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,43 +78,6 @@ fn in_progress(path: &str) -> bool {
     hidden || temporary
 }
 
-/// The quarantine of a files-fed table.
-pub fn quarantine_name(table: &str) -> String {
-    format!("{table}_quarantine")
-}
-
-fn quarantine_schema() -> SchemaRef {
-    let text = |name: &str| Field::new(name, DataType::Utf8, false);
-    Arc::new(Schema::new(vec![
-        text("file"),
-        Field::new("line", DataType::Int64, false),
-        text("problem"),
-        text("text"),
-        text("run_id"),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
-fn checkpoint_of(txn: &Transaction) -> Checkpoint {
-    txn.base()
-        .properties
-        .get("files")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-/// A line that is not a record.
-struct Rejected {
-    file: String,
-    line: u64,
-    problem: String,
-    text: String,
-}
-
 /// Turns lines of one file into records.
 struct LineReader<'d> {
     def: &'d BronzeTable,
@@ -146,21 +101,9 @@ struct Line {
 impl LineReader<'_> {
     /// The record on `line` as a JSON object's text, its key and its
     /// partition time, or what is wrong with it.
-    fn record(
-        &self,
-        line: &str,
-    ) -> std::result::Result<(String, String, Option<DateTime<Utc>>), String> {
+    fn record(&self, line: &str) -> std::result::Result<(records::Checked, String), String> {
         let (object, text) = match self.format {
-            Format::Ndjson => match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(o)) => (o, line.to_string()),
-                Ok(other) => {
-                    return Err(format!(
-                        "a JSON {} is not a record; write one object per line",
-                        kind(&other)
-                    ));
-                }
-                Err(e) => return Err(format!("not JSON: {e}")),
-            },
+            Format::Ndjson => (records::json_object(line)?, line.to_string()),
             Format::Csv => {
                 let header = match self
                     .header
@@ -190,57 +133,7 @@ impl LineReader<'_> {
                 (object, text)
             }
         };
-        let key = match object.get(&self.def.key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(other) => {
-                return Err(format!(
-                    "key {:?} is a {}, not an id",
-                    self.def.key,
-                    kind(other)
-                ));
-            }
-            None => return Err(format!("no key field {:?}", self.def.key)),
-        };
-        for field in &self.def.required {
-            match object.get(field) {
-                None | Some(Value::Null) => {
-                    return Err(format!("no {field}, which every record needs"));
-                }
-                Some(Value::String(s)) if s.trim().is_empty() => {
-                    return Err(format!("{field} is empty, and every record needs one"));
-                }
-                Some(_) => {}
-            }
-        }
-        let at = match self.def.event_time.as_deref() {
-            None => None,
-            Some(field) => match object.get(field) {
-                Some(Value::String(s)) => Some(
-                    DateTime::parse_from_rfc3339(s)
-                        .map_err(|e| {
-                            format!("{field} {s:?} is not an RFC 3339 time ({e}); write 2026-11-21T09:30:00Z")
-                        })?
-                        .with_timezone(&Utc),
-                ),
-                Some(other) => {
-                    return Err(format!("{field} is a {}, not an RFC 3339 time", kind(other)));
-                }
-                None => return Err(format!("no event time field {field:?}")),
-            },
-        };
-        Ok((key, text, at))
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Ok((records::check(self.def, &object)?, text))
     }
 }
 
@@ -258,14 +151,6 @@ fn csv_fields(line: &str) -> std::result::Result<Vec<String>, String> {
     }
 }
 
-/// Rows of one commit, grouped by partition, and the lines rejected.
-#[derive(Default)]
-struct Pending {
-    rows: BTreeMap<Vec<(&'static str, String)>, RowBatch>,
-    rejected: Vec<Rejected>,
-    bytes: u64,
-}
-
 /// Runs one files-fed bronze table.
 pub struct FilesRun<'a> {
     pub lake: &'a Lake,
@@ -281,12 +166,14 @@ pub struct FilesRun<'a> {
 }
 
 impl FilesRun<'_> {
-    fn table(&self) -> Table {
-        self.lake.table(LAYER, &self.def.name)
-    }
-
-    fn quarantine(&self) -> Table {
-        self.lake.table(LAYER, &quarantine_name(&self.def.name))
+    fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            lake: self.lake,
+            store: self.store,
+            def: self.def,
+            run_id: self.run_id,
+            positions: "files",
+        }
     }
 
     /// Take every new whole line of every file, committing about every
@@ -296,10 +183,10 @@ impl FilesRun<'_> {
         let listing = self.lake.list_files(self.folder).await?;
         let mut version = None;
         let limit = self.settings.commit_mib * 1024 * 1024;
-        let mut txn = self.table().begin(self.run_id, self.now).await?;
-        let mut qtxn = self.quarantine().begin(self.run_id, self.now).await?;
-        let mut marks = checkpoint_of(&txn);
-        let mut qmarks = checkpoint_of(&qtxn);
+        let publisher = self.publisher();
+        let (mut txn, mut qtxn) = publisher.begin(self.now).await?;
+        let mut marks: Checkpoint = records::positions(&txn, "files");
+        let mut qmarks: Checkpoint = records::positions(&qtxn, "files");
         let mut pending = Pending::default();
         for object in &listing {
             if in_progress(&object.path) {
@@ -348,8 +235,7 @@ impl FilesRun<'_> {
                     version = Some(snapshot.version);
                     let (lock, holder) = self.lock;
                     lease::hold(self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
-                    txn = self.table().begin(self.run_id, self.now).await?;
-                    qtxn = self.quarantine().begin(self.run_id, self.now).await?;
+                    (txn, qtxn) = publisher.begin(self.now).await?;
                 }
                 if !more {
                     break;
@@ -426,7 +312,7 @@ impl FilesRun<'_> {
             if full {
                 break;
             }
-            if buffer.len() > MAX_LINE_BYTES {
+            if buffer.len() > MAX_RECORD_BYTES {
                 // Keep the start of an over-long line for its rejection and
                 // skip the rest; the line ends at its break.
                 line.skipped += (buffer.len() - KEPT_TEXT_BYTES) as u64;
@@ -442,7 +328,7 @@ impl FilesRun<'_> {
     ) -> Result<std::result::Result<Vec<String>, String>> {
         let mut stream = self
             .lake
-            .read_range(&object.path, 0..object.size.min(MAX_LINE_BYTES as u64))
+            .read_range(&object.path, 0..object.size.min(MAX_RECORD_BYTES as u64))
             .await?;
         let mut head = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -475,22 +361,20 @@ impl FilesRun<'_> {
         let number = line.at.lines;
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let origin = Origin::Line {
+            file: object.path.clone(),
+            line: number,
+        };
         let mut reject = |problem: String| {
             // Lines the quarantine holds already were quarantined by a run
             // whose data commit did not happen.
             if at.offset >= line.qmark.offset {
-                let kept = &bytes[..bytes.len().min(KEPT_TEXT_BYTES)];
-                pending.rejected.push(Rejected {
-                    file: object.path.clone(),
-                    line: number,
-                    problem,
-                    text: String::from_utf8_lossy(kept).into_owned(),
-                });
+                pending.reject(origin.clone(), problem, bytes);
             }
             0
         };
         if overlong {
-            return reject(format!("longer than {MAX_LINE_BYTES} bytes"));
+            return reject(format!("longer than {MAX_RECORD_BYTES} bytes"));
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
             return reject("not UTF-8 text".into());
@@ -506,97 +390,28 @@ impl FilesRun<'_> {
             return 0;
         }
         match reader.record(text) {
-            Ok((key, doc, event_time)) => {
-                let time = event_time.unwrap_or_else(|| {
-                    DateTime::from_timestamp_micros(line.stamp).unwrap_or_default()
-                });
-                let content_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(doc.as_bytes()));
-                pending
-                    .rows
-                    .entry(self.def.partition_by.of(time))
-                    .or_default()
-                    .push(Row {
-                        id: key,
-                        stamp: line.stamp,
-                        run_id: self.run_id.to_string(),
-                        endpoint: format!("{}:{number}", object.path),
-                        content_hash,
-                        doc,
-                    });
+            Ok((checked, doc)) => {
+                pending.row(self.def, &origin, checked, doc, (line.stamp, self.run_id));
                 1
             }
             Err(problem) => reject(problem),
         }
     }
 
-    /// Publish one commit's rows and rejections: the quarantine first, then
-    /// the data with the checkpoint. Returns the data table's new snapshot.
+    /// Publish one commit's rows and rejections with the checkpoint.
+    /// Returns the data table's new snapshot.
     async fn commit(
         &self,
-        (mut txn, mut qtxn): (Transaction, Transaction),
+        txns: (Transaction, Transaction),
         (marks, qmarks): (&Checkpoint, &Checkpoint),
         pending: Pending,
         report: &mut FilesReport,
     ) -> Result<Snapshot> {
         report.commits += 1;
-        report.lines_quarantined += pending.rejected.len() as u64;
-        if !pending.rejected.is_empty() {
-            let batch = rejected_batch(&pending.rejected, self.run_id, self.now);
-            let mut writer = qtxn.create_file(&[], batch.schema(), &["text"])?;
-            writer.write(&batch).await?;
-            qtxn.add(writer.finish().await?);
-        }
-        if let Some(collection) = self.def.copy_to_landing {
-            self.copy_to_landing(collection, &pending).await?;
-        }
-        let mut qprops = Map::new();
-        qprops.insert("files".into(), json!(qmarks));
-        qtxn.commit("append", qprops, self.now).await?;
-
-        let schema = schema(&self.def.key);
-        for (partition, mut rows) in pending.rows {
-            let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
-            let stamp = self.now.timestamp_micros();
-            writer.write(&rows.take(&schema)).await?;
-            writer.set_stat("min_ingested_at", json!(stamp));
-            writer.set_stat("max_ingested_at", json!(stamp));
-            let file: DataFile = writer.finish().await?;
-            txn.add(file);
-        }
-        let mut props = Map::new();
-        props.insert("source".into(), json!(self.def.source.describe()));
-        props.insert("key".into(), json!(self.def.key));
-        props.insert("files".into(), json!(marks));
-        txn.commit("append", props, self.now).await
-    }
-
-    /// Upsert the commit's records into a landing collection, by key,
-    /// before the commit: a rerun after a crash upserts the same documents
-    /// again, which leaves them unchanged.
-    async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
-        let rows = pending.rows.values().flat_map(RowBatch::rows);
-        let mut batch = Batch {
-            run_id: self.run_id.to_string(),
-            endpoint: self.def.source.describe(),
-            docs: Vec::new(),
-        };
-        let mut ids = std::collections::HashSet::new();
-        for row in rows {
-            // An event delivered twice goes in a later batch: a batch holds
-            // an id once.
-            if batch.docs.len() == LANDING_BATCH || ids.contains(&row.id) {
-                self.store.upsert(collection, &batch).await?;
-                batch.docs.clear();
-                ids.clear();
-            }
-            let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
-            ids.insert(row.id.clone());
-            batch.docs.push((row.id.clone(), doc));
-        }
-        if !batch.docs.is_empty() {
-            self.store.upsert(collection, &batch).await?;
-        }
-        Ok(())
+        report.lines_quarantined += pending.rejected();
+        self.publisher()
+            .publish(txns, (json!(marks), json!(qmarks)), pending, self.now)
+            .await
     }
 }
 
@@ -627,33 +442,6 @@ fn header_of(line: &[u8]) -> std::result::Result<Vec<String>, String> {
         return Err(format!("the CSV header names {:?} twice", twice.1));
     }
     Ok(names)
-}
-
-fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> RecordBatch {
-    let n = rejected.len();
-    let text = |f: &dyn Fn(&Rejected) -> &str| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, 0);
-        rejected.iter().for_each(|r| b.append_value(f(r)));
-        Arc::new(b.finish())
-    };
-    let mut lines = Int64Builder::with_capacity(n);
-    rejected
-        .iter()
-        .for_each(|r| lines.append_value(r.line as i64));
-    let mut stamps = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    (0..n).for_each(|_| stamps.append_value(now.timestamp_micros()));
-    RecordBatch::try_new(
-        quarantine_schema(),
-        vec![
-            text(&|r| &r.file),
-            Arc::new(lines.finish()),
-            text(&|r| &r.problem),
-            text(&|r| &r.text),
-            Arc::new(StringArray::from(vec![run_id; n])),
-            Arc::new(stamps.finish()),
-        ],
-    )
-    .expect("columns match the quarantine schema")
 }
 
 /// A files run as a few lines of text.

@@ -5,6 +5,8 @@
 
 mod definition;
 mod files;
+mod kafka;
+mod records;
 mod rows;
 
 use std::collections::BTreeMap;
@@ -16,13 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::clock::SharedClock;
-use crate::config::IngestSettings;
+use crate::config::{IngestSettings, KafkaSettings, Settings};
 use crate::error::Result;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
 use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
 pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, Source as BronzeSource, load};
-pub use files::{FilesReport, Mark, quarantine_name};
+pub use files::{FilesReport, Mark};
+pub use kafka::KafkaReport;
+pub use records::quarantine_name;
 use rows::{Merge, Row, RowBatch, Source};
 
 /// The lake layer name.
@@ -88,6 +92,9 @@ pub struct BronzeReport {
     /// For a files source: what was read from where.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<FilesReport>,
+    /// For a Kafka source: what was consumed from where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaReport>,
 }
 
 /// The Arrow schema of a bronze table whose id column is `key`.
@@ -114,6 +121,7 @@ pub struct Bronze {
     lake: Lake,
     clock: SharedClock,
     ingest: IngestSettings,
+    kafka: KafkaSettings,
 }
 
 impl Bronze {
@@ -123,12 +131,14 @@ impl Bronze {
             lake,
             clock,
             ingest: IngestSettings::default(),
+            kafka: KafkaSettings::default(),
         }
     }
 
-    /// How a files source is read ([ingest] settings).
-    pub fn with_ingest(mut self, ingest: IngestSettings) -> Bronze {
-        self.ingest = ingest;
+    /// How records sources are read: the `[ingest]` and `[kafka]` settings.
+    pub fn with_settings(mut self, settings: &Settings) -> Bronze {
+        self.ingest = settings.ingest.clone();
+        self.kafka = settings.kafka.clone();
         self
     }
 
@@ -176,6 +186,12 @@ impl Bronze {
             BronzeSource::Files(folder) => {
                 return self.run_files(def, folder, run_id, lock, holder).await;
             }
+            // A run takes the messages up to the end offsets seen at its start.
+            BronzeSource::Kafka(topics) => {
+                return self
+                    .run_kafka(def, topics, run_id, (lock, holder), None)
+                    .await;
+            }
         };
         let table = self.table(def);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
@@ -197,6 +213,7 @@ impl Bronze {
             watermark_after: before.clone(),
             table_rows: txn.base().rows(),
             files: None,
+            kafka: None,
         };
         let Some(stable) = stable else {
             return Ok(report);
@@ -331,6 +348,80 @@ impl Bronze {
             watermark_after: None,
             table_rows,
             files: Some(files),
+            kafka: None,
+        })
+    }
+
+    /// Consume a Kafka-fed table continuously, a micro-batch at a time,
+    /// until `stop` turns true (then publish what is pending and return).
+    /// Holds the table's lock throughout.
+    pub async fn stream(
+        &self,
+        def: &BronzeTable,
+        run_id: &str,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<BronzeReport> {
+        let BronzeSource::Kafka(topics) = &def.source else {
+            return Err(crate::error::Error::config(
+                def.file.display().to_string(),
+                format!(
+                    "bronze.{} is fed by {}, not Kafka",
+                    def.name,
+                    def.source.describe()
+                ),
+                "only tables with source = { kafka = ... } stream",
+            ));
+        };
+        let lock = format!("{LAYER}.{}", def.name);
+        lease::while_held(
+            &self.store,
+            &lock,
+            run_id,
+            self.clock.now(),
+            LOCK_LEASE,
+            async |holder| {
+                self.run_kafka(def, topics, run_id, (&lock, holder), Some(stop))
+                    .await
+            },
+        )
+        .await
+    }
+
+    async fn run_kafka(
+        &self,
+        def: &BronzeTable,
+        topics: &[String],
+        run_id: &str,
+        lock: (&str, &str),
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<BronzeReport> {
+        let run = kafka::KafkaRun {
+            lake: &self.lake,
+            store: &self.store,
+            clock: &self.clock,
+            lock,
+            def,
+            topics,
+            ingest: &self.ingest,
+            kafka: &self.kafka,
+            run_id,
+        };
+        let mode = if stop.is_some() { "stream" } else { "kafka" };
+        let (report, version, table_rows) = run.run(stop).await?;
+        Ok(BronzeReport {
+            table: def.name.clone(),
+            run_id: run_id.into(),
+            mode,
+            version,
+            rows_written: report.rows,
+            files_added: 0,
+            files_removed: 0,
+            partitions: BTreeMap::new(),
+            watermark_before: None,
+            watermark_after: None,
+            table_rows,
+            files: None,
+            kafka: Some(report),
         })
     }
 }
@@ -434,6 +525,9 @@ impl<'t> Sink<'t> {
 pub fn render(r: &BronzeReport) -> String {
     if let Some(files) = &r.files {
         return files::render(&r.table, files, r.version, r.table_rows);
+    }
+    if let Some(kafka) = &r.kafka {
+        return kafka::render(&r.table, kafka, r.version, r.table_rows);
     }
     let mut out = match r.version {
         None => format!("bronze.{}: up to date ({} rows)", r.table, r.table_rows),

@@ -87,6 +87,18 @@ pub struct EventOptions {
     pub format: Format,
 }
 
+/// Where generated events go.
+pub enum Destination {
+    /// Files under the lake's `landing/events/`.
+    Landing,
+    /// Messages on a Kafka topic, one JSON event each, keyed by user (so
+    /// a listener's events keep their order within a partition).
+    Kafka {
+        producer: crate::kafka::Producer,
+        topic: String,
+    },
+}
+
 /// What was written.
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratedEvents {
@@ -97,7 +109,10 @@ pub struct GeneratedEvents {
     /// Events written into the file of a later day than they happened.
     pub late: u64,
     pub tracks_in_catalog: usize,
+    /// Files written (to the landing folder).
     pub files: Vec<String>,
+    /// Messages sent (to a Kafka topic).
+    pub messages: u64,
 }
 
 struct Track {
@@ -119,8 +134,12 @@ struct User {
 }
 
 /// Generate `options.events` events over the catalog in `lake` into
-/// `landing/events/` of the lake.
-pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEvents> {
+/// `destination`, a day at a time.
+pub async fn generate(
+    lake: &Lake,
+    options: &EventOptions,
+    destination: &Destination,
+) -> Result<GeneratedEvents> {
     check(options)?;
     let tracks = catalog(lake).await?;
     let mut rng = Rng::derived(options.seed, "events");
@@ -148,6 +167,7 @@ pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEv
         late: 0,
         tracks_in_catalog: tracks.len(),
         files: Vec::new(),
+        messages: 0,
     };
     let mut arriving_late: Vec<Event> = Vec::new();
     let (mut through, mut assigned) = (0.0, 0u64);
@@ -181,14 +201,25 @@ pub async fn generate(lake: &Lake, options: &EventOptions) -> Result<GeneratedEv
         }
         // Late arrivals come in after the day's own events.
         delivered.append(&mut yesterdays_late);
-        for (part, chunk) in delivered.chunks(FILE_EVENTS).enumerate() {
-            let path = format!(
-                "{LANDING_FOLDER}/events-{day}-s{}-{part:04}.{}",
-                options.seed,
-                options.format.extension()
-            );
-            lake.put_file(&path, render(chunk, options.format)).await?;
-            report.files.push(path);
+        match destination {
+            Destination::Landing => {
+                for (part, chunk) in delivered.chunks(FILE_EVENTS).enumerate() {
+                    let path = format!(
+                        "{LANDING_FOLDER}/events-{day}-s{}-{part:04}.{}",
+                        options.seed,
+                        options.format.extension()
+                    );
+                    lake.put_file(&path, render(chunk, options.format)).await?;
+                    report.files.push(path);
+                }
+            }
+            Destination::Kafka { producer, topic } => {
+                let messages = delivered.iter().map(|e| {
+                    let json = serde_json::to_string(e).expect("an event serializes");
+                    (e.user_id.clone(), json)
+                });
+                report.messages += producer.send_all(topic, messages).await?;
+            }
         }
     }
     Ok(report)

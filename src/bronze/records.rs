@@ -1,0 +1,387 @@
+//! What the two record sources share (event files, Kafka topics): the
+//! checks a record passes, the batch one commit publishes, and publishing
+//! it with the source's positions in the same commit.
+//!
+//! A commit publishes the quarantine first, then the rows. Each table
+//! records its own positions, so a crash between the two commits never
+//! quarantines a record twice: the rerun sees the quarantine already past
+//! it and only takes the rows again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::rows::{Row, RowBatch};
+use super::{BronzeTable, LAYER, PAYLOAD, schema};
+use crate::error::Result;
+use crate::lake::{DataFile, Lake, Snapshot, Table, Transaction};
+use crate::landing::{Batch, Collection, SharedStore, Stamp};
+
+/// A record longer than this is quarantined (only its start is kept).
+pub(super) const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// How much of a quarantined record is kept.
+pub(super) const KEPT_TEXT_BYTES: usize = 4096;
+/// Documents per upsert into a landing collection.
+const LANDING_BATCH: usize = 1000;
+
+/// The quarantine of a record-fed table.
+pub fn quarantine_name(table: &str) -> String {
+    format!("{table}_quarantine")
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone)]
+pub(super) enum Origin {
+    Line {
+        file: String,
+        line: u64,
+    },
+    Message {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+impl Origin {
+    /// The row's `endpoint`: `file:line` or `topic:partition:offset`.
+    fn endpoint(&self) -> String {
+        match self {
+            Origin::Line { file, line } => format!("{file}:{line}"),
+            Origin::Message {
+                topic,
+                partition,
+                offset,
+            } => format!("{topic}:{partition}:{offset}"),
+        }
+    }
+}
+
+/// A record that did not pass, kept for the quarantine.
+struct Rejected {
+    origin: Origin,
+    problem: String,
+    text: String,
+}
+
+/// The object a JSON record holds, or why it is not one.
+pub(super) fn json_object(text: &str) -> std::result::Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(other) => Err(format!(
+            "a JSON {} is not a record; write one object per record",
+            kind(&other)
+        )),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// A record's key and its event time (when the table has one).
+pub(super) type Checked = (String, Option<DateTime<Utc>>);
+
+/// A record's key and event time, or what is wrong with it.
+pub(super) fn check(
+    def: &BronzeTable,
+    object: &Map<String, Value>,
+) -> std::result::Result<Checked, String> {
+    let key = match object.get(&def.key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            return Err(format!("key {:?} is a {}, not an id", def.key, kind(other)));
+        }
+        None => return Err(format!("no key field {:?}", def.key)),
+    };
+    for field in &def.required {
+        match object.get(field) {
+            None | Some(Value::Null) => {
+                return Err(format!("no {field}, which every record needs"));
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                return Err(format!("{field} is empty, and every record needs one"));
+            }
+            Some(_) => {}
+        }
+    }
+    let at = match def.event_time.as_deref() {
+        None => None,
+        Some(field) => match object.get(field) {
+            Some(Value::String(s)) => Some(
+                DateTime::parse_from_rfc3339(s)
+                    .map_err(|e| {
+                        format!(
+                            "{field} {s:?} is not an RFC 3339 time ({e}); write 2026-11-21T09:30:00Z"
+                        )
+                    })?
+                    .with_timezone(&Utc),
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "{field} is a {}, not an RFC 3339 time",
+                    kind(other)
+                ));
+            }
+            None => return Err(format!("no event time field {field:?}")),
+        },
+    };
+    Ok((key, at))
+}
+
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Rows of one commit, grouped by partition, and the records rejected.
+#[derive(Default)]
+pub(super) struct Pending {
+    rows: BTreeMap<Vec<(&'static str, String)>, RowBatch>,
+    rejected: Vec<Rejected>,
+    /// Input taken, in bytes: what sizes a commit.
+    pub bytes: u64,
+}
+
+impl Pending {
+    /// Take a checked record as a row stamped `stamp`, partitioned by its
+    /// event time (or the stamp, when the table has none).
+    pub fn row(
+        &mut self,
+        def: &BronzeTable,
+        origin: &Origin,
+        (key, at): Checked,
+        doc: String,
+        (stamp, run_id): (Stamp, &str),
+    ) {
+        let time = at.unwrap_or_else(|| DateTime::from_timestamp_micros(stamp).unwrap_or_default());
+        let content_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(doc.as_bytes()));
+        self.rows
+            .entry(def.partition_by.of(time))
+            .or_default()
+            .push(Row {
+                id: key,
+                stamp,
+                run_id: run_id.to_string(),
+                endpoint: origin.endpoint(),
+                content_hash,
+                doc,
+            });
+    }
+
+    /// Quarantine a record, keeping the start of its bytes.
+    pub fn reject(&mut self, origin: Origin, problem: String, bytes: &[u8]) {
+        let kept = &bytes[..bytes.len().min(KEPT_TEXT_BYTES)];
+        self.rejected.push(Rejected {
+            origin,
+            problem,
+            text: String::from_utf8_lossy(kept).into_owned(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.rejected.is_empty()
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected.len() as u64
+    }
+}
+
+/// The positions a table recorded under `key` in its last commit.
+pub(super) fn positions<T: DeserializeOwned + Default>(txn: &Transaction, key: &str) -> T {
+    txn.base()
+        .properties
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Publishes the batches of one record-fed table.
+pub(super) struct Publisher<'a> {
+    pub lake: &'a Lake,
+    pub store: &'a SharedStore,
+    pub def: &'a BronzeTable,
+    pub run_id: &'a str,
+    /// The commit property holding the source's positions: `files` or `kafka`.
+    pub positions: &'static str,
+}
+
+impl Publisher<'_> {
+    fn table(&self) -> Table {
+        self.lake.table(LAYER, &self.def.name)
+    }
+
+    fn quarantine(&self) -> Table {
+        self.lake.table(LAYER, &quarantine_name(&self.def.name))
+    }
+
+    /// Open transactions on the table and its quarantine.
+    pub async fn begin(&self, now: DateTime<Utc>) -> Result<(Transaction, Transaction)> {
+        Ok((
+            self.table().begin(self.run_id, now).await?,
+            self.quarantine().begin(self.run_id, now).await?,
+        ))
+    }
+
+    /// Publish one batch: the quarantine with its positions, then the rows
+    /// with theirs. Returns the table's new snapshot.
+    pub async fn publish(
+        &self,
+        (mut txn, mut qtxn): (Transaction, Transaction),
+        (at, quarantined_at): (Value, Value),
+        pending: Pending,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot> {
+        if !pending.rejected.is_empty() {
+            let batch = rejected_batch(&pending.rejected, self.run_id, now);
+            let mut writer = qtxn.create_file(&[], batch.schema(), &["text"])?;
+            writer.write(&batch).await?;
+            qtxn.add(writer.finish().await?);
+        }
+        if let Some(collection) = self.def.copy_to_landing {
+            self.copy_to_landing(collection, &pending).await?;
+        }
+        let mut qprops = Map::new();
+        qprops.insert(self.positions.into(), quarantined_at);
+        qtxn.commit("append", qprops, now).await?;
+        fail::fail_point!("bronze-between-quarantine-and-rows");
+
+        let schema = schema(&self.def.key);
+        for (partition, mut rows) in pending.rows {
+            let stamps = rows.rows().iter().map(|r| r.stamp);
+            let (min, max) = (stamps.clone().min(), stamps.max());
+            let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
+            writer.write(&rows.take(&schema)).await?;
+            writer.set_stat("min_ingested_at", json!(min));
+            writer.set_stat("max_ingested_at", json!(max));
+            let file: DataFile = writer.finish().await?;
+            txn.add(file);
+        }
+        let mut props = Map::new();
+        props.insert("source".into(), json!(self.def.source.describe()));
+        props.insert("key".into(), json!(self.def.key));
+        props.insert(self.positions.into(), at);
+        txn.commit("append", props, now).await
+    }
+
+    /// Upsert the batch's records into a landing collection, by key,
+    /// before the commit: a rerun after a crash upserts the same documents
+    /// again, which leaves them unchanged.
+    async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
+        let rows = pending.rows.values().flat_map(RowBatch::rows);
+        let mut batch = Batch {
+            run_id: self.run_id.to_string(),
+            endpoint: self.def.source.describe(),
+            docs: Vec::new(),
+        };
+        let mut ids = std::collections::HashSet::new();
+        for row in rows {
+            // An event delivered twice goes in a later batch: a batch holds
+            // an id once.
+            if batch.docs.len() == LANDING_BATCH || ids.contains(&row.id) {
+                self.store.upsert(collection, &batch).await?;
+                batch.docs.clear();
+                ids.clear();
+            }
+            let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
+            ids.insert(row.id.clone());
+            batch.docs.push((row.id.clone(), doc));
+        }
+        if !batch.docs.is_empty() {
+            self.store.upsert(collection, &batch).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The quarantine's rows: where each record came from (file and line, or
+/// topic, partition and offset), the problem, the start of its text.
+fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> RecordBatch {
+    let n = rejected.len();
+    let text = |f: &dyn Fn(&Rejected) -> &str| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(n, 0);
+        rejected.iter().for_each(|r| b.append_value(f(r)));
+        Arc::new(b.finish())
+    };
+    let not_null = |name: &str, t: DataType| Field::new(name, t, false);
+    let (mut fields, mut columns): (Vec<Field>, Vec<ArrayRef>) = match rejected[0].origin {
+        Origin::Line { .. } => {
+            let mut lines = Int64Builder::with_capacity(n);
+            let mut files = StringBuilder::with_capacity(n, 0);
+            for r in rejected {
+                if let Origin::Line { file, line } = &r.origin {
+                    files.append_value(file);
+                    lines.append_value(*line as i64);
+                }
+            }
+            (
+                vec![
+                    not_null("file", DataType::Utf8),
+                    not_null("line", DataType::Int64),
+                ],
+                vec![Arc::new(files.finish()), Arc::new(lines.finish())],
+            )
+        }
+        Origin::Message { .. } => {
+            let mut topics = StringBuilder::with_capacity(n, 0);
+            let mut partitions = Int32Builder::with_capacity(n);
+            let mut offsets = Int64Builder::with_capacity(n);
+            for r in rejected {
+                if let Origin::Message {
+                    topic,
+                    partition,
+                    offset,
+                } = &r.origin
+                {
+                    topics.append_value(topic);
+                    partitions.append_value(*partition);
+                    offsets.append_value(*offset);
+                }
+            }
+            (
+                vec![
+                    not_null("topic", DataType::Utf8),
+                    not_null("partition", DataType::Int32),
+                    not_null("offset", DataType::Int64),
+                ],
+                vec![
+                    Arc::new(topics.finish()),
+                    Arc::new(partitions.finish()),
+                    Arc::new(offsets.finish()),
+                ],
+            )
+        }
+    };
+    let mut stamps = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    (0..n).for_each(|_| stamps.append_value(now.timestamp_micros()));
+    fields.extend([
+        not_null("problem", DataType::Utf8),
+        not_null("text", DataType::Utf8),
+        not_null("run_id", DataType::Utf8),
+        not_null(
+            "ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ),
+    ]);
+    columns.extend([
+        text(&|r| &r.problem),
+        text(&|r| &r.text),
+        Arc::new(StringArray::from(vec![run_id; n])) as ArrayRef,
+        Arc::new(stamps.finish()),
+    ]);
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    RecordBatch::try_new(schema, columns).expect("columns match the quarantine schema")
+}

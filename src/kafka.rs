@@ -1,0 +1,526 @@
+//! Kafka through librdkafka: the client settings, `kafka://` targets, a
+//! producer, and a group consumer that starts each partition it is
+//! assigned where the caller's own offset store says: the offsets recorded
+//! with the data they cover, not the group's committed offsets, are what
+//! a consumer resumes from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::config::KafkaSettings;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// Topic → partition → the offset of the next message to take.
+pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// A topic partition.
+pub type Partition = (String, i32);
+
+/// Properties soundlake sets itself, and why a user may not.
+const MANAGED: [(&str, &str); 5] = [
+    (
+        "bootstrap.servers",
+        "set [kafka] brokers (or the host:port of a kafka:// URL)",
+    ),
+    (
+        "group.id",
+        "set [kafka] group; each table consumes as <group>.<table>",
+    ),
+    (
+        "enable.auto.commit",
+        "soundlake commits offsets itself, after the data they cover is published",
+    ),
+    (
+        "enable.auto.offset.store",
+        "soundlake commits offsets itself, after the data they cover is published",
+    ),
+    (
+        "enable.partition.eof",
+        "soundlake uses it to tell when a bounded run has caught up",
+    ),
+];
+
+/// Parts of a property name whose values are credentials.
+const SECRET_PARTS: [&str; 5] = ["password", "secret", "jaas", "token", "key"];
+
+/// Connection settings for one cluster.
+#[derive(Debug, Clone)]
+pub struct Client {
+    brokers: String,
+    /// librdkafka properties, names normalised (`sasl_password` →
+    /// `sasl.password`).
+    properties: BTreeMap<String, Secret>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// The cluster of `[kafka]`, or of `brokers` when given (a `kafka://`
+    /// URL's); `[kafka.client]` properties apply either way.
+    pub fn new(settings: &KafkaSettings, brokers: Option<&str>) -> Result<Client> {
+        let mut properties = BTreeMap::new();
+        for (key, value) in &settings.client {
+            let name = key.trim().to_ascii_lowercase().replace('_', ".");
+            if let Some((_, why)) = MANAGED.iter().find(|(m, _)| *m == name) {
+                return Err(Error::config(
+                    format!("[kafka.client] {name}"),
+                    "this property is soundlake's to set",
+                    format!("remove it: {why}"),
+                ));
+            }
+            properties.insert(name, value.clone());
+        }
+        Ok(Client {
+            brokers: brokers.unwrap_or(&settings.brokers).trim().to_string(),
+            properties,
+            timeout: Duration::from_secs(settings.timeout_secs),
+        })
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set_log_level(RDKafkaLogLevel::Error);
+        for (name, value) in &self.properties {
+            config.set(name, value.expose());
+        }
+        config
+    }
+
+    /// `text` with any credential of the properties replaced by `***`.
+    fn scrub(&self, text: impl std::fmt::Display) -> String {
+        let mut text = text.to_string();
+        for (name, value) in &self.properties {
+            let secret = SECRET_PARTS.iter().any(|p| name.contains(p));
+            if secret && !value.is_empty() {
+                text = text.replace(value.expose(), "***");
+            }
+        }
+        text
+    }
+
+    /// An error about this cluster, credentials scrubbed.
+    pub fn error(&self, problem: impl std::fmt::Display, fix: impl Into<String>) -> Error {
+        Error::Kafka {
+            brokers: self.brokers.clone(),
+            problem: self.scrub(problem),
+            fix: fix.into(),
+        }
+    }
+
+    fn create<T: rdkafka::config::FromClientConfig>(&self, config: &ClientConfig) -> Result<T> {
+        config.create().map_err(|e| match e {
+            // The value is left out: it may be a credential.
+            KafkaError::ClientConfig(_, description, key, _) => Error::config(
+                format!("[kafka.client] {key}"),
+                description,
+                "use a librdkafka property name and value \
+                 (https://docs.confluent.io/platform/current/clients/librdkafka/html/md_CONFIGURATION.html)",
+            ),
+            other => self.error(other, "check [kafka] brokers and [kafka.client]"),
+        })
+    }
+
+    /// Every partition of `topics` with its low and high watermark: where
+    /// its messages start and the offset the next one will get.
+    pub async fn watermarks(&self, topics: &[String]) -> Result<BTreeMap<Partition, (i64, i64)>> {
+        let consumer: BaseConsumer = self.create(&self.config())?;
+        let (client, topics) = (self.clone(), topics.to_vec());
+        let blocking = tokio::task::spawn_blocking(move || {
+            let mut found = BTreeMap::new();
+            for topic in &topics {
+                let metadata = consumer
+                    .fetch_metadata(Some(topic), client.timeout)
+                    .map_err(|e| client.unreachable(e))?;
+                let Some(meta) = metadata.topics().first() else {
+                    return Err(client.no_topic(topic));
+                };
+                if meta.error().is_some() || meta.partitions().is_empty() {
+                    return Err(client.no_topic(topic));
+                }
+                for partition in meta.partitions() {
+                    let marks = consumer
+                        .fetch_watermarks(topic, partition.id(), client.timeout)
+                        .map_err(|e| client.unreachable(e))?;
+                    found.insert((topic.clone(), partition.id()), marks);
+                }
+            }
+            Ok(found)
+        });
+        blocking.await.expect("the metadata lookup does not panic")
+    }
+
+    fn unreachable(&self, e: KafkaError) -> Error {
+        self.error(
+            format!("no answer within {} s ({e})", self.timeout.as_secs()),
+            "check that the brokers run and [kafka] brokers names them (host:port); \
+             for TLS or SASL set [kafka.client] security.protocol and its properties",
+        )
+    }
+
+    fn no_topic(&self, topic: &str) -> Error {
+        self.error(
+            format!("topic {topic:?} does not exist"),
+            "create it (or let producers create it), or fix the topic in the bronze definition",
+        )
+    }
+
+    pub fn producer(&self) -> Result<Producer> {
+        let mut config = self.config();
+        config
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "20")
+            .set(
+                "message.timeout.ms",
+                (self.timeout.as_millis().max(1)).to_string(),
+            );
+        Ok(Producer {
+            inner: self.create(&config)?,
+            client: self.clone(),
+        })
+    }
+
+    /// A member of `group` that starts each partition it is assigned at
+    /// the offset `start` holds for it (else the group's committed offset,
+    /// else the earliest).
+    pub fn consumer(&self, group: &str, start: Arc<Mutex<Offsets>>) -> Result<GroupConsumer> {
+        let mut config = self.config();
+        config
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000");
+        // Pass-through properties win over the defaults above...
+        for (name, value) in &self.properties {
+            config.set(name, value.expose());
+        }
+        // ...but not over these.
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true");
+        let context = Assignments {
+            start,
+            changes: Mutex::default(),
+            client: self.clone(),
+        };
+        let inner = config
+            .create_with_context(context)
+            .map_err(|e| self.error(e, "check [kafka.client]"))?;
+        Ok(GroupConsumer {
+            inner: Arc::new(inner),
+            client: self.clone(),
+        })
+    }
+}
+
+/// `kafka://host:port[,host:port...]/topic`: brokers and a topic.
+pub fn parse_target(url: &str) -> Result<(String, String)> {
+    let bad = |problem: &str| {
+        Error::config(
+            crate::secret::redact_url(url),
+            problem,
+            "write kafka://host:port/topic, like kafka://localhost:9092/listening-events \
+             (credentials go in [kafka.client] sasl.username and sasl.password)",
+        )
+    };
+    let rest = url
+        .strip_prefix("kafka://")
+        .ok_or_else(|| bad("not a kafka:// URL"))?;
+    let (brokers, topic) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no topic after the brokers"))?;
+    if brokers.contains('@') {
+        return Err(bad("credentials do not go in the URL"));
+    }
+    let valid_broker = |b: &str| {
+        b.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    };
+    if brokers.is_empty() || !brokers.split(',').all(valid_broker) {
+        return Err(bad("brokers must be host:port, separated by commas"));
+    }
+    let topic_ok = (1..=249).contains(&topic.len())
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !topic_ok || topic == "." || topic == ".." {
+        return Err(bad(
+            "the topic must be 1 to 249 letters, digits, '.', '_' or '-'",
+        ));
+    }
+    Ok((brokers.to_string(), topic.to_string()))
+}
+
+/// Sends records to a topic.
+pub struct Producer {
+    inner: FutureProducer,
+    client: Client,
+}
+
+/// Records in flight at once while sending.
+const IN_FLIGHT: usize = 10_000;
+
+impl Producer {
+    pub fn brokers(&self) -> &str {
+        self.client.brokers()
+    }
+
+    /// Create `topic` with `partitions` partitions unless it exists.
+    pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.client.create(&self.client.config())?;
+        let options = AdminOptions::new().operation_timeout(Some(self.client.timeout));
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(
+                    topic,
+                    partitions,
+                    TopicReplication::Fixed(-1),
+                )],
+                &options,
+            )
+            .await
+            .map_err(|e| self.client.unreachable(e))?;
+        match created.into_iter().next() {
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | Some(Ok(_)) | None => Ok(()),
+            Some(Err((_, code))) => Err(self.client.error(
+                format!("cannot create topic {topic:?}: {code}"),
+                "create the topic yourself, or check the client's rights on the cluster",
+            )),
+        }
+    }
+
+    /// Send `(key, payload)` records to `topic`, many in flight at once;
+    /// returns when the brokers have them all.
+    pub async fn send_all(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<u64> {
+        let mut sends = futures::stream::iter(records)
+            .map(|(key, payload)| async move {
+                let record = FutureRecord::to(topic).key(&key).payload(&payload);
+                self.inner
+                    .send(record, self.client.timeout)
+                    .await
+                    .map_err(|(e, _)| e)
+            })
+            .buffer_unordered(IN_FLIGHT);
+        let mut sent = 0u64;
+        while let Some(result) = sends.next().await {
+            result.map_err(|e| {
+                self.client.error(
+                    format!("sending to {topic:?} failed: {e}"),
+                    "check that the brokers run and the topic exists",
+                )
+            })?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+/// What a consumer was given by the group, as rebalances change it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The partitions it owns now.
+    pub owned: BTreeSet<Partition>,
+    /// Whether it has owned any partition yet.
+    pub assigned: bool,
+    /// Whether partitions were taken away since the caller last looked.
+    pub revoked: bool,
+}
+
+/// The consumer's context: applies the caller's start offsets to each
+/// assignment and notes what rebalances change.
+pub struct Assignments {
+    start: Arc<Mutex<Offsets>>,
+    changes: Mutex<Changes>,
+    /// For scrubbing credentials out of what librdkafka reports.
+    client: Client,
+}
+
+impl ClientContext for Assignments {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Reaching a partition's end is news for the poll, not a problem.
+        let caught_up = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !caught_up {
+            let problem = self.client.scrub(format!("{error}: {reason}"));
+            tracing::warn!(brokers = %self.client.brokers, %problem, "Kafka client");
+        }
+    }
+}
+
+impl ConsumerContext for Assignments {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let mut changes = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let parts: Vec<Partition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let start = self.start.lock().unwrap_or_else(PoisonError::into_inner);
+                for (topic, partition) in &parts {
+                    if let Some(offset) = start.get(topic).and_then(|p| p.get(partition)) {
+                        let _ =
+                            tpl.set_partition_offset(topic, *partition, Offset::Offset(*offset));
+                    }
+                }
+                changes.owned.extend(parts);
+                changes.assigned = true;
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for part in &parts {
+                    changes.owned.remove(part);
+                }
+                changes.revoked = true;
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    changes.owned.clear();
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "Kafka rebalance failed; giving up the assignment");
+                changes.owned.clear();
+                changes.revoked = true;
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "Kafka (un)assignment failed");
+        }
+    }
+}
+
+/// A message, or what else a poll brought.
+#[derive(Debug)]
+pub enum Polled {
+    Message {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        /// `None` for a message without a value (a tombstone).
+        payload: Option<Vec<u8>>,
+    },
+    /// Partition `n` of some subscribed topic has no more messages now.
+    CaughtUp(i32),
+    /// A problem the client reported (it retries on its own).
+    Problem(String),
+    /// Nothing within the wait.
+    Idle,
+}
+
+/// A consumer group member (see [`Client::consumer`]).
+pub struct GroupConsumer {
+    inner: Arc<StreamConsumer<Assignments>>,
+    client: Client,
+}
+
+impl GroupConsumer {
+    pub fn subscribe(&self, topics: &[String]) -> Result<()> {
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.inner
+            .subscribe(&topics)
+            .map_err(|e| self.client.error(e, "check the topic names"))
+    }
+
+    /// The next message, waiting at most `wait`. Rebalances happen inside
+    /// this call.
+    pub async fn next(&self, wait: Duration) -> Polled {
+        match tokio::time::timeout(wait, self.inner.recv()).await {
+            Err(_) => Polled::Idle,
+            Ok(Ok(m)) => Polled::Message {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                payload: m.payload().map(<[u8]>::to_vec),
+            },
+            Ok(Err(KafkaError::PartitionEOF(partition))) => Polled::CaughtUp(partition),
+            Ok(Err(e)) => Polled::Problem(self.client.scrub(e)),
+        }
+    }
+
+    /// What the group gave this member, resetting the `revoked` flag.
+    pub fn changes(&self) -> (BTreeSet<Partition>, bool, bool) {
+        let mut changes = self
+            .inner
+            .context()
+            .changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let revoked = std::mem::take(&mut changes.revoked);
+        (changes.owned.clone(), changes.assigned, revoked)
+    }
+
+    /// Commit `offsets` of the partitions this member owns to the group,
+    /// so lag monitors and other tools see the progress.
+    pub async fn commit(&self, offsets: &Offsets) -> Result<()> {
+        let (owned, _, _) = self.changes();
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partitions) in offsets {
+            for (partition, offset) in partitions {
+                if owned.contains(&(topic.clone(), *partition)) {
+                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                        .map_err(|e| self.client.error(e, "report this as a bug"))?;
+                }
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.inner.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                .await
+                .expect("a commit does not panic");
+        committed.map_err(|e| {
+            self.client.error(
+                format!("committing offsets failed: {e}"),
+                "nothing is lost: the offsets are recorded with the data, and the group's \
+                 offsets catch up at the next commit",
+            )
+        })
+    }
+}
