@@ -143,28 +143,22 @@ impl Client {
         })
     }
 
-    /// Every partition of `topics` with its low and high watermark: where
-    /// its messages start and the offset the next one will get.
-    pub async fn watermarks(&self, topics: &[String]) -> Result<BTreeMap<Partition, (i64, i64)>> {
+    /// Every partition of `topics`; an error names a topic that does not
+    /// exist or brokers that do not answer.
+    pub async fn partitions(&self, topics: &[String]) -> Result<BTreeSet<Partition>> {
         let consumer: BaseConsumer = self.create(&self.config())?;
         let (client, topics) = (self.clone(), topics.to_vec());
         let blocking = tokio::task::spawn_blocking(move || {
-            let mut found = BTreeMap::new();
+            let mut found = BTreeSet::new();
             for topic in &topics {
                 let metadata = consumer
                     .fetch_metadata(Some(topic), client.timeout)
                     .map_err(|e| client.unreachable(e))?;
-                let Some(meta) = metadata.topics().first() else {
-                    return Err(client.no_topic(topic));
-                };
-                if meta.error().is_some() || meta.partitions().is_empty() {
-                    return Err(client.no_topic(topic));
-                }
-                for partition in meta.partitions() {
-                    let marks = consumer
-                        .fetch_watermarks(topic, partition.id(), client.timeout)
-                        .map_err(|e| client.unreachable(e))?;
-                    found.insert((topic.clone(), partition.id()), marks);
+                match metadata.topics().first() {
+                    Some(meta) if meta.error().is_none() && !meta.partitions().is_empty() => {
+                        found.extend(meta.partitions().iter().map(|p| (topic.clone(), p.id())));
+                    }
+                    _ => return Err(client.no_topic(topic)),
                 }
             }
             Ok(found)
@@ -346,8 +340,6 @@ impl Producer {
 pub struct Changes {
     /// The partitions it owns now.
     pub owned: BTreeSet<Partition>,
-    /// Whether it has owned any partition yet.
-    pub assigned: bool,
     /// Whether partitions were taken away since the caller last looked.
     pub revoked: bool,
 }
@@ -402,7 +394,6 @@ impl ConsumerContext for Assignments {
                     }
                 }
                 changes.owned.extend(parts);
-                changes.assigned = true;
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -441,6 +432,8 @@ pub enum Polled {
         topic: String,
         partition: i32,
         offset: i64,
+        /// Milliseconds since the epoch: when it was produced (or appended).
+        timestamp: Option<i64>,
         /// `None` for a message without a value (a tombstone).
         payload: Option<Vec<u8>>,
     },
@@ -475,6 +468,7 @@ impl GroupConsumer {
                 topic: m.topic().to_string(),
                 partition: m.partition(),
                 offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
                 payload: m.payload().map(<[u8]>::to_vec),
             },
             Ok(Err(KafkaError::PartitionEOF(partition))) => Polled::CaughtUp(partition),
@@ -482,8 +476,9 @@ impl GroupConsumer {
         }
     }
 
-    /// What the group gave this member, resetting the `revoked` flag.
-    pub fn changes(&self) -> (BTreeSet<Partition>, bool, bool) {
+    /// The partitions this member owns, and whether any were taken away
+    /// since the last call.
+    pub fn changes(&self) -> (BTreeSet<Partition>, bool) {
         let mut changes = self
             .inner
             .context()
@@ -491,20 +486,17 @@ impl GroupConsumer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let revoked = std::mem::take(&mut changes.revoked);
-        (changes.owned.clone(), changes.assigned, revoked)
+        (changes.owned.clone(), revoked)
     }
 
-    /// Commit `offsets` of the partitions this member owns to the group,
-    /// so lag monitors and other tools see the progress.
+    /// Commit `offsets` to the group, so lag monitors and other tools see
+    /// the progress. Fails while the group rebalances.
     pub async fn commit(&self, offsets: &Offsets) -> Result<()> {
-        let (owned, _, _) = self.changes();
         let mut tpl = TopicPartitionList::new();
         for (topic, partitions) in offsets {
             for (partition, offset) in partitions {
-                if owned.contains(&(topic.clone(), *partition)) {
-                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                        .map_err(|e| self.client.error(e, "report this as a bug"))?;
-                }
+                tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                    .map_err(|e| self.client.error(e, "report this as a bug"))?;
             }
         }
         if tpl.count() == 0 {

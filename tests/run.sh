@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real servers and readers the integration tests use (SecantusDB for the
-# MongoDB wire protocol, moto for S3, DuckDB, PyArrow and PySpark to read
-# the lake).
+# MongoDB wire protocol, moto for S3, a Tansu Kafka broker, DuckDB, PyArrow
+# and PySpark to read the lake).
 source tests/venv.sh
 
 # Debian's docker-compose validates docker-compose.yml (no engine needed).
@@ -15,10 +15,12 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# `failpoints` lets the crash tests pause the binary at named points
+# (between a bronze publish and the Kafka offset commit, say) and kill it.
 cargo fmt --all --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --locked --features failpoints --no-fail-fast
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --features failpoints --no-fail-fast
 fi

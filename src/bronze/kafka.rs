@@ -82,6 +82,8 @@ struct Progress {
     /// When the pending batch took its first message: its rows' stamp.
     batch_started: Option<DateTime<Utc>>,
     last_renewal: DateTime<Utc>,
+    /// Whether the group holds the recorded offsets.
+    committed: bool,
     version: Option<u64>,
     rows: u64,
 }
@@ -148,28 +150,18 @@ impl KafkaRun<'_> {
             pending: Pending::default(),
             batch_started: None,
             last_renewal: now,
+            committed: true,
             version: None,
         };
 
-        // A bounded run stops at the end offsets seen now, or where the
-        // brokers say a partition has nothing more (its fetches' high
-        // watermark), whichever comes first. An end counts only where it is
-        // ahead of the recorded offset: some brokers report ends behind the
-        // truth, and the fetches' caught-up signal still ends those runs.
-        let ends: Option<BTreeMap<Partition, i64>> = match stop {
-            Some(_) => None,
-            None => Some(
-                client
-                    .watermarks(self.topics)
-                    .await?
-                    .into_iter()
-                    .filter(|(part, (low, high))| {
-                        offset_of(&progress.at, part).unwrap_or(*low) < *high
-                    })
-                    .map(|(part, (_, high))| (part, high))
-                    .collect(),
-            ),
-        };
+        // A bounded run takes every partition of the topics up to where the
+        // brokers say it has nothing more (its fetches' high watermark), or
+        // to its first message stamped after the run began, whichever comes
+        // first. Brokers' reported end offsets are not used: some report
+        // them behind the truth.
+        let bounded = stop.is_none();
+        let began = now.timestamp_millis();
+        let partitions = client.partitions(self.topics).await?;
         let mut done: BTreeSet<Partition> = BTreeSet::new();
         let start = Arc::new(Mutex::new(progress.at.clone()));
         let consumer = client.consumer(&group, start.clone())?;
@@ -179,7 +171,7 @@ impl KafkaRun<'_> {
         let (mut moved, mut problem) = (Instant::now(), None::<String>);
         loop {
             let polled = consumer.next(POLL).await;
-            let (owned, assigned, revoked) = consumer.changes();
+            let (owned, revoked) = consumer.changes();
             if revoked && !progress.pending.is_empty() {
                 // Publish what the revoked partitions gave before another
                 // member starts them from the recorded offsets.
@@ -191,6 +183,7 @@ impl KafkaRun<'_> {
                     topic,
                     partition,
                     offset,
+                    timestamp,
                     payload,
                 } => {
                     let part = (topic, partition);
@@ -203,8 +196,7 @@ impl KafkaRun<'_> {
                         report.replayed += 1;
                         continue;
                     }
-                    let end = ends.as_ref().and_then(|e| e.get(&part)).copied();
-                    if end.is_some_and(|end| offset >= end) {
+                    if bounded && timestamp.is_some_and(|t| t > began) {
                         done.insert(part);
                         continue;
                     }
@@ -215,9 +207,6 @@ impl KafkaRun<'_> {
                         payload.as_deref(),
                         &mut report,
                     );
-                    if end.is_some_and(|end| offset + 1 >= end) {
-                        done.insert(part);
-                    }
                     moved = Instant::now();
                 }
                 Polled::CaughtUp(partition) => {
@@ -233,15 +222,12 @@ impl KafkaRun<'_> {
 
             let now = self.clock.now();
             let stopping = stop.as_ref().is_some_and(|s| *s.borrow());
-            let finished = ends.is_some()
-                && assigned
-                && !owned.is_empty()
-                && owned.iter().all(|p| done.contains(p));
-            let waited_out = ends.is_some() && moved.elapsed() > client.timeout();
-            if waited_out && !assigned {
+            let finished = bounded && partitions.iter().all(|p| done.contains(p));
+            let waited_out = bounded && moved.elapsed() > client.timeout();
+            if waited_out && done.is_empty() && report.taken.is_empty() {
                 return Err(client.error(
                     format!(
-                        "no partition of {} was assigned to group {group} within {} s{}",
+                        "nothing from {} within {} s in group {group}{}",
                         self.topics.join(", "),
                         client.timeout().as_secs(),
                         problem
@@ -253,22 +239,22 @@ impl KafkaRun<'_> {
                 ));
             }
             if waited_out {
-                let behind: Vec<String> = owned
+                let behind: Vec<String> = partitions
                     .iter()
                     .filter(|p| !done.contains(*p))
                     .map(|(t, p)| format!("{t}:{p}"))
                     .collect();
                 report.stopped_early = Some(format!(
-                    "no message for {} s before the end offsets seen at the start of {}; \
-                     the next run goes on from here",
+                    "{} gave nothing for {} s (held by another member of the group?); \
+                     the next run goes on from the recorded offsets",
+                    behind.join(", "),
                     client.timeout().as_secs(),
-                    behind.join(", ")
                 ));
             }
             let full = progress.pending.bytes >= limit;
             let due = progress
                 .batch_started
-                .is_some_and(|started| ends.is_none() && now - started >= batch_age);
+                .is_some_and(|started| !bounded && now - started >= batch_age);
             let ending = stopping || finished || waited_out;
             if full || due || (ending && !progress.pending.is_empty()) {
                 self.publish(&mut progress, &consumer, &start, &mut report)
@@ -279,6 +265,9 @@ impl KafkaRun<'_> {
             if ending {
                 break;
             }
+        }
+        if !progress.committed {
+            self.commit_at_end(&progress, &consumer, &client).await;
         }
         report.offsets = progress.at.clone();
         Ok((report, progress.version, progress.rows))
@@ -375,9 +364,7 @@ impl KafkaRun<'_> {
         report.batches += 1;
         *start.lock().unwrap_or_else(PoisonError::into_inner) = progress.at.clone();
         fail::fail_point!("kafka-after-publish");
-        if let Err(e) = consumer.commit(&progress.at).await {
-            tracing::warn!(table = %self.def.name, error = %e, "Kafka offsets not committed");
-        }
+        progress.committed = consumer.commit(&progress.at).await.is_ok();
         tracing::info!(
             table = %self.def.name,
             version = snapshot.version,
@@ -387,6 +374,30 @@ impl KafkaRun<'_> {
         self.renew(progress).await?;
         progress.txns = Some(publisher.begin(now).await?);
         Ok(())
+    }
+
+    /// The group's offsets could not be committed after the last publish
+    /// (a rebalance was under way): try again while serving the group,
+    /// until the run's timeout. Messages polled meanwhile are not taken;
+    /// the next run starts at the recorded offsets.
+    async fn commit_at_end(&self, progress: &Progress, consumer: &GroupConsumer, client: &Client) {
+        let waited = Instant::now();
+        loop {
+            match consumer.commit(&progress.at).await {
+                Ok(()) => return,
+                Err(e) if waited.elapsed() > client.timeout() => {
+                    tracing::warn!(
+                        table = %self.def.name,
+                        error = %e,
+                        "the group's offsets lag the table's until the next run"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    consumer.next(POLL).await;
+                }
+            }
+        }
     }
 
     async fn renew(&self, progress: &mut Progress) -> Result<()> {

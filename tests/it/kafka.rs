@@ -1,0 +1,355 @@
+//! Listening events from Kafka, against a real broker (Tansu): a run takes
+//! each message once and quarantines the malformed ones with topic,
+//! partition and offset; SIGKILL between the bronze publish and the offset
+//! commit (and at the other crash points) loses and doubles nothing; the
+//! daemon streams in micro-batches through a rebalance; bad settings and
+//! targets get clear errors that keep credentials out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+use super::events::Lake;
+use super::listening::copy_of_definitions;
+use super::support::{KafkaBroker, files_ending, kill_when};
+
+const TOPIC: &str = "listening-events";
+/// The consumer group bronze.events uses: `<[kafka] group>.<table>`.
+const GROUP: &str = "soundlake.events";
+
+/// A deployment whose bronze.events reads a topic of a broker of its own.
+struct KafkaLake {
+    lake: Lake,
+    defs: tempfile::TempDir,
+    broker: KafkaBroker,
+}
+
+impl KafkaLake {
+    fn new() -> KafkaLake {
+        let defs = copy_of_definitions();
+        let bronze = defs.path().join("bronze/events.toml");
+        let text = std::fs::read_to_string(&bronze).unwrap().replace(
+            "source = { files = \"landing/events\" }",
+            &format!("source = {{ kafka = \"{TOPIC}\" }}"),
+        );
+        assert!(text.contains("kafka"), "the shipped definition changed");
+        std::fs::write(&bronze, text).unwrap();
+        KafkaLake {
+            lake: Lake::with_catalog(),
+            defs,
+            broker: KafkaBroker::start(),
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("kafka://{}/{TOPIC}", self.broker.brokers())
+    }
+
+    /// `soundlake <args>` on the Kafka definitions: a short session
+    /// timeout, since this broker takes half of it to form a group.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.lake.command(args);
+        command
+            .env("SOUNDLAKE__DEFINITIONS__DIR", self.defs.path())
+            .env("SOUNDLAKE__KAFKA__BROKERS", self.broker.brokers())
+            .env("SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS", "2000")
+            .env("SOUNDLAKE__KAFKA__TIMEOUT_SECS", "20");
+        command
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `generate events` to the topic: (distinct events, messages sent).
+    fn produce_events(&self, days: &str, end: &str, events: &str, seed: &str) -> (i64, i64) {
+        let target = self.target();
+        let out = self.ok(&[
+            "generate", "events", "--users", "60", "--events", events, "--days", days, "--end",
+            end, "--seed", seed, "--to", &target, "--json",
+        ]);
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert!(report["files"].as_array().unwrap().is_empty());
+        (
+            report["events"].as_i64().unwrap(),
+            report["messages"].as_i64().unwrap(),
+        )
+    }
+
+    fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.broker.brokers())
+            .create()
+            .unwrap()
+    }
+
+    /// Send raw payloads (`None`: a tombstone); returns each one's
+    /// (partition, offset).
+    async fn send(&self, payloads: &[(&str, Option<&[u8]>)]) -> BTreeSet<(i64, i64)> {
+        let producer = self.producer();
+        let mut places = BTreeSet::new();
+        for (key, payload) in payloads {
+            let mut record = FutureRecord::<str, [u8]>::to(TOPIC).key(key);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            let delivered = producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap();
+            places.insert((i64::from(delivered.partition), delivered.offset));
+        }
+        places
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.lake.query(sql)[0]["n"].as_i64().unwrap()
+    }
+
+    fn bronze_commits(&self, table: &str) -> usize {
+        let dir = self
+            .lake
+            .dir
+            .path()
+            .join(format!("lake/bronze/{table}/_soundlake/commits"));
+        files_ending(&dir, ".json")
+    }
+
+    /// The group's committed offsets, by partition (absent: none).
+    fn committed(&self) -> BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.brokers())
+            .set("group.id", GROUP)
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition(TOPIC, p.id());
+        }
+        consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap()
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Malformed messages of every kind, under distinct keys so they spread
+/// over the partitions.
+const BAD: [(&str, Option<&[u8]>); 5] = [
+    ("bad-a", Some(b"not json")),
+    ("bad-b", Some(b"[1, 2, 3]")),
+    (
+        "bad-c",
+        Some(br#"{"event_id":"e-bad","user_id":"u1","event_ts":"2026-11-20T10:00:00Z"}"#),
+    ),
+    ("bad-d", None),
+    ("bad-e", Some(b"\xff\xfe not utf-8")),
+];
+
+#[tokio::test]
+async fn a_run_takes_each_message_once_and_quarantines_the_malformed() {
+    let k = KafkaLake::new();
+    let (events, messages) = k.produce_events("2", "2026-11-20", "3000", "7");
+    assert!(
+        messages > events,
+        "the generator delivers some events twice"
+    );
+    let bad = k.send(&BAD).await;
+
+    k.ok(&[
+        "run",
+        "listening_events",
+        "--select",
+        "bronze.events,silver.events",
+    ]);
+    assert_eq!(
+        k.count("SELECT count(*) AS n FROM bronze.events"),
+        messages,
+        "every well-formed message is a bronze row"
+    );
+    assert_eq!(
+        k.count("SELECT count(DISTINCT endpoint) AS n FROM bronze.events"),
+        messages,
+        "no message twice"
+    );
+    let quarantined: BTreeSet<(i64, i64)> = k
+        .lake
+        .query("SELECT topic, \"partition\", \"offset\", problem FROM bronze.events_quarantine")
+        .iter()
+        .map(|r| {
+            assert_eq!(r["topic"], TOPIC);
+            assert!(!r["problem"].as_str().unwrap().is_empty());
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(quarantined, bad, "each malformed message, at its place");
+    let problems: Vec<Value> = k
+        .lake
+        .query("SELECT problem FROM bronze.events_quarantine ORDER BY problem");
+    let problems: Vec<&str> = problems
+        .iter()
+        .map(|r| r["problem"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "not JSON",
+        "a JSON array",
+        "no track_id",
+        "tombstone",
+        "not UTF-8",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "{needle:?} in {problems:?}"
+        );
+    }
+    let silver = k
+        .lake
+        .query("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM silver.events");
+    assert_eq!(silver[0]["n"], events, "silver holds each event...");
+    assert_eq!(silver[0]["d"], events, "...once");
+    let committed: i64 = k.committed().values().sum();
+    assert_eq!(
+        committed,
+        messages + BAD.len() as i64,
+        "the group's offsets follow the table's"
+    );
+
+    // Nothing new: nothing written.
+    let before = k.bronze_commits("events");
+    let again = k.ok(&["bronze", "events"]);
+    assert!(again.contains("no new messages"), "{again}");
+    assert_eq!(k.bronze_commits("events"), before);
+
+    // A day more: only the new messages.
+    let (more_events, more) = k.produce_events("1", "2026-11-21", "500", "8");
+    k.ok(&[
+        "run",
+        "listening_events",
+        "--select",
+        "bronze.events,silver.events",
+    ]);
+    assert_eq!(
+        k.count("SELECT count(*) AS n FROM bronze.events"),
+        messages + more
+    );
+    assert_eq!(
+        k.count("SELECT count(DISTINCT event_id) AS n FROM silver.events"),
+        events + more_events
+    );
+}
+
+#[test]
+fn killed_around_the_publish_it_loses_and_doubles_nothing() {
+    let k = KafkaLake::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut bad = runtime.block_on(k.send(&BAD));
+    // Over 1 MiB commits, the run publishes in several micro-batches.
+    let (events, messages) = k.produce_events("3", "2026-11-20", "12000", "11");
+    bad.extend(runtime.block_on(k.send(&BAD)));
+    let bronze = |failpoints: &str| {
+        let mut c = k.command(&["bronze", "events"]);
+        c.env("SOUNDLAKE__INGEST__COMMIT_MIB", "1")
+            .env("FAILPOINTS", failpoints);
+        c
+    };
+    let commits = k
+        .lake
+        .dir
+        .path()
+        .join("lake/bronze/events/_soundlake/commits");
+    let quarantine = k
+        .lake
+        .dir
+        .path()
+        .join("lake/bronze/events_quarantine/_soundlake/commits");
+
+    // 1. Between the bronze publish and the offset commit.
+    assert!(kill_when(
+        &mut bronze("kafka-after-publish=pause"),
+        &commits,
+        ".json",
+        1
+    ));
+    assert!(
+        k.committed().is_empty(),
+        "killed before the group's offsets were committed"
+    );
+    // 2. Between the quarantine's commit and the table's.
+    let q = files_ending(&quarantine, ".json");
+    assert!(kill_when(
+        &mut bronze("bronze-between-quarantine-and-rows=pause"),
+        &quarantine,
+        ".json",
+        q + 1
+    ));
+    assert_eq!(k.bronze_commits("events"), 1, "the rows were not published");
+    // 3. Mid-stream, before the second publish of a run.
+    assert!(kill_when(
+        &mut bronze("kafka-before-publish=1*off->pause"),
+        &commits,
+        ".json",
+        2
+    ));
+    // 4. To the end.
+    let out = bronze("").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(k.bronze_commits("events") >= 4, "several micro-batches");
+
+    assert_eq!(
+        k.count("SELECT count(*) AS n FROM bronze.events"),
+        messages,
+        "every message, none lost"
+    );
+    assert_eq!(
+        k.count("SELECT count(DISTINCT endpoint) AS n FROM bronze.events"),
+        messages,
+        "none twice"
+    );
+    let quarantined = k.lake.query(
+        "SELECT count(*) AS n, \
+         count(DISTINCT CAST(\"partition\" AS VARCHAR) || ':' || CAST(\"offset\" AS VARCHAR)) AS d \
+         FROM bronze.events_quarantine",
+    );
+    assert_eq!(quarantined[0]["n"].as_i64().unwrap(), bad.len() as i64);
+    assert_eq!(quarantined[0]["d"].as_i64().unwrap(), bad.len() as i64);
+    k.ok(&["silver", "events"]);
+    assert_eq!(
+        k.count("SELECT count(*) AS n FROM silver.events"),
+        events,
+        "silver: the events produced, each once"
+    );
+    assert_eq!(
+        k.count("SELECT count(DISTINCT event_id) AS n FROM silver.events"),
+        events
+    );
+    let committed: i64 = k.committed().values().sum();
+    assert_eq!(committed, messages + bad.len() as i64);
+}
