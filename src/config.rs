@@ -433,6 +433,42 @@ mod tests {
     }
 
     #[test]
+    fn kafka_client_properties_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[kafka]\nbrokers = \"k1:9092,k2:9092\"\n[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n",
+        );
+        let env = vec![
+            (
+                "SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS".to_string(),
+                "2000".to_string(),
+            ),
+            (
+                "SOUNDLAKE__KAFKA__CLIENT__SASL_PASSWORD".to_string(),
+                "kafka-pw".to_string(),
+            ),
+        ];
+        let s = Settings::load_with_env(Some(&path), env).unwrap();
+        assert_eq!(s.kafka.brokers, "k1:9092,k2:9092");
+        let client: Vec<(&str, &str)> = s
+            .kafka
+            .client
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(
+            client,
+            [
+                ("sasl_password", "kafka-pw"),
+                ("security.protocol", "SASL_SSL"),
+                ("session_timeout_ms", "2000"),
+            ]
+        );
+        assert!(!format!("{s:?}").contains("kafka-pw"));
+    }
+
+    #[test]
     fn soundlake_env_wins_over_spotify_alias() {
         let env = vec![
             ("SPOTIFY_CLIENT_ID".to_string(), "alias".to_string()),

@@ -516,3 +516,86 @@ impl GroupConsumer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(client: &[(&str, &str)]) -> KafkaSettings {
+        KafkaSettings {
+            client: client
+                .iter()
+                .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+                .collect(),
+            ..KafkaSettings::default()
+        }
+    }
+
+    #[test]
+    fn targets_name_brokers_and_one_topic() {
+        assert_eq!(
+            parse_target("kafka://a:9092,b:9093/listening-events").unwrap(),
+            ("a:9092,b:9093".into(), "listening-events".into())
+        );
+        for (url, problem) in [
+            ("kafka:/a:1/t", "not a kafka:// URL"),
+            ("kafka://a:1", "no topic"),
+            ("kafka://a:1/", "the topic must be"),
+            ("kafka://a:1/t/u", "the topic must be"),
+            ("kafka://a:x/t", "host:port"),
+            ("kafka://:1/t", "host:port"),
+            ("kafka://a:1,/t", "host:port"),
+            ("kafka://u:secret-pw@a:1/t", "credentials"),
+        ] {
+            let err = parse_target(url).unwrap_err().to_string();
+            assert!(err.contains(problem), "{url}: {err}");
+            assert!(!err.contains("secret-pw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn property_names_from_the_environment_become_librdkafka_names() {
+        let client = Client::new(
+            &settings(&[("SASL_MECHANISM", "PLAIN"), ("ssl.ca.location", "/ca.pem")]),
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = client.properties.keys().map(String::as_str).collect();
+        assert_eq!(names, ["sasl.mechanism", "ssl.ca.location"]);
+        assert_eq!(client.brokers(), "localhost:9092");
+        let other = Client::new(&settings(&[]), Some("k1:9092")).unwrap();
+        assert_eq!(other.brokers(), "k1:9092");
+    }
+
+    #[test]
+    fn properties_soundlake_sets_are_refused_with_the_reason() {
+        for name in ["enable.auto.commit", "GROUP_ID", "bootstrap.servers"] {
+            let err = Client::new(&settings(&[(name, "x")]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("soundlake's to set"), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_scrubbed_from_messages_and_dumps() {
+        let s = settings(&[
+            ("sasl.password", "pw-1234"),
+            ("ssl.key.password", "kp-5678"),
+            ("sasl.username", "alice"),
+        ]);
+        let client = Client::new(&s, None).unwrap();
+        let err = client
+            .error("auth failed for alice with pw-1234 and kp-5678", "fix it")
+            .to_string();
+        assert!(err.contains("alice"), "{err}");
+        assert!(
+            !err.contains("pw-1234") && !err.contains("kp-5678"),
+            "{err}"
+        );
+        let dump = format!("{s:?} {client:?} {}", serde_json::to_string(&s).unwrap());
+        for secret in ["pw-1234", "kp-5678"] {
+            assert!(!dump.contains(secret), "{dump}");
+        }
+    }
+}

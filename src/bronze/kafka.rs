@@ -210,6 +210,9 @@ impl KafkaRun<'_> {
                     moved = Instant::now();
                 }
                 Polled::CaughtUp(partition) => {
+                    // The client names only the partition number: with
+                    // several topics this may end a bounded run early for
+                    // another topic's partition, which the next run takes.
                     done.extend(owned.iter().filter(|p| p.1 == partition).cloned());
                     moved = Instant::now();
                 }

@@ -30,19 +30,24 @@ struct KafkaLake {
     broker: KafkaBroker,
 }
 
+/// The shipped definitions with bronze.events reading `topic`.
+fn kafka_definitions(topic: &str) -> tempfile::TempDir {
+    let defs = copy_of_definitions();
+    let bronze = defs.path().join("bronze/events.toml");
+    let text = std::fs::read_to_string(&bronze).unwrap().replace(
+        "source = { files = \"landing/events\" }",
+        &format!("source = {{ kafka = \"{topic}\" }}"),
+    );
+    assert!(text.contains("kafka"), "the shipped definition changed");
+    std::fs::write(&bronze, text).unwrap();
+    defs
+}
+
 impl KafkaLake {
     fn new() -> KafkaLake {
-        let defs = copy_of_definitions();
-        let bronze = defs.path().join("bronze/events.toml");
-        let text = std::fs::read_to_string(&bronze).unwrap().replace(
-            "source = { files = \"landing/events\" }",
-            &format!("source = {{ kafka = \"{TOPIC}\" }}"),
-        );
-        assert!(text.contains("kafka"), "the shipped definition changed");
-        std::fs::write(&bronze, text).unwrap();
         KafkaLake {
             lake: Lake::with_catalog(),
-            defs,
+            defs: kafka_definitions(TOPIC),
             broker: KafkaBroker::start(),
         }
     }
@@ -352,4 +357,210 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
     );
     let committed: i64 = k.committed().values().sum();
     assert_eq!(committed, messages + bad.len() as i64);
+}
+
+/// Poll `soundlake query` until `sql`'s `n` is `expected` (a minute at
+/// most); a table not yet written counts as not there yet.
+async fn wait_for_count(k: &KafkaLake, sql: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = k.lake.run(&["query", "--format", "json", sql]);
+        let n = serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|rows| rows[0]["n"].as_i64());
+        if n == Some(expected) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {n:?}, never {expected}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_streams_micro_batches_through_a_rebalance() {
+    use tokio::io::AsyncBufReadExt;
+
+    let k = KafkaLake::new();
+    // One pipeline, bronze and silver events, firing every second.
+    let pipelines = k.defs.path().join("pipelines");
+    std::fs::remove_dir_all(&pipelines).unwrap();
+    std::fs::create_dir(&pipelines).unwrap();
+    std::fs::write(
+        pipelines.join("events_stream.toml"),
+        "schedule = \"* * * * * *\"\n[tasks.bronze]\ntables = [\"events\"]\n\
+         [tasks.silver]\ntables = [\"events\"]\n",
+    )
+    .unwrap();
+    let (events_a, a) = k.produce_events("1", "2026-11-19", "1500", "21");
+
+    let mut daemon = tokio::process::Command::from(k.command(&["daemon"]));
+    daemon
+        .env("SOUNDLAKE__KAFKA__BATCH_SECS", "1")
+        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = daemon.spawn().unwrap();
+    let mut first = String::new();
+    tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    assert!(first.contains("status page"), "{first}");
+    wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", a).await;
+
+    // A second member joins the group: the daemon's partitions are revoked
+    // and shared out again.
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", k.broker.brokers())
+        .set("group.id", GROUP)
+        .set("session.timeout.ms", "2000")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    member.subscribe(&[TOPIC]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().unwrap().count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the member never got a partition"
+        );
+        member.poll(Duration::from_millis(100));
+    }
+    let (events_b, b) = k.produce_events("1", "2026-11-20", "1500", "22");
+    // It reads some of them, takes nothing and leaves: its partitions go
+    // back to the daemon, which resumes them at the table's offsets.
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read < 100 && Instant::now() < deadline {
+        if let Some(Ok(_)) = member.poll(Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    assert!(read > 0, "the member owned partitions with messages");
+    drop(member);
+
+    wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", a + b).await;
+    assert_eq!(
+        k.count("SELECT count(DISTINCT endpoint) AS n FROM bronze.events"),
+        a + b,
+        "no message twice"
+    );
+    // The scheduled bronze task leaves the table to the stream; silver
+    // follows it.
+    wait_for_count(
+        &k,
+        "SELECT count(DISTINCT event_id) AS n FROM silver.events",
+        events_a + events_b,
+    )
+    .await;
+
+    // SIGTERM: the stream publishes what it holds and the daemon ends well.
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signalling a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn bad_brokers_topics_settings_and_targets_get_clear_errors() {
+    let lake = Lake::new();
+    let broker = KafkaBroker::start();
+    let defs = kafka_definitions("no-such-topic");
+    let fails = |args: &[&str], env: &[(&str, &str)]| {
+        let out = lake
+            .command(args)
+            .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+            .env("SOUNDLAKE__KAFKA__TIMEOUT_SECS", "2")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} {env:?} succeeded");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("fix:"), "{err}");
+        err
+    };
+    let brokers = broker.brokers();
+    let bronze = ["bronze", "events"];
+
+    let err = fails(&bronze, &[("SOUNDLAKE__KAFKA__BROKERS", &brokers)]);
+    assert!(
+        err.contains("topic \"no-such-topic\" does not exist"),
+        "{err}"
+    );
+
+    let nobody = format!("127.0.0.1:{}", super::support::free_port());
+    let password = "hunter2-never-printed";
+    let err = fails(
+        &bronze,
+        &[
+            ("SOUNDLAKE__KAFKA__BROKERS", &nobody),
+            (
+                "SOUNDLAKE__KAFKA__CLIENT__SECURITY_PROTOCOL",
+                "SASL_PLAINTEXT",
+            ),
+            ("SOUNDLAKE__KAFKA__CLIENT__SASL_MECHANISM", "PLAIN"),
+            ("SOUNDLAKE__KAFKA__CLIENT__SASL_USERNAME", "soundlake"),
+            ("SOUNDLAKE__KAFKA__CLIENT__SASL_PASSWORD", password),
+        ],
+    );
+    assert!(
+        err.contains(&format!("kafka {nobody}: no answer within 2 s")),
+        "{err}"
+    );
+    assert!(!err.contains(password), "{err}");
+
+    for (key, value, needle) in [
+        (
+            "SOUNDLAKE__KAFKA__CLIENT__ENABLE_AUTO_COMMIT",
+            "true",
+            "[kafka.client] enable.auto.commit: this property is soundlake's to set",
+        ),
+        (
+            "SOUNDLAKE__KAFKA__CLIENT__NO_SUCH_PROPERTY",
+            "1",
+            "[kafka.client] no.such.property: No such configuration property",
+        ),
+        ("SOUNDLAKE__KAFKA__BATCH_SECS", "0", "[kafka] batch_secs"),
+        ("SOUNDLAKE__KAFKA__BROKERS", " , ", "[kafka] brokers"),
+        ("SOUNDLAKE__KAFKA__LINGER", "5", "unknown field `linger`"),
+    ] {
+        let err = fails(
+            &bronze,
+            &[(key, value), ("SOUNDLAKE__KAFKA__BROKERS", &brokers)],
+        );
+        let err = if key == "SOUNDLAKE__KAFKA__BROKERS" {
+            fails(&bronze, &[(key, value)])
+        } else {
+            err
+        };
+        assert!(err.contains(needle), "{key}: {err}");
+    }
+
+    let generate = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate", "events", "--users", "5", "--events", "10", "--days", "1", "--to", to,
+        ];
+        args.extend_from_slice(extra);
+        fails(&args, &[])
+    };
+    for (to, needle) in [
+        ("http://localhost:9092/events", "not a kafka:// URL"),
+        ("kafka://localhost/events", "brokers must be host:port"),
+        ("kafka://localhost:9092", "no topic after the brokers"),
+        ("kafka://localhost:9092/bad topic", "the topic must be"),
+        (
+            "kafka://me:hunter2-never-printed@localhost:9092/events",
+            "credentials do not go in the URL",
+        ),
+    ] {
+        let err = generate(to, &[]);
+        assert!(err.contains(needle), "{to}: {err}");
+        assert!(!err.contains(password), "{err}");
+    }
+    let target = format!("kafka://{brokers}/events");
+    let err = generate(&target, &["--format", "csv"]);
+    assert!(err.contains("Kafka messages are JSON"), "{err}");
 }
