@@ -155,6 +155,19 @@ impl Bronze {
         extract: Extract,
         run_id: &str,
     ) -> Result<BronzeReport> {
+        self.locked(def, run_id, async |lock, holder| {
+            self.run_locked(def, extract, run_id, lock, holder).await
+        })
+        .await
+    }
+
+    /// `work(lock, holder)` while holding the table's lock.
+    async fn locked<T>(
+        &self,
+        def: &BronzeTable,
+        run_id: &str,
+        work: impl AsyncFnOnce(&str, &str) -> Result<T>,
+    ) -> Result<T> {
         let lock = format!("{LAYER}.{}", def.name);
         lease::while_held(
             &self.store,
@@ -162,7 +175,7 @@ impl Bronze {
             run_id,
             self.clock.now(),
             LOCK_LEASE,
-            async |holder| self.run_locked(def, extract, run_id, &lock, holder).await,
+            async |holder| work(&lock, holder).await,
         )
         .await
     }
@@ -372,18 +385,10 @@ impl Bronze {
                 "only tables with source = { kafka = ... } stream",
             ));
         };
-        let lock = format!("{LAYER}.{}", def.name);
-        lease::while_held(
-            &self.store,
-            &lock,
-            run_id,
-            self.clock.now(),
-            LOCK_LEASE,
-            async |holder| {
-                self.run_kafka(def, topics, run_id, (&lock, holder), Some(stop))
-                    .await
-            },
-        )
+        self.locked(def, run_id, async |lock, holder| {
+            self.run_kafka(def, topics, run_id, (lock, holder), Some(stop))
+                .await
+        })
         .await
     }
 

@@ -78,6 +78,11 @@ impl KafkaLake {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    fn run_bronze_and_silver(&self) {
+        let select = "bronze.events,silver.events";
+        self.ok(&["run", "listening_events", "--select", select]);
+    }
+
     /// `generate events` to the topic: (distinct events, messages sent).
     fn produce_events(&self, days: &str, end: &str, events: &str, seed: &str) -> (i64, i64) {
         let target = self.target();
@@ -182,12 +187,7 @@ async fn a_run_takes_each_message_once_and_quarantines_the_malformed() {
     );
     let bad = k.send(&BAD).await;
 
-    k.ok(&[
-        "run",
-        "listening_events",
-        "--select",
-        "bronze.events,silver.events",
-    ]);
+    k.run_bronze_and_silver();
     assert_eq!(
         k.count("SELECT count(*) AS n FROM bronze.events"),
         messages,
@@ -251,12 +251,7 @@ async fn a_run_takes_each_message_once_and_quarantines_the_malformed() {
 
     // A day more: only the new messages.
     let (more_events, more) = k.produce_events("1", "2026-11-21", "500", "8");
-    k.ok(&[
-        "run",
-        "listening_events",
-        "--select",
-        "bronze.events,silver.events",
-    ]);
+    k.run_bronze_and_silver();
     assert_eq!(
         k.count("SELECT count(*) AS n FROM bronze.events"),
         messages + more
@@ -378,8 +373,6 @@ async fn wait_for_count(k: &KafkaLake, sql: &str, expected: i64) {
 
 #[tokio::test]
 async fn the_daemon_streams_micro_batches_through_a_rebalance() {
-    use tokio::io::AsyncBufReadExt;
-
     let k = KafkaLake::new();
     // One pipeline, bronze and silver events, firing every second.
     let pipelines = k.defs.path().join("pipelines");
@@ -393,20 +386,9 @@ async fn the_daemon_streams_micro_batches_through_a_rebalance() {
     .unwrap();
     let (events_a, a) = k.produce_events("1", "2026-11-19", "1500", "21");
 
-    let mut daemon = tokio::process::Command::from(k.command(&["daemon"]));
-    daemon
-        .env("SOUNDLAKE__KAFKA__BATCH_SECS", "1")
-        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = daemon.spawn().unwrap();
-    let mut first = String::new();
-    tokio::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .await
-        .unwrap();
-    assert!(first.contains("status page"), "{first}");
+    let mut command = k.command(&["daemon"]);
+    command.env("SOUNDLAKE__KAFKA__BATCH_SECS", "1");
+    let (mut child, _) = super::orchestrator::start_daemon(command).await;
     wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", a).await;
 
     // A second member joins the group: the daemon's partitions are revoked

@@ -509,21 +509,9 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
         .replace("schedule = \"15 * * * *\"", "schedule = \"* * * * * *\"");
     std::fs::write(&pipeline, text).unwrap();
 
-    let mut daemon = tokio::process::Command::from(lake.command(&["daemon"]));
-    daemon
-        .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
-        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = daemon.spawn().unwrap();
-    use tokio::io::AsyncBufReadExt;
-    let mut first = String::new();
-    tokio::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .await
-        .unwrap();
-    let base = super::orchestrator::address_in(&first);
+    let mut command = lake.command(&["daemon"]);
+    command.env("SOUNDLAKE__DEFINITIONS__DIR", defs.path());
+    let (mut child, base) = super::orchestrator::start_daemon(command).await;
     let status = super::orchestrator::poll(&format!("{base}/status.json"), |s| {
         serde_json::from_str::<Value>(s)
             .is_ok_and(|v| v["pipelines"][0]["runs"]["succeeded"].as_u64().unwrap_or(0) >= 1)

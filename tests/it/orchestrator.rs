@@ -1272,6 +1272,27 @@ pub fn address_in(first: &str) -> String {
         .to_string()
 }
 
+/// Start `soundlake daemon` from `command` on a free port, its stderr
+/// dropped; returns the process (killed when dropped) and the status
+/// page's base URL.
+pub async fn start_daemon(command: std::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut daemon = tokio::process::Command::from(command);
+    daemon
+        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = daemon.spawn().unwrap();
+    let mut first = String::new();
+    tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    (child, address_in(&first))
+}
+
 /// GET `url` until `ready` holds for the body (the daemon is a process on
 /// the real clock: this waits for it, it does not time it).
 pub async fn poll(url: &str, ready: impl Fn(&str) -> bool) -> String {
