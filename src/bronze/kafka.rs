@@ -196,7 +196,10 @@ impl KafkaRun<'_> {
                         report.replayed += 1;
                         continue;
                     }
-                    if bounded && timestamp.is_some_and(|t| t > began) {
+                    // A bounded run takes nothing more from a partition it
+                    // has finished: offsets must stay contiguous, and
+                    // producers' timestamps need not rise with them.
+                    if bounded && (done.contains(&part) || timestamp.is_some_and(|t| t > began)) {
                         done.insert(part);
                         continue;
                     }

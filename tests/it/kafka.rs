@@ -372,6 +372,62 @@ async fn wait_for_count(k: &KafkaLake, sql: &str, expected: i64) {
 }
 
 #[tokio::test]
+async fn a_run_ends_a_partition_at_its_first_message_stamped_after_it_began() {
+    let lake = Lake::new();
+    let broker = KafkaBroker::start();
+    let defs = kafka_definitions(TOPIC);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .unwrap();
+    // One partition (one key), producers' clocks out of order: an hour ago,
+    // an hour ahead, an hour ago again.
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut offsets = Vec::new();
+    for (i, at) in [now - 3_600_000, now + 3_600_000, now - 3_600_000]
+        .into_iter()
+        .enumerate()
+    {
+        let event = format!(
+            r#"{{"event_id":"e{i}","user_id":"u","track_id":"t","event_type":"play","event_ts":"2026-11-20T10:00:0{i}Z"}}"#
+        );
+        let record = FutureRecord::to(TOPIC)
+            .key("one-user")
+            .payload(&event)
+            .timestamp(at);
+        let delivered = producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+        offsets.push((delivered.partition, delivered.offset));
+    }
+    let out = lake
+        .command(&["bronze", "events", "--json"])
+        .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+        .env("SOUNDLAKE__KAFKA__BROKERS", broker.brokers())
+        .env("SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS", "2000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &report["tables"][0];
+    assert_eq!(
+        report["rows_written"], 1,
+        "only the message before the start"
+    );
+    let (partition, first) = offsets[0];
+    assert_eq!(
+        report["kafka"]["offsets"][TOPIC][partition.to_string()],
+        first + 1,
+        "the partition resumes at the future message, so the one after it is not skipped"
+    );
+}
+
+#[tokio::test]
 async fn the_daemon_streams_micro_batches_through_a_rebalance() {
     let k = KafkaLake::new();
     // One pipeline, bronze and silver events, firing every second.
