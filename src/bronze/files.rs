@@ -21,9 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::BronzeTable;
 use super::LOCK_LEASE;
-use super::records::{
-    self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, quarantine_name,
-};
+use super::records::{self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
 use crate::clock::SharedClock;
 use crate::config::IngestSettings;
 use crate::error::Result;
@@ -446,22 +444,14 @@ fn header_of(line: &[u8]) -> std::result::Result<Vec<String>, String> {
 
 /// A files run as a few lines of text.
 pub fn render(table: &str, r: &FilesReport, version: Option<u64>, rows: u64) -> String {
-    let mut out = match version {
-        None => format!("bronze.{table}: no new lines ({rows} rows)"),
-        Some(v) => format!(
-            "bronze.{table}: took {} lines from {} files in {} commits, version {v}, {rows} rows in all",
-            r.files.values().sum::<u64>(),
-            r.files.len(),
-            r.commits
-        ),
+    let taken = Taken {
+        unit: "lines",
+        from: "files",
+        per_source: &r.files,
+        published: ("commits", r.commits),
+        quarantined: r.lines_quarantined,
     };
-    if r.lines_quarantined > 0 {
-        out.push_str(&format!(
-            "\n  {} lines quarantined (see bronze.{})",
-            r.lines_quarantined,
-            quarantine_name(table)
-        ));
-    }
+    let mut out = records::render_head(table, &taken, version, rows);
     for (file, lines) in &r.files {
         out.push_str(&format!("\n  {file}: {lines} lines"));
     }

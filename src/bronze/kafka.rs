@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::records::{self, MAX_RECORD_BYTES, Origin, Pending, Publisher, quarantine_name};
+use super::records::{self, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
 use super::{BronzeTable, LOCK_LEASE};
 use crate::clock::SharedClock;
 use crate::config::{IngestSettings, KafkaSettings};
@@ -415,22 +415,14 @@ impl KafkaRun<'_> {
 
 /// A Kafka run as a few lines of text.
 pub fn render(table: &str, r: &KafkaReport, version: Option<u64>, rows: u64) -> String {
-    let mut out = match version {
-        None => format!("bronze.{table}: no new messages ({rows} rows)"),
-        Some(v) => format!(
-            "bronze.{table}: took {} messages from {} partitions in {} batches, version {v}, {rows} rows in all",
-            r.taken.values().sum::<u64>(),
-            r.taken.len(),
-            r.batches
-        ),
+    let taken = Taken {
+        unit: "messages",
+        from: "partitions",
+        per_source: &r.taken,
+        published: ("batches", r.batches),
+        quarantined: r.quarantined,
     };
-    if r.quarantined > 0 {
-        out.push_str(&format!(
-            "\n  {} messages quarantined (see bronze.{})",
-            r.quarantined,
-            quarantine_name(table)
-        ));
-    }
+    let mut out = records::render_head(table, &taken, version, rows);
     if r.replayed > 0 {
         out.push_str(&format!(
             "\n  {} messages skipped: published before (recorded offsets)",

@@ -37,6 +37,43 @@ pub fn quarantine_name(table: &str) -> String {
     format!("{table}_quarantine")
 }
 
+/// What a records run took, for the first lines of its report.
+pub(super) struct Taken<'a> {
+    /// `lines` or `messages`.
+    pub unit: &'a str,
+    /// `files` or `partitions`: where they came from, with the count of each.
+    pub from: &'a str,
+    pub per_source: &'a BTreeMap<String, u64>,
+    /// `commits` or `batches`, and how many.
+    pub published: (&'a str, u64),
+    pub quarantined: u64,
+}
+
+/// The report's head: what was taken (or that nothing was) and what went
+/// to quarantine.
+pub(super) fn render_head(table: &str, t: &Taken, version: Option<u64>, rows: u64) -> String {
+    let unit = t.unit;
+    let mut out = match version {
+        None => format!("bronze.{table}: no new {unit} ({rows} rows)"),
+        Some(v) => format!(
+            "bronze.{table}: took {} {unit} from {} {} in {} {}, version {v}, {rows} rows in all",
+            t.per_source.values().sum::<u64>(),
+            t.per_source.len(),
+            t.from,
+            t.published.1,
+            t.published.0,
+        ),
+    };
+    if t.quarantined > 0 {
+        out.push_str(&format!(
+            "\n  {} {unit} quarantined (see bronze.{})",
+            t.quarantined,
+            quarantine_name(table)
+        ));
+    }
+    out
+}
+
 /// Where a record came from.
 #[derive(Debug, Clone)]
 pub(super) enum Origin {
