@@ -482,7 +482,9 @@ impl RecordedRun {
             status: "running".into(),
             report: serde_json::Value::Null,
         };
-        store.put_run(&record).await?;
+        if !store.create_run(&record).await? {
+            return Err(Error::RunExists { id: record.id });
+        }
         Ok(RecordedRun {
             store: store.clone(),
             clock: clock.clone(),

@@ -150,6 +150,13 @@ pub enum Error {
     )]
     RunFailed { pipeline: String, problems: String },
 
+    /// A run was to start under an id that names a run already started: the
+    /// same scheduled fire, or a clash of generated ids. Nothing ran.
+    #[error(
+        "a run with id {id} was started before, so this one did not start (an id names one run)\n  fix: nothing to do for a scheduled fire, which runs once; otherwise start the run again, which takes a new id"
+    )]
+    RunExists { id: String },
+
     /// A gold model's data tests found rows that break them; the table was
     /// not published.
     #[error(

@@ -406,6 +406,20 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn create_run(&self, run: &RunRecord) -> Result<bool> {
+        let record = serde_json::to_string(run).expect("run records serialize");
+        let (id, started) = (run.id.clone(), micros(run.started_at));
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO runs (id, started_at, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+                params![id, started, record],
+            )
+            .map(|inserted| inserted == 1)
+        })
+        .await
+    }
+
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
         let record = serde_json::to_string(run).expect("run records serialize");
         let (id, started) = (run.id.clone(), micros(run.started_at));

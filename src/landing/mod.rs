@@ -255,6 +255,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Who holds (or last held) the lock `name`, whatever its lease.
     async fn lock_holder(&self, name: &str) -> Result<Option<String>>;
 
+    /// Record a run that starts now; `false`, writing nothing, when a run
+    /// with its id exists already. One atomic step in the store, so two
+    /// processes can never both start the run an id names.
+    async fn create_run(&self, run: &RunRecord) -> Result<bool>;
+    /// Write a run's record over the one its id has (its progress, its end).
     async fn put_run(&self, run: &RunRecord) -> Result<()>;
     /// The most recent runs first.
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;

@@ -450,18 +450,23 @@ impl Store for MongoStore {
         Ok(found.and_then(|d| d.get_str("holder").ok().map(str::to_string)))
     }
 
+    async fn create_run(&self, run: &RunRecord) -> Result<bool> {
+        let inserted = self
+            .db
+            .collection::<Document>("runs")
+            .insert_one(run_document(run))
+            .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
-        let record = json_to_bson(&serde_json::to_value(run).expect("run records serialize"));
         self.db
             .collection::<Document>("runs")
-            .replace_one(
-                doc! {"_id": &run.id},
-                doc! {
-                    "_id": &run.id,
-                    "started_at": bson_time(run.started_at),
-                    "record": record,
-                },
-            )
+            .replace_one(doc! {"_id": &run.id}, run_document(run))
             .upsert(true)
             .await
             .map_err(|e| self.error(e))?;
@@ -629,6 +634,16 @@ fn bson_time(t: DateTime<Utc>) -> bson::DateTime {
 
 fn chrono_time(t: bson::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or_default()
+}
+
+/// A run record as the `runs` collection holds it, keyed by the run id.
+fn run_document(run: &RunRecord) -> Document {
+    let record = json_to_bson(&serde_json::to_value(run).expect("run records serialize"));
+    doc! {
+        "_id": &run.id,
+        "started_at": bson_time(run.started_at),
+        "record": record,
+    }
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {

@@ -27,7 +27,7 @@ use super::pipeline::{CatchUp, Pipeline};
 use super::runner::{Executor, RunOptions, RunReport, Runner};
 use super::schedule::Schedule;
 use crate::clock::SharedClock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::landing::{SharedStore, lease};
 
 /// The lock the scheduling daemon holds.
@@ -310,6 +310,12 @@ impl Daemon {
                     running.remove(&finished.pipeline);
                     let (status, finished_at) = match &finished.outcome {
                         Ok(report) => (report.status.to_string(), report.finished_at),
+                        Err(Error::RunExists { id }) => {
+                            // Another daemon started this fire first; it is
+                            // that daemon's run to count.
+                            tracing::warn!(pipeline = %finished.pipeline, run = %id, "fire already started elsewhere; not run again");
+                            continue;
+                        }
                         Err(e) => {
                             tracing::error!(pipeline = %finished.pipeline, error = %e, "scheduled run did not start");
                             ("failed".to_string(), self.clock.now())
@@ -510,5 +516,24 @@ mod tests {
             ),
             Due::Nothing
         );
+    }
+
+    #[test]
+    fn a_fire_is_not_due_again_later_in_its_second() {
+        let every_4s = Schedule::parse("*/4 * * * * *", "UTC").unwrap();
+        let grace = TimeDelta::seconds(60);
+        let fire = at("2026-11-21T09:47:24Z");
+        let woke = at("2026-11-21T09:47:24.001Z");
+        for policy in [CatchUp::All, CatchUp::Latest, CatchUp::None] {
+            assert_eq!(
+                due(&every_4s, policy, fire - TimeDelta::seconds(4), woke, grace),
+                Due::Run(fire),
+                "{policy:?}: the fire, whole, not the instant the daemon woke"
+            );
+            for done in ["24.474", "24.999"] {
+                let now = at(&format!("2026-11-21T09:47:{done}Z"));
+                assert_eq!(due(&every_4s, policy, fire, now, grace), Due::Nothing);
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::pipeline::{Pipeline, Task};
 use crate::clock::SharedClock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::landing::{RunRecord, SharedStore, lease};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
@@ -140,7 +140,9 @@ impl Runner {
             status: "running".into(),
             report: Value::Null,
         };
-        self.store.put_run(&record).await?;
+        if !self.store.create_run(&record).await? {
+            return Err(Error::RunExists { id: run_id.into() });
+        }
 
         let mut outcomes: BTreeMap<String, TaskOutcome> = BTreeMap::new();
         // Tasks not started yet, each with how many of its selected upstream

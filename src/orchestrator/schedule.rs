@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -79,13 +79,16 @@ impl Schedule {
     /// The first fire time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .after(&t.with_timezone(&self.zone))
+            .after(&whole_second(t).with_timezone(&self.zone))
             .next()
             .map(|f| f.with_timezone(&Utc))
     }
 
-    /// The last fire time at or before `t`.
+    /// The last fire time at or before `t`. Fire times are whole seconds, the
+    /// schedule's resolution: a clock reading `12:00:04.474` is past the fire
+    /// of `12:00:04`, not a fire of its own.
     pub fn at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let t = whole_second(t);
         let local = t.with_timezone(&self.zone);
         if self.cron.includes(local) {
             return Some(t);
@@ -123,6 +126,12 @@ impl Schedule {
             .take_while(|f| *f <= to)
             .collect()
     }
+}
+
+/// `t` without its fraction of a second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0)
+        .expect("zero nanoseconds is a valid time")
 }
 
 /// A `--from`/`--to` bound: an RFC 3339 time, or a date in the schedule's
@@ -242,6 +251,33 @@ mod tests {
         assert_eq!(
             s.next_after(at("2026-11-21T12:00:07Z")),
             Some(at("2026-11-21T12:00:15Z"))
+        );
+    }
+
+    #[test]
+    fn fires_are_whole_seconds_whatever_the_clock_reads() {
+        let every_4s = Schedule::parse("*/4 * * * * *", "UTC").unwrap();
+        let fire = at("2026-11-21T12:00:04Z");
+        for late_ms in [0, 1, 300, 474, 999] {
+            let now = fire + chrono::TimeDelta::milliseconds(late_ms);
+            assert_eq!(every_4s.at_or_before(now), Some(fire), "{late_ms} ms after");
+            assert_eq!(
+                every_4s.next_after(now),
+                Some(at("2026-11-21T12:00:08Z")),
+                "{late_ms} ms after"
+            );
+        }
+        let before = at("2026-11-21T12:00:03.999Z");
+        assert_eq!(every_4s.next_after(before), Some(fire));
+        assert_eq!(
+            every_4s.at_or_before(before),
+            Some(at("2026-11-21T12:00:00Z"))
+        );
+        let daily = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        assert_eq!(
+            daily.at_or_before(at("2026-11-21T03:00:00.250Z")),
+            Some(at("2026-11-21T03:00:00Z")),
+            "a run with nothing to do ends inside its fire's second"
         );
     }
 

@@ -1,4 +1,4 @@
-//! The recorded responses in `shared/fixtures/spotify` against both sides:
+//! The recorded responses in `tests/fixtures/spotify` against both sides:
 //! the simulator must produce their shapes, and the client must take every
 //! one of them as the API sent it (or refuse it with a typed error).
 
@@ -14,7 +14,7 @@ use soundlake::spotify::{ALL_GROUPS, AppMode, Endpoint};
 use crate::support::{Harness, canned, names, raw_api};
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/spotify")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spotify")
 }
 
 fn fixture(name: &str) -> Value {

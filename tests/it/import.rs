@@ -10,7 +10,7 @@ use soundlake::landing::{self, Collection, SharedStore, UpsertCounts};
 
 use crate::support::t0;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/spotify");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spotify");
 
 struct Env {
     dir: tempfile::TempDir,

@@ -390,17 +390,30 @@ async fn run_records(c: &Case) {
         status: status.into(),
         report: json!({"requests": offset}),
     };
-    s.put_run(&record("r1", 0, "running")).await.unwrap();
-    s.put_run(&record("r2", 10, "running")).await.unwrap();
+    assert!(s.create_run(&record("r1", 0, "running")).await.unwrap());
+    assert!(s.create_run(&record("r2", 10, "running")).await.unwrap());
     s.put_run(&record("r1", 0, "succeeded")).await.unwrap();
+    assert!(
+        !s.create_run(&record("r1", 20, "running")).await.unwrap(),
+        "an id names one run: starting it again is refused"
+    );
     let runs = s.runs(10).await.unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0], record("r2", 10, "running"), "newest first");
     assert_eq!(
-        runs[1].status, "succeeded",
-        "a run record is replaced, not repeated"
+        runs[1],
+        record("r1", 0, "succeeded"),
+        "a run record is replaced, not repeated, and a refused start leaves it as it was"
     );
     assert_eq!(s.runs(1).await.unwrap().len(), 1);
+    // Racing starts of one id: exactly one wins.
+    let r3 = record("r3", 30, "running");
+    let won = futures::future::join_all((0..8).map(|_| s.create_run(&r3))).await;
+    assert_eq!(
+        won.iter().filter(|w| *w.as_ref().unwrap()).count(),
+        1,
+        "{won:?}"
+    );
 }
 
 async fn survives_reopening(c: &Case) {

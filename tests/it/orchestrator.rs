@@ -115,6 +115,7 @@ mod runner {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use chrono::{DateTime, Utc};
     use serde_json::{Value, json};
     use soundlake::clock::{SharedClock, VirtualClock};
     use soundlake::landing::{self, SharedStore};
@@ -122,13 +123,14 @@ mod runner {
 
     use crate::support::t0;
 
-    /// A stand-in for the layers: each task takes `work` seconds of virtual
-    /// time, fails its first `fail_first` attempts, and notes what ran when.
+    /// A stand-in for the layers: each task takes `work` of virtual time
+    /// (a second unless told), fails its first `fail_first` attempts, and
+    /// notes what ran when.
     pub(super) struct Fake {
         clock: SharedClock,
-        work: BTreeMap<String, u64>,
+        work: BTreeMap<String, Duration>,
         fail_first: BTreeMap<String, u32>,
-        pub(super) log: Mutex<Vec<(String, &'static str, i64)>>,
+        pub(super) log: Mutex<Vec<(String, &'static str, DateTime<Utc>)>>,
         /// Tasks running now, and the most ever at once.
         pub(super) running: Mutex<(usize, usize)>,
         /// When set, tasks also wait for it to open.
@@ -147,14 +149,16 @@ mod runner {
             self.log
                 .lock()
                 .unwrap()
-                .push((task.id.clone(), "start", started.timestamp()));
+                .push((task.id.clone(), "start", started));
             {
                 let mut r = self.running.lock().unwrap();
                 r.0 += 1;
                 r.1 = r.1.max(r.0);
             }
-            let secs = self.work.get(&task.id).copied().unwrap_or(1);
-            self.clock.sleep(Duration::from_secs(secs)).await;
+            let work = self.work.get(&task.id).copied();
+            self.clock
+                .sleep(work.unwrap_or(Duration::from_secs(1)))
+                .await;
             if let Some(gate) = &self.gate {
                 let _ = gate.clone().wait_for(|open| *open).await;
             }
@@ -169,7 +173,7 @@ mod runner {
             self.log
                 .lock()
                 .unwrap()
-                .push((task.id.clone(), "end", self.clock.now().timestamp()));
+                .push((task.id.clone(), "end", self.clock.now()));
             match self.fail_first.get(&task.id) {
                 Some(n) if attempts as u32 <= *n => Err(soundlake::Error::Server {
                     what: task.id.clone(),
@@ -210,9 +214,22 @@ mod runner {
         (dir, store)
     }
 
+    /// A [`Fake`] whose tasks take `work` seconds each.
     pub(super) fn fake(
         clock: &SharedClock,
         work: &[(&str, u64)],
+        fail_first: &[(&str, u32)],
+    ) -> Arc<Fake> {
+        let work: Vec<(&str, Duration)> = work
+            .iter()
+            .map(|(id, secs)| (*id, Duration::from_secs(*secs)))
+            .collect();
+        fake_timed(clock, &work, fail_first)
+    }
+
+    pub(super) fn fake_timed(
+        clock: &SharedClock,
+        work: &[(&str, Duration)],
         fail_first: &[(&str, u32)],
     ) -> Arc<Fake> {
         Arc::new(Fake {
@@ -269,7 +286,10 @@ after = ["crawl"]
         // Attempts 1 s long, backoff 10 s then 20 s.
         let starts = at("crawl", "start");
         assert_eq!(
-            starts.iter().map(|s| s - starts[0]).collect::<Vec<_>>(),
+            starts
+                .iter()
+                .map(|s| (*s - starts[0]).num_seconds())
+                .collect::<Vec<_>>(),
             vec![0, 11, 32]
         );
         let crawl_done = *at("crawl", "end").last().unwrap();
@@ -338,7 +358,7 @@ after = ["crawl"]
                 gate: Some(gate),
                 work: ["bronze.a", "bronze.b", "bronze.c"]
                     .iter()
-                    .map(|t| (t.to_string(), 0))
+                    .map(|t| (t.to_string(), Duration::ZERO))
                     .collect(),
                 ..Arc::into_inner(fake(&clock, &[], &[])).unwrap()
             });
@@ -852,7 +872,7 @@ mod daemon {
     use soundlake::orchestrator::{Daemon, DaemonOptions, Executor, Loaded, Pipeline, Status};
     use tokio::sync::{mpsc, watch};
 
-    use super::runner::{Fake, fake, pipeline, store};
+    use super::runner::{Fake, fake, fake_timed, pipeline, store};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -965,7 +985,7 @@ mod daemon {
             .unwrap()
             .iter()
             .filter(|(_, what, _)| *what == "start")
-            .map(|(_, _, t)| DateTime::from_timestamp(*t, 0).unwrap())
+            .map(|(_, _, t)| *t)
             .collect()
     }
 
@@ -1005,6 +1025,89 @@ mod daemon {
         assert_eq!(s.pipelines[0].runs.get("succeeded"), Some(&3));
         assert_eq!(s.pipelines[0].next_fire, Some(at("2026-10-27T02:00:00Z")));
         d.stop().await;
+    }
+
+    /// Every 4 s for 30 s with runs that end inside their fire's second:
+    /// the daemon wakes `work_ms / 3` late, as a real clock's timer does, and
+    /// the run ends `work_ms` after the fire. Each fire runs once, under an
+    /// id of its whole second, and neither a restart nor a new leader in
+    /// that same second runs it again.
+    #[tokio::test]
+    async fn a_fire_runs_once_however_quick_its_run() {
+        for work_ms in [1, 300, 999] {
+            let start_at = at("2026-11-21T09:47:22.500Z");
+            let clock = VirtualClock::manual(start_at);
+            let shared: SharedClock = clock.clone();
+            let (_dir, store) = store(shared.clone()).await;
+            let late = TimeDelta::milliseconds(work_ms / 3);
+            let run = TimeDelta::milliseconds(work_ms) - late;
+            let work = fake_timed(&shared, &[("crawl", run.to_std().unwrap())], &[]);
+            let definitions = defs(vec![single("*/4 * * * * *", "UTC", "latest", "quick")]);
+            let mut d = start(
+                &store,
+                &clock,
+                definitions.clone(),
+                work.clone(),
+                "a",
+                6 * 3600,
+            );
+            d.idle_through(start_at).await;
+            let mut fires = Vec::new();
+            loop {
+                let fire = d.status.borrow().wakes_at.unwrap();
+                if fire > at("2026-11-21T09:47:50Z") {
+                    break;
+                }
+                fires.push(fire);
+                move_clock(&clock, fire + late);
+                // The run has started (so its end is fixed) before time moves on.
+                while starts(&work).len() < fires.len() {
+                    tokio::task::yield_now().await;
+                }
+                let ended = fire + late + run;
+                move_clock(&clock, ended);
+                let s = d.until(|s| s.now >= ended).await;
+                assert_eq!(
+                    s.pipelines[0].running, None,
+                    "{work_ms} ms: the fire of {fire} started again at {ended}"
+                );
+            }
+            assert_eq!(fires.len(), 7, "{work_ms} ms: 09:47:24 to 09:47:48");
+            assert!(fires.iter().all(|f| f.timestamp_subsec_nanos() == 0));
+            let expected: Vec<DateTime<Utc>> = fires.iter().map(|f| *f + late).collect();
+            assert_eq!(starts(&work), expected, "{work_ms} ms: one start per fire");
+            let s = d.status.borrow().clone();
+            assert_eq!(
+                s.pipelines[0].runs.get("succeeded"),
+                Some(&7),
+                "{work_ms} ms: the status counts runs as they happened"
+            );
+            assert_eq!(s.pipelines[0].last_fire, fires.last().copied());
+
+            // A restart, and another daemon leading, in the last fire's second.
+            d.stop().await;
+            let mut b = start(&store, &clock, definitions, work.clone(), "b", 6 * 3600);
+            let now = soundlake::clock::Clock::now(&*clock);
+            b.until(|s| s.leader).await;
+            b.idle_through(now).await;
+            assert_eq!(starts(&work).len(), 7, "{work_ms} ms: not run again by b");
+            b.stop().await;
+
+            let mut ids: Vec<String> = store
+                .runs(100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.task == "pipeline:quick")
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            let expected: Vec<String> = fires
+                .iter()
+                .map(|f| format!("scheduled-quick-{}", f.format("%Y%m%dT%H%M%SZ")))
+                .collect();
+            assert_eq!(ids, expected, "{work_ms} ms: one run record per fire");
+        }
     }
 
     /// An hourly pipeline whose run takes 90 minutes, under `catch_up`:
@@ -1406,5 +1509,104 @@ async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
             .unwrap(),
         None,
         "the leader lock is handed back on a clean stop: {stderr}"
+    );
+}
+
+/// The real clock, whose wake-ups land a little after each fire and whose
+/// quick runs end inside their fire's second: a per-second schedule for
+/// 20 s starts each fire once, as the log, `soundlake runs` and `/metrics`
+/// all count it.
+#[tokio::test]
+async fn the_daemon_starts_each_fire_once_on_the_real_clock() {
+    let defs = tracks_pipeline();
+    std::fs::write(
+        defs.path().join("pipelines/catalog.toml"),
+        "schedule = \"* * * * * *\"\n[tasks.silver]\ntables = [\"tracks\"]\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let landing = format!("embedded://{}/landing.db", state.path().display());
+    let lake_url = format!("file://{}", lake.path().display());
+    let mut command = soundlake(defs.path());
+    command
+        .args(["--log-format", "json", "daemon"])
+        .env("SOUNDLAKE__LANDING__URL", &landing)
+        .env("SOUNDLAKE__LAKE__URL", &lake_url)
+        .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(command).spawn().unwrap();
+    let mut first = String::new();
+    use tokio::io::AsyncBufReadExt;
+    tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    let base = address_in(&first);
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    let metrics = poll(&format!("{base}/metrics"), |_| true).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "scheduled run starts")
+        .map(|l| l["fields"]["run"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        started.len() >= 10,
+        "a run a second for 20 s, less the runs' own time: {stderr}"
+    );
+    let distinct: std::collections::BTreeSet<&String> = started.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        started.len(),
+        "a fire started twice: {started:?}"
+    );
+
+    let (code, runs, err) = output(
+        soundlake(defs.path())
+            .args(["runs", "--json", "--limit", "1000"])
+            .env("SOUNDLAKE__LANDING__URL", &landing),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let runs: Value = serde_json::from_str(&runs).unwrap();
+    let recorded: Vec<&Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["task"] == "pipeline:catalog")
+        .collect();
+    let mut ids: Vec<String> = recorded
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut logged = started.clone();
+    logged.sort();
+    assert_eq!(ids, logged, "one run record per start");
+
+    // The metrics were read before the stop: they count every run that had
+    // finished then, and at most the one in flight is missing.
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("soundlake_pipeline_runs_total{pipeline=\"catalog\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let finished = recorded.iter().filter(|r| r["status"] != "running").count() as u64;
+    assert!(
+        counted <= finished && finished <= counted + 1,
+        "/metrics counted {counted} runs, the store has {finished} finished: {metrics}"
     );
 }

@@ -22,7 +22,7 @@ use soundlake::silver::{self, Scope, Silver, SilverReport, SilverTable};
 
 use crate::support::{files_ending, kill_when, t0};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/spotify");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spotify");
 
 /// Which collection each recorded response lands in.
 const LANDED: [(&str, Collection); 19] = [
