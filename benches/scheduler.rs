@@ -57,9 +57,15 @@ fn pipeline(dir: &std::path::Path, limit: usize) -> Pipeline {
         ),
     )
     .unwrap();
-    soundlake::orchestrator::load(&folder, &Tables { layers })
-        .unwrap()
-        .remove(0)
+    soundlake::orchestrator::load(
+        &folder,
+        &Tables {
+            layers,
+            ..Tables::default()
+        },
+    )
+    .unwrap()
+    .remove(0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

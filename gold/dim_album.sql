@@ -16,9 +16,14 @@ SELECT
     surrogate_key(coalesce(a.id, e.id)) AS album_key,
     coalesce(a.id, e.id) AS album_id,
     coalesce(a.name, e.name) AS name,
-    lower(coalesce(a.album_type, e.album_type)) AS album_type,
+    -- Real responses spell album types in other cases, and some say "EP",
+    -- which Spotify files under single.
+    CASE lower(trim(coalesce(a.album_type, e.album_type)))
+        WHEN 'ep' THEN 'single'
+        ELSE lower(trim(coalesce(a.album_type, e.album_type)))
+    END AS album_type,
     coalesce(a.release_date, e.release_date) AS release_date,
-    coalesce(a.release_date_precision, e.release_date_precision) AS release_date_precision,
+    lower(trim(coalesce(a.release_date_precision, e.release_date_precision))) AS release_date_precision,
     CAST(date_part('year', coalesce(a.release_date, e.release_date)) AS INT) AS release_year,
     CAST(coalesce(a.total_tracks, e.total_tracks) AS INT) AS total_tracks,
     a.label AS label,

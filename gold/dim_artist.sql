@@ -1,8 +1,10 @@
 -- Every artist of the catalog: those crawled in full (silver.artists) and
--- those only named on tracks and albums (featured artists), which carry a
--- name and nothing else.
+-- those only named on tracks and albums (featured artists, the credits of
+-- an album a track embeds), which carry a name and nothing else.
 WITH named AS (
     SELECT id, name FROM silver.tracks__artists
+    UNION ALL
+    SELECT id, name FROM silver.tracks__album__artists
     UNION ALL
     SELECT id, name FROM silver.albums__artists
 ),

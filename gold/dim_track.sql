@@ -1,13 +1,22 @@
 -- Every crawled track, with its album as a key: from the track's embedded
--- album, or (Development Mode, where tracks come from album pages) from
--- the album page that listed it.
-WITH listed AS (
-    SELECT id, min(album_id) AS album_id FROM silver.albums__tracks__items GROUP BY id
+-- album, or (Development Mode, where tracks come from album listings) from
+-- the listing that named it: the page an album embeds, or a later page,
+-- keyed "<album id>:<offset>". A track of no known album has no album key.
+WITH listings AS (
+    SELECT id, album_id FROM silver.albums__tracks__items
+    UNION ALL
+    SELECT id, split_part(page_key, ':', 1) AS album_id FROM silver.album_tracks__items
+),
+listed AS (
+    SELECT id, min(album_id) AS album_id FROM listings WHERE id IS NOT NULL GROUP BY id
 )
 SELECT
     surrogate_key(t.id) AS track_key,
     t.id AS track_id,
-    surrogate_key(coalesce(t.album__id, l.album_id)) AS album_key,
+    CASE
+        WHEN coalesce(t.album__id, l.album_id) IS NOT NULL
+        THEN surrogate_key(coalesce(t.album__id, l.album_id))
+    END AS album_key,
     t.name AS name,
     CAST(t.disc_number AS INT) AS disc_number,
     CAST(t.track_number AS INT) AS track_number,

@@ -904,6 +904,7 @@ fn layer_tables(
             .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
             .collect(),
     );
+    tables.rebuilt_whole.insert(crate::gold::LAYER.into());
     tables
 }
 
@@ -1235,13 +1236,28 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
         } else {
             plan.done(&store).await?
         };
-        let per_interval = plan.plan.dag.len() / plan.intervals.len().max(1);
+        let after_range = plan.after_range().unwrap_or_default();
+        let once: Vec<&str> = plan
+            .plan
+            .dag
+            .ids()
+            .filter_map(|id| id.strip_prefix(&after_range))
+            .collect();
+        let per_interval = (plan.plan.dag.len() - once.len()) / plan.intervals.len().max(1);
         println!(
-            "{}: {} intervals of {} tasks each, {} at once",
+            "{}: {} intervals of {} tasks each, {} at once{}",
             pipeline.name,
             plan.intervals.len(),
             per_interval,
-            args.parallel
+            args.parallel,
+            if once.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; then once, over the tables the range leaves: {}",
+                    once.join(", ")
+                )
+            }
         );
         for interval in &plan.intervals {
             let prefix = format!("{}/", interval.key());
@@ -1331,8 +1347,19 @@ async fn runs(args: RunsArgs, settings: &crate::config::Settings) -> Result<()> 
                 )
             })
             .unwrap_or_default();
+        // A pipeline run's report holds its tasks' reports.
+        let tasks = r.report["tasks"].as_array().into_iter().flatten();
+        let warned = crate::orchestrator::warnings(&r.report).count()
+            + tasks
+                .map(|t| crate::orchestrator::warnings(&t["report"]).count())
+                .sum::<usize>();
+        let note = match warned {
+            0 => String::new(),
+            1 => "  1 warning".into(),
+            n => format!("  {n} warnings"),
+        };
         println!(
-            "{:<52} {:<32} {:<10} {:<21} {:>9}",
+            "{:<52} {:<32} {:<10} {:<21} {:>9}{note}",
             r.id,
             r.task,
             r.status,

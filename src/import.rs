@@ -277,14 +277,21 @@ fn reject(place: String, reason: String) -> Reject {
     Reject { place, reason }
 }
 
-/// The Spotify objects in one value: itself, or the items of a saved
-/// batch response, paging object or search response.
-fn objects(collection: Collection, value: Value) -> std::result::Result<Vec<Value>, String> {
+/// The documents in one value, each with its key: the Spotify objects
+/// (itself, or the items of a saved batch response, paging object or search
+/// response), or for `album_tracks` the saved page itself.
+fn objects(
+    collection: Collection,
+    value: Value,
+) -> std::result::Result<Vec<(String, Value)>, String> {
+    if collection == Collection::AlbumTracks {
+        return album_tracks_page(value).map(|keyed| vec![keyed]);
+    }
     let Value::Object(mut map) = value else {
         return Err("not a JSON object".into());
     };
     if map.contains_key("id") {
-        return check(collection, Value::Object(map)).map(|o| vec![o]);
+        return check(collection, Value::Object(map)).map(|o| vec![keyed(o)]);
     }
     let wrapped = map.remove(collection.name());
     let listing = match wrapped {
@@ -306,8 +313,42 @@ fn objects(collection: Collection, value: Value) -> std::result::Result<Vec<Valu
     listing
         .into_iter()
         .filter(|v| !v.is_null())
-        .map(|v| check(collection, v))
+        .map(|v| check(collection, v).map(keyed))
         .collect()
+}
+
+/// A checked Spotify object with its `id` as key.
+fn keyed(object: Value) -> (String, Value) {
+    let id = object["id"].as_str().unwrap_or_default().to_string();
+    (id, object)
+}
+
+/// A saved page of `GET /albums/{id}/tracks`, keyed by the album its `href`
+/// names and its `offset`.
+fn album_tracks_page(page: Value) -> std::result::Result<(String, Value), String> {
+    let href = page["href"]
+        .as_str()
+        .ok_or("not a page of an album's tracks (no `href`)")?;
+    let album = url::Url::parse(href).ok().and_then(|url| {
+        let segments: Vec<String> = url.path_segments()?.map(str::to_string).collect();
+        let at = segments.iter().position(|s| s == "albums")?;
+        match &segments[at + 1..] {
+            [id, tracks] if tracks == "tracks" && !id.is_empty() => Some(id.clone()),
+            _ => None,
+        }
+    });
+    let Some(album) = album else {
+        return Err(format!(
+            "`href` {href:?} is not an album's track listing (…/albums/{{id}}/tracks)"
+        ));
+    };
+    let offset = page["offset"]
+        .as_u64()
+        .ok_or("the page has no whole-number `offset`")?;
+    if !page["items"].is_array() {
+        return Err("the page has no `items` array".into());
+    }
+    Ok((crate::landing::album_tracks_key(&album, offset), page))
 }
 
 fn check(collection: Collection, object: Value) -> std::result::Result<Value, String> {
@@ -342,15 +383,14 @@ struct Loader<'a> {
 impl Loader<'_> {
     async fn take(
         &mut self,
-        found: std::result::Result<Vec<Value>, String>,
+        found: std::result::Result<Vec<(String, Value)>, String>,
         place: &str,
         rejects: &mut Vec<Reject>,
     ) -> Result<()> {
         match found {
             Err(reason) => rejects.push(reject(place.to_string(), reason)),
             Ok(objects) => {
-                for object in objects {
-                    let id = object["id"].as_str().unwrap_or_default().to_string();
+                for (id, object) in objects {
                     // A later copy of an id in the same write replaces the earlier.
                     match self.positions.get(&id) {
                         Some(&at) => self.batch.docs[at].1 = object,

@@ -96,7 +96,9 @@ impl Executor for LayerTasks {
                     },
                     None => Extract::Incremental,
                 };
-                serde_json::to_value(job.run(def, extract, run_id).await?)
+                let report = job.run(def, extract, run_id).await?;
+                let idle = report.rows_written == 0 && report.files_removed == 0;
+                return Ok(with_nothing_to_do(&report, idle));
             }
             crate::silver::LAYER => {
                 let def = definition(&self.silver, |d| &d.name, &task.kind, table)?;
@@ -118,7 +120,9 @@ impl Executor for LayerTasks {
                     None => Scope::New,
                 };
                 let job = Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                serde_json::to_value(job.run(def, source, scope, run_id).await?)
+                let report = job.run(def, source, scope, run_id).await?;
+                let idle = report.versions_read == 0 && report.keys_changed == 0;
+                return Ok(with_nothing_to_do(&report, idle));
             }
             crate::gold::LAYER => {
                 let model = definition(&self.gold, |m| &m.name, &task.kind, table)?;
@@ -135,4 +139,13 @@ impl Executor for LayerTasks {
         };
         Ok(report.expect("reports serialize"))
     }
+}
+
+/// A layer task's report with `nothing_to_do`: whether the run found no
+/// input at all, which the orchestrator reports (a backfill interval in
+/// which nothing was landed).
+fn with_nothing_to_do(report: &impl serde::Serialize, idle: bool) -> Value {
+    let mut value = serde_json::to_value(report).expect("reports serialize");
+    value["nothing_to_do"] = Value::Bool(idle);
+    value
 }

@@ -23,7 +23,7 @@ pub use resolve::{Resolution, Status, resolve};
 use crate::clock::SharedClock;
 use crate::config::CrawlSettings;
 use crate::error::{Error, Result, WaitReason};
-use crate::landing::{Batch, Collection, SharedStore, UpsertCounts};
+use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
 use crate::text::match_key;
 
@@ -507,7 +507,25 @@ impl Run<'_> {
             if total > items.len() as u64 {
                 self.within_budget()?;
                 let offset = u32::try_from(items.len()).unwrap_or(u32::MAX);
-                items.extend(self.client().album_tracks(id, offset).await?);
+                let pages = self.client().album_track_pages(id, offset).await?;
+                // The pages are landed as sent: the tracks they list carry
+                // no album, and the page's key is what ties them to it.
+                let mut keyed = Vec::with_capacity(pages.len());
+                for page in pages {
+                    // A page that does not say where it starts starts where
+                    // the one before ended.
+                    let at = page["offset"].as_u64().unwrap_or(items.len() as u64);
+                    if let Some(page_items) = page["items"].as_array() {
+                        items.extend(page_items.iter().filter(|t| t.is_object()).cloned());
+                    }
+                    keyed.push((album_tracks_key(id, at), page));
+                }
+                self.land_keyed(
+                    Collection::AlbumTracks,
+                    &Endpoint::AlbumTracks.to_string(),
+                    keyed,
+                )
+                .await?;
             }
             listed.extend(items);
         }

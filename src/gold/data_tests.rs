@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use chrono::{DateTime, TimeDelta, Utc};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{GoldModel, LAYER};
+use super::{GoldModel, LAYER, OnFailure};
 use crate::error::Result;
 use crate::sql::Engine;
 
@@ -22,12 +22,45 @@ pub struct DataTest {
     pub name: String,
     /// The rows that break it.
     pub sql: String,
+    pub on_failure: OnFailure,
+    /// For a test of one row at a time: the condition on a row of the model
+    /// that breaks it (never NULL), by which quarantine sets rows aside.
+    pub broken_row: Option<String>,
+}
+
+impl DataTest {
+    /// A test of the whole table.
+    fn table(name: String, sql: String, on_failure: OnFailure) -> DataTest {
+        DataTest {
+            name,
+            sql,
+            on_failure,
+            broken_row: None,
+        }
+    }
+
+    /// A test of each row: `shown` columns of the rows where `broken` holds.
+    fn rows(
+        name: String,
+        table: &str,
+        shown: &str,
+        broken: String,
+        on_failure: OnFailure,
+    ) -> DataTest {
+        DataTest {
+            name,
+            sql: format!("SELECT {shown} FROM {table} WHERE {broken}"),
+            on_failure,
+            broken_row: Some(broken),
+        }
+    }
 }
 
 /// A failed test: how many rows broke it, and some of them.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub test: String,
+    pub on_failure: OnFailure,
     pub rows: u64,
     pub sample: Vec<String>,
 }
@@ -37,14 +70,13 @@ pub struct Failure {
 pub fn declared(model: &GoldModel, now: DateTime<Utc>) -> Vec<DataTest> {
     let table = format!("{LAYER}.{}", model.name);
     let key = model.key.join(", ");
-    let mut tests = vec![DataTest {
-        name: format!("key ({key}) is unique"),
-        sql: format!(
-            "SELECT {key}, count(*) AS copies FROM {table} GROUP BY {key} HAVING count(*) > 1"
-        ),
-    }];
+    let mut tests = vec![DataTest::table(
+        format!("key ({key}) is unique"),
+        format!("SELECT {key}, count(*) AS copies FROM {table} GROUP BY {key} HAVING count(*) > 1"),
+        model.on_failure("key"),
+    )];
     for k in &model.key {
-        tests.push(not_null(&table, &key, k));
+        tests.push(not_null(&table, &key, k, model.on_failure("key")));
     }
     for c in &model.columns {
         let col = &c.name;
@@ -55,16 +87,17 @@ pub fn declared(model: &GoldModel, now: DateTime<Utc>) -> Vec<DataTest> {
             format!("{key}, {col}")
         };
         if c.not_null && !model.key.contains(col) {
-            tests.push(not_null(&table, &key, col));
+            tests.push(not_null(&table, &key, col, c.on_failure("not_null")));
         }
         if c.unique {
-            tests.push(DataTest {
-                name: format!("{col} is unique"),
-                sql: format!(
+            tests.push(DataTest::table(
+                format!("{col} is unique"),
+                format!(
                     "SELECT {col}, count(*) AS copies FROM {table} WHERE {col} IS NOT NULL \
                      GROUP BY {col} HAVING count(*) > 1"
                 ),
-            });
+                c.on_failure("unique"),
+            ));
         }
         if !c.accepted_values.is_empty() {
             let values: Vec<String> = c
@@ -72,79 +105,89 @@ pub fn declared(model: &GoldModel, now: DateTime<Utc>) -> Vec<DataTest> {
                 .iter()
                 .map(|v| format!("'{}'", v.replace('\'', "''")))
                 .collect();
-            tests.push(DataTest {
-                name: format!("{col} in ({})", values.join(", ")),
-                sql: format!(
-                    "SELECT {shown} FROM {table} WHERE {col} IS NOT NULL \
-                     AND CAST({col} AS VARCHAR) NOT IN ({})",
+            tests.push(DataTest::rows(
+                format!("{col} in ({})", values.join(", ")),
+                &table,
+                &shown,
+                format!(
+                    "({col} IS NOT NULL AND CAST({col} AS VARCHAR) NOT IN ({}))",
                     values.join(", ")
                 ),
-            });
+                c.on_failure("accepted_values"),
+            ));
         }
         if let Some(target) = &c.references {
             let (other, other_col) = (&target.table, &target.column);
-            tests.push(DataTest {
-                name: format!("{col} references {target}"),
-                sql: format!(
-                    "SELECT {shown} FROM {table} WHERE {col} IS NOT NULL AND {col} NOT IN \
-                     (SELECT {other_col} FROM {other} WHERE {other_col} IS NOT NULL)"
+            tests.push(DataTest::rows(
+                format!("{col} references {target}"),
+                &table,
+                &shown,
+                format!(
+                    "({col} IS NOT NULL AND {col} NOT IN \
+                     (SELECT {other_col} FROM {other} WHERE {other_col} IS NOT NULL))"
                 ),
-            });
+                c.on_failure("references"),
+            ));
         }
     }
     if let Some(min) = model.min_rows {
-        tests.push(DataTest {
-            name: format!("at least {min} rows"),
-            sql: format!("SELECT count(*) AS row_count FROM {table} HAVING count(*) < {min}"),
-        });
+        tests.push(DataTest::table(
+            format!("at least {min} rows"),
+            format!("SELECT count(*) AS row_count FROM {table} HAVING count(*) < {min}"),
+            model.on_failure("min_rows"),
+        ));
     }
     if let Some(max) = model.max_rows {
-        tests.push(DataTest {
-            name: format!("at most {max} rows"),
-            sql: format!("SELECT count(*) AS row_count FROM {table} HAVING count(*) > {max}"),
-        });
+        tests.push(DataTest::table(
+            format!("at most {max} rows"),
+            format!("SELECT count(*) AS row_count FROM {table} HAVING count(*) > {max}"),
+            model.on_failure("max_rows"),
+        ));
     }
     if let Some(f) = &model.freshness {
         let age = TimeDelta::hours(i64::try_from(f.max_age_hours).unwrap_or(i64::MAX / 3_600_000));
         let oldest = (now - age).format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        tests.push(DataTest {
-            name: format!("{} within {} hours", f.column, f.max_age_hours),
-            sql: format!(
+        tests.push(DataTest::table(
+            format!("{} within {} hours", f.column, f.max_age_hours),
+            format!(
                 "SELECT max({col}) AS newest FROM {table} \
                  HAVING max({col}) IS NULL OR CAST(max({col}) AS TIMESTAMP) < TIMESTAMP '{oldest}'",
                 col = f.column
             ),
-        });
+            model.on_failure("freshness"),
+        ));
     }
     tests
 }
 
-fn not_null(table: &str, key: &str, col: &str) -> DataTest {
-    DataTest {
-        name: format!("{col} is not null"),
-        sql: format!("SELECT {key} FROM {table} WHERE {col} IS NULL"),
-    }
+fn not_null(table: &str, key: &str, col: &str, on_failure: OnFailure) -> DataTest {
+    DataTest::rows(
+        format!("{col} is not null"),
+        table,
+        key,
+        format!("({col} IS NULL)"),
+        on_failure,
+    )
+}
+
+/// Where a model's tests come from, for messages.
+pub fn place(model: &GoldModel) -> String {
+    format!(
+        "data tests of {}",
+        model.sql_file.with_extension("toml").display()
+    )
 }
 
 /// Run `tests`; the failures, each with a count and a sample of rows.
-pub async fn run(engine: &Engine, model: &GoldModel, tests: &[DataTest]) -> Result<Vec<Failure>> {
-    let place = format!(
-        "data tests of {}",
-        model.sql_file.with_extension("toml").display()
-    );
+pub async fn run<'t>(
+    engine: &Engine,
+    model: &GoldModel,
+    tests: impl IntoIterator<Item = &'t DataTest>,
+) -> Result<Vec<Failure>> {
+    let place = place(model);
     let mut failures = Vec::new();
     for test in tests {
-        let count_sql = format!("SELECT count(*) FROM ({})", test.sql);
-        let (_, counted) = engine.collect(&place, &count_sql).await?;
-        let rows = counted
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow_array::Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
+        let rows = count(engine, &place, &test.sql).await?;
         if rows == 0 {
             continue;
         }
@@ -152,11 +195,40 @@ pub async fn run(engine: &Engine, model: &GoldModel, tests: &[DataTest]) -> Resu
         let (_, sample) = engine.collect(&place, &sample_sql).await?;
         failures.push(Failure {
             test: test.name.clone(),
-            rows: u64::try_from(rows).unwrap_or_default(),
+            on_failure: test.on_failure,
+            rows,
             sample: render_rows(&sample),
         });
     }
     Ok(failures)
+}
+
+impl Failure {
+    /// The failure in one line: the test, how many rows, the first of them.
+    pub fn summary(&self) -> String {
+        let rows = format!("{} row{}", self.rows, if self.rows == 1 { "" } else { "s" });
+        match self.sample.first() {
+            Some(first) => format!("{}: {rows} broke it ({first})", self.test),
+            None => format!("{}: {rows} broke it", self.test),
+        }
+    }
+}
+
+/// How many rows `sql` gives.
+pub async fn count(engine: &Engine, place: &str, sql: &str) -> Result<u64> {
+    let (_, counted) = engine
+        .collect(place, &format!("SELECT count(*) FROM ({sql})"))
+        .await?;
+    let rows = counted
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok(u64::try_from(rows).unwrap_or_default())
 }
 
 /// `column=value, …` per row.

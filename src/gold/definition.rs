@@ -10,6 +10,7 @@
 //! min_rows = 1                   # optional row-count thresholds
 //! max_rows = 10000000
 //! freshness = { column = "ingested_at", max_age_hours = 48 }
+//! on_failure = { min_rows = "warn" }   # the model's own tests: key, min_rows, max_rows, freshness
 //!
 //! [[columns]]
 //! name = "album_key"
@@ -19,6 +20,11 @@
 //! unique = false
 //! accepted_values = []           # for text columns
 //! references = "gold.dim_album.album_key"
+//! # What a failing test does: "error" (default) keeps the published version
+//! # and fails the task; "warn" publishes and reports the failure; a row test
+//! # (not_null, accepted_values, references) may say "quarantine": its rows
+//! # go to gold.<model>_quarantine, the rest is published.
+//! on_failure = { references = "quarantine" }
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,6 +107,28 @@ impl ColumnType {
     }
 }
 
+/// What a failing data test does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// The new version is not published and the task fails.
+    #[default]
+    Error,
+    /// The version is published; the failure is reported with the run.
+    Warn,
+    /// The rows that break the test go to `gold.<model>_quarantine` with
+    /// the test's name; the rest is published. Row tests only.
+    Quarantine,
+}
+
+/// The tests a column can declare, by their name in `on_failure`.
+const COLUMN_TESTS: [&str; 4] = ["not_null", "unique", "accepted_values", "references"];
+/// The column tests that judge one row at a time, so a failing row can be
+/// set aside.
+const ROW_TESTS: [&str; 3] = ["not_null", "accepted_values", "references"];
+/// The tests of a whole model.
+const MODEL_TESTS: [&str; 4] = ["key", "min_rows", "max_rows", "freshness"];
+
 /// One output column of a model.
 #[derive(Debug, Clone)]
 pub struct Column {
@@ -111,6 +139,15 @@ pub struct Column {
     pub unique: bool,
     pub accepted_values: Vec<String>,
     pub references: Option<ColumnRef>,
+    /// What each of its failing tests does, by test name; absent: error.
+    pub on_failure: BTreeMap<String, OnFailure>,
+}
+
+impl Column {
+    /// What the column's test `test` does when it fails.
+    pub fn on_failure(&self, test: &str) -> OnFailure {
+        self.on_failure.get(test).copied().unwrap_or_default()
+    }
 }
 
 /// `layer.table.column`.
@@ -149,10 +186,24 @@ pub struct GoldModel {
     pub min_rows: Option<u64>,
     pub max_rows: Option<u64>,
     pub freshness: Option<Freshness>,
+    /// What each of the model's own failing tests does; absent: error.
+    pub on_failure: BTreeMap<String, OnFailure>,
     pub sql_file: PathBuf,
 }
 
 impl GoldModel {
+    /// What the model's own test `test` (key, min_rows, …) does when it fails.
+    pub fn on_failure(&self, test: &str) -> OnFailure {
+        self.on_failure.get(test).copied().unwrap_or_default()
+    }
+
+    /// Whether any test of the model sets rows aside.
+    pub fn quarantines(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.on_failure.values().any(|o| *o == OnFailure::Quarantine))
+    }
+
     /// The tables the model needs before it runs: those it reads and those
     /// its columns reference.
     pub fn depends_on(&self) -> BTreeSet<TableRef> {
@@ -172,11 +223,11 @@ impl GoldModel {
             self.columns
                 .iter()
                 .map(|c| {
-                    Field::new(
-                        &c.name,
-                        c.kind.arrow(),
-                        !c.not_null && !self.key.contains(&c.name),
-                    )
+                    // A not-null test that only warns or quarantines must
+                    // be able to see the NULLs it judges.
+                    let nullable = !self.key.contains(&c.name)
+                        && (!c.not_null || c.on_failure("not_null") != OnFailure::Error);
+                    Field::new(&c.name, c.kind.arrow(), nullable)
                 })
                 .collect::<Vec<_>>(),
         ))
@@ -192,6 +243,8 @@ struct File {
     min_rows: Option<u64>,
     max_rows: Option<u64>,
     freshness: Option<Freshness>,
+    #[serde(default)]
+    on_failure: BTreeMap<String, OnFailure>,
     columns: Vec<ColumnFile>,
 }
 
@@ -209,6 +262,8 @@ struct ColumnFile {
     #[serde(default)]
     accepted_values: Vec<String>,
     references: Option<String>,
+    #[serde(default)]
+    on_failure: BTreeMap<String, OnFailure>,
 }
 
 /// The tables of bronze and the families of silver a model may read, by
@@ -280,6 +335,16 @@ pub fn load(dir: &Path, known: &Known) -> Result<Vec<GoldModel>> {
         }
     }
     let names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
+    for model in models.iter().filter(|m| m.quarantines()) {
+        let set_aside = super::quarantine_table(&model.name);
+        if names.contains(&set_aside) {
+            problems.push(format!(
+                "{}: gold.{set_aside} is where this model's quarantined rows go, and a model \
+                 of that name exists; rename that model",
+                model.sql_file.display()
+            ));
+        }
+    }
     for model in &models {
         for table in model.depends_on() {
             let exists = match table.layer.as_str() {
@@ -359,6 +424,40 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
                 None
             }
         };
+        let declared = [
+            ("not_null", c.not_null),
+            ("unique", c.unique),
+            ("accepted_values", !c.accepted_values.is_empty()),
+            ("references", references.is_some()),
+        ];
+        for (test, action) in &c.on_failure {
+            if !COLUMN_TESTS.contains(&test.as_str()) {
+                problems.push(format!(
+                    "column {}: on_failure names {test:?}, not a column test ({})",
+                    c.name,
+                    COLUMN_TESTS.join(", ")
+                ));
+            } else if !declared.iter().any(|(t, on)| t == test && *on) {
+                problems.push(format!(
+                    "column {}: on_failure sets {test}, which the column does not declare",
+                    c.name
+                ));
+            } else if *action == OnFailure::Quarantine && !ROW_TESTS.contains(&test.as_str()) {
+                problems.push(format!(
+                    "column {}: {test} cannot quarantine (it judges rows together); use \
+                     \"warn\" or \"error\"",
+                    c.name
+                ));
+            } else if *action != OnFailure::Error
+                && test == "not_null"
+                && file.key.contains(&c.name)
+            {
+                problems.push(format!(
+                    "column {}: a key column is never null; its not_null test is always an error",
+                    c.name
+                ));
+            }
+        }
         columns.push(Column {
             name: c.name,
             kind,
@@ -367,6 +466,7 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
             unique: c.unique,
             accepted_values: c.accepted_values,
             references,
+            on_failure: c.on_failure,
         });
     }
     if file.key.is_empty() {
@@ -384,6 +484,31 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
                 "freshness column {} must be a declared timestamp or date column",
                 f.column
             )),
+        }
+    }
+    for (test, action) in &file.on_failure {
+        let declared = match test.as_str() {
+            "key" => true,
+            "min_rows" => file.min_rows.is_some(),
+            "max_rows" => file.max_rows.is_some(),
+            "freshness" => file.freshness.is_some(),
+            _ => {
+                problems.push(format!(
+                    "on_failure names {test:?}, not a model test ({}; a column's tests go in \
+                     its [[columns]] entry)",
+                    MODEL_TESTS.join(", ")
+                ));
+                continue;
+            }
+        };
+        if !declared {
+            problems.push(format!(
+                "on_failure sets {test}, which the model does not declare"
+            ));
+        } else if *action == OnFailure::Quarantine {
+            problems.push(format!(
+                "{test} cannot quarantine (it judges the table as a whole); use \"warn\" or \"error\""
+            ));
         }
     }
     if let (Some(min), Some(max)) = (file.min_rows, file.max_rows)
@@ -408,6 +533,7 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
         min_rows: file.min_rows,
         max_rows: file.max_rows,
         freshness: file.freshness,
+        on_failure: file.on_failure,
         sql_file,
     })
 }
@@ -453,6 +579,10 @@ type = "decimal(10,2)"
 comment = "Price."
 "#;
 
+    const ARTIST_CONTRACT: &str = "comment = \"A.\"\ngrain = \"one row per artist\"\n\
+        key = [\"artist_key\"]\n[[columns]]\nname = \"artist_key\"\ntype = \"bigint\"\n\
+        comment = \"Key.\"\n";
+
     fn known() -> Known {
         let mut known = Known::new();
         known.insert("silver", ["albums".to_string()].into());
@@ -464,11 +594,7 @@ comment = "Price."
         let dir = dir_with(&[
             ("dim_album.toml", CONTRACT),
             ("dim_album.sql", "SELECT * FROM silver.albums"),
-            (
-                "dim_artist.toml",
-                "comment = \"A.\"\ngrain = \"one row per artist\"\nkey = [\"artist_key\"]\n\
-                 [[columns]]\nname = \"artist_key\"\ntype = \"bigint\"\ncomment = \"Key.\"\n",
-            ),
+            ("dim_artist.toml", ARTIST_CONTRACT),
             ("dim_artist.sql", "SELECT 1 AS artist_key"),
         ]);
         let models = load(dir.path(), &known()).unwrap();
@@ -514,6 +640,75 @@ comment = "Price."
                 message.contains(expected),
                 "{expected:?} missing from {message}"
             );
+        }
+    }
+
+    #[test]
+    fn on_failure_is_read_per_test_and_checked() {
+        let contract = CONTRACT.replace(
+            "references = \"gold.dim_artist.artist_key\"",
+            "not_null = true\nreferences = \"gold.dim_artist.artist_key\"\n\
+             on_failure = { references = \"quarantine\", not_null = \"warn\" }",
+        );
+        let dir = dir_with(&[
+            (
+                "dim_album.toml",
+                &format!("min_rows = 1\non_failure = {{ min_rows = \"warn\" }}\n{contract}"),
+            ),
+            ("dim_album.sql", "SELECT * FROM silver.albums"),
+            ("dim_artist.toml", ARTIST_CONTRACT),
+            ("dim_artist.sql", "SELECT 1 AS artist_key"),
+        ]);
+        let models = load(dir.path(), &known()).unwrap();
+        let album = models.iter().find(|m| m.name == "dim_album").unwrap();
+        assert_eq!(album.on_failure("min_rows"), OnFailure::Warn);
+        assert_eq!(album.on_failure("key"), OnFailure::Error, "the default");
+        let artist = &album.columns[1];
+        assert_eq!(artist.on_failure("references"), OnFailure::Quarantine);
+        assert_eq!(artist.on_failure("not_null"), OnFailure::Warn);
+        assert!(album.quarantines());
+        assert!(
+            album.schema().field(1).is_nullable(),
+            "a not-null test that warns must see the NULLs"
+        );
+
+        for (bad, expected) in [
+            (
+                "on_failure = { unique = \"quarantine\" }",
+                "unique cannot quarantine",
+            ),
+            (
+                "on_failure = { accepted_values = \"warn\" }",
+                "does not declare",
+            ),
+            ("on_failure = { typo = \"warn\" }", "not a column test"),
+            (
+                "on_failure = { references = \"ignore\" }",
+                "unknown variant",
+            ),
+        ] {
+            let column = CONTRACT.replace(
+                "references = \"gold.dim_artist.artist_key\"",
+                &format!("references = \"gold.dim_artist.artist_key\"\nunique = true\n{bad}"),
+            );
+            let dir = dir_with(&[("m.toml", &column), ("m.sql", "SELECT 1")]);
+            let message = load(dir.path(), &known()).unwrap_err().to_string();
+            assert!(message.contains(expected), "{bad}: {message}");
+        }
+        for (bad, expected) in [
+            (
+                "min_rows = 1\non_failure = { min_rows = \"quarantine\" }",
+                "min_rows cannot quarantine",
+            ),
+            ("on_failure = { max_rows = \"warn\" }", "does not declare"),
+            ("on_failure = { not_null = \"warn\" }", "not a model test"),
+        ] {
+            let dir = dir_with(&[
+                ("m.toml", &format!("{bad}\n{CONTRACT}")),
+                ("m.sql", "SELECT 1"),
+            ]);
+            let message = load(dir.path(), &known()).unwrap_err().to_string();
+            assert!(message.contains(expected), "{bad}: {message}");
         }
     }
 }

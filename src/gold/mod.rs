@@ -8,17 +8,22 @@
 mod data_tests;
 mod definition;
 
+use std::collections::BTreeSet;
+
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::TimeDelta;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::util::display::FormatOptions;
+use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Map;
 
-pub use data_tests::{DataTest, declared as declared_tests};
-pub use definition::{Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, known, load};
+pub use data_tests::{DataTest, Failure, declared as declared_tests};
+pub use definition::{
+    Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, OnFailure, known, load,
+};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -38,11 +43,25 @@ pub struct GoldReport {
     pub version: u64,
     pub rows: u64,
     pub files: usize,
+    /// Tests that found nothing wrong (quarantining tests report through
+    /// `quarantined` instead).
     pub tests_passed: usize,
-    /// Inputs with no data yet (audio features in Development mode): the
-    /// model published its columns with no rows.
+    /// Tests that failed with `on_failure = "warn"`, one line each: the
+    /// version was published all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Rows kept out of the table by `on_failure = "quarantine"` tests, now
+    /// in `gold.<model>_quarantine`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantined: u64,
+    /// Inputs with no data yet (audio features in Development mode, albums
+    /// before any was crawled): the model read them as empty tables.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub empty_inputs: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Runs gold models over one lake.
@@ -77,50 +96,66 @@ impl Gold {
         let table = self.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let schema = model.schema();
-        let mut empty_inputs = Vec::new();
+        let mut absent = BTreeSet::new();
         for input in &model.reads {
             if !engine.has_data(&input.layer, &input.name).await? {
-                empty_inputs.push(input.to_string());
+                absent.insert(input.clone());
             }
         }
         let place = model.sql_file.display().to_string();
-        let mut writer = txn.create_file(&[], schema.clone(), &[])?;
-        let (mut rows, mut files) = (0, 0);
-        if empty_inputs.is_empty() {
-            let mut stream = engine.stream(&place, &model.sql).await?;
-            let conform = Conform::new(model, &stream.schema())?;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| crate::sql::sql_error(&place, &e))?;
-                let batch = conform.apply(&batch)?;
-                rows += batch.num_rows() as u64;
-                writer.write(&batch).await?;
-                if writer.is_full() {
-                    let next = txn.create_file(&[], schema.clone(), &[])?;
-                    add(&mut txn, std::mem::replace(&mut writer, next)).await?;
-                    files += 1;
-                }
-            }
-        }
-        // At least one file, so engines reading the folder see the columns
-        // of an empty table too.
-        if writer.rows() > 0 || files == 0 {
-            add(&mut txn, writer).await?;
-        }
+        let stream = engine
+            .stream_over_absent(&place, &model.sql, &absent)
+            .await?;
+        let conform = Conform::new(model, &stream.schema())?;
+        let mut rows = write_all(&mut txn, &schema, stream, &place, |b| conform.apply(b)).await?;
         let base_files = txn.base().files.clone();
         for file in &base_files {
             txn.remove(file);
         }
         let now = self.clock.now();
-        engine.pin(&table, LAYER, &model.name, txn.locate(), schema, now)?;
+        engine.pin(
+            &table,
+            LAYER,
+            &model.name,
+            txn.locate(),
+            schema.clone(),
+            now,
+        )?;
         let tests = declared_tests(model, now);
-        let failures = data_tests::run(&engine, model, &tests).await?;
-        if !failures.is_empty() {
+        let (set_aside, judged): (Vec<&DataTest>, Vec<&DataTest>) = tests
+            .iter()
+            .partition(|t| t.on_failure == OnFailure::Quarantine);
+        let quarantine = if model.quarantines() {
+            let (qtxn, quarantined) = self
+                .quarantine(&engine, model, &set_aside, &mut txn, run_id, now)
+                .await?;
+            rows -= quarantined;
+            Some((qtxn, quarantined))
+        } else {
+            None
+        };
+        let judged_count = judged.len();
+        let (errors, warnings): (Vec<Failure>, Vec<Failure>) =
+            data_tests::run(&engine, model, judged)
+                .await?
+                .into_iter()
+                .partition(|f| f.on_failure == OnFailure::Error);
+        if !errors.is_empty() {
             // The staged files are dropped by the next write to the table.
             return Err(Error::DataTests {
                 table: format!("{LAYER}.{}", model.name),
-                failed: failures.len(),
-                report: data_tests::report(&failures),
+                failed: errors.len(),
+                report: data_tests::report(&errors),
             });
+        }
+        let warnings: Vec<String> = warnings.iter().map(Failure::summary).collect();
+        for warning in &warnings {
+            tracing::warn!(table = %format!("{LAYER}.{}", model.name), %warning, "data test failed (on_failure = warn): published anyway");
+        }
+        let mut quarantined = 0;
+        if let Some((qtxn, count)) = quarantine {
+            qtxn.commit("replace", Map::new(), now).await?;
+            quarantined = count;
         }
         let snapshot = txn.commit("replace", Map::new(), now).await?;
         Ok(GoldReport {
@@ -129,9 +164,83 @@ impl Gold {
             version: snapshot.version,
             rows,
             files: snapshot.files.len(),
-            tests_passed: tests.len(),
-            empty_inputs,
+            tests_passed: judged_count - warnings.len(),
+            warnings,
+            quarantined,
+            empty_inputs: absent.iter().map(ToString::to_string).collect(),
         })
+    }
+
+    /// Set aside the staged rows that break `tests`: they become the new
+    /// version of `gold.<model>_quarantine`, each with the test it broke (in
+    /// a transaction committed with the model), and the model's staged
+    /// files are written again without them. The number of rows set aside.
+    async fn quarantine(
+        &self,
+        engine: &Engine,
+        model: &GoldModel,
+        tests: &[&DataTest],
+        txn: &mut Transaction,
+        run_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Transaction, u64)> {
+        let place = data_tests::place(model);
+        let this = format!("{LAYER}.{}", model.name);
+        let broken: Vec<&str> = tests
+            .iter()
+            .map(|t| t.broken_row.as_deref().expect("only row tests quarantine"))
+            .collect();
+        let rows_breaking = tests
+            .iter()
+            .zip(&broken)
+            .map(|(t, b)| {
+                format!(
+                    "SELECT *, '{}' AS {FAILED_TEST} FROM {this} WHERE coalesce({b}, false)",
+                    t.name.replace('\'', "''")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let table = self.lake.table(LAYER, &quarantine_table(&model.name));
+        let mut qtxn = table.begin(run_id, now).await?;
+        let schema = quarantine_schema(model);
+        let stream = engine.stream(&place, &rows_breaking).await?;
+        let set_aside = write_all(&mut qtxn, &schema, stream, &place, |b| {
+            fit(&schema, b, &place)
+        })
+        .await?;
+        let base_files = qtxn.base().files.clone();
+        for file in &base_files {
+            qtxn.remove(file);
+        }
+        if set_aside == 0 {
+            return Ok((qtxn, 0));
+        }
+        // A row breaking two tests is quarantined under each; it is kept out
+        // of the model once.
+        let any_broken = broken
+            .iter()
+            .map(|b| format!("coalesce({b}, false)"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let kept_out = data_tests::count(
+            engine,
+            &place,
+            &format!("SELECT 1 FROM {this} WHERE {any_broken}"),
+        )
+        .await?;
+        let stream = engine
+            .stream(
+                &place,
+                &format!("SELECT * FROM {this} WHERE NOT ({any_broken})"),
+            )
+            .await?;
+        txn.unstage();
+        let schema = model.schema();
+        write_all(txn, &schema, stream, &place, |b| fit(&schema, b, &place)).await?;
+        let target = self.lake.table(LAYER, &model.name);
+        engine.pin(&target, LAYER, &model.name, txn.locate(), schema, now)?;
+        Ok((qtxn, kept_out))
     }
 }
 
@@ -139,6 +248,63 @@ async fn add(txn: &mut Transaction, writer: FileWriter) -> Result<()> {
     let file = writer.finish().await?;
     txn.add(file);
     Ok(())
+}
+
+/// Write every batch of `stream`, made to fit `schema` by `fit`, into new
+/// files of `txn`: at least one, so engines reading the folder see the
+/// columns of an empty table too. The rows written.
+async fn write_all(
+    txn: &mut Transaction,
+    schema: &SchemaRef,
+    mut stream: SendableRecordBatchStream,
+    place: &str,
+    fit: impl Fn(&RecordBatch) -> Result<RecordBatch>,
+) -> Result<u64> {
+    let mut writer = txn.create_file(&[], schema.clone(), &[])?;
+    let (mut rows, mut files) = (0, 0);
+    while let Some(batch) = stream.next().await {
+        let batch = fit(&batch.map_err(|e| crate::sql::sql_error(place, &e))?)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await?;
+        if writer.is_full() {
+            let next = txn.create_file(&[], schema.clone(), &[])?;
+            add(txn, std::mem::replace(&mut writer, next)).await?;
+            files += 1;
+        }
+    }
+    if writer.rows() > 0 || files == 0 {
+        add(txn, writer).await?;
+    }
+    Ok(rows)
+}
+
+/// The column of a quarantine table naming the test a row broke.
+const FAILED_TEST: &str = "failed_test";
+
+/// Where a model's quarantined rows go.
+pub fn quarantine_table(model: &str) -> String {
+    format!("{model}_quarantine")
+}
+
+/// A quarantine table's columns: the model's, all nullable, and the test.
+fn quarantine_schema(model: &GoldModel) -> SchemaRef {
+    let mut fields: Vec<Field> = model
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(FAILED_TEST, DataType::Utf8, false));
+    SchemaRef::new(Schema::new(fields))
+}
+
+/// `batch`, whose columns are `schema`'s in order, under `schema`.
+fn fit(schema: &SchemaRef, batch: &RecordBatch, place: &str) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| Error::Input {
+        place: place.into(),
+        problem: format!("rows set aside do not fit the table: {e}"),
+        fix: "check the model's column types in its .toml".into(),
+    })
 }
 
 /// A model's output made to fit its contract: the declared columns, in

@@ -444,6 +444,12 @@ impl Transaction {
         self.added.push(file);
     }
 
+    /// Forget the files added so far, to stage others instead; they stay in
+    /// the staging folder, which the commit deletes.
+    pub fn unstage(&mut self) {
+        self.added.clear();
+    }
+
     /// Drop a file of the base version from the next one.
     pub fn remove(&mut self, file: &DataFile) {
         self.removed.push(file.path.clone());

@@ -33,6 +33,10 @@ pub enum Collection {
     Searches,
     Artists,
     Albums,
+    /// The pages of an album's track listing after the part the album
+    /// embeds, as sent, keyed `<album id>:<offset>`: what ties a track
+    /// listed there to its album.
+    AlbumTracks,
     Tracks,
     AudioFeatures,
     /// Listening events, for deployments that collect them in the store
@@ -41,10 +45,11 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 6] = [
+    pub const ALL: [Collection; 7] = [
         Collection::Searches,
         Collection::Artists,
         Collection::Albums,
+        Collection::AlbumTracks,
         Collection::Tracks,
         Collection::AudioFeatures,
         Collection::Events,
@@ -55,6 +60,7 @@ impl Collection {
             Collection::Searches => "searches",
             Collection::Artists => "artists",
             Collection::Albums => "albums",
+            Collection::AlbumTracks => "album_tracks",
             Collection::Tracks => "tracks",
             Collection::AudioFeatures => "audio_features",
             Collection::Events => "events",
@@ -64,7 +70,7 @@ impl Collection {
     /// The `type` field Spotify puts on the objects of this collection.
     pub fn object_type(self) -> Option<&'static str> {
         match self {
-            Collection::Searches => None,
+            Collection::Searches | Collection::AlbumTracks => None,
             Collection::Artists => Some("artist"),
             Collection::Albums => Some("album"),
             Collection::Tracks => Some("track"),
@@ -72,6 +78,12 @@ impl Collection {
             Collection::Events => None,
         }
     }
+}
+
+/// The key of a page of an album's track listing in
+/// [`Collection::AlbumTracks`].
+pub fn album_tracks_key(album_id: &str, offset: u64) -> String {
+    format!("{album_id}:{offset}")
 }
 
 impl fmt::Display for Collection {

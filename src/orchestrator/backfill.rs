@@ -41,8 +41,17 @@ pub struct IntervalOutcome {
     pub start: chrono::DateTime<chrono::Utc>,
     pub end: chrono::DateTime<chrono::Utc>,
     /// `done_before` (a previous backfill finished it), `succeeded`,
-    /// `failed`, `skipped` (it waits for a failed interval before it) or
-    /// `cancelled`.
+    /// `nothing_to_do` (succeeded, and every task of it reported
+    /// `"nothing_to_do": true`: nothing was landed in it), `failed`, `skipped` (it waits
+    /// for a failed interval before it) or `cancelled`.
+    pub status: &'static str,
+}
+
+/// A task a backfill runs once, after its intervals.
+#[derive(Debug, Clone, Serialize)]
+pub struct AfterRange {
+    pub task: String,
+    /// As a task's status, or `done_before`.
     pub status: &'static str,
 }
 
@@ -54,6 +63,9 @@ pub struct BackfillReport {
     /// `succeeded` when every interval is done.
     pub status: &'static str,
     pub intervals: Vec<IntervalOutcome>,
+    /// The tasks that rebuild their table whole (gold models), run once
+    /// after the last interval.
+    pub after_range: Vec<AfterRange>,
     /// The run of the tasks that were not done yet; none when all were.
     pub run: Option<RunReport>,
 }
@@ -64,6 +76,12 @@ impl BackfillReport {
     }
 }
 
+/// The name of a range of intervals in task ids and state keys: a
+/// backfill over another range runs its whole-table tasks again.
+fn range_key(first: &Interval, last: &Interval) -> String {
+    format!("{}..{}", first.key(), last.key())
+}
+
 /// The state key marking a backfill task of `pipeline` done.
 fn done_key(pipeline: &str, task: &str) -> String {
     format!("backfill/{pipeline}/{task}")
@@ -71,26 +89,29 @@ fn done_key(pipeline: &str, task: &str) -> String {
 
 impl Backfill {
     /// The plan for `intervals`: per interval, the pipeline's layer tasks
-    /// (tasks that fetch are left out) with their dependencies; at most
-    /// `parallel` tasks at once.
+    /// (tasks that fetch are left out) with their dependencies; then, once,
+    /// the tasks that rebuild their table whole, after the last interval,
+    /// so they and their data tests see the tables as the range leaves
+    /// them, not an intermediate; at most `parallel` tasks at once.
     pub fn plan(pipeline: &Pipeline, intervals: Vec<Interval>, parallel: usize) -> Backfill {
-        let layer: Vec<&Task> = pipeline
+        let (whole, per_interval): (Vec<&Task>, Vec<&Task>) = pipeline
             .dag
             .ids()
             .filter_map(|id| pipeline.dag.task(id))
             .filter(|t| t.is_layer())
-            .collect();
+            .partition(|t| t.rebuilds_whole);
+        let in_intervals = |id: &str| per_interval.iter().any(|t| t.id == id);
         let mut tasks = BTreeMap::new();
         let mut edges = Vec::new();
         for (i, interval) in intervals.iter().enumerate() {
             let id = |task: &str| format!("{}/{task}", interval.key());
-            for task in &layer {
+            for task in &per_interval {
                 let mut copy = (*task).clone();
                 copy.id = id(&task.id);
                 copy.interval = Some(*interval);
                 tasks.insert(copy.id.clone(), copy);
                 for up in pipeline.dag.upstream(&task.id) {
-                    if layer.iter().any(|t| t.id == up) {
+                    if in_intervals(up) {
                         edges.push((id(up), id(&task.id)));
                     }
                 }
@@ -100,9 +121,27 @@ impl Backfill {
                 if let Some(before) = i.checked_sub(1).map(|b| intervals[b]) {
                     let readers = pipeline.dag.descendants(&task.id);
                     for prior in readers.iter().chain([&task.id]) {
-                        if layer.iter().any(|t| &t.id == prior) {
+                        if in_intervals(prior) {
                             edges.push((format!("{}/{prior}", before.key()), id(&task.id)));
                         }
+                    }
+                }
+            }
+        }
+        if let (Some(first), Some(last)) = (intervals.first(), intervals.last()) {
+            let range = range_key(first, last);
+            for task in &whole {
+                let mut copy = (*task).clone();
+                copy.id = format!("{range}/{}", task.id);
+                tasks.insert(copy.id.clone(), copy);
+                for up in pipeline.dag.upstream(&task.id) {
+                    if in_intervals(up) {
+                        edges.push((
+                            format!("{}/{up}", last.key()),
+                            format!("{range}/{}", task.id),
+                        ));
+                    } else if whole.iter().any(|t| t.id == up) {
+                        edges.push((format!("{range}/{up}"), format!("{range}/{}", task.id)));
                     }
                 }
             }
@@ -116,6 +155,11 @@ impl Backfill {
             },
             intervals,
         }
+    }
+
+    /// The prefix of the tasks the plan runs once, after its intervals.
+    pub fn after_range(&self) -> Option<String> {
+        Some(range_key(self.intervals.first()?, self.intervals.last()?) + "/")
     }
 
     /// The plan's tasks a previous backfill finished.
@@ -165,36 +209,62 @@ impl Backfill {
             let runner = Runner::new(store.clone(), clock.clone(), marking);
             Some(runner.run(&self.plan, &selected, options, run_id).await?)
         };
+        let outcome_of = |id: &str| {
+            run.as_ref()
+                .and_then(|r| r.tasks.iter().find(|t| t.id == id))
+        };
         let status_of = |id: &str| -> &'static str {
             if done.contains(id) {
                 return "done_before";
             }
-            run.as_ref()
-                .and_then(|r| r.tasks.iter().find(|t| t.id == id))
-                .map_or("skipped", |t| t.status)
+            outcome_of(id).map_or("skipped", |t| t.status)
         };
+        // A task that found no input says so: `"nothing_to_do": true`.
+        let idle = |id: &str| outcome_of(id).is_some_and(|t| t.report["nothing_to_do"] == true);
         let intervals: Vec<IntervalOutcome> = self
             .intervals
             .iter()
             .map(|interval| {
                 let prefix = format!("{}/", interval.key());
-                let statuses: Vec<&str> = self
+                let ids: Vec<&str> = self
                     .plan
                     .dag
                     .ids()
                     .filter(|id| id.starts_with(&prefix))
-                    .map(status_of)
                     .collect();
+                let statuses: Vec<&str> = ids.iter().map(|id| status_of(id)).collect();
+                let status = match interval_status(&statuses) {
+                    "succeeded" if ids.iter().all(|id| idle(id)) => "nothing_to_do",
+                    status => status,
+                };
                 IntervalOutcome {
                     start: interval.start,
                     end: interval.end,
-                    status: interval_status(&statuses),
+                    status,
                 }
             })
             .collect();
+        let after_range: Vec<AfterRange> = self
+            .after_range()
+            .map(|prefix| {
+                self.plan
+                    .dag
+                    .ids()
+                    .filter_map(|id| {
+                        Some(AfterRange {
+                            task: id.strip_prefix(&prefix)?.to_string(),
+                            status: status_of(id),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let status = if intervals
             .iter()
-            .all(|i| matches!(i.status, "succeeded" | "done_before"))
+            .all(|i| matches!(i.status, "succeeded" | "nothing_to_do" | "done_before"))
+            && after_range
+                .iter()
+                .all(|t| matches!(t.status, "succeeded" | "done_before"))
         {
             "succeeded"
         } else if run.as_ref().is_some_and(|r| r.status == "cancelled") {
@@ -207,6 +277,7 @@ impl Backfill {
             run_id: run_id.into(),
             status,
             intervals,
+            after_range,
             run,
         })
     }
@@ -268,6 +339,9 @@ pub fn render(r: &BackfillReport) -> String {
             i.end.format("%Y-%m-%dT%H:%M:%SZ"),
             i.status
         ));
+    }
+    for t in &r.after_range {
+        out.push_str(&format!("  then {:<40} {}\n", t.task, t.status));
     }
     if let Some(run) = &r.run {
         for t in run.tasks.iter().filter(|t| t.error.is_some()) {
@@ -336,6 +410,74 @@ mod tests {
                 format!("{second}/bronze.tracks")
             ]
         );
+    }
+
+    #[test]
+    fn tasks_that_rebuild_whole_run_once_after_the_last_interval() {
+        let mut tables = Tables::default();
+        let layer = |name: &str, tables_of: &[(&str, &[&str])]| {
+            (
+                name.to_string(),
+                tables_of
+                    .iter()
+                    .map(|(t, ups)| (t.to_string(), ups.iter().map(|u| u.to_string()).collect()))
+                    .collect(),
+            )
+        };
+        tables.layers.extend([
+            layer("bronze", &[("tracks", &[])]),
+            layer("silver", &[("tracks", &["bronze.tracks"])]),
+            layer(
+                "gold",
+                &[
+                    ("dim_track", &["silver.tracks"]),
+                    ("fact", &["gold.dim_track"]),
+                ],
+            ),
+        ]);
+        tables.rebuilt_whole.insert("gold".into());
+        let dir = dir_with(&[(
+            "p.toml",
+            "schedule = \"0 * * * *\"\n[tasks.bronze]\n[tasks.silver]\n[tasks.gold]\n",
+        )]);
+        let pipeline = load(dir.path(), &tables).unwrap().remove(0);
+        let at = |h: u32| {
+            chrono::DateTime::from_timestamp(1_800_000_000 + i64::from(h) * 3600, 0).unwrap()
+        };
+        let intervals = pipeline.schedule.intervals(at(0), at(3));
+        let plan = Backfill::plan(&pipeline, intervals.clone(), 2);
+        let range = plan.after_range().unwrap();
+        assert_eq!(
+            range,
+            format!("{}..{}/", intervals[0].key(), intervals[2].key())
+        );
+        let once: Vec<&str> = plan
+            .plan
+            .dag
+            .ids()
+            .filter_map(|id| id.strip_prefix(&range))
+            .collect();
+        assert_eq!(once, ["gold.dim_track", "gold.fact"]);
+        assert_eq!(
+            plan.plan.dag.len(),
+            2 * 3 + 2,
+            "gold is not repeated per interval"
+        );
+        assert_eq!(
+            plan.plan.dag.upstream(&format!("{range}gold.dim_track")),
+            vec![format!("{}/silver.tracks", intervals[2].key())],
+            "after the last interval's silver, which follows every earlier one"
+        );
+        assert_eq!(
+            plan.plan.dag.upstream(&format!("{range}gold.fact")),
+            vec![format!("{range}gold.dim_track")]
+        );
+        let task = plan
+            .plan
+            .dag
+            .task(&format!("{range}gold.dim_track"))
+            .unwrap();
+        assert_eq!(task.interval, None, "it rebuilds the whole table");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! into one task per table definition of that layer, with dependencies
 //! inferred from what each table reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -31,6 +31,10 @@ pub enum CatchUp {
 pub struct Tables {
     /// Layer → table → upstream task ids (`silver.tracks` → `bronze.tracks`).
     pub layers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Layers whose tasks rebuild their table whole from what it reads
+    /// (rather than one interval of it): a backfill runs them once, after
+    /// its last interval.
+    pub rebuilt_whole: BTreeSet<String>,
 }
 
 /// Task kinds that are one task each.
@@ -50,6 +54,8 @@ pub struct Task {
     pub timeout_secs: Option<u64>,
     /// For a backfill's tasks: the schedule interval the task re-derives.
     pub interval: Option<Interval>,
+    /// Whether the task rebuilds its table whole (see [`Tables::rebuilt_whole`]).
+    pub rebuilds_whole: bool,
 }
 
 impl Task {
@@ -210,6 +216,7 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
             retry_backoff_secs: group.retry_backoff_secs,
             timeout_secs: group.timeout_secs,
             interval: None,
+            rebuilds_whole: tables.rebuilt_whole.contains(&kind),
         };
         let ids: Vec<String> = if SINGLE_KINDS.contains(&kind.as_str()) {
             if group.tables.is_some() || !group.exclude.is_empty() {
@@ -335,7 +342,10 @@ mod tests {
                 .map(|(t, up)| (t.to_string(), vec![up.to_string()]))
                 .collect(),
         );
-        Tables { layers }
+        Tables {
+            layers,
+            ..Tables::default()
+        }
     }
 
     const CATALOG: &str = r#"

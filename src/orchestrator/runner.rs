@@ -428,6 +428,19 @@ pub fn render(r: &RunReport) -> String {
         for line in t.error.iter().flat_map(|e| e.lines()) {
             out.push_str(&format!("      {}\n", line.trim_start()));
         }
+        for warning in warnings(&t.report) {
+            out.push_str(&format!("      warning: {warning}\n"));
+        }
     }
     out
+}
+
+/// The warnings a task's report lists (`"warnings": ["…"]`): what did not
+/// stop the task but should be seen.
+pub fn warnings(report: &Value) -> impl Iterator<Item = &str> {
+    report["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }

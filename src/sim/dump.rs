@@ -45,7 +45,7 @@ pub fn write_ndjson(catalog: &Catalog, dir: &Path) -> Result<Vec<Written>> {
             Collection::Albums => Some(catalog.album_full(i, view)),
             Collection::Tracks => Some(catalog.track_full(i, view)),
             Collection::AudioFeatures => catalog.audio_features(i, view),
-            Collection::Searches | Collection::Events => None,
+            Collection::Searches | Collection::AlbumTracks | Collection::Events => None,
         }
     };
     let jobs = [

@@ -85,10 +85,12 @@ impl SpotifyClient {
             .await
     }
 
-    /// The album's tracks from `offset` on, 50 per page. A full album
-    /// already embeds the first 50, so a crawl asks from offset 50 only for
-    /// albums whose `tracks.total` is larger.
-    pub async fn album_tracks(&self, id: &str, offset: u32) -> Result<Vec<Value>> {
+    /// The album's track listing from `offset` on, as the pages the API
+    /// sent (50 tracks each), every page a paging object whose `items` are
+    /// simplified tracks. A full album already embeds the first 50, so a
+    /// crawl asks from offset 50 only for albums whose `tracks.total` is
+    /// larger.
+    pub async fn album_track_pages(&self, id: &str, offset: u32) -> Result<Vec<Value>> {
         let url = self.url(
             &["albums", id, "tracks"],
             &[
@@ -96,7 +98,7 @@ impl SpotifyClient {
                 ("offset", offset.to_string()),
             ],
         );
-        self.pages(Endpoint::AlbumTracks, url).await
+        self.raw_pages(Endpoint::AlbumTracks, url).await
     }
 
     /// `GET /tracks/{id}`.
@@ -198,25 +200,31 @@ impl SpotifyClient {
     /// non-null items.
     async fn pages(&self, endpoint: Endpoint, first: url::Url) -> Result<Vec<Value>> {
         let mut items = Vec::new();
+        for body in self.raw_pages(endpoint, first).await? {
+            let page = page_items(endpoint, Some(&body))?;
+            items.extend(page.iter().filter(|v| !v.is_null()).cloned());
+        }
+        Ok(items)
+    }
+
+    /// Every page from `first` on, following `next` links, as sent.
+    async fn raw_pages(&self, endpoint: Endpoint, first: url::Url) -> Result<Vec<Value>> {
+        let mut bodies = Vec::new();
         let mut next = Some(first);
-        let mut pages = 0;
         while let Some(url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
+            if bodies.len() >= MAX_PAGES {
                 return Err(malformed(
                     endpoint,
                     format!("more than {MAX_PAGES} pages: the next links loop"),
                 ));
             }
             let body = self.get(endpoint, url).await?;
-            let page_items = page_items(endpoint, Some(&body))?;
-            let before = items.len();
-            items.extend(page_items.iter().filter(|v| !v.is_null()).cloned());
+            let has_items = page_items(endpoint, Some(&body))?
+                .iter()
+                .any(|v| !v.is_null());
             next = match body.get("next") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(link)) if items.len() > before => {
-                    Some(self.same_api(endpoint, link)?)
-                }
+                Some(Value::String(link)) if has_items => Some(self.same_api(endpoint, link)?),
                 // An empty page that still points onwards would loop forever.
                 Some(Value::String(_)) => None,
                 Some(other) => {
@@ -226,8 +234,9 @@ impl SpotifyClient {
                     ));
                 }
             };
+            bodies.push(body);
         }
-        Ok(items)
+        Ok(bodies)
     }
 
     /// Parse a `next` link, refusing any that leaves the configured API: the

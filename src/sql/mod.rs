@@ -11,19 +11,23 @@ pub mod output;
 pub mod references;
 mod snapshots;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::SchemaError;
+use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use functions::surrogate_key;
@@ -55,7 +59,14 @@ impl Engine {
         // Plain strings, which every consumer of the results reads.
         options.execution.parquet.schema_force_view_types = false;
         options.sql_parser.map_string_types_to_utf8view = false;
-        let ctx = SessionContext::new_with_config(config);
+        // The snapshot store lists from memory, and a table re-pinned within
+        // a session (a model's output rewritten without quarantined rows)
+        // must be listed anew: no listing cache.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()
+            .map_err(|e| sql_error("SQL engine", &e))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let snapshots = Arc::new(Snapshots::new(lake.store().clone()));
         let url = url::Url::parse(LAKE_URL).expect("a valid URL");
         ctx.register_object_store(&url, snapshots.clone());
@@ -116,6 +127,77 @@ impl Engine {
         })
     }
 
+    /// Run one statement in which each table of `absent` (tables with no
+    /// data yet, or never created) reads as an empty table: the columns the
+    /// statement asks of it exist, typed NULL, so it plans as it will once
+    /// the table has rows, and contributes none. A model joining tracks
+    /// with albums thus gives the tracks' rows before any album is crawled.
+    pub async fn stream_over_absent(
+        &self,
+        place: &str,
+        sql: &str,
+        absent: &BTreeSet<references::TableRef>,
+    ) -> Result<SendableRecordBatchStream> {
+        let asked = references::columns_asked(sql).map_err(|problem| Error::Input {
+            place: place.into(),
+            problem,
+            fix: "write one SELECT over <layer>.<table> names".into(),
+        })?;
+        // Every name the statement may ask of a table, so that an unqualified
+        // name in a subquery over an absent table means that table's column
+        // (not the outer query's, which SQL would fall back to).
+        let mut columns: BTreeMap<&references::TableRef, BTreeSet<String>> = absent
+            .iter()
+            .map(|t| (t, asked.columns.get(t).cloned().unwrap_or_default()))
+            .collect();
+        // Names an absent table must not have: they made a reference
+        // ambiguous, so they belong to a table that is there.
+        let mut refused: BTreeSet<String> = BTreeSet::new();
+        loop {
+            for (table, names) in &columns {
+                self.layer(&table.layer)?.stand_in(&table.name, names)?;
+            }
+            let planned = match self.ctx.sql(sql).await {
+                Ok(frame) => frame,
+                Err(e) => {
+                    let changed = match schema_problem(&e) {
+                        Some(SchemaProblem::Missing(qualifier, name))
+                            if !refused.contains(&name) =>
+                        {
+                            let mut added = false;
+                            for (table, names) in columns.iter_mut() {
+                                let named = qualifier.as_ref().is_none_or(|q| {
+                                    asked.qualifiers.get(q).is_some_and(|t| t.contains(*table))
+                                });
+                                if named {
+                                    added |= names.insert(name.clone());
+                                }
+                            }
+                            added
+                        }
+                        Some(SchemaProblem::Ambiguous(name)) => {
+                            let mut removed = false;
+                            for names in columns.values_mut() {
+                                removed |= names.remove(&name);
+                            }
+                            refused.insert(name);
+                            removed
+                        }
+                        _ => false,
+                    };
+                    if !changed {
+                        return Err(sql_error(place, &e));
+                    }
+                    continue;
+                }
+            };
+            return planned
+                .execute_stream()
+                .await
+                .map_err(|e| sql_error(place, &e));
+        }
+    }
+
     /// Run one statement; its results as a stream of record batches.
     /// `place` names where the SQL came from, for messages.
     pub async fn stream(&self, place: &str, sql: &str) -> Result<SendableRecordBatchStream> {
@@ -141,6 +223,33 @@ impl Engine {
             .await
             .map_err(|e| sql_error(place, &e))?;
         Ok((schema, batches))
+    }
+}
+
+/// What a failed plan said of a column.
+enum SchemaProblem {
+    /// No column of this name (with this qualifier, lowercase, if any).
+    Missing(Option<String>, String),
+    /// An unqualified name that more than one table has.
+    Ambiguous(String),
+}
+
+fn schema_problem(e: &DataFusionError) -> Option<SchemaProblem> {
+    let DataFusionError::SchemaError(error, _) = e.find_root() else {
+        return None;
+    };
+    match error.as_ref() {
+        SchemaError::FieldNotFound { field, .. } => Some(SchemaProblem::Missing(
+            field
+                .relation
+                .as_ref()
+                .map(|r| r.to_string().to_lowercase()),
+            field.name.clone(),
+        )),
+        SchemaError::AmbiguousReference { field } => {
+            Some(SchemaProblem::Ambiguous(field.name.clone()))
+        }
+        _ => None,
     }
 }
 
@@ -172,6 +281,22 @@ struct LayerSchema {
 }
 
 impl LayerSchema {
+    /// Let `name` read as an empty table with these columns, all NULL-typed
+    /// (see [`Engine::stream_over_absent`]).
+    fn stand_in(&self, name: &str, columns: &BTreeSet<String>) -> Result<()> {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|c| Field::new(c, DataType::Null, true))
+            .collect();
+        let empty = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])
+            .map_err(|e| sql_error(&format!("{}.{name}", self.layer), &e))?;
+        self.resolved
+            .lock()
+            .expect("no panics while resolving")
+            .insert(name.into(), Some(Arc::new(empty)));
+        Ok(())
+    }
+
     async fn resolve(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some(known) = self
             .resolved

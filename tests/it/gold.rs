@@ -294,7 +294,7 @@ async fn duckdb_pyarrow_and_pyspark_read_gold_through_the_printed_ddl_and_agree(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_mode_builds_every_model_and_leaves_extended_facts_empty() {
-    let catalog = Catalog::build(AppMode::Development, 2).await;
+    let catalog = Catalog::build(AppMode::Development, 6).await;
     for t in [
         "dim_artist",
         "dim_album",
@@ -319,6 +319,21 @@ async fn development_mode_builds_every_model_and_leaves_extended_facts_empty() {
         nulls[0]["n"].as_u64().unwrap() > 0,
         "Development Mode has no popularity"
     );
+    // Tracks listed after an album's first 50 carry no album of their own:
+    // the page that listed them ties them to it.
+    assert!(
+        count(&catalog, "silver.album_tracks__items") > 0,
+        "the catalog has albums longer than one page"
+    );
+    let tied = catalog.query(
+        "SELECT count(*) AS n FROM gold.dim_track t JOIN gold.dim_album a ON a.album_key = t.album_key",
+    );
+    assert_eq!(
+        tied[0]["n"].as_u64().unwrap(),
+        count(&catalog, "silver.tracks"),
+        "every track is tied to its album"
+    );
+    assert_eq!(count(&catalog, "gold.dim_track_quarantine"), 0);
 }
 
 /// Definitions with a model whose relationship breaks: `orphans` claims an
@@ -362,6 +377,23 @@ not_null = true
 "#,
     )
     .unwrap();
+    // The same model twice more: once warning, once quarantining.
+    for (name, on_failure) in [
+        ("orphans_warned", "warn"),
+        ("orphans_set_aside", "quarantine"),
+    ] {
+        std::fs::copy(gold.join("orphans.sql"), gold.join(format!("{name}.sql"))).unwrap();
+        let contract = std::fs::read_to_string(gold.join("orphans.toml"))
+            .unwrap()
+            .replace(
+                "references = \"gold.dim_artist.artist_key\"",
+                &format!(
+                    "references = \"gold.dim_artist.artist_key\"\n\
+                     on_failure = {{ references = \"{on_failure}\" }}"
+                ),
+            );
+        std::fs::write(gold.join(format!("{name}.toml")), contract).unwrap();
+    }
     std::fs::write(
         gold.join("after_orphans.sql"),
         "SELECT count(*) AS artists FROM gold.orphans",
@@ -440,6 +472,50 @@ async fn a_broken_relationship_blocks_the_model_and_what_follows_and_names_the_r
         .await
         .unwrap();
     assert_eq!(snapshot.version, 0, "a failing model must not publish");
+
+    // on_failure = "warn": published with the orphan, and the run says so.
+    let artists = count(&catalog, "gold.dim_artist");
+    assert!(
+        report.contains("gold.orphans_warned          succeeded")
+            && report.contains(&format!(
+                "warning: artist_key references gold.dim_artist.artist_key: 1 row broke it \
+                 (artist_key={orphan_key})"
+            )),
+        "{report}"
+    );
+    assert_eq!(count(&catalog, "gold.orphans_warned"), artists + 1);
+    // on_failure = "quarantine": published without it; the orphan is kept
+    // aside with the test it broke.
+    assert!(
+        report.contains("gold.orphans_set_aside       succeeded"),
+        "{report}"
+    );
+    assert_eq!(count(&catalog, "gold.orphans_set_aside"), artists);
+    let set_aside = catalog
+        .query("SELECT artist_key, name, failed_test FROM gold.orphans_set_aside_quarantine");
+    assert_eq!(
+        set_aside,
+        vec![serde_json::json!({
+            "artist_key": orphan_key,
+            "name": "Nobody",
+            "failed_test": "artist_key references gold.dim_artist.artist_key"
+        })]
+    );
+    let runs = catalog
+        .soundlake()
+        .env("SOUNDLAKE__DEFINITIONS__DIR", defs.path())
+        .env("SOUNDLAKE__LANDING__URL", &landing)
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let attempt = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task"] == "gold_only/gold.orphans_set_aside")
+        .unwrap();
+    assert_eq!(attempt["report"]["quarantined"], 1, "{attempt}");
 }
 
 #[test]

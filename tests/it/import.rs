@@ -275,3 +275,75 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn album_track_pages_are_keyed_by_album_and_offset_and_bad_pages_say_why() {
+    let e = env().await;
+    let r = import(
+        &e.store,
+        Collection::AlbumTracks,
+        &fixture("album_tracks_page.json"),
+        true,
+        "imp",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.loaded.new, 1);
+    let page = e
+        .store
+        .get(Collection::AlbumTracks, "6akEvsycLGftJxYudPjmqK:0")
+        .await
+        .unwrap()
+        .expect("keyed by the album its href names and its offset");
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("album_tracks_page.json")).unwrap())
+            .unwrap();
+    assert_eq!(page.doc, raw, "the page as saved");
+
+    let page = |href: serde_json::Value, offset: serde_json::Value| {
+        json!({"href": href, "offset": offset, "items": [], "limit": 50, "total": 0}).to_string()
+    };
+    let album = "https://api.spotify.com/v1/albums/abc/tracks?offset=50";
+    let lines = [
+        page(json!(album), json!(50)),
+        page(json!(null), json!(0)),
+        page(
+            json!("https://api.spotify.com/v1/artists/abc/albums"),
+            json!(0),
+        ),
+        page(json!("not a url"), json!(0)),
+        page(json!(album), json!("fifty")),
+        json!({"href": album, "offset": 100}).to_string(),
+        "[1, 2]".to_string(),
+    ];
+    let file = e.file("pages.ndjson", lines.join("\n"));
+    let r = import(&e.store, Collection::AlbumTracks, &file, false, "r")
+        .await
+        .unwrap();
+    assert_eq!(r.loaded.new, 1);
+    assert!(
+        e.store
+            .get(Collection::AlbumTracks, "abc:50")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let rejects: Vec<(&str, &str)> = r
+        .rejects
+        .iter()
+        .map(|r| (r.place.as_str(), r.reason.as_str()))
+        .collect();
+    let expected = [
+        ("line 2", "no `href`"),
+        ("line 3", "is not an album's track listing"),
+        ("line 4", "is not an album's track listing"),
+        ("line 5", "no whole-number `offset`"),
+        ("line 6", "no `items` array"),
+        ("line 7", "no `href`"),
+    ];
+    assert_eq!(rejects.len(), expected.len(), "{rejects:?}");
+    for ((place, reason), (want_place, want)) in rejects.iter().zip(expected) {
+        assert_eq!(*place, want_place);
+        assert!(reason.contains(want), "{place}: {reason}");
+    }
+}

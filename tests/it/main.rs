@@ -12,6 +12,7 @@ mod demo;
 mod events;
 mod fixtures;
 mod gold;
+mod gold_inputs;
 mod governor;
 mod import;
 mod kafka;

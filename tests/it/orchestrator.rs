@@ -48,7 +48,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
     let (code, out, err) = output(soundlake(shipped()).arg("validate"));
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("6 bronze tables, 6 silver tables, 22 gold models, 2 pipelines (35 tasks)"),
+        out.contains("7 bronze tables, 7 silver tables, 22 gold models, 2 pipelines (37 tasks)"),
         "{out}"
     );
 
@@ -72,7 +72,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
         dot.contains("\"bronze.tracks\" -> \"silver.tracks\";"),
         "{dot}"
     );
-    assert_eq!(dot.matches(" -> ").count(), 39, "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), 44, "{dot}");
     let (_, mermaid, _) =
         output(soundlake(shipped()).args(["dag", "spotify_catalog", "--format", "mermaid"]));
     assert!(mermaid.contains("crawl --> bronze_tracks"), "{mermaid}");
@@ -202,9 +202,15 @@ mod runner {
                 .map(|t| (t.to_string(), vec![format!("bronze.{t}")]))
                 .collect(),
         );
-        orchestrator::load(dir.path(), &Tables { layers })
-            .unwrap()
-            .remove(0)
+        orchestrator::load(
+            dir.path(),
+            &Tables {
+                layers,
+                ..Tables::default()
+            },
+        )
+        .unwrap()
+        .remove(0)
     }
 
     pub(super) async fn store(clock: SharedClock) -> (tempfile::TempDir, SharedStore) {
@@ -559,7 +565,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         "--dry-run",
     ]));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("would run 3 of 23 tasks"), "{out}");
+    assert!(out.contains("would run 3 of 25 tasks"), "{out}");
     assert!(
         out.contains("[1] crawl") && out.contains("[3] silver.tracks"),
         "{out}"
@@ -575,7 +581,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
     assert_eq!(code, Some(0), "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["status"], "succeeded");
-    assert_eq!(report["tasks"].as_array().unwrap().len(), 10);
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 12);
     let silver = report["tasks"]
         .as_array()
         .unwrap()
