@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, from a fresh clone: installs DuckDB and
-# PySpark into ./.venv (Java 17 must be on the machine), builds soundlake
+# PySpark into ./.venv and a Kafka broker's jars from Maven Central (Java 17
+# must be on the machine), builds soundlake
 # optimized, then prints the flattening race, the events race (files and
 # Kafka against DuckDB), the crawl efficiency and the scheduler overhead
 # tables (Markdown, as in benches/README.md).
@@ -10,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/venv.sh
+bash tests/servers/install.sh
 
 cargo build --release --locked
 .venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}"

@@ -441,8 +441,30 @@ pub enum Polled {
     CaughtUp(i32),
     /// A problem the client reported (it retries on its own).
     Problem(String),
+    /// The brokers refuse what the settings ask; retrying cannot help.
+    Refused(Error),
     /// Nothing within the wait.
     Idle,
+}
+
+/// What to change when the brokers refuse a consumer for good, by the
+/// refusal; `None` for problems the client gets past by retrying.
+fn refusal_fix(code: RDKafkaErrorCode) -> Option<&'static str> {
+    Some(match code {
+        RDKafkaErrorCode::InvalidSessionTimeout => {
+            "set [kafka.client] session.timeout.ms within the brokers' \
+             group.min.session.timeout.ms and group.max.session.timeout.ms (6 s and 30 min \
+             unless the cluster says otherwise)"
+        }
+        RDKafkaErrorCode::GroupAuthorizationFailed | RDKafkaErrorCode::TopicAuthorizationFailed => {
+            "grant these credentials Read on the topics and on the consumer group \
+             ([kafka] group, with the table's name appended)"
+        }
+        RDKafkaErrorCode::SaslAuthenticationFailed => {
+            "check [kafka.client] sasl.mechanism, sasl.username and sasl.password"
+        }
+        _ => return None,
+    })
 }
 
 /// A consumer group member (see [`Client::consumer`]).
@@ -472,6 +494,13 @@ impl GroupConsumer {
                 payload: m.payload().map(<[u8]>::to_vec),
             },
             Ok(Err(KafkaError::PartitionEOF(partition))) => Polled::CaughtUp(partition),
+            Ok(Err(KafkaError::MessageConsumption(code))) if refusal_fix(code).is_some() => {
+                let fix = refusal_fix(code).expect("checked");
+                Polled::Refused(self.client.error(
+                    format!("the brokers refuse to serve this consumer: {code}"),
+                    fix,
+                ))
+            }
             Ok(Err(e)) => Polled::Problem(self.client.scrub(e)),
         }
     }

@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real servers and readers the integration tests use (SecantusDB for the
-# MongoDB wire protocol, moto for S3, a Tansu Kafka broker, DuckDB, PyArrow
-# and PySpark to read the lake).
+# Real servers and readers the integration tests use: SecantusDB for the
+# MongoDB wire protocol, moto for S3, DuckDB, PyArrow and PySpark to read
+# the lake (PyPI, into .venv); Apache Kafka (Maven Central, into the servers
+# cache outside the repository).
 source tests/venv.sh
+bash tests/servers/install.sh
 
 # Debian's docker-compose validates docker-compose.yml (no engine needed).
 if ! command -v docker-compose >/dev/null 2>&1; then

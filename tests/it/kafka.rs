@@ -57,7 +57,8 @@ impl KafkaLake {
     }
 
     /// `soundlake <args>` on the Kafka definitions: a short session
-    /// timeout, since this broker takes half of it to form a group.
+    /// timeout (the test broker allows 1 s and up), so a killed member's
+    /// partitions come back quickly.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = self.lake.command(args);
         command
@@ -601,4 +602,30 @@ fn bad_brokers_topics_settings_and_targets_get_clear_errors() {
     let target = format!("kafka://{brokers}/events");
     let err = generate(&target, &["--format", "csv"]);
     assert!(err.contains("Kafka messages are JSON"), "{err}");
+}
+
+/// A setting the brokers refuse for good (a session shorter than their
+/// floor) ends the run at once with what to change, instead of retrying
+/// until the timeout.
+#[test]
+fn a_session_the_brokers_refuse_ends_the_run_with_the_fix() {
+    let k = KafkaLake::new();
+    k.produce_events("1", "2026-11-14", "20", "3");
+    let started = std::time::Instant::now();
+    let out = k
+        .command(&["bronze", "events"])
+        .env("SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the brokers refuse to serve this consumer")
+            && err.contains("fix: set [kafka.client] session.timeout.ms"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused at the first answer, not after [kafka] timeout_secs"
+    );
 }

