@@ -300,6 +300,24 @@ fn mode_code(mode: AppMode) -> u8 {
     }
 }
 
+/// What went wrong on the wire, in words: reqwest's own message says only
+/// "error sending request"; the cause (a timeout, a refused connection)
+/// is what a reader can act on. URLs are left out.
+fn transport_problem(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer within [spotify] request_timeout_ms".into();
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 async fn classify(
     endpoint: Endpoint,
     sent: reqwest::Result<reqwest::Response>,
@@ -307,7 +325,7 @@ async fn classify(
     let response = sent.map_err(|e| {
         Failure::Retry(Error::Transport {
             endpoint,
-            message: e.without_url().to_string(),
+            message: transport_problem(e),
             attempts: 1,
         })
     })?;
@@ -395,7 +413,7 @@ pub(super) async fn read_body(
             Err(e) => {
                 return Err(Error::Transport {
                     endpoint,
-                    message: format!("reading the body: {}", e.without_url()),
+                    message: format!("reading the body: {}", transport_problem(e)),
                     attempts: 1,
                 });
             }

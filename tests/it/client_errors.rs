@@ -393,3 +393,46 @@ async fn connection_refused_is_a_transport_error_after_retries() {
         .unwrap_err();
     assert!(matches!(err, Error::Transport { attempts: 3, .. }), "{err}");
 }
+
+/// Answers slower than `request_timeout_ms` are cut off, retried, and end
+/// in a transport error that says so and how often it was tried.
+#[tokio::test]
+async fn answers_slower_than_the_request_timeout_are_retried_then_a_clear_error() {
+    let h = Harness::start(SimOptions {
+        names: names(3),
+        faults: soundlake::sim::Faults {
+            slow: 1.0,
+            slow_by: std::time::Duration::from_millis(600),
+            ..Default::default()
+        },
+        ..SimOptions::default()
+    })
+    .await;
+    let client = h.client_with(SpotifySettings {
+        request_timeout_ms: 150,
+        max_retries: 2,
+        ..h.settings()
+    });
+    let started = std::time::Instant::now();
+    let err = client.artist(UNKNOWN_ID).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                endpoint: Endpoint::Artist,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("no answer within [spotify] request_timeout_ms"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "each attempt is cut at the timeout, not left to the slow answer"
+    );
+}

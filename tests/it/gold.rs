@@ -338,9 +338,11 @@ async fn development_mode_builds_every_model_and_leaves_extended_facts_empty() {
 
 /// Definitions with a model whose relationship breaks: `orphans` claims an
 /// artist that `dim_artist` lacks, `after_orphans` reads it.
-fn broken_definitions() -> tempfile::TempDir {
+/// A definitions folder with copies of the shipped `folders` and an empty
+/// `pipelines/`.
+fn shipped_definitions(folders: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for folder in ["bronze", "silver", "gold"] {
+    for folder in folders {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap();
         for entry in std::fs::read_dir(root().join(folder)).unwrap() {
             let entry = entry.unwrap();
@@ -351,6 +353,12 @@ fn broken_definitions() -> tempfile::TempDir {
             .unwrap();
         }
     }
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    dir
+}
+
+fn broken_definitions() -> tempfile::TempDir {
+    let dir = shipped_definitions(&["bronze", "silver", "gold"]);
     let gold = dir.path().join("gold");
     std::fs::write(
         gold.join("orphans.sql"),
@@ -412,7 +420,6 @@ comment = "How many."
 "#,
     )
     .unwrap();
-    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
     std::fs::write(
         dir.path().join("pipelines/gold_only.toml"),
         "schedule = \"0 3 * * *\"\n[tasks.gold]\nretries = 2\n",
@@ -643,5 +650,135 @@ fn the_readme_documents_every_gold_table_and_column() {
                 c.name
             );
         }
+    }
+}
+
+/// Every kind of data test, each on a model whose rows break it: each
+/// fails, names itself, and keeps its model unpublished.
+#[test]
+fn every_kind_of_data_test_fails_on_rows_that_break_it_and_blocks_the_publish() {
+    let dir = shipped_definitions(&["bronze", "silver"]);
+    let gold = dir.path().join("gold");
+    std::fs::create_dir_all(&gold).unwrap();
+    std::fs::write(
+        dir.path().join("pipelines/gold_only.toml"),
+        "schedule = \"0 3 * * *\"\n[tasks.gold]\n",
+    )
+    .unwrap();
+    let column = |name: &str, kind: &str, extra: &str| {
+        format!(
+            "[[columns]]\nname = \"{name}\"\ntype = \"{kind}\"\ncomment = \"{name}.\"\n{extra}\n"
+        )
+    };
+    let head = |extra: &str| {
+        format!("comment = \"A test.\"\ngrain = \"one row per id\"\nkey = [\"id\"]\n{extra}\n")
+    };
+    let stale = (chrono::Utc::now() - chrono::TimeDelta::hours(100)).format("%Y-%m-%dT%H:%M:%SZ");
+    // (model, SELECT, contract, what the report must say)
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "target",
+            "SELECT 1 AS id".into(),
+            head("") + &column("id", "bigint", ""),
+            "",
+        ),
+        (
+            "t_key",
+            "SELECT id FROM (VALUES (1), (1)) AS v(id)".into(),
+            head("") + &column("id", "bigint", ""),
+            "key (id) is unique: 1 row broke it",
+        ),
+        (
+            "t_unique",
+            "SELECT id, name FROM (VALUES (1, 'a'), (2, 'a')) AS v(id, name)".into(),
+            head("") + &column("id", "bigint", "") + &column("name", "string", "unique = true"),
+            "name is unique: 1 row broke it",
+        ),
+        (
+            "t_not_null",
+            "SELECT id, CAST(NULL AS VARCHAR) AS name FROM (VALUES (1)) AS v(id)".into(),
+            head("") + &column("id", "bigint", "") + &column("name", "string", "not_null = true"),
+            "a column declared not null (or a key column) holds NULL",
+        ),
+        (
+            "t_not_null_warned_elsewhere",
+            "SELECT id, CAST(NULL AS VARCHAR) AS name FROM (VALUES (1), (2)) AS v(id)".into(),
+            head("min_rows = 3")
+                + &column("id", "bigint", "")
+                + &column(
+                    "name",
+                    "string",
+                    "not_null = true\non_failure = { not_null = \"warn\" }",
+                ),
+            "at least 3 rows: 1 row broke it",
+        ),
+        (
+            "t_accepted",
+            "SELECT id, kind FROM (VALUES (1, 'a'), (2, 'c')) AS v(id, kind)".into(),
+            head("")
+                + &column("id", "bigint", "")
+                + &column("kind", "string", "accepted_values = [\"a\", \"b\"]"),
+            "kind in ('a', 'b'): 1 row broke it",
+        ),
+        (
+            "t_references",
+            "SELECT id FROM (VALUES (1), (2)) AS v(id)".into(),
+            head("") + &column("id", "bigint", "references = \"gold.target.id\""),
+            "id references gold.target.id: 1 row broke it",
+        ),
+        (
+            "t_max_rows",
+            "SELECT id FROM (VALUES (1), (2)) AS v(id)".into(),
+            head("max_rows = 1") + &column("id", "bigint", ""),
+            "at most 1 rows: 1 row broke it",
+        ),
+        (
+            "t_freshness",
+            format!("SELECT 1 AS id, TIMESTAMP '{stale}' AS seen_at"),
+            head("freshness = { column = \"seen_at\", max_age_hours = 48 }")
+                + &column("id", "bigint", "")
+                + &column("seen_at", "timestamp", ""),
+            "seen_at within 48 hours: 1 row broke it",
+        ),
+    ];
+    for (name, sql, contract, _) in &cases {
+        std::fs::write(gold.join(format!("{name}.sql")), sql).unwrap();
+        std::fs::write(gold.join(format!("{name}.toml")), contract).unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_soundlake"))
+            .env_clear()
+            .env("SOUNDLAKE__DEFINITIONS__DIR", dir.path())
+            .current_dir(work.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", "gold_only"]);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for (name, _, _, says) in &cases {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("gold.{name} ")))
+            .unwrap_or_else(|| panic!("no line for gold.{name}: {report}"));
+        let published = run(&["query", &format!("SELECT count(*) AS n FROM gold.{name}")]);
+        if says.is_empty() {
+            assert!(line.contains("succeeded"), "{line}");
+            assert!(published.status.success());
+            continue;
+        }
+        assert!(line.contains("failed"), "gold.{name}: {line}");
+        assert!(report.contains(says), "gold.{name}: {says:?} in {report}");
+        assert!(
+            !published.status.success(),
+            "gold.{name} must not be published: {}",
+            String::from_utf8_lossy(&published.stdout)
+        );
     }
 }
