@@ -1,4 +1,4 @@
-//! Listening events from Kafka, against a real broker (Tansu): a run takes
+//! Listening events from Kafka, against a real Apache Kafka broker: a run takes
 //! each message once and quarantines the malformed ones with topic,
 //! partition and offset; SIGKILL between the bronze publish and the offset
 //! commit (and at the other crash points) loses and doubles nothing; the
