@@ -107,8 +107,9 @@ impl MongoStore {
     /// The next ingest stamp, by compare-and-set on one counter document,
     /// so concurrent writers never share or reorder stamps. The stamp is
     /// also listed as in flight until [`MongoStore::release_stamp`], so
-    /// [`Store::stable_stamp`] stays below it while its batch is written.
-    async fn allocate_stamp(&self) -> Result<Stamp> {
+    /// [`Store::stable_stamp`] stays below it while its batch is written;
+    /// returned with that in-flight entry.
+    async fn allocate_stamp(&self) -> Result<(Stamp, Document)> {
         let meta = self.meta();
         loop {
             let last = meta
@@ -121,7 +122,9 @@ impl MongoStore {
             let in_flight = doc! {"s": stamp, "until": bson_time(now + IN_FLIGHT_LEASE)};
             let swapped = match last {
                 None => match meta
-                    .insert_one(doc! {"_id": STAMP_ID, "value": stamp, "inflight": [in_flight]})
+                    .insert_one(
+                        doc! {"_id": STAMP_ID, "value": stamp, "inflight": [in_flight.clone()]},
+                    )
                     .await
                 {
                     Ok(_) => true,
@@ -131,7 +134,7 @@ impl MongoStore {
                 Some(last) => {
                     meta.update_one(
                         doc! {"_id": STAMP_ID, "value": last},
-                        doc! {"$set": {"value": stamp}, "$push": {"inflight": in_flight}},
+                        doc! {"$set": {"value": stamp}, "$push": {"inflight": in_flight.clone()}},
                     )
                     .await
                     .map_err(|e| self.error(e))?
@@ -140,18 +143,20 @@ impl MongoStore {
                 }
             };
             if swapped {
-                return Ok(stamp);
+                return Ok((stamp, in_flight));
             }
         }
     }
 
-    /// The batch stamped `stamp` is written (or failed): stop holding
-    /// bronze back for it.
-    async fn release_stamp(&self, stamp: Stamp) -> Result<()> {
+    /// The batch of this in-flight entry is written (or failed): stop
+    /// holding bronze back for it. The entry is removed by its whole value,
+    /// which every server matches (FerretDB v1's `$pull` does not take a
+    /// condition on a field of the element, as MongoDB's does).
+    async fn release_stamp(&self, in_flight: Document) -> Result<()> {
         self.meta()
             .update_one(
                 doc! {"_id": STAMP_ID},
-                doc! {"$pull": {"inflight": {"s": stamp}}},
+                doc! {"$pull": {"inflight": in_flight}},
             )
             .await
             .map(drop)
@@ -233,7 +238,7 @@ impl Store for MongoStore {
             let version = doc! {
                 "doc": json_to_bson(raw),
                 "content_hash": &hash,
-                "ingested_at": stamp,
+                "ingested_at": stamp.as_ref().map(|(s, _)| *s),
                 "run_id": &batch.run_id,
                 "endpoint": &batch.endpoint,
                 "last_fetched": now,
@@ -255,8 +260,8 @@ impl Store for MongoStore {
             statements.push(doc! {"q": {"_id": id}, "u": update, "upsert": true});
         }
         let written = self.write(collection, statements).await;
-        if let Some(stamp) = stamp {
-            self.release_stamp(stamp).await?;
+        if let Some((_, in_flight)) = stamp {
+            self.release_stamp(in_flight).await?;
         }
         written.map(|()| counts)
     }
@@ -651,7 +656,22 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
         ErrorKind::Command(c) => c.code == 11000,
-        _ => e.to_string().contains("E11000"),
+        // FerretDB v1 leaves `n` out of a reply whose write failed, which
+        // the driver rejects as malformed: read the write errors it carries.
+        _ => {
+            e.to_string().contains("E11000")
+                || e.server_response()
+                    .and_then(|raw| bson::from_slice::<Document>(raw.as_bytes()).ok())
+                    .and_then(|reply| reply.get_array("writeErrors").ok().cloned())
+                    .is_some_and(|errors| {
+                        errors.iter().any(|w| {
+                            w.as_document()
+                                .and_then(|w| w.get("code"))
+                                .and_then(Bson::as_i32)
+                                == Some(11000)
+                        })
+                    })
+        }
     }
 }
 

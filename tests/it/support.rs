@@ -166,11 +166,16 @@ impl Drop for Server {
     }
 }
 
-/// A real MongoDB wire-protocol server: SecantusDB, in memory
-/// (`SOUNDLAKE_SECANTUSD` points at another binary).
-pub struct MongoServer(Server);
+/// A real MongoDB wire-protocol server, with its data in memory or in a
+/// folder of its own.
+pub struct MongoServer {
+    server: Server,
+    _data: Option<tempfile::TempDir>,
+}
 
 impl MongoServer {
+    /// SecantusDB (WiredTiger), in memory (`SOUNDLAKE_SECANTUSD` points at
+    /// another binary).
     pub fn start() -> MongoServer {
         let args = |port: u16| {
             [
@@ -187,18 +192,46 @@ impl MongoServer {
             .map(String::from)
             .to_vec()
         };
-        MongoServer(Server::start(
-            "secantusd-py",
-            "SOUNDLAKE_SECANTUSD",
-            args,
-            "listening on",
-        ))
+        MongoServer {
+            server: Server::start("secantusd-py", "SOUNDLAKE_SECANTUSD", args, "listening on"),
+            _data: None,
+        }
+    }
+
+    /// FerretDB v1 on its SQLite backend, built by
+    /// `tests/servers/install.sh` into the servers cache.
+    pub fn ferretdb() -> MongoServer {
+        let data = tempfile::tempdir().unwrap();
+        let bin = servers_cache().join("bin/ferretdb-sqlite");
+        let dir = data.path().display().to_string();
+        let args = |port: u16| {
+            vec![
+                "-listen".to_string(),
+                format!("127.0.0.1:{port}"),
+                "-dir".to_string(),
+                dir.clone(),
+            ]
+        };
+        MongoServer {
+            server: Server::start_binary(&bin.display().to_string(), args, "listening on"),
+            _data: Some(data),
+        }
     }
 
     /// A URL naming a database of its own for `name`.
     pub fn url(&self, name: &str) -> String {
-        format!("mongodb://127.0.0.1:{}/{name}", self.0.port)
+        format!("mongodb://127.0.0.1:{}/{name}", self.server.port)
     }
+}
+
+/// Where `tests/servers/install.sh` puts the servers it installs.
+fn servers_cache() -> std::path::PathBuf {
+    std::env::var_os("SOUNDLAKE_SERVERS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/soundlake/servers")
+        })
 }
 
 /// A real S3 server: moto (`SOUNDLAKE_MOTO_SERVER` points at another binary).

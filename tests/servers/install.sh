@@ -17,3 +17,14 @@ if [ ! -f "$kafka/installed" ]; then
     -DincludeScope=runtime -DoutputDirectory="$kafka/libs"
   touch "$kafka/installed"
 fi
+
+# FerretDB v1 on SQLite, a MongoDB wire-protocol server: our small command
+# around its embeddable package (tests/servers/ferretdb), built with Go from
+# the Go module proxy; rebuilt when its source or pinned modules change.
+ferret_src="$here/ferretdb"
+ferret_stamp="$(cat "$ferret_src/main.go" "$ferret_src/go.mod" "$ferret_src/go.sum" | sha256sum | cut -c1-12)"
+if [ "$(cat "$servers/bin/ferretdb-sqlite.stamp" 2>/dev/null)" != "$ferret_stamp" ]; then
+  mkdir -p "$servers/bin"
+  (cd "$ferret_src" && go build -o "$servers/bin/ferretdb-sqlite" .)
+  echo "$ferret_stamp" > "$servers/bin/ferretdb-sqlite.stamp"
+fi
