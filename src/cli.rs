@@ -1236,12 +1236,10 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
         } else {
             plan.done(&store).await?
         };
-        let after_range = plan.after_range().unwrap_or_default();
         let once: Vec<&str> = plan
-            .plan
-            .dag
-            .ids()
-            .filter_map(|id| id.strip_prefix(&after_range))
+            .after_range()
+            .into_iter()
+            .map(|(_, task)| task)
             .collect();
         let per_interval = (plan.plan.dag.len() - once.len()) / plan.intervals.len().max(1);
         println!(

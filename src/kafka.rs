@@ -494,14 +494,15 @@ impl GroupConsumer {
                 payload: m.payload().map(<[u8]>::to_vec),
             },
             Ok(Err(KafkaError::PartitionEOF(partition))) => Polled::CaughtUp(partition),
-            Ok(Err(KafkaError::MessageConsumption(code))) if refusal_fix(code).is_some() => {
-                let fix = refusal_fix(code).expect("checked");
-                Polled::Refused(self.client.error(
-                    format!("the brokers refuse to serve this consumer: {code}"),
-                    fix,
-                ))
-            }
-            Ok(Err(e)) => Polled::Problem(self.client.scrub(e)),
+            Ok(Err(e)) => match e {
+                KafkaError::MessageConsumption(code) if let Some(fix) = refusal_fix(code) => {
+                    Polled::Refused(self.client.error(
+                        format!("the brokers refuse to serve this consumer: {code}"),
+                        fix,
+                    ))
+                }
+                e => Polled::Problem(self.client.scrub(e)),
+            },
         }
     }
 

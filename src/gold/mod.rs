@@ -125,14 +125,14 @@ impl Gold {
         let (set_aside, judged): (Vec<&DataTest>, Vec<&DataTest>) = tests
             .iter()
             .partition(|t| t.on_failure == OnFailure::Quarantine);
-        let quarantine = if model.quarantines() {
+        let quarantine = if set_aside.is_empty() {
+            None
+        } else {
             let (qtxn, quarantined) = self
                 .quarantine(&engine, model, &set_aside, &mut txn, run_id, now)
                 .await?;
             rows -= quarantined;
             Some((qtxn, quarantined))
-        } else {
-            None
         };
         let judged_count = judged.len();
         let (errors, warnings): (Vec<Failure>, Vec<Failure>) =

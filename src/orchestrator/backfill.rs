@@ -157,9 +157,18 @@ impl Backfill {
         }
     }
 
-    /// The prefix of the tasks the plan runs once, after its intervals.
-    pub fn after_range(&self) -> Option<String> {
-        Some(range_key(self.intervals.first()?, self.intervals.last()?) + "/")
+    /// The tasks the plan runs once, after its intervals: `(id, task)`,
+    /// the task as the pipeline names it.
+    pub fn after_range(&self) -> Vec<(&str, &str)> {
+        let (Some(first), Some(last)) = (self.intervals.first(), self.intervals.last()) else {
+            return Vec::new();
+        };
+        let prefix = range_key(first, last) + "/";
+        self.plan
+            .dag
+            .ids()
+            .filter_map(|id| Some((id, id.strip_prefix(&prefix)?)))
+            .collect()
     }
 
     /// The plan's tasks a previous backfill finished.
@@ -246,19 +255,12 @@ impl Backfill {
             .collect();
         let after_range: Vec<AfterRange> = self
             .after_range()
-            .map(|prefix| {
-                self.plan
-                    .dag
-                    .ids()
-                    .filter_map(|id| {
-                        Some(AfterRange {
-                            task: id.strip_prefix(&prefix)?.to_string(),
-                            status: status_of(id),
-                        })
-                    })
-                    .collect()
+            .into_iter()
+            .map(|(id, task)| AfterRange {
+                task: task.to_string(),
+                status: status_of(id),
             })
-            .unwrap_or_default();
+            .collect();
         let status = if intervals
             .iter()
             .all(|i| matches!(i.status, "succeeded" | "nothing_to_do" | "done_before"))
@@ -446,18 +448,14 @@ mod tests {
         };
         let intervals = pipeline.schedule.intervals(at(0), at(3));
         let plan = Backfill::plan(&pipeline, intervals.clone(), 2);
-        let range = plan.after_range().unwrap();
+        let range = format!("{}..{}/", intervals[0].key(), intervals[2].key());
         assert_eq!(
-            range,
-            format!("{}..{}/", intervals[0].key(), intervals[2].key())
+            plan.after_range(),
+            [
+                (format!("{range}gold.dim_track").as_str(), "gold.dim_track"),
+                (format!("{range}gold.fact").as_str(), "gold.fact")
+            ]
         );
-        let once: Vec<&str> = plan
-            .plan
-            .dag
-            .ids()
-            .filter_map(|id| id.strip_prefix(&range))
-            .collect();
-        assert_eq!(once, ["gold.dim_track", "gold.fact"]);
         assert_eq!(
             plan.plan.dag.len(),
             2 * 3 + 2,
