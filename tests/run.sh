@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real servers and readers the integration tests use: SecantusDB for the
-# MongoDB wire protocol, moto for S3, DuckDB, PyArrow and PySpark to read
-# the lake (PyPI, into .venv); Apache Kafka (Maven Central, into the servers
-# cache outside the repository).
+# Real servers and readers the server suite uses: SecantusDB for the
+# MongoDB wire protocol, DuckDB, PyArrow and PySpark to read the lake (PyPI,
+# into .venv); Apache Kafka and HDFS (Maven Central), MinIO and FerretDB (Go
+# module proxy), into the servers cache outside the repository.
 source tests/venv.sh
 bash tests/servers/install.sh
 
@@ -17,12 +17,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# `servers` adds the server suite to the tests plain `cargo test` runs;
 # `failpoints` lets the crash tests pause the binary at named points
 # (between a bronze publish and the Kafka offset commit, say) and kill it.
+# Lints run with and without them, so both builds stay clean.
 cargo fmt --all --check
+cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --all-features --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --features failpoints --no-fail-fast
+  cargo nextest run --locked --features failpoints,servers --no-fail-fast
 else
-  cargo test --locked --features failpoints --no-fail-fast
+  cargo test --locked --features failpoints,servers --no-fail-fast
 fi

@@ -204,11 +204,10 @@ impl Lake {
     pub(crate) fn error(&self, action: &str, e: object_store::Error) -> Error {
         use object_store::Error as E;
         let fix = match &e {
-            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
-                "check the credentials ([lake.s3] access_key_id / secret_access_key or \
-                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and that they may read, write, \
-                 list and delete under the lake URL"
-            }
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => CREDENTIALS_FIX,
+            // S3 servers refuse a wrong key or secret with a 403 that the
+            // store client passes on as a generic error.
+            _ if is_refused_credential(&e) => CREDENTIALS_FIX,
             E::NotFound { .. } => {
                 "the object is gone: another writer or a manual delete removed it; \
                  rerun the task, which rebuilds from the last committed version"
@@ -240,8 +239,23 @@ fn strip_any<'a>(url: &'a str, prefixes: &[&str]) -> Option<&'a str> {
     prefixes.iter().find_map(|p| url.strip_prefix(p))
 }
 
+const CREDENTIALS_FIX: &str = "check the credentials ([lake.s3] access_key_id / \
+     secret_access_key or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and that they may read, \
+     write, list and delete under the lake URL";
+
 fn is_missing_bucket(e: &object_store::Error) -> bool {
     e.to_string().contains("NoSuchBucket")
+}
+
+fn is_refused_credential(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    [
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+    ]
+    .iter()
+    .any(|code| text.contains(code))
 }
 
 /// Object-store messages can quote request URLs with signatures in their

@@ -175,9 +175,14 @@ impl Table {
 
     /// The newest committed version (version 0, empty, if none).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let Some(version) = self.latest_version().await? else {
-            return Ok(Snapshot::empty());
-        };
+        match self.latest_version().await? {
+            Some(version) => self.read_commit(version).await,
+            None => Ok(Snapshot::empty()),
+        }
+    }
+
+    /// The commit record of `version`.
+    async fn read_commit(&self, version: u64) -> Result<Snapshot> {
         let path = self.commits().join(commit_name(version));
         let bytes = self
             .lake
@@ -307,9 +312,13 @@ impl Table {
         for path in &snapshot.added {
             let from = self.staged_path(&snapshot.staging, path);
             let to = rel(self.root.clone(), path);
+            // A file already in place was moved by an earlier publish of
+            // this version. Stores differ in how they say the source is
+            // missing (HDFS answers with a generic RPC error), so the
+            // destination is what is checked.
             match store.rename(&from, &to).await {
                 Ok(()) => {}
-                Err(object_store::Error::NotFound { .. }) if self.exists(&to).await? => {}
+                Err(_) if self.exists(&to).await? => {}
                 Err(e) => return Err(self.lake.error(&format!("move {from} to {to}"), e)),
             }
         }
@@ -499,6 +508,11 @@ impl Transaction {
             .await;
         match created {
             Ok(_) => {}
+            // A put the store carried out but whose answer was lost is
+            // retried by the store client and then refused as existing:
+            // the record there is this transaction's own.
+            Err(object_store::Error::AlreadyExists { .. })
+                if table.read_commit(snapshot.version).await?.staging == snapshot.staging => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 return Err(Error::Lake {
                     url: table.lake.describe().into(),

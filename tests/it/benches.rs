@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::support::venv_python;
+use crate::servers::venv_python;
 
 #[test]
 fn the_flattening_race_is_run_on_equal_work() {

@@ -11,11 +11,10 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use soundlake::bronze::{self, Bronze, BronzeTable, Extract};
 use soundlake::clock::{Clock, SharedClock, VirtualClock};
-use soundlake::config::LakeSettings;
 use soundlake::lake::{Lake, Table};
 use soundlake::landing::{self, Batch, Collection, SharedStore};
 
-use crate::support::{S3Server, files_ending, kill_when, t0};
+use crate::support::t0;
 
 /// The shipped definitions.
 pub fn definitions() -> Vec<BronzeTable> {
@@ -109,35 +108,6 @@ pub async fn versions(table: &Table) -> Vec<(String, i64, String, Value)> {
     out
 }
 
-/// What the store holds now, as `(id, stamp, hash, doc)`.
-async fn current(store: &SharedStore) -> Vec<(String, i64, String, Value)> {
-    let mut out: Vec<_> = store
-        .scan(Collection::Tracks, None, 1_000_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id, s.ingested_at, s.content_hash, s.doc))
-        .collect();
-    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    out
-}
-
-pub fn python(args: &[&str]) -> Value {
-    let py = crate::support::venv_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/count_bronze.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 struct Setup {
     store: SharedStore,
     clock: Arc<VirtualClock>,
@@ -155,129 +125,6 @@ async fn setup() -> Setup {
         clock,
         _dir: dir,
     }
-}
-
-#[tokio::test]
-async fn bronze_keeps_every_version_once_on_disk_and_on_s3() {
-    let s = setup().await;
-    let shared: SharedClock = s.clock.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
-    let s3 = S3Server::start();
-    s3.bucket("lake").await;
-    let remote = Lake::open(&s3.lake("lake", "prod")).unwrap();
-    remote.check().await.unwrap();
-    let def = definition("tracks");
-    let jobs = [
-        Bronze::new(s.store.clone(), disk.clone(), shared.clone()),
-        Bronze::new(s.store.clone(), remote.clone(), shared.clone()),
-    ];
-
-    // Day 1: 300 tracks.
-    land(&s.store, &ids(0..300), 1, 10).await;
-    let day1 = current(&s.store).await;
-    for job in &jobs {
-        let r = job.run(&def, Extract::Incremental, "b1").await.unwrap();
-        assert_eq!((r.version, r.rows_written), (Some(1), 300));
-        assert_eq!(
-            r.partitions.keys().collect::<Vec<_>>(),
-            ["ingest_date=2026-11-21"]
-        );
-        let again = job.run(&def, Extract::Incremental, "b2").await.unwrap();
-        assert_eq!(
-            (again.version, again.rows_written),
-            (None, 0),
-            "rerun writes nothing"
-        );
-    }
-
-    // Day 2: 100 changed, 50 new, 50 fetched again unchanged.
-    s.clock.advance(TimeDelta::days(1).to_std().unwrap());
-    land(&s.store, &ids(0..100), 2, 10).await;
-    land(&s.store, &ids(250..350), 1, 10).await;
-    let mut expected = day1;
-    expected.extend(current(&s.store).await);
-    expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    expected.dedup();
-    assert_eq!(expected.len(), 450);
-    for job in &jobs {
-        let r = job.run(&def, Extract::Incremental, "b3").await.unwrap();
-        assert_eq!(
-            (r.version, r.rows_written, r.table_rows),
-            (Some(2), 150, 450)
-        );
-        assert_eq!(
-            r.partitions.keys().collect::<Vec<_>>(),
-            ["ingest_date=2026-11-22"]
-        );
-    }
-    let on_disk = versions(&jobs[0].table(&def)).await;
-    assert_eq!(on_disk, expected);
-    assert_eq!(
-        versions(&jobs[1].table(&def)).await,
-        on_disk,
-        "S3 and disk agree"
-    );
-
-    // Rerunning day 1 rewrites its files from their own rows and the
-    // store: the day-1 versions the store no longer holds are kept, and
-    // nothing is doubled, however often it runs.
-    let day = Extract::Interval {
-        from: t0() - TimeDelta::hours(9),
-        to: t0() + TimeDelta::hours(15),
-    };
-    for job in &jobs {
-        for run in ["i1", "i2"] {
-            let r = job.run(&def, day, run).await.unwrap();
-            assert_eq!(
-                (r.rows_written, r.files_removed, r.table_rows),
-                (300, 1, 450)
-            );
-            assert_eq!(r.watermark_after, r.watermark_before);
-        }
-        assert_eq!(versions(&job.table(&def)).await, on_disk);
-    }
-
-    // Engines reading the folders see the same rows.
-    let folder = dir.path().join("bronze/tracks");
-    let folder = folder.to_str().unwrap();
-    let duck = python(&["duckdb", folder, "ingest_date"]);
-    assert_eq!(duck["rows"], 450, "{duck}");
-    assert_eq!(duck["distinct_versions"], 450, "{duck}");
-    assert_eq!(
-        duck["misplaced"], 0,
-        "partition folders match ingest dates: {duck}"
-    );
-    assert_eq!(duck["docs_matching_id"], 450, "{duck}");
-    let arrow = python(&["pyarrow", folder, "ingest_date"]);
-    assert_eq!(
-        (arrow["rows"].clone(), arrow["distinct_versions"].clone()),
-        (json!(450), json!(450))
-    );
-    assert_eq!(
-        arrow["columns"],
-        json!([
-            "id",
-            "ingested_at",
-            "run_id",
-            "endpoint",
-            "content_hash",
-            "doc",
-            "ingest_date"
-        ])
-    );
-    let arrow_s3 = python(&[
-        "pyarrow-s3",
-        &s3.endpoint(),
-        "lake/prod/bronze/tracks",
-        "ingest_date",
-    ]);
-    assert_eq!(arrow_s3["rows"], 450, "{arrow_s3}");
-    assert_eq!(arrow_s3["distinct_versions"], 450, "{arrow_s3}");
 }
 
 #[tokio::test]
@@ -351,62 +198,6 @@ fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
         .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
         .stdin(std::process::Stdio::null());
     cmd
-}
-
-#[tokio::test]
-async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
-    let s = setup().await;
-    land(&s.store, &ids(0..6000), 1, 1500).await;
-    let expected = current(&s.store).await;
-    let landing_url = s.store.describe();
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("bronze/tracks");
-    let staging = table.join("_soundlake/staging");
-    let commits = table.join("_soundlake/commits");
-    let lake = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
-
-    // Kill while staging the first file, further into staging, and as soon
-    // as the commit record exists (mid-publish, or just after it).
-    let points: [(&Path, &str, usize); 3] = [
-        (&staging, ".pending", 1),
-        (&staging, ".pending", 4),
-        (&commits, ".json", 1),
-    ];
-    for (watched, suffix, count) in points {
-        let killed = kill_when(
-            &mut bronze_command(&landing_url, dir.path()),
-            watched,
-            suffix,
-            count,
-        );
-        if suffix == ".pending" {
-            assert!(killed, "killed while staging");
-            assert_eq!(
-                lake.table("bronze", "tracks")
-                    .snapshot()
-                    .await
-                    .unwrap()
-                    .version,
-                0
-            );
-            assert_eq!(
-                files_ending(&table, ".parquet"),
-                0,
-                "nothing visible before a commit"
-            );
-        }
-    }
-
-    bronze_report(&mut bronze_command(&landing_url, dir.path()));
-    assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
-    assert_eq!(files_ending(&staging, ""), 0, "staging cleaned up");
-    let duck = python(&["duckdb", table.to_str().unwrap(), "ingest_date"]);
-    assert_eq!(duck["rows"], 6000, "engines see each row once: {duck}");
-    assert_eq!(duck["distinct_versions"], 6000, "{duck}");
 }
 
 /// Run `soundlake bronze` to completion; its JSON report.
@@ -503,19 +294,339 @@ async fn bad_commands_and_settings_exit_with_a_fix_and_no_secret() {
     let (code, err) = run(bronze_command(&landing_url, dir.path()).args(["--from", "yesterday"]));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("neither a date"), "{err}");
+}
 
-    let s3 = S3Server::start();
-    let (code, err) = run(bronze_command(&landing_url, dir.path())
-        .env("SOUNDLAKE__LAKE__URL", "s3://missing-bucket/lake")
-        .env("SOUNDLAKE__LAKE__S3__ENDPOINT", s3.endpoint())
-        .env("SOUNDLAKE__LAKE__S3__PATH_STYLE", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", crate::support::S3_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", crate::support::S3_SECRET_KEY));
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("s3://missing-bucket/lake") && err.contains("create the bucket"),
-        "{err}"
-    );
-    assert!(!err.contains(crate::support::S3_SECRET_KEY), "{err}");
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+    use crate::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3FaultProxy, S3Server};
+    use crate::support::{files_ending, kill_when};
+    use soundlake::config::LakeSettings;
+
+    /// What the store holds now, as `(id, stamp, hash, doc)`.
+    async fn current(store: &SharedStore) -> Vec<(String, i64, String, Value)> {
+        let mut out: Vec<_> = store
+            .scan(Collection::Tracks, None, 1_000_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.ingested_at, s.content_hash, s.doc))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+
+    fn python(args: &[&str]) -> Value {
+        serde_json::from_str(&crate::servers::python(
+            "tests/readers/count_bronze.py",
+            args,
+        ))
+        .unwrap()
+    }
+
+    /// `bronze_command` writing to `s3://lake/prod` on `s3` instead.
+    fn bronze_command_on_s3(landing_url: &str, s3: &S3Server) -> std::process::Command {
+        let mut cmd = bronze_command(landing_url, Path::new("/unused"));
+        cmd.env("SOUNDLAKE__LAKE__URL", "s3://lake/prod")
+            .env("SOUNDLAKE__LAKE__S3__ENDPOINT", s3.endpoint())
+            .env("SOUNDLAKE__LAKE__S3__PATH_STYLE", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY);
+        cmd
+    }
+
+    /// SIGKILL `soundlake bronze` while it stages its first file, further into
+    /// staging, and as soon as the commit record exists (mid-publish, or just
+    /// after it); then a rerun. `table` is the folder the table's files are in
+    /// on disk (for S3, in MinIO's drive).
+    async fn kill_and_rerun_bronze(
+        command: impl Fn() -> std::process::Command,
+        lake: &Lake,
+        table: &Path,
+        expected: &[(String, i64, String, Value)],
+    ) {
+        let staging = table.join("_soundlake/staging");
+        let commits = table.join("_soundlake/commits");
+        let points: [(&Path, &str, usize); 3] = [
+            (&staging, ".pending", 1),
+            (&staging, ".pending", 4),
+            (&commits, ".json", 1),
+        ];
+        for (watched, suffix, count) in points {
+            let killed = kill_when(&mut command(), watched, suffix, count);
+            if suffix == ".pending" {
+                assert!(killed, "killed while staging");
+                assert_eq!(
+                    lake.table("bronze", "tracks")
+                        .snapshot()
+                        .await
+                        .unwrap()
+                        .version,
+                    0
+                );
+                assert_eq!(
+                    files_ending(table, ".parquet"),
+                    0,
+                    "nothing visible before a commit"
+                );
+            }
+        }
+
+        bronze_report(&mut command());
+        assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
+        assert_eq!(files_ending(&staging, ""), 0, "staging cleaned up");
+    }
+
+    #[tokio::test]
+    async fn bronze_keeps_every_version_once_on_disk_and_on_s3() {
+        let s = setup().await;
+        let shared: SharedClock = s.clock.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Lake::open(&LakeSettings {
+            url: format!("file://{}", dir.path().display()),
+            ..LakeSettings::default()
+        })
+        .unwrap();
+        let s3 = S3Server::start(&["lake"]);
+        let remote = Lake::open(&s3.lake("lake", "prod")).unwrap();
+        remote.check().await.unwrap();
+        let def = definition("tracks");
+        let jobs = [
+            Bronze::new(s.store.clone(), disk.clone(), shared.clone()),
+            Bronze::new(s.store.clone(), remote.clone(), shared.clone()),
+        ];
+
+        // Day 1: 300 tracks.
+        land(&s.store, &ids(0..300), 1, 10).await;
+        let day1 = current(&s.store).await;
+        for job in &jobs {
+            let r = job.run(&def, Extract::Incremental, "b1").await.unwrap();
+            assert_eq!((r.version, r.rows_written), (Some(1), 300));
+            assert_eq!(
+                r.partitions.keys().collect::<Vec<_>>(),
+                ["ingest_date=2026-11-21"]
+            );
+            let again = job.run(&def, Extract::Incremental, "b2").await.unwrap();
+            assert_eq!(
+                (again.version, again.rows_written),
+                (None, 0),
+                "rerun writes nothing"
+            );
+        }
+
+        // Day 2: 100 changed, 50 new, 50 fetched again unchanged.
+        s.clock.advance(TimeDelta::days(1).to_std().unwrap());
+        land(&s.store, &ids(0..100), 2, 10).await;
+        land(&s.store, &ids(250..350), 1, 10).await;
+        let mut expected = day1;
+        expected.extend(current(&s.store).await);
+        expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        expected.dedup();
+        assert_eq!(expected.len(), 450);
+        for job in &jobs {
+            let r = job.run(&def, Extract::Incremental, "b3").await.unwrap();
+            assert_eq!(
+                (r.version, r.rows_written, r.table_rows),
+                (Some(2), 150, 450)
+            );
+            assert_eq!(
+                r.partitions.keys().collect::<Vec<_>>(),
+                ["ingest_date=2026-11-22"]
+            );
+        }
+        let on_disk = versions(&jobs[0].table(&def)).await;
+        assert_eq!(on_disk, expected);
+        assert_eq!(
+            versions(&jobs[1].table(&def)).await,
+            on_disk,
+            "S3 and disk agree"
+        );
+
+        // Rerunning day 1 rewrites its files from their own rows and the
+        // store: the day-1 versions the store no longer holds are kept, and
+        // nothing is doubled, however often it runs.
+        let day = Extract::Interval {
+            from: t0() - TimeDelta::hours(9),
+            to: t0() + TimeDelta::hours(15),
+        };
+        for job in &jobs {
+            for run in ["i1", "i2"] {
+                let r = job.run(&def, day, run).await.unwrap();
+                assert_eq!(
+                    (r.rows_written, r.files_removed, r.table_rows),
+                    (300, 1, 450)
+                );
+                assert_eq!(r.watermark_after, r.watermark_before);
+            }
+            assert_eq!(versions(&job.table(&def)).await, on_disk);
+        }
+
+        // Engines reading the folders see the same rows.
+        let folder = dir.path().join("bronze/tracks");
+        let folder = folder.to_str().unwrap();
+        let duck = python(&["duckdb", folder, "ingest_date"]);
+        assert_eq!(duck["rows"], 450, "{duck}");
+        assert_eq!(duck["distinct_versions"], 450, "{duck}");
+        assert_eq!(
+            duck["misplaced"], 0,
+            "partition folders match ingest dates: {duck}"
+        );
+        assert_eq!(duck["docs_matching_id"], 450, "{duck}");
+        let arrow = python(&["pyarrow", folder, "ingest_date"]);
+        assert_eq!(
+            (arrow["rows"].clone(), arrow["distinct_versions"].clone()),
+            (json!(450), json!(450))
+        );
+        assert_eq!(
+            arrow["columns"],
+            json!([
+                "id",
+                "ingested_at",
+                "run_id",
+                "endpoint",
+                "content_hash",
+                "doc",
+                "ingest_date"
+            ])
+        );
+        let arrow_s3 = python(&[
+            "pyarrow-s3",
+            &s3.endpoint(),
+            "lake/prod/bronze/tracks",
+            "ingest_date",
+        ]);
+        assert_eq!(arrow_s3["rows"], 450, "{arrow_s3}");
+        assert_eq!(arrow_s3["distinct_versions"], 450, "{arrow_s3}");
+    }
+
+    #[tokio::test]
+    async fn killed_at_any_point_and_rerun_bronze_converges_to_the_same_rows() {
+        let s = setup().await;
+        land(&s.store, &ids(0..6000), 1, 1500).await;
+        let expected = current(&s.store).await;
+        let landing_url = s.store.describe();
+
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&LakeSettings {
+            url: format!("file://{}", dir.path().display()),
+            ..LakeSettings::default()
+        })
+        .unwrap();
+        let table = dir.path().join("bronze/tracks");
+        let command = || bronze_command(&landing_url, dir.path());
+        kill_and_rerun_bronze(command, &lake, &table, &expected).await;
+        let duck = python(&["duckdb", table.to_str().unwrap(), "ingest_date"]);
+        assert_eq!(duck["rows"], 6000, "engines see each row once: {duck}");
+        assert_eq!(duck["distinct_versions"], 6000, "{duck}");
+
+        let s3 = S3Server::start(&["lake"]);
+        let lake = Lake::open(&s3.lake("lake", "prod")).unwrap();
+        let table = s3.bucket_dir("lake").join("prod/bronze/tracks");
+        let command = || bronze_command_on_s3(&landing_url, &s3);
+        kill_and_rerun_bronze(command, &lake, &table, &expected).await;
+        let arrow = python(&[
+            "pyarrow-s3",
+            &s3.endpoint(),
+            "lake/prod/bronze/tracks",
+            "ingest_date",
+        ]);
+        assert_eq!(arrow["rows"], 6000, "engines see each row once: {arrow}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_ends_the_run_with_the_fix_and_no_secret() {
+        let s = setup().await;
+        let s3 = S3Server::start(&[]);
+        let out = bronze_command_on_s3(&s.store.describe(), &s3)
+            .env("SOUNDLAKE__LAKE__URL", "s3://missing-bucket/lake")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("s3://missing-bucket/lake") && err.contains("create the bucket"),
+            "{err}"
+        );
+        assert!(!err.contains(S3_SECRET_KEY), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bronze_on_s3_converges_through_refused_and_dropped_requests() {
+        let s = setup().await;
+        let shared: SharedClock = s.clock.clone();
+        let s3 = S3Server::start(&["lake"]);
+        // One request in three fails, so some fail again on every retry and
+        // end a run: reruns must finish the work, each version once.
+        let proxy = S3FaultProxy::start(s3.endpoint(), 3, 7).await;
+        let mut settings = s3.lake("lake", "prod");
+        settings.s3.endpoint = proxy.endpoint();
+        settings.max_retries = 2;
+        settings.file_mib = 1;
+        settings.row_group_mib = 1;
+        let job = Bronze::new(s.store.clone(), Lake::open(&settings).unwrap(), shared);
+        let def = definition("tracks");
+        let mut failed_runs = Vec::new();
+        let mut run_until_done = async |label: &str| {
+            for attempt in 0..10 {
+                match job
+                    .run(&def, Extract::Incremental, &format!("{label}-{attempt}"))
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(e) => failed_runs.push(e.to_string()),
+                }
+            }
+            panic!("{label} never converged: {failed_runs:#?}");
+        };
+
+        land(&s.store, &ids(0..3000), 1, 1500).await;
+        let mut expected = current(&s.store).await;
+        run_until_done("day1").await;
+        s.clock.advance(TimeDelta::days(1).to_std().unwrap());
+        land(&s.store, &ids(0..1000), 2, 1500).await;
+        land(&s.store, &ids(3000..4000), 1, 1500).await;
+        run_until_done("day2").await;
+        expected.extend(current(&s.store).await);
+        expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        expected.dedup();
+
+        let faults = proxy.faults();
+        eprintln!("{faults:?}; runs that failed: {failed_runs:#?}");
+        assert!(
+            faults.slow_down > 0
+                && faults.internal_error > 0
+                && faults.dropped_before > 0
+                && faults.dropped_after > 0,
+            "every kind of fault happened: {faults:?}"
+        );
+        for err in &failed_runs {
+            assert!(
+                !err.contains("another writer"),
+                "a lost answer is no conflict: {err}"
+            );
+            assert!(err.contains("s3://lake/prod"), "{err}");
+            assert!(!err.contains(S3_SECRET_KEY), "{err}");
+        }
+
+        // Read past the proxy: every version once, nothing left in staging.
+        let lake = Lake::open(&s3.lake("lake", "prod")).unwrap();
+        let held = versions(&lake.table("bronze", "tracks")).await;
+        assert_eq!(held.len(), 5000, "versions lost or doubled");
+        assert_eq!(held, expected);
+        let table = s3.bucket_dir("lake").join("prod/bronze/tracks");
+        assert_eq!(files_ending(&table.join("_soundlake/staging"), ""), 0);
+        let arrow = python(&[
+            "pyarrow-s3",
+            &s3.endpoint(),
+            "lake/prod/bronze/tracks",
+            "ingest_date",
+        ]);
+        assert_eq!(
+            arrow["rows"], 5000,
+            "engines see each version once: {arrow}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! answers `soundlake query` gives; a broken relationship stops the model
 //! and everything after it and names the rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -150,146 +150,6 @@ fn count(catalog: &Catalog, table: &str) -> u64 {
     catalog.query(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"]
         .as_u64()
         .unwrap()
-}
-
-/// Analytical questions every engine must answer alike, in SQL that
-/// DataFusion, DuckDB and Spark all take.
-const QUESTIONS: [&str; 5] = [
-    "SELECT a.name, count(*) AS tracks FROM gold.bridge_track_artist b \
-     JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
-     GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5",
-    "SELECT al.release_year, al.album_type, count(*) AS tracks, sum(t.duration_ms) AS ms \
-     FROM gold.dim_track t JOIN gold.dim_album al ON al.album_key = t.album_key \
-     GROUP BY al.release_year, al.album_type ORDER BY al.release_year, al.album_type",
-    "SELECT al.album_type, round(avg(f.energy), 6) AS energy, max(f.tempo) AS tempo, \
-     sum(CASE WHEN f.is_major THEN 1 ELSE 0 END) AS major \
-     FROM gold.fact_audio_features f JOIN gold.dim_track t ON t.track_key = f.track_key \
-     JOIN gold.dim_album al ON al.album_key = t.album_key \
-     GROUP BY al.album_type ORDER BY al.album_type",
-    "SELECT count(DISTINCT artist_key) AS artists, min(artist_key) AS low, \
-     max(artist_key) AS high, CAST(max(observed_on) AS STRING) AS last_day \
-     FROM gold.fact_artist_popularity",
-    "SELECT g.genre, count(*) AS artists FROM gold.bridge_artist_genre b \
-     JOIN gold.dim_genre g ON g.genre_key = b.genre_key \
-     GROUP BY g.genre ORDER BY artists DESC, g.genre LIMIT 5",
-];
-
-/// Two answers agree: same rows in the same order, numbers within a
-/// rounding error (engines sum floating point in different orders).
-fn same_answer(ours: &[Value], theirs: &[Value]) -> bool {
-    fn same(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => {
-                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-                (x - y).abs() <= 1e-6 * x.abs().max(1.0)
-            }
-            _ => a == b,
-        }
-    }
-    ours.len() == theirs.len()
-        && ours.iter().zip(theirs).all(|(row, other)| {
-            let row: Vec<&Value> = row.as_object().unwrap().values().collect();
-            let other = other.as_array().unwrap();
-            row.len() == other.len() && row.iter().zip(other).all(|(a, b)| same(a, b))
-        })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duckdb_pyarrow_and_pyspark_read_gold_through_the_printed_ddl_and_agree() {
-    let catalog = Catalog::build(AppMode::Extended, 6).await;
-    let tables: Vec<String> = catalog.models.iter().map(|m| m.name.clone()).collect();
-    let counts: BTreeMap<String, u64> = tables
-        .iter()
-        .map(|t| (t.clone(), count(&catalog, &format!("gold.{t}"))))
-        .collect();
-    for t in [
-        "dim_artist",
-        "dim_album",
-        "dim_track",
-        "bridge_track_artist",
-        "fact_audio_features",
-        "fact_artist_popularity",
-    ] {
-        assert!(counts[t] > 0, "gold.{t} is empty: {counts:?}");
-    }
-    assert_eq!(
-        counts["dim_track"],
-        count(&catalog, "silver.tracks"),
-        "one dim_track row per silver track"
-    );
-    let ddl = |engine: &str| {
-        let out = catalog
-            .soundlake()
-            .args(["ddl", "--engine", engine])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let ddl_dir = catalog.dir.path();
-    std::fs::write(ddl_dir.join("duckdb.sql"), ddl("duckdb")).unwrap();
-    std::fs::write(ddl_dir.join("spark.sql"), ddl("spark")).unwrap();
-    std::fs::write(
-        ddl_dir.join("questions.json"),
-        serde_json::to_string(&QUESTIONS).unwrap(),
-    )
-    .unwrap();
-
-    let py = crate::support::venv_python();
-    let out = Command::new(&py)
-        .arg(root().join("tests/readers/read_gold.py"))
-        .arg(catalog.lake_dir())
-        .arg(ddl_dir)
-        .args(&tables)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for t in &tables {
-        for reader in ["duckdb", "pyarrow", "pyspark", "duckdb_ddl", "spark_ddl"] {
-            assert_eq!(
-                seen["counts"][reader][t].as_u64(),
-                Some(counts[t]),
-                "{reader} counts gold.{t} differently"
-            );
-        }
-        // No unsigned integers and no nanosecond timestamps reach engines.
-        for kind in seen["pyarrow_types"][t].as_object().unwrap().values() {
-            let kind = kind.as_str().unwrap();
-            assert!(
-                !kind.starts_with("uint") && !kind.contains("[ns"),
-                "gold.{t} has a column of type {kind}"
-            );
-        }
-    }
-    for (i, question) in QUESTIONS.iter().enumerate() {
-        let ours = catalog.query(question);
-        assert!(!ours.is_empty(), "no answer to {question}");
-        for engine in ["duckdb", "spark"] {
-            let theirs = seen["answers"][engine][i].as_array().unwrap();
-            assert!(
-                same_answer(&ours, theirs),
-                "{engine} answers {question}\nwith {theirs:?}\nsoundlake with {ours:?}"
-            );
-        }
-    }
-    // Comments travel with the DDL.
-    assert!(ddl("spark").contains("COMMENT 'Spotify track id.'"));
-
-    // A rebuild on the same data gives the same surrogate keys.
-    let before =
-        catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
-    catalog.build_gold("gold-again").await.unwrap();
-    let after = catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
-    assert_eq!(before, after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -780,5 +640,144 @@ fn every_kind_of_data_test_fails_on_rows_that_break_it_and_blocks_the_publish() 
             "gold.{name} must not be published: {}",
             String::from_utf8_lossy(&published.stdout)
         );
+    }
+}
+
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Analytical questions every engine must answer alike, in SQL that
+    /// DataFusion, DuckDB and Spark all take.
+    const QUESTIONS: [&str; 5] = [
+        "SELECT a.name, count(*) AS tracks FROM gold.bridge_track_artist b \
+     JOIN gold.dim_artist a ON a.artist_key = b.artist_key \
+     GROUP BY a.name ORDER BY tracks DESC, a.name LIMIT 5",
+        "SELECT al.release_year, al.album_type, count(*) AS tracks, sum(t.duration_ms) AS ms \
+     FROM gold.dim_track t JOIN gold.dim_album al ON al.album_key = t.album_key \
+     GROUP BY al.release_year, al.album_type ORDER BY al.release_year, al.album_type",
+        "SELECT al.album_type, round(avg(f.energy), 6) AS energy, max(f.tempo) AS tempo, \
+     sum(CASE WHEN f.is_major THEN 1 ELSE 0 END) AS major \
+     FROM gold.fact_audio_features f JOIN gold.dim_track t ON t.track_key = f.track_key \
+     JOIN gold.dim_album al ON al.album_key = t.album_key \
+     GROUP BY al.album_type ORDER BY al.album_type",
+        "SELECT count(DISTINCT artist_key) AS artists, min(artist_key) AS low, \
+     max(artist_key) AS high, CAST(max(observed_on) AS STRING) AS last_day \
+     FROM gold.fact_artist_popularity",
+        "SELECT g.genre, count(*) AS artists FROM gold.bridge_artist_genre b \
+     JOIN gold.dim_genre g ON g.genre_key = b.genre_key \
+     GROUP BY g.genre ORDER BY artists DESC, g.genre LIMIT 5",
+    ];
+
+    /// Two answers agree: same rows in the same order, numbers within a
+    /// rounding error (engines sum floating point in different orders).
+    fn same_answer(ours: &[Value], theirs: &[Value]) -> bool {
+        fn same(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::Number(x), Value::Number(y)) => {
+                    let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0)
+                }
+                _ => a == b,
+            }
+        }
+        ours.len() == theirs.len()
+            && ours.iter().zip(theirs).all(|(row, other)| {
+                let row: Vec<&Value> = row.as_object().unwrap().values().collect();
+                let other = other.as_array().unwrap();
+                row.len() == other.len() && row.iter().zip(other).all(|(a, b)| same(a, b))
+            })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duckdb_pyarrow_and_pyspark_read_gold_through_the_printed_ddl_and_agree() {
+        let catalog = Catalog::build(AppMode::Extended, 6).await;
+        let tables: Vec<String> = catalog.models.iter().map(|m| m.name.clone()).collect();
+        let counts: BTreeMap<String, u64> = tables
+            .iter()
+            .map(|t| (t.clone(), count(&catalog, &format!("gold.{t}"))))
+            .collect();
+        for t in [
+            "dim_artist",
+            "dim_album",
+            "dim_track",
+            "bridge_track_artist",
+            "fact_audio_features",
+            "fact_artist_popularity",
+        ] {
+            assert!(counts[t] > 0, "gold.{t} is empty: {counts:?}");
+        }
+        assert_eq!(
+            counts["dim_track"],
+            count(&catalog, "silver.tracks"),
+            "one dim_track row per silver track"
+        );
+        let ddl = |engine: &str| {
+            let out = catalog
+                .soundlake()
+                .args(["ddl", "--engine", engine])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let ddl_dir = catalog.dir.path();
+        std::fs::write(ddl_dir.join("duckdb.sql"), ddl("duckdb")).unwrap();
+        std::fs::write(ddl_dir.join("spark.sql"), ddl("spark")).unwrap();
+        std::fs::write(
+            ddl_dir.join("questions.json"),
+            serde_json::to_string(&QUESTIONS).unwrap(),
+        )
+        .unwrap();
+
+        let mut args = vec![catalog.lake_dir(), ddl_dir.to_path_buf()];
+        args.extend(tables.iter().map(PathBuf::from));
+        let seen = crate::servers::python("tests/readers/read_gold.py", args);
+        let seen: Value = serde_json::from_str(&seen).unwrap();
+        for t in &tables {
+            for reader in ["duckdb", "pyarrow", "pyspark", "duckdb_ddl", "spark_ddl"] {
+                assert_eq!(
+                    seen["counts"][reader][t].as_u64(),
+                    Some(counts[t]),
+                    "{reader} counts gold.{t} differently"
+                );
+            }
+            // No unsigned integers and no nanosecond timestamps reach engines.
+            for kind in seen["pyarrow_types"][t].as_object().unwrap().values() {
+                let kind = kind.as_str().unwrap();
+                assert!(
+                    !kind.starts_with("uint") && !kind.contains("[ns"),
+                    "gold.{t} has a column of type {kind}"
+                );
+            }
+        }
+        for (i, question) in QUESTIONS.iter().enumerate() {
+            let ours = catalog.query(question);
+            assert!(!ours.is_empty(), "no answer to {question}");
+            for engine in ["duckdb", "spark"] {
+                let theirs = seen["answers"][engine][i].as_array().unwrap();
+                assert!(
+                    same_answer(&ours, theirs),
+                    "{engine} answers {question}\nwith {theirs:?}\nsoundlake with {ours:?}"
+                );
+            }
+        }
+        // Comments travel with the DDL.
+        assert!(ddl("spark").contains("COMMENT 'Spotify track id.'"));
+
+        // A rebuild on the same data gives the same surrogate keys.
+        let before =
+            catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
+        catalog.build_gold("gold-again").await.unwrap();
+        let after =
+            catalog.query("SELECT track_key, album_key FROM gold.dim_track ORDER BY track_key");
+        assert_eq!(before, after);
     }
 }

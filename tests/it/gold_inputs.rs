@@ -5,59 +5,10 @@
 //! written apart from the models); and the recorded Spotify responses
 //! import and pass every data test.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-use crate::support::venv_python;
-
-const COLLECTIONS: [&str; 4] = ["tracks", "albums", "artists", "audio_features"];
-
-/// Each gold table as `catalog_check.py` computes it: natural ids in place
-/// of surrogate keys, in the same column order.
-const GOLD: [(&str, &str); 8] = [
-    (
-        "dim_album",
-        "SELECT album_id, name, album_type, is_crawled FROM gold.dim_album",
-    ),
-    (
-        "dim_artist",
-        "SELECT artist_id, name, is_crawled FROM gold.dim_artist",
-    ),
-    (
-        "dim_track",
-        "SELECT t.track_id, a.album_id FROM gold.dim_track t \
-         LEFT JOIN gold.dim_album a ON a.album_key = t.album_key",
-    ),
-    (
-        "bridge_track_artist",
-        "SELECT t.track_id, a.artist_id, b.position FROM gold.bridge_track_artist b \
-         JOIN gold.dim_track t ON t.track_key = b.track_key \
-         JOIN gold.dim_artist a ON a.artist_key = b.artist_key",
-    ),
-    (
-        "bridge_album_artist",
-        "SELECT al.album_id, a.artist_id, b.position FROM gold.bridge_album_artist b \
-         JOIN gold.dim_album al ON al.album_key = b.album_key \
-         JOIN gold.dim_artist a ON a.artist_key = b.artist_key",
-    ),
-    (
-        "bridge_album_image",
-        "SELECT al.album_id, b.position, b.url FROM gold.bridge_album_image b \
-         JOIN gold.dim_album al ON al.album_key = b.album_key",
-    ),
-    (
-        "fact_audio_features",
-        "SELECT t.track_id FROM gold.fact_audio_features f \
-         JOIN gold.dim_track t ON t.track_key = f.track_key",
-    ),
-    (
-        "dim_genre",
-        "SELECT genre, artist_count FROM gold.dim_genre",
-    ),
-];
 
 fn soundlake(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
@@ -110,162 +61,6 @@ fn rows(json: &str) -> Vec<Vec<String>> {
         .collect();
     rows.sort();
     rows
-}
-
-/// What DuckDB makes of the NDJSON files in `dir`.
-fn expected(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/catalog_check.py");
-    let out = Command::new(venv_python())
-        .arg(script)
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A generated catalog whose album types are spelled as real responses
-/// spell them: "EP", "Album " and one value Spotify might add later.
-fn catalog(dir: &Path) {
-    ok(
-        dir,
-        &["generate", "catalog", "--tracks", "400", "--out", "."],
-    );
-    let spellings = [
-        "\"album_type\":\"EP\"",
-        "\"album_type\":\"Album \"",
-        "\"album_type\":\"audiobook\"",
-    ];
-    for collection in ["tracks", "albums"] {
-        let path = dir.join(format!("{collection}.ndjson"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut seen = 0;
-        let mut odd = String::with_capacity(text.len());
-        for line in text.lines() {
-            let spelled = if line.contains("\"album_type\":\"single\"") {
-                seen += 1;
-                line.replacen(
-                    "\"album_type\":\"single\"",
-                    spellings[seen % spellings.len()],
-                    1,
-                )
-            } else {
-                line.to_string()
-            };
-            odd.push_str(&spelled);
-            odd.push('\n');
-        }
-        assert!(seen >= 3, "the catalog has singles to respell");
-        std::fs::write(path, odd).unwrap();
-    }
-}
-
-/// Import every non-empty subset of the `<collection>.ndjson` files in
-/// `source`, run the layers, and compare gold with DuckDB's reading of the
-/// same files; `check` looks further at each subset's run summary.
-fn every_subset_publishes_what_it_implies(source: &Path, check: impl Fn(&[&str], &Path, &str)) {
-    for mask in 1..(1u32 << COLLECTIONS.len()) {
-        let subset: Vec<&str> = COLLECTIONS
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| mask & (1 << i) != 0)
-            .map(|(_, c)| *c)
-            .collect();
-        let dir = tempfile::tempdir().unwrap();
-        for collection in &subset {
-            let file = format!("{collection}.ndjson");
-            std::fs::copy(source.join(&file), dir.path().join(&file)).unwrap();
-            ok(dir.path(), &["import", collection, &file]);
-        }
-        let run = run_layers(dir.path());
-        assert!(run.contains(": succeeded ("), "{subset:?}: {run}");
-        let expected = expected(dir.path());
-        for (table, sql) in GOLD {
-            let ours = rows(&ok(dir.path(), &["query", "--format", "json", sql]));
-            assert_eq!(
-                &ours, &expected[table],
-                "{subset:?}: gold.{table} differs from DuckDB's"
-            );
-        }
-        check(&subset, dir.path(), &run);
-    }
-}
-
-#[test]
-fn every_subset_of_a_generated_catalog_publishes_what_it_implies() {
-    let source = tempfile::tempdir().unwrap();
-    catalog(source.path());
-    every_subset_publishes_what_it_implies(source.path(), |subset, dir, run| {
-        let odd = rows(&ok(
-            dir,
-            &[
-                "query",
-                "--format",
-                "json",
-                "SELECT album_type, count(*) AS n FROM gold.dim_album GROUP BY album_type",
-            ],
-        ));
-        let types: Vec<&str> = odd.iter().map(|r| r[0].as_str()).collect();
-        if subset.contains(&"tracks") || subset.contains(&"albums") {
-            assert!(
-                !types.contains(&"\"EP\"") && !types.contains(&"\"Album \""),
-                "{subset:?}: normalized: {types:?}"
-            );
-            assert!(
-                types.contains(&"\"audiobook\""),
-                "{subset:?}: an unknown type is kept: {types:?}"
-            );
-            assert!(
-                run.contains("warning: album_type in ('album', 'single', 'compilation')"),
-                "{subset:?}: and reported: {run}"
-            );
-        }
-    });
-}
-
-/// The objects of a saved response as `soundlake import` reads them: the
-/// object itself, or the items of a batch, page or search response.
-fn objects_of(response: Value, collection: &str) -> Vec<Value> {
-    if response.get("id").is_some() {
-        return vec![response];
-    }
-    let listing = response
-        .get(collection)
-        .map(|inner| inner.get("items").unwrap_or(inner))
-        .or_else(|| response.get("items"))
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("a saved {collection} response: {response}"));
-    listing.iter().filter(|v| v.is_object()).cloned().collect()
-}
-
-#[test]
-fn every_subset_of_the_recorded_responses_publishes_what_it_implies() {
-    // The recorded responses as one NDJSON file per collection, the later
-    // copy of an id winning as it does in the store.
-    let source = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spotify");
-    for collection in COLLECTIONS {
-        let mut latest: Vec<(String, Value)> = Vec::new();
-        for (file, _) in RECORDED.iter().filter(|(_, c)| *c == collection) {
-            let text = std::fs::read_to_string(fixtures.join(file)).unwrap();
-            for object in objects_of(serde_json::from_str(&text).unwrap(), collection) {
-                let id = object["id"].as_str().unwrap().to_string();
-                latest.retain(|(kept, _)| *kept != id);
-                latest.push((id, object));
-            }
-        }
-        let lines: Vec<String> = latest.iter().map(|(_, o)| o.to_string()).collect();
-        std::fs::write(
-            source.path().join(format!("{collection}.ndjson")),
-            lines.join("\n"),
-        )
-        .unwrap();
-    }
-    every_subset_publishes_what_it_implies(source.path(), |_, _, _| {});
 }
 
 /// The recorded responses, each imported into the collection a user would
@@ -447,4 +242,203 @@ fn a_backfill_from_before_the_first_landing_reaches_it() {
         .lines()
         .count();
     assert_eq!(tracks, [[landed.to_string()]]);
+}
+
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const COLLECTIONS: [&str; 4] = ["tracks", "albums", "artists", "audio_features"];
+
+    /// Each gold table as `catalog_check.py` computes it: natural ids in place
+    /// of surrogate keys, in the same column order.
+    const GOLD: [(&str, &str); 8] = [
+        (
+            "dim_album",
+            "SELECT album_id, name, album_type, is_crawled FROM gold.dim_album",
+        ),
+        (
+            "dim_artist",
+            "SELECT artist_id, name, is_crawled FROM gold.dim_artist",
+        ),
+        (
+            "dim_track",
+            "SELECT t.track_id, a.album_id FROM gold.dim_track t \
+         LEFT JOIN gold.dim_album a ON a.album_key = t.album_key",
+        ),
+        (
+            "bridge_track_artist",
+            "SELECT t.track_id, a.artist_id, b.position FROM gold.bridge_track_artist b \
+         JOIN gold.dim_track t ON t.track_key = b.track_key \
+         JOIN gold.dim_artist a ON a.artist_key = b.artist_key",
+        ),
+        (
+            "bridge_album_artist",
+            "SELECT al.album_id, a.artist_id, b.position FROM gold.bridge_album_artist b \
+         JOIN gold.dim_album al ON al.album_key = b.album_key \
+         JOIN gold.dim_artist a ON a.artist_key = b.artist_key",
+        ),
+        (
+            "bridge_album_image",
+            "SELECT al.album_id, b.position, b.url FROM gold.bridge_album_image b \
+         JOIN gold.dim_album al ON al.album_key = b.album_key",
+        ),
+        (
+            "fact_audio_features",
+            "SELECT t.track_id FROM gold.fact_audio_features f \
+         JOIN gold.dim_track t ON t.track_key = f.track_key",
+        ),
+        (
+            "dim_genre",
+            "SELECT genre, artist_count FROM gold.dim_genre",
+        ),
+    ];
+
+    /// The objects of a saved response as `soundlake import` reads them: the
+    /// object itself, or the items of a batch, page or search response.
+    fn objects_of(response: Value, collection: &str) -> Vec<Value> {
+        if response.get("id").is_some() {
+            return vec![response];
+        }
+        let listing = response
+            .get(collection)
+            .map(|inner| inner.get("items").unwrap_or(inner))
+            .or_else(|| response.get("items"))
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("a saved {collection} response: {response}"));
+        listing.iter().filter(|v| v.is_object()).cloned().collect()
+    }
+
+    /// What DuckDB makes of the NDJSON files in `dir`.
+    fn expected(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
+        serde_json::from_str(&crate::servers::python("tests/catalog_check.py", [dir])).unwrap()
+    }
+
+    /// A generated catalog whose album types are spelled as real responses
+    /// spell them: "EP", "Album " and one value Spotify might add later.
+    fn catalog(dir: &Path) {
+        ok(
+            dir,
+            &["generate", "catalog", "--tracks", "400", "--out", "."],
+        );
+        let spellings = [
+            "\"album_type\":\"EP\"",
+            "\"album_type\":\"Album \"",
+            "\"album_type\":\"audiobook\"",
+        ];
+        for collection in ["tracks", "albums"] {
+            let path = dir.join(format!("{collection}.ndjson"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut seen = 0;
+            let mut odd = String::with_capacity(text.len());
+            for line in text.lines() {
+                let spelled = if line.contains("\"album_type\":\"single\"") {
+                    seen += 1;
+                    line.replacen(
+                        "\"album_type\":\"single\"",
+                        spellings[seen % spellings.len()],
+                        1,
+                    )
+                } else {
+                    line.to_string()
+                };
+                odd.push_str(&spelled);
+                odd.push('\n');
+            }
+            assert!(seen >= 3, "the catalog has singles to respell");
+            std::fs::write(path, odd).unwrap();
+        }
+    }
+
+    /// Import every non-empty subset of the `<collection>.ndjson` files in
+    /// `source`, run the layers, and compare gold with DuckDB's reading of the
+    /// same files; `check` looks further at each subset's run summary.
+    fn every_subset_publishes_what_it_implies(source: &Path, check: impl Fn(&[&str], &Path, &str)) {
+        for mask in 1..(1u32 << COLLECTIONS.len()) {
+            let subset: Vec<&str> = COLLECTIONS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, c)| *c)
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            for collection in &subset {
+                let file = format!("{collection}.ndjson");
+                std::fs::copy(source.join(&file), dir.path().join(&file)).unwrap();
+                ok(dir.path(), &["import", collection, &file]);
+            }
+            let run = run_layers(dir.path());
+            assert!(run.contains(": succeeded ("), "{subset:?}: {run}");
+            let expected = expected(dir.path());
+            for (table, sql) in GOLD {
+                let ours = rows(&ok(dir.path(), &["query", "--format", "json", sql]));
+                assert_eq!(
+                    &ours, &expected[table],
+                    "{subset:?}: gold.{table} differs from DuckDB's"
+                );
+            }
+            check(&subset, dir.path(), &run);
+        }
+    }
+
+    #[test]
+    fn every_subset_of_a_generated_catalog_publishes_what_it_implies() {
+        let source = tempfile::tempdir().unwrap();
+        catalog(source.path());
+        every_subset_publishes_what_it_implies(source.path(), |subset, dir, run| {
+            let odd = rows(&ok(
+                dir,
+                &[
+                    "query",
+                    "--format",
+                    "json",
+                    "SELECT album_type, count(*) AS n FROM gold.dim_album GROUP BY album_type",
+                ],
+            ));
+            let types: Vec<&str> = odd.iter().map(|r| r[0].as_str()).collect();
+            if subset.contains(&"tracks") || subset.contains(&"albums") {
+                assert!(
+                    !types.contains(&"\"EP\"") && !types.contains(&"\"Album \""),
+                    "{subset:?}: normalized: {types:?}"
+                );
+                assert!(
+                    types.contains(&"\"audiobook\""),
+                    "{subset:?}: an unknown type is kept: {types:?}"
+                );
+                assert!(
+                    run.contains("warning: album_type in ('album', 'single', 'compilation')"),
+                    "{subset:?}: and reported: {run}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn every_subset_of_the_recorded_responses_publishes_what_it_implies() {
+        // The recorded responses as one NDJSON file per collection, the later
+        // copy of an id winning as it does in the store.
+        let source = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spotify");
+        for collection in COLLECTIONS {
+            let mut latest: Vec<(String, Value)> = Vec::new();
+            for (file, _) in RECORDED.iter().filter(|(_, c)| *c == collection) {
+                let text = std::fs::read_to_string(fixtures.join(file)).unwrap();
+                for object in objects_of(serde_json::from_str(&text).unwrap(), collection) {
+                    let id = object["id"].as_str().unwrap().to_string();
+                    latest.retain(|(kept, _)| *kept != id);
+                    latest.push((id, object));
+                }
+            }
+            let lines: Vec<String> = latest.iter().map(|(_, o)| o.to_string()).collect();
+            std::fs::write(
+                source.path().join(format!("{collection}.ndjson")),
+                lines.join("\n"),
+            )
+            .unwrap();
+        }
+        every_subset_publishes_what_it_implies(source.path(), |_, _, _| {});
+    }
 }

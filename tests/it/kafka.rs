@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use super::events::Lake;
 use super::listening::copy_of_definitions;
-use super::support::{KafkaBroker, files_ending, kill_when};
+use super::servers::KafkaBroker;
+use super::support::{files_ending, kill_when};
 
 const TOPIC: &str = "listening-events";
 /// The consumer group bronze.events uses: `<[kafka] group>.<table>`.

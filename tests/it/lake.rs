@@ -1,5 +1,5 @@
-//! The lake's publish protocol, run against memory, local disk and a real
-//! S3 server (moto): versions appear only through their commit record,
+//! The lake's publish protocol, run against memory, local disk, a real S3
+//! server (MinIO) and a real HDFS: versions appear only through their commit record,
 //! staged files stay hidden, writers conflict instead of overwriting, and
 //! an interrupted publish is finished by the next writer.
 
@@ -14,7 +14,7 @@ use serde_json::Map;
 use soundlake::config::LakeSettings;
 use soundlake::lake::{Lake, Snapshot, Table};
 
-use crate::support::{S3_SECRET_KEY, S3Server, t0};
+use crate::support::t0;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -205,22 +205,6 @@ async fn protocol_on_local_disk() {
     protocol(Arc::new(fs), "file://").await;
 }
 
-#[tokio::test]
-async fn protocol_on_s3() {
-    let s3 = S3Server::start();
-    s3.bucket("lake").await;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("lake")
-        .with_endpoint(s3.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .build()
-        .unwrap();
-    protocol(Arc::new(store), "s3://lake").await;
-}
-
 /// A store whose renames fail: a writer that dies right after its commit
 /// record, before moving its files into place.
 /// A store whose writer "dies" at chosen steps: `dies(operation, path)`
@@ -362,27 +346,74 @@ async fn damaged_commit_records_are_refused_with_a_fix() {
     }
 }
 
-#[tokio::test]
-async fn s3_failures_name_the_url_and_fix_and_never_the_secret() {
-    let s3 = S3Server::start();
-    let lake = Lake::open(&s3.lake("no-such-bucket", "lake")).unwrap();
-    let err = lake.check().await.unwrap_err().to_string();
-    assert!(err.contains("s3://no-such-bucket/lake"), "{err}");
-    assert!(err.contains("create the bucket"), "{err}");
-    assert!(!err.contains(S3_SECRET_KEY), "{err}");
-    assert_eq!(format!("{lake:?}").matches(S3_SECRET_KEY).count(), 0);
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+    use crate::servers::{HdfsCluster, S3_SECRET_KEY, S3Server};
 
-    // Nothing listening: fails after the configured retries, with a fix.
-    let mut settings = s3.lake("lake", "");
-    settings.s3.endpoint = format!("http://127.0.0.1:{}", crate::support::free_port());
-    settings.max_retries = 1;
-    settings.retry_timeout_secs = 2;
-    let err = Lake::open(&settings)
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("reachable"), "{err}");
-    assert!(!err.contains(S3_SECRET_KEY), "{err}");
+    #[tokio::test]
+    async fn protocol_on_s3() {
+        let s3 = S3Server::start(&["lake"]);
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_endpoint(s3.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id(crate::servers::S3_ACCESS_KEY)
+            .with_secret_access_key(S3_SECRET_KEY)
+            .build()
+            .unwrap();
+        protocol(Arc::new(store), "s3://lake").await;
+    }
+
+    #[tokio::test]
+    async fn protocol_on_hdfs() {
+        let hdfs = HdfsCluster::start();
+        let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+            .with_url(hdfs.url())
+            .build()
+            .unwrap();
+        protocol(Arc::new(store), "hdfs://").await;
+    }
+
+    #[tokio::test]
+    async fn s3_failures_name_the_url_and_fix_and_never_the_secret() {
+        let s3 = S3Server::start(&["lake"]);
+        let check = async |settings: &LakeSettings| {
+            let lake = Lake::open(settings).unwrap();
+            assert_eq!(format!("{lake:?}").matches(S3_SECRET_KEY).count(), 0);
+            lake.check().await.unwrap_err().to_string()
+        };
+        let err = check(&s3.lake("no-such-bucket", "lake")).await;
+        assert!(err.contains("s3://no-such-bucket/lake"), "{err}");
+        assert!(err.contains("create the bucket"), "{err}");
+        assert!(!err.contains(S3_SECRET_KEY), "{err}");
+
+        // A secret the server does not know, and a key it does not know: MinIO
+        // refuses both, and the message says to check the credentials.
+        let wrong_secret = "not-the-secret-either-1234";
+        for (key, secret) in [
+            (crate::servers::S3_ACCESS_KEY, wrong_secret),
+            ("no-such-access-key", S3_SECRET_KEY),
+        ] {
+            let mut settings = s3.lake("lake", "");
+            settings.s3.access_key_id = key.into();
+            settings.s3.secret_access_key = soundlake::secret::Secret::new(secret);
+            let err = check(&settings).await;
+            assert!(err.contains("s3://lake"), "{err}");
+            assert!(err.contains("check the credentials"), "{err}");
+            assert!(!err.contains(secret), "{err}");
+        }
+
+        // Nothing listening: fails after the configured retries, with a fix.
+        let mut settings = s3.lake("lake", "");
+        settings.s3.endpoint = format!("http://127.0.0.1:{}", crate::support::free_port());
+        settings.max_retries = 1;
+        settings.retry_timeout_secs = 2;
+        let err = check(&settings).await;
+        assert!(err.contains("reachable"), "{err}");
+        assert!(!err.contains(S3_SECRET_KEY), "{err}");
+    }
 }

@@ -9,12 +9,15 @@ use serde_json::{Value, json};
 use soundlake::clock::{SharedClock, VirtualClock};
 use soundlake::landing::{self, Batch, Collection, RunRecord, SharedStore, UpsertCounts};
 
-use crate::support::{MongoServer, t0};
+#[cfg(feature = "servers")]
+use crate::servers::MongoServer;
+use crate::support::t0;
 
 /// Where each case gets a fresh, empty store.
 enum Backend {
     Embedded(tempfile::TempDir),
     /// A MongoDB wire-protocol server, and what it does as MongoDB does.
+    #[cfg(feature = "servers")]
     Mongo(MongoServer, Behaves),
 }
 
@@ -38,6 +41,7 @@ impl Backend {
     fn url(&self, case: &str) -> String {
         match self {
             Backend::Embedded(dir) => format!("embedded://{}/{case}.db", dir.path().display()),
+            #[cfg(feature = "servers")]
             Backend::Mongo(server, _) => server.url(case),
         }
     }
@@ -56,6 +60,7 @@ async fn fresh(backend: &Backend, case: &str) -> Case {
     let shared: SharedClock = clock.clone();
     let store = landing::open(&url, shared).await.unwrap();
     let behaves = match backend {
+        #[cfg(feature = "servers")]
         Backend::Mongo(_, behaves) => *behaves,
         Backend::Embedded(_) => LIKE_MONGODB,
     };
@@ -94,23 +99,6 @@ async fn contract(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_meets_the_contract() {
     contract(Backend::Embedded(tempfile::tempdir().unwrap())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongodb_store_meets_the_contract_on_secantusdb() {
-    contract(Backend::Mongo(MongoServer::start(), LIKE_MONGODB)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongodb_store_meets_the_contract_on_ferretdb() {
-    // FerretDB v1 deviates from MongoDB twice: it refuses arrays inside
-    // arrays, and two concurrent conditional updates of one document can
-    // both succeed (seen as two writers' batches under one stamp).
-    let ferretdb = Behaves {
-        nested_arrays: false,
-        atomic_updates: false,
-    };
-    contract(Backend::Mongo(MongoServer::ferretdb(), ferretdb)).await;
 }
 
 async fn versions_and_metadata(c: &Case) {
@@ -599,4 +587,28 @@ async fn bad_landing_urls_say_what_to_use() {
     .to_string();
     assert!(err.contains("check that MongoDB is running"), "{err}");
     assert!(!err.contains("s3cret-pw"), "{err}");
+}
+
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mongodb_store_meets_the_contract_on_secantusdb() {
+        contract(Backend::Mongo(MongoServer::start(), LIKE_MONGODB)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mongodb_store_meets_the_contract_on_ferretdb() {
+        // FerretDB v1 deviates from MongoDB twice: it refuses arrays inside
+        // arrays, and two concurrent conditional updates of one document can
+        // both succeed (seen as two writers' batches under one stamp).
+        let ferretdb = Behaves {
+            nested_arrays: false,
+            atomic_updates: false,
+        };
+        contract(Backend::Mongo(MongoServer::ferretdb(), ferretdb)).await;
+    }
 }

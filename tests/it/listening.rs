@@ -11,7 +11,6 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use super::events::Lake;
-use super::support::venv_python;
 
 impl Lake {
     /// A lake with the whole generated catalog through gold (the marts
@@ -87,148 +86,6 @@ fn event(id: &str, user: &str, track: &str, kind: &str, ts: &str) -> String {
     format!(
         r#"{{"event_id":"{id}","user_id":"{user}","track_id":"{track}","event_type":"{kind}","event_ts":"{ts}","device":"desktop","country":"DE","city":"Berlin","session_id":"s-{user}"}}"#
     )
-}
-
-#[test]
-fn events_flow_into_marts_that_duckdb_recomputes_alike() {
-    let lake = Lake::with_gold_catalog();
-    let track = lake.query("SELECT id FROM silver.tracks ORDER BY id LIMIT 1")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    lake.ok(&[
-        "generate",
-        "events",
-        "--users",
-        "60",
-        "--events",
-        "12000",
-        "--days",
-        "10",
-        "--end",
-        "2026-11-15",
-        "--seed",
-        "9",
-    ]);
-    // A hand-made file: an event from the 3rd arriving late, the same play
-    // twice under two ids (and once more in another form of its time), a
-    // line of every kind of bad.
-    let late = event("late-1", "u9", &track, "play", "2026-11-03T23:59:59.500Z");
-    let twin_a = event("twin-a", "u9", &track, "skip", "2026-11-14T10:00:00Z");
-    let twin_b = event("twin-b", "u9", &track, "skip", "2026-11-14T10:00:00.000Z");
-    let twin_c = event("twin-c", "u9", &track, "skip", "2026-11-14T11:00:00+01:00");
-    let no_user =
-        r#"{"event_id":"x1","track_id":"t","event_type":"play","event_ts":"2026-11-14T10:00:00Z"}"#;
-    let bad_time = event("x2", "u9", &track, "play", "yesterday");
-    let text = [
-        late.as_str(),
-        &twin_a,
-        "",
-        &twin_b,
-        &twin_c,
-        "{not json",
-        no_user,
-        &bad_time,
-        "[1,2]",
-    ]
-    .join("\n")
-        + "\n";
-    lake.drop_file("extra.ndjson", &text);
-    // The same kind of data as CSV (values are text; silver types them).
-    lake.drop_file(
-        "extra.csv",
-        &format!(
-            "event_id,user_id,track_id,event_type,event_ts,shuffle,device\n\
-             csv-1,u8,{track},play,2026-11-14T09:00:00Z,true,web\n\
-             csv-2,u8,{track},like,2026-11-14T09:01:00Z,false,web\n\
-             csv-3,u8,{track}\n"
-        ),
-    );
-
-    let out = lake.ok(&["run", "listening_events"]);
-    assert!(out.contains("succeeded (12 tasks)"), "{out}");
-
-    // The marts, recomputed by DuckDB from silver alone.
-    let check = std::process::Command::new(venv_python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marts_check.py"))
-        .arg(lake.dir.path().join("lake"))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert_eq!(said.matches("rows agree").count(), 10, "{said}");
-
-    // Silver: each event once. The generator's repeats share an id; the
-    // twins are one event under three ids and two spellings of one time.
-    let distinct = 12_000 + 1 + 1 + 2;
-    assert_eq!(
-        lake.count("SELECT count(*) AS n FROM silver.events"),
-        distinct
-    );
-    let twins = lake
-        .query("SELECT event_id FROM silver.events WHERE user_id = 'u9' AND event_type = 'skip'");
-    assert_eq!(twins, [serde_json::json!({"event_id": "twin-a"})]);
-    // The late event sits in its own day, typed.
-    let late = lake.query(
-        "SELECT event_date, CAST(event_ts AS VARCHAR) AS ts FROM silver.events WHERE event_id = 'late-1'",
-    );
-    assert_eq!(late[0]["event_date"], "2026-11-03", "{late:?}");
-    let csv = lake.query("SELECT shuffle, device FROM silver.events WHERE event_id = 'csv-1'");
-    assert_eq!(
-        csv[0]["shuffle"], true,
-        "CSV text typed as the definition says"
-    );
-
-    // Bad lines are in quarantine with their file and line, once.
-    let quarantined =
-        lake.query("SELECT file, line, problem FROM bronze.events_quarantine ORDER BY file, line");
-    let places: Vec<(String, i64)> = quarantined
-        .iter()
-        .map(|q| {
-            (
-                q["file"].as_str().unwrap().to_string(),
-                q["line"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        places,
-        [
-            ("landing/events/extra.csv".to_string(), 4),
-            ("landing/events/extra.ndjson".to_string(), 6),
-            ("landing/events/extra.ndjson".to_string(), 7),
-            ("landing/events/extra.ndjson".to_string(), 8),
-            ("landing/events/extra.ndjson".to_string(), 9),
-        ]
-    );
-    let problems: Vec<&str> = quarantined
-        .iter()
-        .map(|q| q["problem"].as_str().unwrap())
-        .collect();
-    for (problem, needle) in problems.iter().zip([
-        "fields where the header has 7",
-        "not JSON",
-        "no user_id",
-        "\"yesterday\" is not an RFC 3339 time",
-        "a JSON array is not a record",
-    ]) {
-        assert!(problem.contains(needle), "{problem:?} lacks {needle:?}");
-    }
-
-    // A second run finds nothing new and changes nothing.
-    let before = lake.silver_files();
-    let again = lake.ok(&["bronze", "events"]);
-    assert!(again.contains("no new lines"), "{again}");
-    lake.ok(&["run", "listening_events"]);
-    assert_eq!(lake.silver_files(), before);
-    assert_eq!(
-        lake.count("SELECT count(*) AS n FROM bronze.events_quarantine"),
-        5
-    );
 }
 
 #[test]
@@ -523,55 +380,194 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
     assert!(lake.count("SELECT count(*) AS n FROM gold.mart_track_engagement") > 0);
 }
 
-#[tokio::test]
-async fn events_also_land_in_mongodb_once_when_asked() {
-    use soundlake::landing::Collection;
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
 
-    let mongo = super::support::MongoServer::start();
-    let url = mongo.url("events");
-    let defs = copy_of_definitions();
-    let bronze = defs.path().join("bronze/events.toml");
-    let text = std::fs::read_to_string(&bronze).unwrap() + "copy_to_landing = \"events\"\n";
-    std::fs::write(&bronze, text).unwrap();
+    #[test]
+    fn events_flow_into_marts_that_duckdb_recomputes_alike() {
+        let lake = Lake::with_gold_catalog();
+        let track = lake.query("SELECT id FROM silver.tracks ORDER BY id LIMIT 1")[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        lake.ok(&[
+            "generate",
+            "events",
+            "--users",
+            "60",
+            "--events",
+            "12000",
+            "--days",
+            "10",
+            "--end",
+            "2026-11-15",
+            "--seed",
+            "9",
+        ]);
+        // A hand-made file: an event from the 3rd arriving late, the same play
+        // twice under two ids (and once more in another form of its time), a
+        // line of every kind of bad.
+        let late = event("late-1", "u9", &track, "play", "2026-11-03T23:59:59.500Z");
+        let twin_a = event("twin-a", "u9", &track, "skip", "2026-11-14T10:00:00Z");
+        let twin_b = event("twin-b", "u9", &track, "skip", "2026-11-14T10:00:00.000Z");
+        let twin_c = event("twin-c", "u9", &track, "skip", "2026-11-14T11:00:00+01:00");
+        let no_user = r#"{"event_id":"x1","track_id":"t","event_type":"play","event_ts":"2026-11-14T10:00:00Z"}"#;
+        let bad_time = event("x2", "u9", &track, "play", "yesterday");
+        let text = [
+            late.as_str(),
+            &twin_a,
+            "",
+            &twin_b,
+            &twin_c,
+            "{not json",
+            no_user,
+            &bad_time,
+            "[1,2]",
+        ]
+        .join("\n")
+            + "\n";
+        lake.drop_file("extra.ndjson", &text);
+        // The same kind of data as CSV (values are text; silver types them).
+        lake.drop_file(
+            "extra.csv",
+            &format!(
+                "event_id,user_id,track_id,event_type,event_ts,shuffle,device\n\
+             csv-1,u8,{track},play,2026-11-14T09:00:00Z,true,web\n\
+             csv-2,u8,{track},like,2026-11-14T09:01:00Z,false,web\n\
+             csv-3,u8,{track}\n"
+            ),
+        );
 
-    let lake = Lake::new();
-    let e = |i: u32| {
-        event(
-            &format!("m{i}"),
-            "u1",
-            "t1",
-            "play",
-            &format!("2026-11-20T10:00:{i:02}Z"),
-        )
-    };
-    // One event delivered twice, and a bad line.
-    lake.drop_file(
-        "a.ndjson",
-        &format!("{}\n{}\n{}\nnot json\n", e(1), e(2), e(1)),
+        let out = lake.ok(&["run", "listening_events"]);
+        assert!(out.contains("succeeded (12 tasks)"), "{out}");
+
+        // The marts, recomputed by DuckDB from silver alone.
+        let said = crate::servers::python("tests/marts_check.py", [lake.dir.path().join("lake")]);
+        assert_eq!(said.matches("rows agree").count(), 10, "{said}");
+
+        // Silver: each event once. The generator's repeats share an id; the
+        // twins are one event under three ids and two spellings of one time.
+        let distinct = 12_000 + 1 + 1 + 2;
+        assert_eq!(
+            lake.count("SELECT count(*) AS n FROM silver.events"),
+            distinct
+        );
+        let twins = lake.query(
+            "SELECT event_id FROM silver.events WHERE user_id = 'u9' AND event_type = 'skip'",
+        );
+        assert_eq!(twins, [serde_json::json!({"event_id": "twin-a"})]);
+        // The late event sits in its own day, typed.
+        let late = lake.query(
+        "SELECT event_date, CAST(event_ts AS VARCHAR) AS ts FROM silver.events WHERE event_id = 'late-1'",
     );
-    let defs_dir = defs.path().to_str().unwrap();
-    let ingest = || {
-        lake.ok_with(
-            &["bronze", "events"],
-            &[
-                ("SOUNDLAKE__DEFINITIONS__DIR", defs_dir),
-                ("SOUNDLAKE__LANDING__URL", &url),
-            ],
-        )
-    };
-    ingest();
-    lake.append("a.ndjson", &format!("{}\n", e(3)));
-    ingest();
-    ingest();
+        assert_eq!(late[0]["event_date"], "2026-11-03", "{late:?}");
+        let csv = lake.query("SELECT shuffle, device FROM silver.events WHERE event_id = 'csv-1'");
+        assert_eq!(
+            csv[0]["shuffle"], true,
+            "CSV text typed as the definition says"
+        );
 
-    let store = soundlake::landing::open(&url, soundlake::clock::system())
-        .await
-        .unwrap();
-    assert_eq!(store.count(Collection::Events).await.unwrap(), 3);
-    let stored = store.get(Collection::Events, "m2").await.unwrap().unwrap();
-    assert_eq!(stored.doc["track_id"], "t1");
-    assert_eq!(
-        stored.versions, 1,
-        "a replayed event leaves the stored one as it was"
-    );
+        // Bad lines are in quarantine with their file and line, once.
+        let quarantined = lake
+            .query("SELECT file, line, problem FROM bronze.events_quarantine ORDER BY file, line");
+        let places: Vec<(String, i64)> = quarantined
+            .iter()
+            .map(|q| {
+                (
+                    q["file"].as_str().unwrap().to_string(),
+                    q["line"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("landing/events/extra.csv".to_string(), 4),
+                ("landing/events/extra.ndjson".to_string(), 6),
+                ("landing/events/extra.ndjson".to_string(), 7),
+                ("landing/events/extra.ndjson".to_string(), 8),
+                ("landing/events/extra.ndjson".to_string(), 9),
+            ]
+        );
+        let problems: Vec<&str> = quarantined
+            .iter()
+            .map(|q| q["problem"].as_str().unwrap())
+            .collect();
+        for (problem, needle) in problems.iter().zip([
+            "fields where the header has 7",
+            "not JSON",
+            "no user_id",
+            "\"yesterday\" is not an RFC 3339 time",
+            "a JSON array is not a record",
+        ]) {
+            assert!(problem.contains(needle), "{problem:?} lacks {needle:?}");
+        }
+
+        // A second run finds nothing new and changes nothing.
+        let before = lake.silver_files();
+        let again = lake.ok(&["bronze", "events"]);
+        assert!(again.contains("no new lines"), "{again}");
+        lake.ok(&["run", "listening_events"]);
+        assert_eq!(lake.silver_files(), before);
+        assert_eq!(
+            lake.count("SELECT count(*) AS n FROM bronze.events_quarantine"),
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn events_also_land_in_mongodb_once_when_asked() {
+        use soundlake::landing::Collection;
+
+        let mongo = crate::servers::MongoServer::start();
+        let url = mongo.url("events");
+        let defs = copy_of_definitions();
+        let bronze = defs.path().join("bronze/events.toml");
+        let text = std::fs::read_to_string(&bronze).unwrap() + "copy_to_landing = \"events\"\n";
+        std::fs::write(&bronze, text).unwrap();
+
+        let lake = Lake::new();
+        let e = |i: u32| {
+            event(
+                &format!("m{i}"),
+                "u1",
+                "t1",
+                "play",
+                &format!("2026-11-20T10:00:{i:02}Z"),
+            )
+        };
+        // One event delivered twice, and a bad line.
+        lake.drop_file(
+            "a.ndjson",
+            &format!("{}\n{}\n{}\nnot json\n", e(1), e(2), e(1)),
+        );
+        let defs_dir = defs.path().to_str().unwrap();
+        let ingest = || {
+            lake.ok_with(
+                &["bronze", "events"],
+                &[
+                    ("SOUNDLAKE__DEFINITIONS__DIR", defs_dir),
+                    ("SOUNDLAKE__LANDING__URL", &url),
+                ],
+            )
+        };
+        ingest();
+        lake.append("a.ndjson", &format!("{}\n", e(3)));
+        ingest();
+        ingest();
+
+        let store = soundlake::landing::open(&url, soundlake::clock::system())
+            .await
+            .unwrap();
+        assert_eq!(store.count(Collection::Events).await.unwrap(), 3);
+        let stored = store.get(Collection::Events, "m2").await.unwrap().unwrap();
+        assert_eq!(stored.doc["track_id"], "t1");
+        assert_eq!(
+            stored.versions, 1,
+            "a replayed event leaves the stored one as it was"
+        );
+    }
 }

@@ -912,70 +912,6 @@ proptest::proptest! {
     }
 }
 
-#[tokio::test]
-async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = env().await;
-    env.lake = Lake::open(&soundlake::config::LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..Default::default()
-    })
-    .unwrap();
-    land_fixtures(&env, false).await;
-    env.layers(false).await;
-
-    let tables = ["tracks", "tracks__artists", "albums", "artists__genres"];
-    let py = crate::support::venv_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/read_silver.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(dir.path())
-        .args(tables)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for table in tables {
-        let ours = rows(&env.lake, table).await.len();
-        assert_eq!(seen[table]["duckdb_rows"], json!(ours), "{table}");
-        assert_eq!(seen[table]["pyarrow_rows"], json!(ours), "{table}");
-    }
-    let duck = &seen["tracks"]["duckdb_types"];
-    assert_eq!(duck["album__release_date"], json!("DATE"));
-    assert_eq!(duck["available_markets"], json!("VARCHAR[]"));
-    assert_eq!(duck["popularity"], json!("BIGINT"));
-    assert_eq!(duck["_ingested_at"], json!("TIMESTAMP WITH TIME ZONE"));
-    assert_eq!(
-        seen["tracks"]["pyarrow_types"]["_ingested_at"],
-        json!("timestamp[us, tz=UTC]")
-    );
-
-    // The join an analyst writes first, against soundlake's own rows.
-    let tracks = rows(&env.lake, "tracks").await;
-    let artists = rows(&env.lake, "tracks__artists").await;
-    let mut expected: Vec<Value> = tracks
-        .iter()
-        .filter_map(|t| {
-            let n = artists.iter().filter(|a| a["track_id"] == t["id"]).count();
-            (n > 0).then(|| {
-                let markets = t["available_markets"].as_array().map(|m| json!(m.len()));
-                json!([
-                    t["id"],
-                    t["album__release_date"],
-                    markets.unwrap_or(Value::Null),
-                    n
-                ])
-            })
-        })
-        .collect();
-    expected.sort_by_key(|v| v[0].as_str().unwrap().to_string());
-    assert_eq!(seen["tracks_with_artists"], Value::Array(expected));
-}
-
 // ---- the command: kill -9 and bad input -------------------------------------
 
 /// `soundlake silver tracks --json` as a process, small files so a run has
@@ -1216,4 +1152,65 @@ fn bad_definitions_and_arguments_exit_2_with_the_place_and_a_fix() {
     let (code, err) = run(&mut silver_command(&landing, dir.path(), &definitions));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("silver definitions folder"), "{err}");
+}
+
+/// The tests that need the real servers or Python readers `tests/run.sh`
+/// installs.
+#[cfg(feature = "servers")]
+mod with_servers {
+    use super::*;
+
+    #[tokio::test]
+    async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = env().await;
+        env.lake = Lake::open(&soundlake::config::LakeSettings {
+            url: format!("file://{}", dir.path().display()),
+            ..Default::default()
+        })
+        .unwrap();
+        land_fixtures(&env, false).await;
+        env.layers(false).await;
+
+        let tables = ["tracks", "tracks__artists", "albums", "artists__genres"];
+        let mut args = vec![dir.path().as_os_str()];
+        args.extend(tables.iter().map(std::ffi::OsStr::new));
+        let seen = crate::servers::python("tests/readers/read_silver.py", args);
+        let seen: Value = serde_json::from_str(&seen).unwrap();
+        for table in tables {
+            let ours = rows(&env.lake, table).await.len();
+            assert_eq!(seen[table]["duckdb_rows"], json!(ours), "{table}");
+            assert_eq!(seen[table]["pyarrow_rows"], json!(ours), "{table}");
+        }
+        let duck = &seen["tracks"]["duckdb_types"];
+        assert_eq!(duck["album__release_date"], json!("DATE"));
+        assert_eq!(duck["available_markets"], json!("VARCHAR[]"));
+        assert_eq!(duck["popularity"], json!("BIGINT"));
+        assert_eq!(duck["_ingested_at"], json!("TIMESTAMP WITH TIME ZONE"));
+        assert_eq!(
+            seen["tracks"]["pyarrow_types"]["_ingested_at"],
+            json!("timestamp[us, tz=UTC]")
+        );
+
+        // The join an analyst writes first, against soundlake's own rows.
+        let tracks = rows(&env.lake, "tracks").await;
+        let artists = rows(&env.lake, "tracks__artists").await;
+        let mut expected: Vec<Value> = tracks
+            .iter()
+            .filter_map(|t| {
+                let n = artists.iter().filter(|a| a["track_id"] == t["id"]).count();
+                (n > 0).then(|| {
+                    let markets = t["available_markets"].as_array().map(|m| json!(m.len()));
+                    json!([
+                        t["id"],
+                        t["album__release_date"],
+                        markets.unwrap_or(Value::Null),
+                        n
+                    ])
+                })
+            })
+            .collect();
+        expected.sort_by_key(|v| v[0].as_str().unwrap().to_string());
+        assert_eq!(seen["tracks_with_artists"], Value::Array(expected));
+    }
 }

@@ -100,231 +100,6 @@ pub fn canned(path: &str, status: u16, body: &str) -> Canned {
 /// A valid-looking Spotify id the simulator's catalog does not hold.
 pub const UNKNOWN_ID: &str = "0000000000000000000000";
 
-/// The Python of `.venv`, where `bash tests/run.sh` installs DuckDB,
-/// PyArrow and PySpark.
-pub fn venv_python() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
-}
-
-/// A test server from `.venv` (installed by `bash tests/run.sh`), on a free
-/// loopback port, killed when dropped.
-pub struct Server {
-    child: std::process::Child,
-    pub port: u16,
-}
-
-impl Server {
-    /// Start `.venv/bin/<program>` (or the path in `override_var`) with
-    /// `args(port)`, and wait until a line of its output contains `ready`.
-    fn start(
-        program: &str,
-        override_var: &str,
-        args: impl Fn(u16) -> Vec<String>,
-        ready: &str,
-    ) -> Server {
-        let bin = std::env::var(override_var)
-            .unwrap_or_else(|_| format!("{}/.venv/bin/{program}", env!("CARGO_MANIFEST_DIR")));
-        Server::start_binary(&bin, args, ready)
-    }
-
-    fn start_binary(bin: &str, args: impl Fn(u16) -> Vec<String>, ready: &str) -> Server {
-        assert!(
-            std::path::Path::new(bin).exists(),
-            "{bin} is missing: run `bash tests/run.sh`, which installs the test servers"
-        );
-        let port = free_port();
-        // Servers announce readiness on stdout or stderr: read both.
-        let (output, writer) = std::io::pipe().unwrap();
-        let child = std::process::Command::new(bin)
-            .args(args(port))
-            .stdout(writer.try_clone().unwrap())
-            .stderr(writer)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        // Ready when it says so; the rest of its log is drained so it never
-        // blocks on a full pipe.
-        let mut log = std::io::BufReader::new(output);
-        let mut seen = String::new();
-        loop {
-            let mut line = String::new();
-            let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
-            assert!(n > 0, "{bin} exited before it was ready:\n{seen}");
-            if line.contains(ready) {
-                break;
-            }
-            seen.push_str(&line);
-        }
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A real MongoDB wire-protocol server, with its data in memory or in a
-/// folder of its own.
-pub struct MongoServer {
-    server: Server,
-    _data: Option<tempfile::TempDir>,
-}
-
-impl MongoServer {
-    /// SecantusDB (WiredTiger), in memory (`SOUNDLAKE_SECANTUSD` points at
-    /// another binary).
-    pub fn start() -> MongoServer {
-        let args = |port: u16| {
-            [
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--storage-path",
-                ":memory:",
-                "--standalone",
-                "--log-level",
-                "INFO",
-            ]
-            .map(String::from)
-            .to_vec()
-        };
-        MongoServer {
-            server: Server::start("secantusd-py", "SOUNDLAKE_SECANTUSD", args, "listening on"),
-            _data: None,
-        }
-    }
-
-    /// FerretDB v1 on its SQLite backend, built by
-    /// `tests/servers/install.sh` into the servers cache.
-    pub fn ferretdb() -> MongoServer {
-        let data = tempfile::tempdir().unwrap();
-        let bin = servers_cache().join("bin/ferretdb-sqlite");
-        let dir = data.path().display().to_string();
-        let args = |port: u16| {
-            vec![
-                "-listen".to_string(),
-                format!("127.0.0.1:{port}"),
-                "-dir".to_string(),
-                dir.clone(),
-            ]
-        };
-        MongoServer {
-            server: Server::start_binary(&bin.display().to_string(), args, "listening on"),
-            _data: Some(data),
-        }
-    }
-
-    /// A URL naming a database of its own for `name`.
-    pub fn url(&self, name: &str) -> String {
-        format!("mongodb://127.0.0.1:{}/{name}", self.server.port)
-    }
-}
-
-/// Where `tests/servers/install.sh` puts the servers it installs.
-fn servers_cache() -> std::path::PathBuf {
-    std::env::var_os("SOUNDLAKE_SERVERS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/soundlake/servers")
-        })
-}
-
-/// A real S3 server: moto (`SOUNDLAKE_MOTO_SERVER` points at another binary).
-/// Any access key is accepted; buckets are made with [`S3Server::bucket`].
-pub struct S3Server(Server);
-
-pub const S3_ACCESS_KEY: &str = "AKIASOUNDLAKETEST";
-pub const S3_SECRET_KEY: &str = "soundlake-test-secret-never-printed";
-
-impl S3Server {
-    pub fn start() -> S3Server {
-        let args = |port: u16| {
-            ["-H", "127.0.0.1", "-p", &port.to_string()]
-                .map(String::from)
-                .to_vec()
-        };
-        S3Server(Server::start(
-            "moto_server",
-            "SOUNDLAKE_MOTO_SERVER",
-            args,
-            "Running on",
-        ))
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.0.port)
-    }
-
-    /// Create `name`, empty.
-    pub async fn bucket(&self, name: &str) {
-        let status = reqwest::Client::new()
-            .put(format!("{}/{name}", self.endpoint()))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "creating bucket {name}: {status}");
-    }
-
-    /// Lake settings for `s3://<bucket>/<prefix>` on this server.
-    pub fn lake(&self, bucket: &str, prefix: &str) -> soundlake::config::LakeSettings {
-        soundlake::config::LakeSettings {
-            url: format!("s3://{bucket}/{prefix}"),
-            max_retries: 2,
-            retry_timeout_secs: 10,
-            s3: soundlake::config::S3Settings {
-                endpoint: self.endpoint(),
-                region: "us-east-1".into(),
-                access_key_id: S3_ACCESS_KEY.into(),
-                secret_access_key: soundlake::secret::Secret::new(S3_SECRET_KEY),
-                path_style: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-}
-
-/// A real Apache Kafka broker in KRaft mode, started by
-/// `tests/servers/kafka-broker.sh` from the jars `tests/servers/install.sh`
-/// puts in the servers cache; its data in a folder of its own.
-pub struct KafkaBroker {
-    server: Server,
-    _data: tempfile::TempDir,
-}
-
-impl KafkaBroker {
-    pub fn start() -> KafkaBroker {
-        let data = tempfile::tempdir().unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/kafka-broker.sh");
-        let controller = free_port();
-        let dir = data.path().display().to_string();
-        let args = |port: u16| {
-            vec![
-                script.to_string(),
-                port.to_string(),
-                controller.to_string(),
-                dir.clone(),
-            ]
-        };
-        let server = Server::start_binary("/bin/bash", args, "Kafka Server started");
-        KafkaBroker {
-            server,
-            _data: data,
-        }
-    }
-
-    /// `host:port` for bootstrap.servers.
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.server.port)
-    }
-}
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -333,7 +108,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Files under `dir` whose path ends with `suffix`.
+/// Files under `dir` whose path ends with `suffix`. On a MinIO drive an
+/// object is a folder of that name holding its `xl.meta`, and counts as one.
 pub fn files_ending(dir: &Path, suffix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -342,7 +118,9 @@ pub fn files_ending(dir: &Path, suffix: &str) -> usize {
         .filter_map(|e| e.ok())
         .map(|e| {
             let path = e.path();
-            if path.is_dir() {
+            if path.join("xl.meta").is_file() {
+                usize::from(path.to_string_lossy().ends_with(suffix))
+            } else if path.is_dir() {
                 files_ending(&path, suffix)
             } else {
                 usize::from(path.to_string_lossy().ends_with(suffix))

@@ -5,9 +5,11 @@ local lake or S3.
 usage: count_bronze.py duckdb <table folder> <partition key>
        count_bronze.py pyarrow <table folder> <partition key>
        count_bronze.py pyarrow-s3 <endpoint> <bucket/prefix/table> <partition key>
+(the S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
 """
 
 import json
+import os
 import sys
 
 
@@ -58,8 +60,8 @@ def main():
         s3 = fs.S3FileSystem(
             endpoint_override=endpoint.split("://", 1)[1],
             scheme="http",
-            access_key="test",
-            secret_key="test",
+            access_key=os.environ["AWS_ACCESS_KEY_ID"],
+            secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
             region="us-east-1",
         )
         out = pyarrow_counts(

@@ -7,16 +7,19 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 servers="${SOUNDLAKE_SERVERS:-$HOME/.cache/soundlake/servers}"
 
-# Apache Kafka: the broker's jars from Maven Central, keyed by the POM's
-# content so a version change installs afresh.
-kafka="$servers/kafka-$(sha256sum "$here/kafka/pom.xml" | cut -c1-12)"
-if [ ! -f "$kafka/installed" ]; then
-  rm -rf "$kafka"
-  mkdir -p "$kafka"
-  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$kafka/libs"
-  touch "$kafka/installed"
-fi
+# Java servers, Apache Kafka and HDFS (a MiniDFSCluster): their jars from
+# Maven Central, keyed by the POM's content so a version change installs
+# afresh.
+for name in kafka hdfs; do
+  jars="$servers/$name-$(sha256sum "$here/$name/pom.xml" | cut -c1-12)"
+  if [ ! -f "$jars/installed" ]; then
+    rm -rf "$jars"
+    mkdir -p "$jars"
+    mvn -q -B -Dstyle.color=never -f "$here/$name/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$jars/libs"
+    touch "$jars/installed"
+  fi
+done
 
 # FerretDB v1 on SQLite, a MongoDB wire-protocol server: our small command
 # around its embeddable package (tests/servers/ferretdb), built with Go from
@@ -27,4 +30,14 @@ if [ "$(cat "$servers/bin/ferretdb-sqlite.stamp" 2>/dev/null)" != "$ferret_stamp
   mkdir -p "$servers/bin"
   (cd "$ferret_src" && go build -o "$servers/bin/ferretdb-sqlite" .)
   echo "$ferret_stamp" > "$servers/bin/ferretdb-sqlite.stamp"
+fi
+
+# MinIO, the S3 server, built with `go install` from the Go module proxy
+# (which serves its sources under a pseudo-version, MinIO tagging no Go
+# module versions); rebuilt when the pinned version changes.
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
+if [ "$(cat "$servers/bin/minio.stamp" 2>/dev/null)" != "$minio_version" ]; then
+  mkdir -p "$servers/bin"
+  GOBIN="$servers/bin" go install "github.com/minio/minio@$minio_version"
+  echo "$minio_version" > "$servers/bin/minio.stamp"
 fi
