@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use soundlake::clock::{self, SharedClock};
-use soundlake::config::CrawlSettings;
+use soundlake::crawl::CrawlSettings;
 use soundlake::crawl::{CrawlReport, Crawler, Outcome};
 use soundlake::landing::{self, Collection};
 use soundlake::sim::{Entity, LoggedRequest, SimOptions, Simulator};
@@ -65,7 +65,7 @@ async fn crawl(names: &[String], mode: AppMode, rate_limit: u32, budget: u32) ->
         mode,
         requests_per_window: budget,
         window_secs: WINDOW.as_secs(),
-        ..SpotifySettings::for_simulator(&sim.base_url())
+        ..soundlake::sim::client_settings(&sim.base_url())
     };
     let client = SpotifyClient::new(&spotify, clock.clone()).expect("client");
     let settings = CrawlSettings {

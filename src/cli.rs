@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::sim::{Faults, SimOptions, Simulator};
+use crate::spotify::ApiError;
 use crate::spotify::AppMode;
 
 /// Exit codes. 0 is success; these say why a command did not succeed.
@@ -116,7 +117,7 @@ struct QueryArgs {
 struct DdlArgs {
     /// The engine to print statements for.
     #[arg(long, value_enum)]
-    engine: crate::sql::ddl::Target,
+    engine: crate::gold::ddl::Target,
 }
 
 #[derive(Debug, Args)]
@@ -394,7 +395,7 @@ pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::MissingCredentials => exit::USAGE,
         Error::Input { .. } => exit::DATA,
-        Error::ComeBackAt { .. } => exit::TEMPFAIL,
+        Error::Spotify(ApiError::ComeBackAt { .. }) => exit::TEMPFAIL,
         _ => exit::FAILURE,
     }
 }
@@ -541,7 +542,9 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
         print!("{}", crate::crawl::render(&report));
     }
     match report.outcome {
-        Outcome::Paused { until, reason } => Err(Error::ComeBackAt { until, reason }),
+        Outcome::Paused { until, reason } => {
+            Err(Error::Spotify(ApiError::ComeBackAt { until, reason }))
+        }
         _ => Ok(()),
     }
 }
@@ -559,7 +562,8 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
         },
         None => Extract::Incremental,
     };
-    let job = Bronze::new(store.clone(), lake, clock.clone()).with_settings(settings);
+    let job = Bronze::new(store.clone(), lake, clock.clone())
+        .with_settings(&settings.ingest, &settings.kafka);
     let run_one =
         async |def: &crate::bronze::BronzeTable, run_id: &str| job.run(def, extract, run_id).await;
     run_tables(
@@ -638,7 +642,7 @@ fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
     let defs = Definitions::load(settings)?;
     print!(
         "{}",
-        crate::sql::ddl::render(args.engine, &defs.gold, &settings.lake)?
+        crate::gold::ddl::render(args.engine, &defs.gold, &settings.lake)?
     );
     Ok(())
 }
@@ -1103,7 +1107,7 @@ fn start_streams(
         }
         streamed.insert(def.name.clone());
         let job = crate::bronze::Bronze::new(store.clone(), lake.clone(), clock.clone())
-            .with_settings(settings);
+            .with_settings(&settings.ingest, &settings.kafka);
         let (def, clock, mut stop) = (def.clone(), clock.clone(), stop.clone());
         tasks.spawn(async move {
             loop {

@@ -1,13 +1,21 @@
 //! Settings: built-in defaults, then `soundlake.toml` (or `--config FILE`),
 //! then `SOUNDLAKE__<SECTION>__<KEY>` environment variables; the
 //! `SPOTIFY_CLIENT_ID` / `SPOTIFY_CLIENT_SECRET` variables are read too.
-//! Unknown keys anywhere are errors that name the key.
+//! Unknown keys anywhere are errors that name the key. Each section's type
+//! lives with the module it configures; this gathers them.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bronze::IngestSettings;
+use crate::crawl::CrawlSettings;
+use crate::definitions::DefinitionSettings;
 use crate::error::{Error, Result};
+use crate::kafka::KafkaSettings;
+use crate::lake::LakeSettings;
+use crate::landing::LandingSettings;
+use crate::orchestrator::DaemonSettings;
 use crate::spotify::SpotifySettings;
 
 /// The file read when no `--config` is given; optional.
@@ -26,264 +34,6 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub ingest: IngestSettings,
     pub kafka: KafkaSettings,
-}
-
-/// How bronze takes in files (event files under a lake folder).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestSettings {
-    /// Commit after about this much input: the most work a crash redoes,
-    /// and roughly the memory a run holds.
-    pub commit_mib: u64,
-    /// A last line without a line break is taken once its file has not
-    /// changed for this long (until then a writer may still be adding to it).
-    pub settle_secs: u64,
-}
-
-impl Default for IngestSettings {
-    fn default() -> Self {
-        IngestSettings {
-            commit_mib: 128,
-            settle_secs: 600,
-        }
-    }
-}
-
-impl IngestSettings {
-    fn validate(&self) -> Result<()> {
-        if !(1..=4096).contains(&self.commit_mib) {
-            return Err(Error::config(
-                "[ingest] commit_mib",
-                format!("{} MiB is out of range", self.commit_mib),
-                "give 1 to 4096 (default 128)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// How bronze tables fed by Kafka topics consume them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaSettings {
-    /// Bootstrap brokers, comma-separated `host:port`.
-    pub brokers: String,
-    /// Consumer group prefix: a table consumes as group `<group>.<table>`.
-    pub group: String,
-    /// Under the daemon, a micro-batch is published after this long (or at
-    /// `[ingest] commit_mib` of input, whichever comes first).
-    pub batch_secs: u64,
-    /// How long to wait for brokers, metadata and a partition assignment
-    /// before giving up with an error.
-    pub timeout_secs: u64,
-    /// librdkafka client properties passed through (SASL, TLS, timeouts),
-    /// like `"security.protocol" = "SASL_SSL"`. From the environment,
-    /// `SOUNDLAKE__KAFKA__CLIENT__SASL_PASSWORD` sets `sasl.password`.
-    /// Values are kept out of logs and dumps.
-    pub client: std::collections::BTreeMap<String, crate::secret::Secret>,
-}
-
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        KafkaSettings {
-            brokers: "localhost:9092".into(),
-            group: "soundlake".into(),
-            batch_secs: 10,
-            timeout_secs: 60,
-            client: Default::default(),
-        }
-    }
-}
-
-impl KafkaSettings {
-    fn validate(&self) -> Result<()> {
-        if self.brokers.split(',').any(|b| b.trim().is_empty()) {
-            return Err(Error::config(
-                "[kafka] brokers",
-                format!("{:?} names no broker", self.brokers),
-                "give host:port, or several separated by commas (default localhost:9092)",
-            ));
-        }
-        if self.group.trim().is_empty() {
-            return Err(Error::config(
-                "[kafka] group",
-                "the consumer group prefix is empty",
-                "give a name (default \"soundlake\"); tables consume as <group>.<table>",
-            ));
-        }
-        for (key, value, range) in [
-            ("batch_secs", self.batch_secs, 1..=3600),
-            ("timeout_secs", self.timeout_secs, 1..=3600),
-        ] {
-            if !range.contains(&value) {
-                return Err(Error::config(
-                    format!("[kafka] {key}"),
-                    format!("{value} s is out of range"),
-                    format!("give {} to {} seconds", range.start(), range.end()),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DaemonSettings {
-    /// Where the status page and `/metrics` listen: loopback by default.
-    pub listen: std::net::SocketAddr,
-    /// How long the leader lock lasts without renewal: a standby takes over
-    /// at most this long (and a quarter) after the leader dies.
-    pub leader_lease_secs: u64,
-    /// With `catch_up = "none"`, a fire this late still runs.
-    pub misfire_grace_secs: u64,
-    /// On SIGINT or SIGTERM, how long running tasks get to finish.
-    pub grace_secs: u64,
-}
-
-impl Default for DaemonSettings {
-    fn default() -> Self {
-        DaemonSettings {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9187)),
-            leader_lease_secs: 60,
-            misfire_grace_secs: 60,
-            grace_secs: 60,
-        }
-    }
-}
-
-impl DaemonSettings {
-    fn validate(&self) -> Result<()> {
-        if self.leader_lease_secs < 4 {
-            return Err(Error::config(
-                "[daemon] leader_lease_secs",
-                format!("{} s is too short to renew in time", self.leader_lease_secs),
-                "give 4 seconds or more (default 60)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DefinitionSettings {
-    /// The folder holding `bronze/`, `silver/`, `gold/` and `pipelines/`.
-    pub dir: PathBuf,
-}
-
-impl Default for DefinitionSettings {
-    fn default() -> Self {
-        DefinitionSettings { dir: ".".into() }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LandingSettings {
-    /// `embedded://<dir>` for the built-in file store, or `mongodb://host:27017/db`.
-    pub url: String,
-}
-
-impl Default for LandingSettings {
-    fn default() -> Self {
-        LandingSettings {
-            url: "embedded://.soundlake/landing".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LakeSettings {
-    /// `file://./lake`, `s3://bucket/prefix`, `hdfs://namenode:port/path` or `memory://`.
-    pub url: String,
-    /// Parquet compression: `zstd` or `snappy`.
-    pub compression: Compression,
-    /// A row group is closed at this many rows...
-    pub row_group_rows: usize,
-    /// ...or at this many MiB of encoded data, whichever comes first: what
-    /// bounds a writer's memory, and the unit engines skip by statistics.
-    pub row_group_mib: usize,
-    /// A file is closed once it holds this many MiB; the next one starts.
-    pub file_mib: usize,
-    /// Attempts of a request that failed transiently (5xx, timeouts, resets)
-    /// against S3 or HDFS, with exponential backoff.
-    pub max_retries: usize,
-    /// Give up retrying a request after this many seconds.
-    pub retry_timeout_secs: u64,
-    pub s3: S3Settings,
-}
-
-impl Default for LakeSettings {
-    fn default() -> Self {
-        LakeSettings {
-            url: "file://./lake".into(),
-            compression: Compression::Zstd,
-            row_group_rows: 122_880,
-            row_group_mib: 64,
-            file_mib: 512,
-            max_retries: 10,
-            retry_timeout_secs: 180,
-            s3: S3Settings::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    Zstd,
-    Snappy,
-}
-
-/// S3 connection settings. Each empty value falls back to the standard AWS
-/// variable (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and then to AWS defaults.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S3Settings {
-    /// For MinIO and other S3 servers: `http://minio:9000`.
-    pub endpoint: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: crate::secret::Secret,
-    pub session_token: crate::secret::Secret,
-    /// Path-style requests (`endpoint/bucket/key`), which MinIO needs;
-    /// virtual-hosted style (`bucket.endpoint/key`) otherwise.
-    pub path_style: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrawlSettings {
-    /// Artist names to crawl, one per line.
-    pub artists_file: PathBuf,
-    /// How many names one crawl run takes on.
-    pub names_per_run: u32,
-    /// Stop a run after this many API requests (0: no limit); the next run
-    /// resumes where it stopped.
-    pub request_budget: u64,
-    /// Stop a run after this many seconds (0: no limit).
-    pub time_budget_secs: u64,
-    /// Re-crawl an artist (its profile and any new albums) after this many days.
-    pub refresh_after_days: u32,
-    /// In Development Mode, fetch every track on its own for the fields album
-    /// track listings lack (ISRC, popularity): one request per track.
-    pub development_full_tracks: bool,
-}
-
-impl Default for CrawlSettings {
-    fn default() -> Self {
-        CrawlSettings {
-            artists_file: "artists.txt".into(),
-            names_per_run: 5,
-            request_budget: 0,
-            time_budget_secs: 0,
-            refresh_after_days: 7,
-            development_full_tracks: false,
-        }
-    }
 }
 
 impl Settings {

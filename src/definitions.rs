@@ -5,8 +5,23 @@
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// `[definitions]`: where the definition folders are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefinitionSettings {
+    /// The folder holding `bronze/`, `silver/`, `gold/` and `pipelines/`.
+    pub dir: PathBuf,
+}
+
+impl Default for DefinitionSettings {
+    fn default() -> Self {
+        DefinitionSettings { dir: ".".into() }
+    }
+}
 
 /// The largest definition file read; anything bigger is a mistake.
 const MAX_BYTES: u64 = 1024 * 1024;

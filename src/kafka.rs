@@ -19,10 +19,75 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 
-use crate::config::KafkaSettings;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+
+/// How bronze tables fed by Kafka topics consume them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group prefix: a table consumes as group `<group>.<table>`.
+    pub group: String,
+    /// Under the daemon, a micro-batch is published after this long (or at
+    /// `[ingest] commit_mib` of input, whichever comes first).
+    pub batch_secs: u64,
+    /// How long to wait for brokers, metadata and a partition assignment
+    /// before giving up with an error.
+    pub timeout_secs: u64,
+    /// librdkafka client properties passed through (SASL, TLS, timeouts),
+    /// like `"security.protocol" = "SASL_SSL"`. From the environment,
+    /// `SOUNDLAKE__KAFKA__CLIENT__SASL_PASSWORD` sets `sasl.password`.
+    /// Values are kept out of logs and dumps.
+    pub client: std::collections::BTreeMap<String, crate::secret::Secret>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "localhost:9092".into(),
+            group: "soundlake".into(),
+            batch_secs: 10,
+            timeout_secs: 60,
+            client: Default::default(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.brokers.split(',').any(|b| b.trim().is_empty()) {
+            return Err(Error::config(
+                "[kafka] brokers",
+                format!("{:?} names no broker", self.brokers),
+                "give host:port, or several separated by commas (default localhost:9092)",
+            ));
+        }
+        if self.group.trim().is_empty() {
+            return Err(Error::config(
+                "[kafka] group",
+                "the consumer group prefix is empty",
+                "give a name (default \"soundlake\"); tables consume as <group>.<table>",
+            ));
+        }
+        for (key, value, range) in [
+            ("batch_secs", self.batch_secs, 1..=3600),
+            ("timeout_secs", self.timeout_secs, 1..=3600),
+        ] {
+            if !range.contains(&value) {
+                return Err(Error::config(
+                    format!("[kafka] {key}"),
+                    format!("{value} s is out of range"),
+                    format!("give {} to {} seconds", range.start(), range.end()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Topic → partition → the offset of the next message to take.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;

@@ -12,6 +12,7 @@ use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::orchestrator::{Executor, RunOptions, Task};
 use crate::silver::{Scope, Silver, SilverTable};
+use crate::spotify::ApiError;
 
 /// Runs crawl, bronze, silver and gold tasks against one deployment.
 pub struct LayerTasks {
@@ -63,7 +64,9 @@ impl LayerTasks {
         let report = crawler.run(&names, run_id).await?;
         match report.outcome {
             // A long rate-limit wait ends this run cleanly; the next run resumes.
-            Outcome::Paused { until, reason } => Err(Error::ComeBackAt { until, reason }),
+            Outcome::Paused { until, reason } => {
+                Err(Error::Spotify(ApiError::ComeBackAt { until, reason }))
+            }
             _ => Ok(serde_json::to_value(&report).expect("reports serialize")),
         }
     }
@@ -78,7 +81,7 @@ impl Executor for LayerTasks {
             crate::bronze::LAYER => {
                 let def = definition(&self.bronze, |d| &d.name, &task.kind, table)?;
                 let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone())
-                    .with_settings(&self.settings);
+                    .with_settings(&self.settings.ingest, &self.settings.kafka);
                 if self.streamed.contains(table) {
                     let snapshot = job.table(def).snapshot().await?;
                     return Ok(serde_json::json!({

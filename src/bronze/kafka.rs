@@ -26,9 +26,10 @@ use tokio::sync::watch;
 
 use super::records::{self, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
 use super::{BronzeTable, LOCK_LEASE};
+use crate::bronze::IngestSettings;
 use crate::clock::SharedClock;
-use crate::config::{IngestSettings, KafkaSettings};
 use crate::error::Result;
+use crate::kafka::KafkaSettings;
 use crate::kafka::{Client, GroupConsumer, Offsets, Partition, Polled};
 use crate::lake::{Lake, Transaction};
 use crate::landing::{SharedStore, lease};

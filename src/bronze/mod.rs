@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::clock::SharedClock;
-use crate::config::{IngestSettings, KafkaSettings, Settings};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::kafka::KafkaSettings;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
 use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
@@ -28,6 +28,40 @@ pub use files::{FilesReport, Mark};
 pub use kafka::KafkaReport;
 pub use records::quarantine_name;
 use rows::{Merge, Row, RowBatch, Source};
+
+/// How bronze takes in files (event files under a lake folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Commit after about this much input: the most work a crash redoes,
+    /// and roughly the memory a run holds.
+    pub commit_mib: u64,
+    /// A last line without a line break is taken once its file has not
+    /// changed for this long (until then a writer may still be adding to it).
+    pub settle_secs: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            commit_mib: 128,
+            settle_secs: 600,
+        }
+    }
+}
+
+impl IngestSettings {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(1..=4096).contains(&self.commit_mib) {
+            return Err(Error::config(
+                "[ingest] commit_mib",
+                format!("{} MiB is out of range", self.commit_mib),
+                "give 1 to 4096 (default 128)",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The lake layer name.
 pub const LAYER: &str = "bronze";
@@ -136,9 +170,9 @@ impl Bronze {
     }
 
     /// How records sources are read: the `[ingest]` and `[kafka]` settings.
-    pub fn with_settings(mut self, settings: &Settings) -> Bronze {
-        self.ingest = settings.ingest.clone();
-        self.kafka = settings.kafka.clone();
+    pub fn with_settings(mut self, ingest: &IngestSettings, kafka: &KafkaSettings) -> Bronze {
+        self.ingest = ingest.clone();
+        self.kafka = kafka.clone();
         self
     }
 

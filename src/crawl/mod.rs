@@ -12,6 +12,7 @@
 mod resolve;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,11 +22,45 @@ use serde_json::{Value, json};
 pub use resolve::{Resolution, Status, resolve};
 
 use crate::clock::SharedClock;
-use crate::config::CrawlSettings;
-use crate::error::{Error, Result, WaitReason};
+use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
+use crate::spotify::ApiError;
+use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
 use crate::text::match_key;
+
+/// `[crawl]`: what a crawl run takes on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlSettings {
+    /// Artist names to crawl, one per line.
+    pub artists_file: PathBuf,
+    /// How many names one crawl run takes on.
+    pub names_per_run: u32,
+    /// Stop a run after this many API requests (0: no limit); the next run
+    /// resumes where it stopped.
+    pub request_budget: u64,
+    /// Stop a run after this many seconds (0: no limit).
+    pub time_budget_secs: u64,
+    /// Re-crawl an artist (its profile and any new albums) after this many days.
+    pub refresh_after_days: u32,
+    /// In Development Mode, fetch every track on its own for the fields album
+    /// track listings lack (ISRC, popularity): one request per track.
+    pub development_full_tracks: bool,
+}
+
+impl Default for CrawlSettings {
+    fn default() -> Self {
+        CrawlSettings {
+            artists_file: "artists.txt".into(),
+            names_per_run: 5,
+            request_budget: 0,
+            time_budget_secs: 0,
+            refresh_after_days: 7,
+            development_full_tracks: false,
+        }
+    }
+}
 
 /// Search hits asked for per name: enough to see namesakes.
 const SEARCH_LIMIT: u32 = 10;
@@ -181,7 +216,7 @@ impl Crawler {
         run.report.outcome = match run.go(names).await {
             Ok(outcome) => outcome,
             Err(Halt::Budget(budget)) => Outcome::BudgetReached { budget },
-            Err(Halt::Failed(Error::ComeBackAt { until, reason })) => {
+            Err(Halt::Failed(Error::Spotify(ApiError::ComeBackAt { until, reason }))) => {
                 self.store
                     .put_state(
                         &pause_key(self.client.client_id()),
@@ -596,7 +631,7 @@ impl Run<'_> {
                     )
                     .await?
                 }
-                Err(Error::Unavailable { why, .. }) => {
+                Err(Error::Spotify(ApiError::Unavailable { why, .. })) => {
                     self.note_skip(&format!("audio features: {why}"));
                     return Ok(());
                 }

@@ -6,6 +6,7 @@
 //! task, so the models after it in the pipeline do not run on bad rows.
 
 mod data_tests;
+pub mod ddl;
 mod definition;
 
 use std::collections::BTreeSet;

@@ -12,13 +12,75 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::path::Path;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{LakeSettings, S3Settings};
 use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
 pub use table::{DataFile, Located, Snapshot, Table, Transaction};
+
+/// `[lake]`: where the tables are and how their files are written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSettings {
+    /// `file://./lake`, `s3://bucket/prefix`, `hdfs://namenode:port/path` or `memory://`.
+    pub url: String,
+    /// Parquet compression: `zstd` or `snappy`.
+    pub compression: Compression,
+    /// A row group is closed at this many rows...
+    pub row_group_rows: usize,
+    /// ...or at this many MiB of encoded data, whichever comes first: what
+    /// bounds a writer's memory, and the unit engines skip by statistics.
+    pub row_group_mib: usize,
+    /// A file is closed once it holds this many MiB; the next one starts.
+    pub file_mib: usize,
+    /// Attempts of a request that failed transiently (5xx, timeouts, resets)
+    /// against S3 or HDFS, with exponential backoff.
+    pub max_retries: usize,
+    /// Give up retrying a request after this many seconds.
+    pub retry_timeout_secs: u64,
+    pub s3: S3Settings,
+}
+
+impl Default for LakeSettings {
+    fn default() -> Self {
+        LakeSettings {
+            url: "file://./lake".into(),
+            compression: Compression::Zstd,
+            row_group_rows: 122_880,
+            row_group_mib: 64,
+            file_mib: 512,
+            max_retries: 10,
+            retry_timeout_secs: 180,
+            s3: S3Settings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    Zstd,
+    Snappy,
+}
+
+/// S3 connection settings. Each empty value falls back to the standard AWS
+/// variable (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and then to AWS defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// For MinIO and other S3 servers: `http://minio:9000`.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: crate::secret::Secret,
+    pub session_token: crate::secret::Secret,
+    /// Path-style requests (`endpoint/bucket/key`), which MinIO needs;
+    /// virtual-hosted style (`bucket.endpoint/key`) otherwise.
+    pub path_style: bool,
+}
 
 /// An object found by [`Lake::list_files`].
 #[derive(Debug, Clone, PartialEq, Eq)]

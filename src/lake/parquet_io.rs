@@ -28,8 +28,8 @@ use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
 
 use super::{DataFile, Lake};
-use crate::config::LakeSettings;
 use crate::error::{Error, Result};
+use crate::lake::LakeSettings;
 
 const MIB: usize = 1024 * 1024;
 
@@ -59,10 +59,10 @@ impl WriteOptions {
         }
         Ok(WriteOptions {
             compression: match s.compression {
-                crate::config::Compression::Zstd => {
+                crate::lake::Compression::Zstd => {
                     Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a zstd level"))
                 }
-                crate::config::Compression::Snappy => Compression::SNAPPY,
+                crate::lake::Compression::Snappy => Compression::SNAPPY,
             },
             row_group_rows: s.row_group_rows,
             row_group_bytes: s.row_group_mib * MIB,

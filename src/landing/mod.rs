@@ -24,6 +24,22 @@ use crate::error::{Error, Result};
 pub use embedded::EmbeddedStore;
 pub use mongo::MongoStore;
 
+/// `[landing]`: the landing store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LandingSettings {
+    /// `embedded://<dir>` for the built-in file store, or `mongodb://host:27017/db`.
+    pub url: String,
+}
+
+impl Default for LandingSettings {
+    fn default() -> Self {
+        LandingSettings {
+            url: "embedded://.soundlake/landing".into(),
+        }
+    }
+}
+
 /// The document collections of the landing store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,5 +22,48 @@ pub use runner::{
 pub use schedule::{Interval, Schedule, bound};
 pub use status::{render_metrics, render_page, serve as serve_status};
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `[daemon]`: the scheduler daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    /// Where the status page and `/metrics` listen: loopback by default.
+    pub listen: std::net::SocketAddr,
+    /// How long the leader lock lasts without renewal: a standby takes over
+    /// at most this long (and a quarter) after the leader dies.
+    pub leader_lease_secs: u64,
+    /// With `catch_up = "none"`, a fire this late still runs.
+    pub misfire_grace_secs: u64,
+    /// On SIGINT or SIGTERM, how long running tasks get to finish.
+    pub grace_secs: u64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9187)),
+            leader_lease_secs: 60,
+            misfire_grace_secs: 60,
+            grace_secs: 60,
+        }
+    }
+}
+
+impl DaemonSettings {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.leader_lease_secs < 4 {
+            return Err(Error::config(
+                "[daemon] leader_lease_secs",
+                format!("{} s is too short to renew in time", self.leader_lease_secs),
+                "give 4 seconds or more (default 60)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The folder of pipeline definitions inside the definitions folder.
 pub const FOLDER: &str = "pipelines";

@@ -18,11 +18,24 @@ pub use dump::{Written, write_ndjson};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::spotify::{AppMode, Endpoint};
+use crate::secret::Secret;
+use crate::spotify::{AppMode, Endpoint, SpotifySettings};
 
 /// The simulator's one accepted credential.
 pub const CLIENT_ID: &str = "soundlake-sim-client";
 pub const CLIENT_SECRET: &str = "soundlake-sim-secret";
+
+/// Client settings for a simulator listening at `base` (for example
+/// `http://127.0.0.1:8099`, see [`Simulator::base_url`]).
+pub fn client_settings(base: &str) -> SpotifySettings {
+    SpotifySettings {
+        api_url: format!("{base}/v1"),
+        token_url: format!("{base}/api/token"),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        ..SpotifySettings::default()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::ApiError;
 use super::Endpoint;
 use super::client::{Backoff, read_body, snippet};
 use crate::clock::SharedClock;
@@ -96,28 +97,28 @@ impl Auth {
                 .send()
                 .await;
             let transient = match sent {
-                Err(e) => Error::Transport {
+                Err(e) => Error::Spotify(ApiError::Transport {
                     endpoint,
                     message: e.without_url().to_string(),
                     attempts: attempt + 1,
-                },
+                }),
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let body = read_body(endpoint, response).await;
                     match (status, body) {
                         (_, Err(e)) => e,
                         (200, Ok(bytes)) => return parse_token(&bytes),
-                        (s, Ok(bytes)) if s >= 500 => Error::Api {
+                        (s, Ok(bytes)) if s >= 500 => Error::Spotify(ApiError::Api {
                             endpoint,
                             status: s,
                             message: snippet(&bytes),
-                        },
+                        }),
                         (s, Ok(bytes)) => {
-                            return Err(Error::Auth {
+                            return Err(Error::Spotify(ApiError::Auth {
                                 token_url: redact_url(&self.token_url),
                                 status: s,
                                 message: oauth_message(&bytes),
-                            });
+                            }));
                         }
                     }
                 }
@@ -133,12 +134,14 @@ impl Auth {
 }
 
 fn parse_token(bytes: &[u8]) -> Result<(Secret, i64)> {
-    let malformed = |problem: &str| Error::MalformedBody {
-        endpoint: Endpoint::Token,
-        status: 200,
-        problem: problem.to_string(),
-        // The body holds the token itself: never quote it.
-        snippet: String::new(),
+    let malformed = |problem: &str| {
+        Error::Spotify(ApiError::MalformedBody {
+            endpoint: Endpoint::Token,
+            status: 200,
+            problem: problem.to_string(),
+            // The body holds the token itself: never quote it.
+            snippet: String::new(),
+        })
     };
     let value: Value =
         serde_json::from_slice(bytes).map_err(|_| malformed("the token response is not JSON"))?;

@@ -9,12 +9,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::ApiError;
 use super::auth::Auth;
 use super::governor::{Governor, GovernorSettings};
 use super::{AppMode, Endpoint, SpotifySettings};
 use crate::clock::SharedClock;
-use crate::error::{Error, Result, WaitReason};
+use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::spotify::WaitReason;
 
 /// Bodies larger than this are refused rather than buffered.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -241,13 +243,13 @@ impl SpotifyClient {
                     attempt += 1;
                     if attempt > inner.backoff.max_retries {
                         return Err(match e {
-                            Error::Transport {
+                            Error::Spotify(ApiError::Transport {
                                 endpoint, message, ..
-                            } => Error::Transport {
+                            }) => Error::Spotify(ApiError::Transport {
                                 endpoint,
                                 message,
                                 attempts: attempt,
-                            },
+                            }),
                             other => other,
                         });
                     }
@@ -266,14 +268,14 @@ impl SpotifyClient {
                     );
                     inner.governor.throttled(retry_after, reason)?;
                     if throttles > MAX_THROTTLES_PER_REQUEST {
-                        return Err(Error::Api {
+                        return Err(Error::Spotify(ApiError::Api {
                             endpoint,
                             status: 429,
                             message: format!(
                                 "still rate limited after {MAX_THROTTLES_PER_REQUEST} pauses; \
                                  lower [spotify] requests_per_window"
                             ),
-                        });
+                        }));
                     }
                 }
                 Failure::Unauthorized(e) => {
@@ -323,11 +325,11 @@ async fn classify(
     sent: reqwest::Result<reqwest::Response>,
 ) -> std::result::Result<Value, Failure> {
     let response = sent.map_err(|e| {
-        Failure::Retry(Error::Transport {
+        Failure::Retry(Error::Spotify(ApiError::Transport {
             endpoint,
             message: transport_problem(e),
             attempts: 1,
-        })
+        }))
     })?;
     let status = response.status().as_u16();
     let retry_after = response
@@ -340,28 +342,30 @@ async fn classify(
         .await
         .map_err(Failure::Retry)?;
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let api_error = || Error::Api {
-        endpoint,
-        status,
-        message: error_message(parsed.as_ref()).unwrap_or_else(|| snippet(&bytes)),
+    let api_error = || {
+        Error::Spotify(ApiError::Api {
+            endpoint,
+            status,
+            message: error_message(parsed.as_ref()).unwrap_or_else(|| snippet(&bytes)),
+        })
     };
     match status {
         200..=299 => match parsed {
             Some(value) if error_message(Some(&value)).is_some() => {
-                Err(Failure::Retry(Error::MalformedBody {
+                Err(Failure::Retry(Error::Spotify(ApiError::MalformedBody {
                     endpoint,
                     status,
                     problem: "a success status with an error object".into(),
                     snippet: snippet(&bytes),
-                }))
+                })))
             }
             Some(value) => Ok(value),
-            None => Err(Failure::Retry(Error::MalformedBody {
+            None => Err(Failure::Retry(Error::Spotify(ApiError::MalformedBody {
                 endpoint,
                 status,
                 problem: json_problem(&bytes),
                 snippet: snippet(&bytes),
-            })),
+            }))),
         },
         429 => {
             let quota = parsed
@@ -388,11 +392,13 @@ pub(super) async fn read_body(
     mut response: reqwest::Response,
 ) -> Result<Vec<u8>> {
     let status = response.status().as_u16();
-    let too_large = |bytes: &[u8]| Error::MalformedBody {
-        endpoint,
-        status,
-        problem: format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
-        snippet: snippet(bytes),
+    let too_large = |bytes: &[u8]| {
+        Error::Spotify(ApiError::MalformedBody {
+            endpoint,
+            status,
+            problem: format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
+            snippet: snippet(bytes),
+        })
     };
     if response
         .content_length()
@@ -411,11 +417,11 @@ pub(super) async fn read_body(
             }
             Ok(None) => return Ok(body),
             Err(e) => {
-                return Err(Error::Transport {
+                return Err(Error::Spotify(ApiError::Transport {
                     endpoint,
                     message: format!("reading the body: {}", transport_problem(e)),
                     attempts: 1,
-                });
+                }));
             }
         }
     }

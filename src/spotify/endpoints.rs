@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
+use super::ApiError;
 use super::{AppMode, Endpoint, SpotifyClient};
 use crate::error::{Error, Result};
 
@@ -113,15 +114,15 @@ impl SpotifyClient {
     }
 
     /// Audio features for `ids` in batches of 100, `None` for tracks without
-    /// them. [`Error::Unavailable`] in Development Mode, and for apps the API
+    /// them. [`ApiError::Unavailable`] in Development Mode, and for apps the API
     /// refuses them to (a 403, remembered for the life of the client).
     pub async fn audio_features(&self, ids: &[String]) -> Result<Vec<Option<Value>>> {
         let endpoint = Endpoint::SeveralAudioFeatures;
         if self.mode() == AppMode::Development {
-            return Err(Error::Unavailable {
+            return Err(Error::Spotify(ApiError::Unavailable {
                 endpoint,
                 why: "Development Mode apps get no audio features".into(),
-            });
+            }));
         }
         if self.inner.audio_features_refused.load(Ordering::Relaxed) {
             return Err(refused_audio_features());
@@ -131,7 +132,7 @@ impl SpotifyClient {
             let url = self.url(&["audio-features"], &[("ids", chunk.join(","))]);
             match self.get(endpoint, url).await {
                 Ok(body) => out.extend(batch_items(endpoint, &body, chunk.len())?),
-                Err(Error::Api { status: 403, .. }) => {
+                Err(Error::Spotify(ApiError::Api { status: 403, .. })) => {
                     if !self
                         .inner
                         .audio_features_refused
@@ -169,7 +170,7 @@ impl SpotifyClient {
                     out.extend(batch_items(batch, &body, chunk.len())?);
                     rest = tail;
                 }
-                Err(Error::Api { status: 403, .. }) => {
+                Err(Error::Spotify(ApiError::Api { status: 403, .. })) => {
                     self.detected_development(&format!("403 on {batch}"));
                 }
                 Err(e) => return Err(e),
@@ -185,13 +186,13 @@ impl SpotifyClient {
     async fn one(&self, endpoint: Endpoint, segments: &[&str]) -> Result<Option<Value>> {
         match self.get(endpoint, self.url(segments, &[])).await {
             Ok(Value::Object(o)) => Ok(Some(Value::Object(o))),
-            Ok(other) => Err(Error::MalformedBody {
+            Ok(other) => Err(Error::Spotify(ApiError::MalformedBody {
                 endpoint,
                 status: 200,
                 problem: "expected a JSON object".into(),
                 snippet: super::client::snippet(other.to_string().as_bytes()),
-            }),
-            Err(Error::Api { status: 404, .. }) => Ok(None),
+            })),
+            Err(Error::Spotify(ApiError::Api { status: 404, .. })) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -258,7 +259,7 @@ impl SpotifyClient {
     /// Development Mode: switch, and let the caller retry with limit 10.
     fn limit_refused(&self, error: &Error, mode_used: AppMode) -> bool {
         let refused = mode_used == AppMode::Extended
-            && matches!(error, Error::Api { status: 400, message, .. }
+            && matches!(error, Error::Spotify(ApiError::Api { status: 400, message, .. })
                 if message.to_ascii_lowercase().contains("invalid limit"));
         if refused {
             self.detected_development("400 Invalid limit");
@@ -281,19 +282,19 @@ impl SpotifyClient {
 }
 
 fn refused_audio_features() -> Error {
-    Error::Unavailable {
+    Error::Spotify(ApiError::Unavailable {
         endpoint: Endpoint::SeveralAudioFeatures,
         why: "the API answered 403: apps approved after 2024-11-27 get no audio features".into(),
-    }
+    })
 }
 
 fn malformed(endpoint: Endpoint, problem: String) -> Error {
-    Error::MalformedBody {
+    Error::Spotify(ApiError::MalformedBody {
         endpoint,
         status: 200,
         problem,
         snippet: String::new(),
-    }
+    })
 }
 
 /// The `items` array of a paging object.

@@ -13,7 +13,7 @@
 //! forgotten (the limit may have risen, or the traffic that shared it gone)
 //! and the budget probes upwards one request per [`RECOVERY_WINDOWS`] clean
 //! windows, up to the configured budget. A pause longer than `max_wait` is
-//! not slept through: callers get [`Error::ComeBackAt`] so the crawl can
+//! not slept through: callers get [`ApiError::ComeBackAt`] so the crawl can
 //! checkpoint, persist the time and stop.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::ApiError;
 use crate::clock::SharedClock;
-use crate::error::{Error, Result, WaitReason};
+use crate::error::{Error, Result};
+use crate::spotify::WaitReason;
 
 /// The adaptive budget never drops below this (or the configured budget, if
 /// smaller): a 429 that comes while we sent fewer requests than this in the
@@ -111,7 +113,7 @@ impl Governor {
     }
 
     /// Wait for a request slot; the instant the slot was granted (the one
-    /// the window budget counts). Fails with [`Error::ComeBackAt`] when a
+    /// the window budget counts). Fails with [`ApiError::ComeBackAt`] when a
     /// pause longer than `max_wait` is in force.
     pub async fn acquire(&self) -> Result<DateTime<Utc>> {
         loop {
@@ -138,7 +140,7 @@ impl Governor {
             if until > now {
                 let wait = (until - now).to_std().unwrap_or_default();
                 if wait > self.settings.max_wait {
-                    return Err(Error::ComeBackAt { until, reason });
+                    return Err(Error::Spotify(ApiError::ComeBackAt { until, reason }));
                 }
                 return Ok(Some(wait));
             }
@@ -190,7 +192,7 @@ impl Governor {
 
     /// Record a 429. Pauses every caller until `retry_after` has passed (or
     /// a doubling default when the header is missing). Returns
-    /// [`Error::ComeBackAt`] when the pause exceeds `max_wait`.
+    /// [`ApiError::ComeBackAt`] when the pause exceeds `max_wait`.
     pub fn throttled(&self, retry_after: Option<Duration>, reason: WaitReason) -> Result<()> {
         let mut s = self.state.lock().expect("governor lock");
         let now = self.clock.now();
@@ -224,7 +226,7 @@ impl Governor {
             s.last_change = Some(now);
         }
         if wait > self.settings.max_wait {
-            return Err(Error::ComeBackAt { until, reason });
+            return Err(Error::Spotify(ApiError::ComeBackAt { until, reason }));
         }
         Ok(())
     }
@@ -281,13 +283,16 @@ mod tests {
         let err = g
             .throttled(Some(Duration::from_secs(7200)), WaitReason::RateLimit)
             .unwrap_err();
-        let Error::ComeBackAt { until, reason } = err else {
+        let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
             panic!("expected ComeBackAt, got {err}");
         };
         assert_eq!(until, start() + chrono::Duration::seconds(7200));
         assert_eq!(reason, WaitReason::RateLimit);
         // Other callers are refused at once, without sleeping through it.
-        assert!(matches!(g.acquire().await, Err(Error::ComeBackAt { .. })));
+        assert!(matches!(
+            g.acquire().await,
+            Err(Error::Spotify(ApiError::ComeBackAt { .. }))
+        ));
         assert_eq!(clock.now(), start());
         assert_eq!(g.paused_until().map(|p| p.0), Some(until));
     }

@@ -5,11 +5,13 @@
 mod auth;
 mod client;
 mod endpoints;
+mod error;
 mod governor;
 mod settings;
 
 pub use client::{ClientStats, MAX_BODY_BYTES, SpotifyClient};
 pub use endpoints::{ALBUM_TRACKS_LIMIT, ALL_GROUPS};
+pub use error::{ApiError, WaitReason};
 pub use governor::{Governor, GovernorSettings};
 pub use settings::SpotifySettings;
 

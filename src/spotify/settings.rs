@@ -56,18 +56,6 @@ impl Default for SpotifySettings {
 }
 
 impl SpotifySettings {
-    /// Settings for a client of `soundlake sim` listening at `base` (for
-    /// example `http://127.0.0.1:8099`).
-    pub fn for_simulator(base: &str) -> Self {
-        SpotifySettings {
-            api_url: format!("{base}/v1"),
-            token_url: format!("{base}/api/token"),
-            client_id: crate::sim::CLIENT_ID.into(),
-            client_secret: Secret::new(crate::sim::CLIENT_SECRET),
-            ..SpotifySettings::default()
-        }
-    }
-
     pub(crate) fn validate(&self) -> Result<()> {
         let place = |key: &str| format!("[spotify] {key}");
         for (key, value) in [("api_url", &self.api_url), ("token_url", &self.token_url)] {

@@ -2,10 +2,8 @@
 //! silver and gold tables as schemas of those names (`silver.tracks`,
 //! `gold.dim_track`), each table at its newest committed version, read
 //! where the files are (local disk, S3, HDFS) without copying them. Gold
-//! models run on it, `soundlake query` asks it, and `soundlake ddl` tells
-//! other engines how to see the same tables.
+//! models run on it and `soundlake query` asks it.
 
-pub mod ddl;
 mod functions;
 pub mod output;
 pub mod references;

@@ -303,7 +303,7 @@ mod with_servers {
     use super::*;
     use crate::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3FaultProxy, S3Server};
     use crate::support::{files_ending, kill_when};
-    use soundlake::config::LakeSettings;
+    use soundlake::lake::LakeSettings;
 
     /// What the store holds now, as `(id, stamp, hash, doc)`.
     async fn current(store: &SharedStore) -> Vec<(String, i64, String, Value)> {

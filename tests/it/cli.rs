@@ -60,7 +60,7 @@ async fn sim_on_port_zero_prints_its_address_serves_and_stops_on_sigterm() {
     assert!(first.contains("development mode"), "{first}");
 
     let client = soundlake::spotify::SpotifyClient::new(
-        &SpotifySettings::for_simulator(&base),
+        &soundlake::sim::client_settings(&base),
         soundlake::clock::system(),
     )
     .unwrap();

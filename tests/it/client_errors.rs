@@ -4,8 +4,9 @@
 use chrono::Duration as ChronoDuration;
 use soundlake::Error;
 use soundlake::clock::Clock;
-use soundlake::error::WaitReason;
 use soundlake::sim::SimOptions;
+use soundlake::spotify::ApiError;
+use soundlake::spotify::WaitReason;
 use soundlake::spotify::{ALL_GROUPS, AppMode, Endpoint, SpotifySettings};
 
 use crate::support::{Harness, UNKNOWN_ID, canned, names, t0};
@@ -40,11 +41,11 @@ async fn exhausted_5xx_retries_are_a_typed_api_error() {
     assert!(
         matches!(
             err,
-            Error::Api {
+            Error::Spotify(ApiError::Api {
                 status: 503,
                 endpoint: Endpoint::Artist,
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -85,10 +86,10 @@ async fn malformed_bodies_name_the_endpoint_and_quote_the_start() {
         assert!(
             matches!(
                 err,
-                Error::MalformedBody {
+                Error::Spotify(ApiError::MalformedBody {
                     endpoint: Endpoint::Artist,
                     ..
-                }
+                })
             ),
             "{text}"
         );
@@ -126,7 +127,10 @@ async fn not_found_is_none_and_4xx_is_not_retried() {
     assert_eq!(client.artist(UNKNOWN_ID).await.unwrap(), None);
     assert_eq!(h.sim.count(Endpoint::Artist, 404), 1);
     let err = client.artist("1111111111111111111111").await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 400, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Spotify(ApiError::Api { status: 400, .. })),
+        "{err}"
+    );
     assert_eq!(h.sim.count(Endpoint::Artist, 400), 1, "400 is not retried");
     assert_eq!(client.stats().retries, 0);
 }
@@ -157,7 +161,10 @@ async fn a_401_refreshes_the_token_once() {
     );
     let h = harness_with(vec![always]).await;
     let err = h.client().artist(UNKNOWN_ID).await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Spotify(ApiError::Api { status: 401, .. })),
+        "{err}"
+    );
     assert_eq!(
         h.sim.count(Endpoint::Artist, 401),
         2,
@@ -205,7 +212,10 @@ async fn bad_and_missing_credentials_say_what_to_set_and_hide_the_secret() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Auth { status: 400, .. }), "{text}");
+    assert!(
+        matches!(err, Error::Spotify(ApiError::Auth { status: 400, .. })),
+        "{text}"
+    );
     assert!(text.contains("invalid_client: Invalid client"), "{text}");
     assert!(text.contains("SPOTIFY_CLIENT_SECRET"), "{text}");
     assert!(!text.contains(secret) && !format!("{err:?}").contains(secret));
@@ -226,7 +236,7 @@ async fn long_retry_after_is_come_back_at_and_stops_every_caller() {
     let h = harness_with(vec![storm]).await;
     let client = h.client();
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
-    let Error::ComeBackAt { until, reason } = err else {
+    let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
         panic!("expected ComeBackAt, got {err}");
     };
     assert_eq!(until, t0() + ChronoDuration::seconds(7200));
@@ -240,7 +250,7 @@ async fn long_retry_after_is_come_back_at_and_stops_every_caller() {
     let before = h.sim.request_log().len();
     assert!(matches!(
         other.tracks(&[UNKNOWN_ID.into()]).await,
-        Err(Error::ComeBackAt { .. })
+        Err(Error::Spotify(ApiError::ComeBackAt { .. }))
     ));
     assert_eq!(h.sim.request_log().len(), before);
     assert_eq!(h.clock.now(), t0(), "nothing slept through the wait");
@@ -259,7 +269,7 @@ async fn quota_exceeded_is_recognised() {
         client.artist(UNKNOWN_ID).await.unwrap();
     }
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
-    let Error::ComeBackAt { until, reason } = err else {
+    let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
         panic!("expected ComeBackAt, got {err}");
     };
     assert_eq!(reason, WaitReason::QuotaExceeded);
@@ -304,7 +314,7 @@ async fn development_mode_is_detected_from_403_and_invalid_limit() {
     assert_eq!(albums.len(), total);
     assert!(matches!(
         client.audio_features(&[UNKNOWN_ID.into()]).await,
-        Err(Error::Unavailable { .. })
+        Err(Error::Spotify(ApiError::Unavailable { .. }))
     ));
 
     // A fresh client learns it from a 403 on a batch endpoint, once.
@@ -332,7 +342,10 @@ async fn audio_features_refused_in_extended_mode_is_unavailable_not_development(
         .audio_features(&[UNKNOWN_ID.into()])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Spotify(ApiError::Unavailable { .. })),
+        "{err}"
+    );
     assert_eq!(client.mode(), AppMode::Extended);
     // Remembered: no second request.
     assert!(client.audio_features(&[UNKNOWN_ID.into()]).await.is_err());
@@ -391,7 +404,10 @@ async fn connection_refused_is_a_transport_error_after_retries() {
         .artist(UNKNOWN_ID)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Transport { attempts: 3, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Spotify(ApiError::Transport { attempts: 3, .. })),
+        "{err}"
+    );
 }
 
 /// Answers slower than `request_timeout_ms` are cut off, retried, and end
@@ -418,11 +434,11 @@ async fn answers_slower_than_the_request_timeout_are_retried_then_a_clear_error(
     assert!(
         matches!(
             err,
-            Error::Transport {
+            Error::Spotify(ApiError::Transport {
                 endpoint: Endpoint::Artist,
                 attempts: 3,
                 ..
-            }
+            })
         ),
         "{err}"
     );

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use soundlake::clock::{Clock, SharedClock};
-use soundlake::config::CrawlSettings;
+use soundlake::crawl::CrawlSettings;
 use soundlake::crawl::{CrawlReport, Crawler, Outcome, Status};
 use soundlake::landing::{self, Collection, SharedStore};
 use soundlake::sim::{Entity, Faults, SimOptions};
@@ -476,7 +476,7 @@ async fn quota_exceeded_pauses_with_its_reason() {
     let Outcome::Paused { reason, .. } = report.outcome else {
         panic!("{:?}", report.outcome)
     };
-    assert_eq!(reason, soundlake::error::WaitReason::QuotaExceeded);
+    assert_eq!(reason, soundlake::spotify::WaitReason::QuotaExceeded);
     assert!(
         report.documents[&Collection::Searches].new >= 3,
         "work before the quota is kept"

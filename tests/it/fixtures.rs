@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use soundlake::Error;
-use soundlake::error::WaitReason;
 use soundlake::sim::{Canned, SimOptions};
+use soundlake::spotify::ApiError;
+use soundlake::spotify::WaitReason;
 use soundlake::spotify::{ALL_GROUPS, AppMode, Endpoint};
 
 use crate::support::{Harness, canned, names, raw_api};
@@ -486,10 +487,10 @@ async fn the_client_takes_every_recorded_response() {
         assert!(
             matches!(
                 err,
-                Error::MalformedBody {
+                Error::Spotify(ApiError::MalformedBody {
                     endpoint: Endpoint::Search,
                     ..
-                }
+                })
             ),
             "{err}"
         );
@@ -505,7 +506,7 @@ async fn the_client_takes_every_recorded_response() {
         let h = with(vec![canned("/v1/audio-features", 404, &v.to_string())]).await;
         let err = h.client().audio_features(&ids(1)).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Api { status: 404, message, .. } if message == "analysis not found"),
+            matches!(&err, Error::Spotify(ApiError::Api { status: 404, message, .. }) if message == "analysis not found"),
             "{err}"
         );
     }
@@ -520,10 +521,10 @@ async fn the_client_takes_every_recorded_response() {
             assert!(
                 matches!(
                     err,
-                    Error::ComeBackAt {
+                    Error::Spotify(ApiError::ComeBackAt {
                         reason: WaitReason::QuotaExceeded,
                         ..
-                    }
+                    })
                 ),
                 "{err}"
             );

@@ -93,7 +93,7 @@ async fn after_a_429_every_caller_waits_for_retry_after() {
     .unwrap();
     let settings = SpotifySettings {
         requests_per_window: 10_000,
-        ..SpotifySettings::for_simulator(&sim.base_url())
+        ..soundlake::sim::client_settings(&sim.base_url())
     };
     let client = SpotifyClient::new(&settings, shared).unwrap();
     let call = |client: SpotifyClient| {

@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Map;
-use soundlake::config::LakeSettings;
+use soundlake::lake::LakeSettings;
 use soundlake::lake::{Lake, Snapshot, Table};
 
 use crate::support::t0;

@@ -25,6 +25,7 @@ mod import;
 mod kafka;
 mod lake;
 mod landing;
+mod layering;
 mod listening;
 mod orchestrator;
 #[cfg(feature = "servers")]

@@ -789,7 +789,7 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
     // Bronze holds every version the landing store holds (the latest of
     // each track: nothing extracted them in between) exactly once, and
     // silver the latest version of every track.
-    let written = soundlake::lake::Lake::open(&soundlake::config::LakeSettings {
+    let written = soundlake::lake::Lake::open(&soundlake::lake::LakeSettings {
         url: format!("file://{}", lake.path().display()),
         ..Default::default()
     })

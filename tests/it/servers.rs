@@ -200,12 +200,12 @@ impl S3Server {
     }
 
     /// Lake settings for `s3://<bucket>/<prefix>` on this server.
-    pub fn lake(&self, bucket: &str, prefix: &str) -> soundlake::config::LakeSettings {
-        soundlake::config::LakeSettings {
+    pub fn lake(&self, bucket: &str, prefix: &str) -> soundlake::lake::LakeSettings {
+        soundlake::lake::LakeSettings {
             url: format!("s3://{bucket}/{prefix}"),
             max_retries: 2,
             retry_timeout_secs: 10,
-            s3: soundlake::config::S3Settings {
+            s3: soundlake::lake::S3Settings {
                 endpoint: self.endpoint(),
                 region: "us-east-1".into(),
                 access_key_id: S3_ACCESS_KEY.into(),

@@ -933,7 +933,7 @@ fn silver_command(landing_url: &str, lake: &Path, definitions: &Path) -> std::pr
 async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = env().await;
-    env.lake = Lake::open(&soundlake::config::LakeSettings {
+    env.lake = Lake::open(&soundlake::lake::LakeSettings {
         url: format!("file://{}", dir.path().display()),
         ..Default::default()
     })
@@ -1031,7 +1031,7 @@ async fn a_run_that_dies_between_a_child_commit_and_the_root_commit_converges() 
         Lake::with_store(
             store,
             "memory://",
-            &soundlake::config::LakeSettings::default(),
+            &soundlake::lake::LakeSettings::default(),
         )
         .unwrap()
     };
@@ -1164,7 +1164,7 @@ mod with_servers {
     async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
         let dir = tempfile::tempdir().unwrap();
         let mut env = env().await;
-        env.lake = Lake::open(&soundlake::config::LakeSettings {
+        env.lake = Lake::open(&soundlake::lake::LakeSettings {
             url: format!("file://{}", dir.path().display()),
             ..Default::default()
         })

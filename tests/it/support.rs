@@ -54,7 +54,7 @@ impl Harness {
         SpotifySettings {
             request_timeout_ms: 2_000,
             requests_per_window: 10_000,
-            ..SpotifySettings::for_simulator(&self.sim.base_url())
+            ..soundlake::sim::client_settings(&self.sim.base_url())
         }
     }
 

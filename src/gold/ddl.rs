@@ -8,9 +8,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::LakeSettings;
+use super::{GoldModel, LAYER};
 use crate::error::{Error, Result};
-use crate::gold::{GoldModel, LAYER};
+use crate::lake::LakeSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
