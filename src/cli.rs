@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::orchestrator::run_id;
+use crate::project::{Deployment, Project};
 use crate::sim::{Faults, SimOptions, Simulator};
 use crate::spotify::ApiError;
 use crate::spotify::AppMode;
@@ -441,18 +443,6 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A run id: the task, the start time and a random suffix.
-fn run_id(task: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-    let mut rng = crate::rng::Rng::seeded(
-        now.timestamp_nanos_opt().unwrap_or_default() as u64 ^ u64::from(std::process::id()),
-    );
-    format!(
-        "{task}-{}-{:04x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        rng.below(0x10000)
-    )
-}
-
 fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
@@ -554,7 +544,9 @@ async fn bronze(args: BronzeArgs, settings: &crate::config::Settings) -> Result<
 
     let defs = crate::bronze::load(&settings.definitions.dir.join(crate::bronze::LAYER))?;
     let chosen = select_tables("bronze", &defs, |d| &d.name, &args.tables)?;
-    let (store, clock, lake) = open_deployment(settings).await?;
+    let Deployment {
+        store, clock, lake, ..
+    } = Deployment::open(settings).await?;
     let extract = match args.from {
         Some(from) => Extract::Interval {
             from,
@@ -586,7 +578,9 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
     let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))?;
     let defs = crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?;
     let chosen = select_tables("silver", &defs, |d| &d.name, &args.tables)?;
-    let (store, clock, lake) = open_deployment(settings).await?;
+    let Deployment {
+        store, clock, lake, ..
+    } = Deployment::open(settings).await?;
     if args.from.is_some()
         && let Some(def) = chosen.iter().find(|d| d.partition_by.is_none())
     {
@@ -639,7 +633,7 @@ async fn query(args: QueryArgs, settings: &crate::config::Settings) -> Result<()
 }
 
 fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     print!(
         "{}",
         crate::gold::ddl::render(args.engine, &defs.gold, &settings.lake)?
@@ -705,10 +699,13 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
     // The simulator is local and unlimited: no budget to keep to.
     settings.spotify.requests_per_window = 100_000;
     settings.crawl.names_per_run = u32::try_from(names.len()).unwrap_or(u32::MAX);
-    let defs = Definitions::load(&settings)?;
+    let defs = Project::load(&settings)?;
     let pipeline = defs.pipeline(DEMO_PIPELINE)?;
-    let (store, clock, lake) = open_deployment(&settings).await?;
-    let tasks = executor(&settings, &store, &lake, &clock, &defs, &Default::default());
+    let deployment = Deployment::open(&settings).await?;
+    let tasks = deployment.executor(&defs, &Default::default());
+    let Deployment {
+        store, clock, lake, ..
+    } = deployment;
     let runner = Runner::new(store, clock.clone(), tasks);
     let options = RunOptions {
         full_refresh: false,
@@ -801,119 +798,8 @@ async fn demo_stage(
     Ok(())
 }
 
-/// Every definition of the definitions folder, loaded and checked: the
-/// layers' tables, then the pipelines expanded over them.
-struct Definitions {
-    bronze: Vec<crate::bronze::BronzeTable>,
-    silver: Vec<crate::silver::SilverTable>,
-    gold: Vec<crate::gold::GoldModel>,
-    pipelines: Vec<crate::orchestrator::Pipeline>,
-}
-
-impl Definitions {
-    /// Load everything; the error lists every folder's problems at once.
-    fn load(settings: &crate::config::Settings) -> Result<Definitions> {
-        let dir = &settings.definitions.dir;
-        let mut problems = Vec::new();
-        let mut note = |e: Error| problems.push(e.to_string());
-        let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))
-            .map_err(&mut note)
-            .ok();
-        let silver = bronze.as_ref().and_then(|b| {
-            crate::silver::load(&dir.join(crate::silver::LAYER), b)
-                .map_err(&mut note)
-                .ok()
-        });
-        let known = crate::gold::known(
-            bronze.as_deref().unwrap_or_default(),
-            silver.as_deref().unwrap_or_default(),
-        );
-        let gold_dir = dir.join(crate::gold::LAYER);
-        // No gold/ folder: a deployment that stops at silver.
-        let gold = if gold_dir.exists() {
-            crate::gold::load(&gold_dir, &known).map_err(&mut note).ok()
-        } else {
-            Some(Vec::new())
-        };
-        let tables = layer_tables(
-            bronze.as_deref().unwrap_or_default(),
-            silver.as_deref().unwrap_or_default(),
-            gold.as_deref().unwrap_or_default(),
-            &known,
-        );
-        let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &tables)
-            .map_err(&mut note)
-            .ok();
-        match (bronze, silver, gold, pipelines) {
-            (Some(bronze), Some(silver), Some(gold), Some(pipelines)) => Ok(Definitions {
-                bronze,
-                silver,
-                gold,
-                pipelines,
-            }),
-            _ => Err(Error::config(
-                dir.display().to_string(),
-                format!("the definitions have problems:\n{}", problems.join("\n")),
-                "fix the files named above, then run `soundlake validate` again",
-            )),
-        }
-    }
-
-    fn pipeline(&self, name: &str) -> Result<&crate::orchestrator::Pipeline> {
-        self.pipelines
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
-                Error::config(
-                    "command line",
-                    format!("there is no pipeline {name:?}"),
-                    format!("use one of: {}", known.join(", ")),
-                )
-            })
-    }
-}
-
-/// What the layers tell the orchestrator: each layer's tables and the
-/// tasks each one reads.
-fn layer_tables(
-    bronze: &[crate::bronze::BronzeTable],
-    silver: &[crate::silver::SilverTable],
-    gold: &[crate::gold::GoldModel],
-    known: &crate::gold::Known,
-) -> crate::orchestrator::Tables {
-    let mut tables = crate::orchestrator::Tables::default();
-    tables.layers.insert(
-        crate::bronze::LAYER.into(),
-        bronze
-            .iter()
-            .map(|b| (b.name.clone(), Vec::new()))
-            .collect(),
-    );
-    tables.layers.insert(
-        crate::silver::LAYER.into(),
-        silver
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    vec![format!("{}.{}", crate::bronze::LAYER, s.source)],
-                )
-            })
-            .collect(),
-    );
-    tables.layers.insert(
-        crate::gold::LAYER.into(),
-        gold.iter()
-            .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
-            .collect(),
-    );
-    tables.rebuilt_whole.insert(crate::gold::LAYER.into());
-    tables
-}
-
 fn validate(settings: &crate::config::Settings) -> Result<()> {
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     let tasks: usize = defs.pipelines.iter().map(|p| p.dag.len()).sum();
     println!(
         "definitions are valid: {} bronze tables, {} silver tables, {} gold models, {} pipelines ({tasks} tasks)",
@@ -926,7 +812,7 @@ fn validate(settings: &crate::config::Settings) -> Result<()> {
 }
 
 fn list(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     let now = clock::system().now();
     let rows: Vec<serde_json::Value> = defs
         .pipelines
@@ -966,7 +852,7 @@ fn list(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
 }
 
 fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     let pipeline = defs.pipeline(&args.pipeline)?;
     print!("{}", pipeline.dag.render(&pipeline.name, args.format));
     Ok(())
@@ -975,7 +861,7 @@ fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
 async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Result<()> {
     use crate::orchestrator::{RunOptions, Runner};
 
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     let pipeline = defs.pipeline(&args.pipeline)?;
     let selected = pipeline.dag.select(&args.select).map_err(|problem| {
         Error::config(
@@ -998,8 +884,9 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         }
         return Ok(());
     }
-    let (store, clock, lake) = open_deployment(settings).await?;
-    let tasks = executor(settings, &store, &lake, &clock, &defs, &Default::default());
+    let deployment = Deployment::open(settings).await?;
+    let tasks = deployment.executor(&defs, &Default::default());
+    let Deployment { store, clock, .. } = deployment;
     let runner = Runner::new(store, clock.clone(), tasks);
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
@@ -1042,115 +929,21 @@ fn run_failed(report: &crate::orchestrator::RunReport) -> Error {
     }
 }
 
-/// The state store and the lake of this deployment, the lake checked on
-/// the way, and the clock they run on.
-async fn open_deployment(
-    settings: &crate::config::Settings,
-) -> Result<(
-    crate::landing::SharedStore,
-    clock::SharedClock,
-    crate::lake::Lake,
-)> {
-    let clock = clock::system();
-    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    lake.check().await?;
-    Ok((store, clock, lake))
-}
-
-/// The layers' task executor over `defs`; bronze tables in `streamed`
-/// are consumed continuously elsewhere in this process.
-fn executor(
-    settings: &crate::config::Settings,
-    store: &crate::landing::SharedStore,
-    lake: &crate::lake::Lake,
-    clock: &clock::SharedClock,
-    defs: &Definitions,
-    streamed: &std::collections::BTreeSet<String>,
-) -> std::sync::Arc<crate::tasks::LayerTasks> {
-    std::sync::Arc::new(crate::tasks::LayerTasks {
-        settings: settings.clone(),
-        store: store.clone(),
-        lake: lake.clone(),
-        clock: clock.clone(),
-        bronze: defs.bronze.clone(),
-        silver: defs.silver.clone(),
-        gold: defs.gold.clone(),
-        streamed: streamed.clone(),
-    })
-}
-
-/// Under the daemon, every Kafka-fed bronze table a pipeline runs is
-/// consumed continuously, in micro-batches, until `stop`; a stream that
-/// fails (brokers away, the table locked by another process) starts again
-/// after a pause. Returns the tables and the tasks streaming them.
-fn start_streams(
-    settings: &crate::config::Settings,
-    (store, lake, clock): (
-        &crate::landing::SharedStore,
-        &crate::lake::Lake,
-        &clock::SharedClock,
-    ),
-    defs: &Definitions,
-    stop: &tokio::sync::watch::Receiver<bool>,
-) -> (std::collections::BTreeSet<String>, tokio::task::JoinSet<()>) {
-    const RETRY: std::time::Duration = std::time::Duration::from_secs(30);
-    let mut streamed = std::collections::BTreeSet::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    let scheduled = |name: &str| {
-        let id = format!("{}.{name}", crate::bronze::LAYER);
-        defs.pipelines.iter().any(|p| p.dag.task(&id).is_some())
-    };
-    for def in &defs.bronze {
-        if !matches!(def.source, crate::bronze::BronzeSource::Kafka(_)) || !scheduled(&def.name) {
-            continue;
-        }
-        streamed.insert(def.name.clone());
-        let job = crate::bronze::Bronze::new(store.clone(), lake.clone(), clock.clone())
-            .with_settings(&settings.ingest, &settings.kafka);
-        let (def, clock, mut stop) = (def.clone(), clock.clone(), stop.clone());
-        tasks.spawn(async move {
-            loop {
-                let id = run_id(&format!("stream-{}", def.name), clock.now());
-                match job.stream(&def, &id, stop.clone()).await {
-                    Ok(report) => {
-                        tracing::info!("{}", crate::bronze::render(&report));
-                        break;
-                    }
-                    Err(e) => tracing::error!(
-                        table = %def.name,
-                        error = %e,
-                        "the Kafka stream stopped; it starts again in {} s",
-                        RETRY.as_secs()
-                    ),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(RETRY) => {}
-                    _ = stop.wait_for(|stopped| *stopped) => break,
-                }
-            }
-        });
-    }
-    (streamed, tasks)
-}
-
 async fn daemon(settings: &crate::config::Settings) -> Result<()> {
     use crate::orchestrator::{Daemon, DaemonOptions, Loaded};
 
-    let defs = Definitions::load(settings)?;
-    let (store, clock, lake) = open_deployment(settings).await?;
+    let defs = Project::load(settings)?;
+    let deployment = Deployment::open(settings).await?;
     let stop = stop_on_signals()?;
-    let (streamed, mut streams) = start_streams(settings, (&store, &lake, &clock), &defs, &stop);
-    let loader = {
-        let (settings, store, clock) = (settings.clone(), store.clone(), clock.clone());
-        Box::new(move || {
-            let defs = Definitions::load(&settings)?;
-            Ok(Loaded {
-                executor: executor(&settings, &store, &lake, &clock, &defs, &streamed),
-                pipelines: defs.pipelines,
-            })
+    let (streamed, mut streams) = deployment.start_streams(&defs, &stop);
+    let (store, clock) = (deployment.store.clone(), deployment.clock.clone());
+    let loader = Box::new(move || {
+        let defs = Project::load(&deployment.settings)?;
+        Ok(Loaded {
+            executor: deployment.executor(&defs, &streamed),
+            pipelines: defs.pipelines,
         })
-    };
+    });
     let seconds = |s: u64| chrono::TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
     let options = DaemonOptions {
         holder: crate::landing::lease::holder(&run_id("daemon", clock.now())),
@@ -1191,7 +984,7 @@ fn reload_on_hangup() -> Result<tokio::sync::mpsc::Receiver<()>> {
 async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Result<()> {
     use crate::orchestrator::{Backfill, RunOptions, bound};
 
-    let defs = Definitions::load(settings)?;
+    let defs = Project::load(settings)?;
     let pipeline = defs.pipeline(&args.pipeline)?;
     let zone = pipeline.schedule.zone();
     let from = bound(&args.from, zone, false)
@@ -1232,8 +1025,9 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
             "add a [tasks.bronze] or [tasks.silver] group",
         ));
     }
-    let (store, clock, lake) = open_deployment(settings).await?;
-    let tasks = executor(settings, &store, &lake, &clock, &defs, &Default::default());
+    let deployment = Deployment::open(settings).await?;
+    let tasks = deployment.executor(&defs, &Default::default());
+    let Deployment { store, clock, .. } = deployment;
     if args.dry_run {
         let done = if args.force {
             Default::default()

@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod lake;
 pub mod landing;
 pub mod orchestrator;
+pub mod project;
 pub mod rng;
 pub mod secret;
 pub mod silver;

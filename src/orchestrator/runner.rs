@@ -444,3 +444,16 @@ pub fn warnings(report: &Value) -> impl Iterator<Item = &str> {
         .flatten()
         .filter_map(Value::as_str)
 }
+
+/// A run id: the task, the start time and a random suffix, as the
+/// commands and the daemon name the runs they start.
+pub fn run_id(task: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut rng = crate::rng::Rng::seeded(
+        now.timestamp_nanos_opt().unwrap_or_default() as u64 ^ u64::from(std::process::id()),
+    );
+    format!(
+        "{task}-{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rng.below(0x10000)
+    )
+}
