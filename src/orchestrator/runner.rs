@@ -12,6 +12,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::pipeline::{Pipeline, Task};
 use crate::clock::SharedClock;
@@ -188,7 +189,17 @@ impl Runner {
                 blocked.remove(id);
                 in_flight.insert(id);
                 let task = pipeline.dag.task(id).expect("selected tasks exist");
-                running.push(self.attempts(pipeline, task, options, run_id));
+                // Every log line of the task carries its run and task ids.
+                let span = tracing::info_span!(
+                    "task",
+                    pipeline = %pipeline.name,
+                    task = %task.id,
+                    run = %run_id
+                );
+                running.push(
+                    self.attempts(pipeline, task, options, run_id)
+                        .instrument(span),
+                );
             }
             if running.is_empty() {
                 break;
@@ -304,6 +315,12 @@ impl Runner {
                 None => report.clone(),
             };
             let _ = self.store.put_run(&record).await;
+            tracing::info!(
+                attempt,
+                status,
+                error = error.as_deref().unwrap_or(""),
+                "task attempt ended"
+            );
             if !retryable || attempt > task.retries {
                 return TaskOutcome {
                     id: task.id.clone(),

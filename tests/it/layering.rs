@@ -17,7 +17,10 @@ const LAYERS: [(&str, &[&str]); 7] = [
     ("orchestration", &["orchestrator"]),
     // The settings that name every module, and the wiring that runs each
     // task kind from them.
-    ("composition", &["config", "tasks", "project", "cli", "lib", "main"]),
+    (
+        "composition",
+        &["config", "tasks", "project", "cli", "lib", "main"],
+    ),
 ];
 
 /// Upward edges still to remove, each with its reason.

@@ -621,6 +621,33 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         err.contains("pipeline spotify_catalog: crawl failed"),
         "{err}"
     );
+    // The JSON log line of the task's attempt carries the run and task ids.
+    let ended: Vec<Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "task attempt ended")
+        .collect();
+    assert_eq!(ended.len(), 1, "one attempt, the crawl's: {err}");
+    assert_eq!(ended[0]["fields"]["status"], "failed", "{err}");
+    assert!(
+        ended[0]["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SPOTIFY_CLIENT_ID"),
+        "{err}"
+    );
+    let span = &ended[0]["span"];
+    assert_eq!(
+        (&span["name"], &span["pipeline"], &span["task"]),
+        (&"task".into(), &"spotify_catalog".into(), &"crawl".into()),
+        "{err}"
+    );
+    assert!(
+        span["run"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("spotify_catalog-")),
+        "{err}"
+    );
 
     let (code, _, err) = output(&mut cmd(&[
         "run",
