@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::orchestrator::run_id;
+use crate::orchestrator::{RunStatus, run_id};
 use crate::project::{Deployment, Project};
 use crate::sim::{Faults, SimOptions, Simulator};
 use crate::spotify::ApiError;
@@ -470,7 +470,7 @@ impl RecordedRun {
             task: task.into(),
             started_at: started,
             finished_at: None,
-            status: "running".into(),
+            status: RunStatus::Running.as_str().into(),
             report: serde_json::Value::Null,
         };
         if !store.create_run(&record).await? {
@@ -487,9 +487,9 @@ impl RecordedRun {
         &self.record.id
     }
 
-    async fn finish(mut self, status: &str, report: serde_json::Value) -> Result<()> {
+    async fn finish(mut self, status: RunStatus, report: serde_json::Value) -> Result<()> {
         self.record.finished_at = Some(self.clock.now());
-        self.record.status = status.into();
+        self.record.status = status.as_str().into();
         self.record.report = report;
         self.store.put_run(&self.record).await
     }
@@ -499,7 +499,7 @@ impl RecordedRun {
         let report = serde_json::json!({"error": error.to_string()});
         // The task's own error is the one to report; a store that also
         // failed to record it would only hide it.
-        let _recorded = self.finish("failed", report).await;
+        let _recorded = self.finish(RunStatus::Failed, report).await;
         error
     }
 }
@@ -518,8 +518,8 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
         Err(e) => return Err(run.fail(e).await),
     };
     let status = match report.outcome {
-        Outcome::Paused { .. } => "paused",
-        _ => "succeeded",
+        Outcome::Paused { .. } => RunStatus::Paused,
+        _ => RunStatus::Succeeded,
     };
     run.finish(
         status,
@@ -912,13 +912,13 @@ fn run_failed(report: &crate::orchestrator::RunReport) -> Error {
     let mut problems: Vec<String> = report
         .tasks
         .iter()
-        .filter(|t| !matches!(t.status, "succeeded" | "skipped"))
+        .filter(|t| !matches!(t.status, RunStatus::Succeeded | RunStatus::Skipped))
         .map(|t| format!("{} {}", t.id, t.status))
         .collect();
     let skipped = report
         .tasks
         .iter()
-        .filter(|t| t.status == "skipped")
+        .filter(|t| t.status == RunStatus::Skipped)
         .count();
     if skipped > 0 {
         problems.push(format!("{skipped} tasks after them skipped"));
@@ -1188,7 +1188,7 @@ async fn run_tables<T, R: serde::Serialize>(
             Err(e) => return Err(run.fail(e).await),
         };
         run.finish(
-            "succeeded",
+            RunStatus::Succeeded,
             serde_json::to_value(&report).expect("reports serialize"),
         )
         .await?;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::dag::Dag;
 use super::pipeline::{Pipeline, Task};
-use super::runner::{Executor, RunOptions, RunReport, Runner};
+use super::runner::{Executor, RunOptions, RunReport, RunStatus, Runner};
 use super::schedule::Interval;
 use crate::clock::SharedClock;
 use crate::error::Result;
@@ -40,19 +40,18 @@ pub struct Backfill {
 pub struct IntervalOutcome {
     pub start: chrono::DateTime<chrono::Utc>,
     pub end: chrono::DateTime<chrono::Utc>,
-    /// `done_before` (a previous backfill finished it), `succeeded`,
-    /// `nothing_to_do` (succeeded, and every task of it reported
-    /// `"nothing_to_do": true`: nothing was landed in it), `failed`, `skipped` (it waits
-    /// for a failed interval before it) or `cancelled`.
-    pub status: &'static str,
+    /// `DoneBefore`, `Succeeded`, `NothingToDo` (nothing was landed in
+    /// it), `Failed`, `Skipped` (it waits for a failed interval before it)
+    /// or `Cancelled`.
+    pub status: RunStatus,
 }
 
 /// A task a backfill runs once, after its intervals.
 #[derive(Debug, Clone, Serialize)]
 pub struct AfterRange {
     pub task: String,
-    /// As a task's status, or `done_before`.
-    pub status: &'static str,
+    /// As a task's status, or `DoneBefore`.
+    pub status: RunStatus,
 }
 
 /// What one backfill command did.
@@ -60,8 +59,8 @@ pub struct AfterRange {
 pub struct BackfillReport {
     pub pipeline: String,
     pub run_id: String,
-    /// `succeeded` when every interval is done.
-    pub status: &'static str,
+    /// `Succeeded` when every interval is done.
+    pub status: RunStatus,
     pub intervals: Vec<IntervalOutcome>,
     /// The tasks that rebuild their table whole (gold models), run once
     /// after the last interval.
@@ -72,7 +71,7 @@ pub struct BackfillReport {
 
 impl BackfillReport {
     pub fn succeeded(&self) -> bool {
-        self.status == "succeeded"
+        self.status == RunStatus::Succeeded
     }
 }
 
@@ -222,11 +221,11 @@ impl Backfill {
             run.as_ref()
                 .and_then(|r| r.tasks.iter().find(|t| t.id == id))
         };
-        let status_of = |id: &str| -> &'static str {
+        let status_of = |id: &str| -> RunStatus {
             if done.contains(id) {
-                return "done_before";
+                return RunStatus::DoneBefore;
             }
-            outcome_of(id).map_or("skipped", |t| t.status)
+            outcome_of(id).map_or(RunStatus::Skipped, |t| t.status)
         };
         // A task that found no input says so: `"nothing_to_do": true`.
         let idle = |id: &str| outcome_of(id).is_some_and(|t| t.report["nothing_to_do"] == true);
@@ -241,9 +240,9 @@ impl Backfill {
                     .ids()
                     .filter(|id| id.starts_with(&prefix))
                     .collect();
-                let statuses: Vec<&str> = ids.iter().map(|id| status_of(id)).collect();
+                let statuses: Vec<RunStatus> = ids.iter().map(|id| status_of(id)).collect();
                 let status = match interval_status(&statuses) {
-                    "succeeded" if ids.iter().all(|id| idle(id)) => "nothing_to_do",
+                    RunStatus::Succeeded if ids.iter().all(|id| idle(id)) => RunStatus::NothingToDo,
                     status => status,
                 };
                 IntervalOutcome {
@@ -261,18 +260,23 @@ impl Backfill {
                 status: status_of(id),
             })
             .collect();
-        let status = if intervals
+        let status = if intervals.iter().all(|i| {
+            matches!(
+                i.status,
+                RunStatus::Succeeded | RunStatus::NothingToDo | RunStatus::DoneBefore
+            )
+        }) && after_range
             .iter()
-            .all(|i| matches!(i.status, "succeeded" | "nothing_to_do" | "done_before"))
-            && after_range
-                .iter()
-                .all(|t| matches!(t.status, "succeeded" | "done_before"))
+            .all(|t| matches!(t.status, RunStatus::Succeeded | RunStatus::DoneBefore))
         {
-            "succeeded"
-        } else if run.as_ref().is_some_and(|r| r.status == "cancelled") {
-            "cancelled"
+            RunStatus::Succeeded
+        } else if run
+            .as_ref()
+            .is_some_and(|r| r.status == RunStatus::Cancelled)
+        {
+            RunStatus::Cancelled
         } else {
-            "failed"
+            RunStatus::Failed
         };
         Ok(BackfillReport {
             pipeline: self.plan.name.clone(),
@@ -286,20 +290,23 @@ impl Backfill {
 }
 
 /// An interval's status from its tasks' statuses.
-fn interval_status(tasks: &[&str]) -> &'static str {
-    if tasks.iter().all(|s| *s == "done_before") {
-        "done_before"
+fn interval_status(tasks: &[RunStatus]) -> RunStatus {
+    if tasks.iter().all(|s| *s == RunStatus::DoneBefore) {
+        RunStatus::DoneBefore
     } else if tasks
         .iter()
-        .all(|s| matches!(*s, "succeeded" | "done_before"))
+        .all(|s| matches!(s, RunStatus::Succeeded | RunStatus::DoneBefore))
     {
-        "succeeded"
-    } else if tasks.contains(&"cancelled") {
-        "cancelled"
-    } else if tasks.iter().any(|s| matches!(*s, "failed" | "timed_out")) {
-        "failed"
+        RunStatus::Succeeded
+    } else if tasks.contains(&RunStatus::Cancelled) {
+        RunStatus::Cancelled
+    } else if tasks
+        .iter()
+        .any(|s| matches!(s, RunStatus::Failed | RunStatus::TimedOut))
+    {
+        RunStatus::Failed
     } else {
-        "skipped"
+        RunStatus::Skipped
     }
 }
 
@@ -480,13 +487,11 @@ mod tests {
 
     #[test]
     fn an_interval_is_done_only_when_all_its_tasks_are() {
-        assert_eq!(
-            interval_status(&["done_before", "done_before"]),
-            "done_before"
-        );
-        assert_eq!(interval_status(&["done_before", "succeeded"]), "succeeded");
-        assert_eq!(interval_status(&["succeeded", "cancelled"]), "cancelled");
-        assert_eq!(interval_status(&["timed_out", "skipped"]), "failed");
-        assert_eq!(interval_status(&["skipped", "skipped"]), "skipped");
+        use RunStatus::*;
+        assert_eq!(interval_status(&[DoneBefore, DoneBefore]), DoneBefore);
+        assert_eq!(interval_status(&[DoneBefore, Succeeded]), Succeeded);
+        assert_eq!(interval_status(&[Succeeded, Cancelled]), Cancelled);
+        assert_eq!(interval_status(&[TimedOut, Skipped]), Failed);
+        assert_eq!(interval_status(&[Skipped, Skipped]), Skipped);
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::pipeline::{CatchUp, Pipeline};
-use super::runner::{Executor, RunOptions, RunReport, Runner};
+use super::runner::{Executor, RunOptions, RunReport, RunStatus, Runner};
 use super::schedule::Schedule;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -90,14 +90,14 @@ pub struct PipelineStatus {
     pub running: Option<String>,
     pub last_run: Option<LastRun>,
     /// Runs finished since the daemon started, by status.
-    pub runs: BTreeMap<String, u64>,
+    pub runs: BTreeMap<RunStatus, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LastRun {
     pub run_id: String,
     pub fire: DateTime<Utc>,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -204,7 +204,7 @@ impl Daemon {
         let mut next_lease_check = self.clock.now();
         let mut runs: JoinSet<Finished> = JoinSet::new();
         let mut running: BTreeMap<String, String> = BTreeMap::new();
-        let mut history: BTreeMap<String, (Option<LastRun>, BTreeMap<String, u64>)> =
+        let mut history: BTreeMap<String, (Option<LastRun>, BTreeMap<RunStatus, u64>)> =
             BTreeMap::new();
         let mut last_fires: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         let mut stopping = false;
@@ -309,7 +309,7 @@ impl Daemon {
                     let finished = joined.expect("run tasks do not panic");
                     running.remove(&finished.pipeline);
                     let (status, finished_at) = match &finished.outcome {
-                        Ok(report) => (report.status.to_string(), report.finished_at),
+                        Ok(report) => (report.status, report.finished_at),
                         Err(Error::RunExists { id }) => {
                             // Another daemon started this fire first; it is
                             // that daemon's run to count.
@@ -318,11 +318,11 @@ impl Daemon {
                         }
                         Err(e) => {
                             tracing::error!(pipeline = %finished.pipeline, error = %e, "scheduled run did not start");
-                            ("failed".to_string(), self.clock.now())
+                            (RunStatus::Failed, self.clock.now())
                         }
                     };
                     let entry = history.entry(finished.pipeline.clone()).or_default();
-                    *entry.1.entry(status.clone()).or_default() += 1;
+                    *entry.1.entry(status).or_default() += 1;
                     entry.0 = Some(LastRun {
                         run_id: finished.run_id,
                         fire: finished.fire,
@@ -441,7 +441,7 @@ impl Daemon {
         wakes_at: Option<DateTime<Utc>>,
         stopping: bool,
         running: &BTreeMap<String, String>,
-        history: &BTreeMap<String, (Option<LastRun>, BTreeMap<String, u64>)>,
+        history: &BTreeMap<String, (Option<LastRun>, BTreeMap<RunStatus, u64>)>,
         last_fires: &BTreeMap<String, DateTime<Utc>>,
     ) {
         let pipelines = self

@@ -17,7 +17,8 @@ pub use daemon::{
 pub use dag::{Dag, Format};
 pub use pipeline::{CatchUp, Pipeline, Tables, Task, load};
 pub use runner::{
-    Executor, RunOptions, RunReport, Runner, TaskOutcome, render, run_id, run_task, warnings,
+    Executor, RunOptions, RunReport, RunStatus, Runner, TaskOutcome, render, run_id, run_task,
+    warnings,
 };
 pub use schedule::{Interval, Schedule, bound};
 pub use status::{render_metrics, render_page, serve as serve_status};

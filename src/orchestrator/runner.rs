@@ -41,13 +41,62 @@ pub struct RunOptions {
     pub grace: TimeDelta,
 }
 
+/// How a run, a task attempt, a backfill interval or a task after a
+/// backfill's range stands. Serialized (and recorded) in snake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// An upstream task did not succeed, or an interval before it failed.
+    Skipped,
+    /// The run was stopped.
+    Cancelled,
+    /// A previous backfill finished it.
+    DoneBefore,
+    /// Succeeded with every task reporting `"nothing_to_do": true`.
+    NothingToDo,
+    /// A crawl that stopped on a long rate-limit or quota wait.
+    Paused,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::DoneBefore => "done_before",
+            RunStatus::NothingToDo => "nothing_to_do",
+            RunStatus::Paused => "paused",
+        }
+    }
+}
+
+/// A status read back from a run record (the store keeps its name).
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The outcome of one task in a run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskOutcome {
     pub id: String,
-    /// `succeeded`, `failed`, `timed_out`, `skipped` (an upstream task did
-    /// not succeed) or `cancelled` (the run was stopped).
-    pub status: &'static str,
+    /// `Succeeded`, `Failed`, `TimedOut`, `Skipped` or `Cancelled`.
+    pub status: RunStatus,
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -61,9 +110,9 @@ pub struct TaskOutcome {
 pub struct RunReport {
     pub pipeline: String,
     pub run_id: String,
-    /// `succeeded` only when every selected task succeeded; `cancelled`
+    /// `Succeeded` only when every selected task succeeded; `Cancelled`
     /// when the run was stopped.
-    pub status: &'static str,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub tasks: Vec<TaskOutcome>,
@@ -71,7 +120,7 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn succeeded(&self) -> bool {
-        self.status == "succeeded"
+        self.status == RunStatus::Succeeded
     }
 }
 
@@ -138,7 +187,7 @@ impl Runner {
             task: run_task(&pipeline.name),
             started_at,
             finished_at: None,
-            status: "running".into(),
+            status: RunStatus::Running.as_str().into(),
             report: Value::Null,
         };
         if !self.store.create_run(&record).await? {
@@ -214,7 +263,7 @@ impl Runner {
                         renewed_at = now;
                     }
                     in_flight.remove(outcome.id.as_str());
-                    if outcome.status == "succeeded" {
+                    if outcome.status == RunStatus::Succeeded {
                         for down in pipeline.dag.downstream(&outcome.id) {
                             if let Some(n) = blocked.get_mut(down) {
                                 *n -= 1;
@@ -250,11 +299,11 @@ impl Runner {
 
         let tasks: Vec<TaskOutcome> = outcomes.into_values().collect();
         let status = if grace_ends.is_some() {
-            "cancelled"
-        } else if tasks.iter().all(|t| t.status == "succeeded") {
-            "succeeded"
+            RunStatus::Cancelled
+        } else if tasks.iter().all(|t| t.status == RunStatus::Succeeded) {
+            RunStatus::Succeeded
         } else {
-            "failed"
+            RunStatus::Failed
         };
         let report = RunReport {
             pipeline: pipeline.name.clone(),
@@ -265,7 +314,7 @@ impl Runner {
             tasks,
         };
         record.finished_at = Some(report.finished_at);
-        record.status = status.into();
+        record.status = status.as_str().into();
         record.report = serde_json::to_value(&report).expect("reports serialize");
         self.store.put_run(&record).await?;
         Ok(report)
@@ -290,7 +339,7 @@ impl Runner {
                 task: format!("{}/{}", pipeline.name, task.id),
                 started_at: self.clock.now(),
                 finished_at: None,
-                status: "running".into(),
+                status: RunStatus::Running.as_str().into(),
                 report: Value::Null,
             };
             // A store that cannot record is a failed attempt like any other.
@@ -299,17 +348,19 @@ impl Runner {
                 Err(e) => Err(Attempt::Failed(e.to_string(), true)),
             };
             let (status, report, error, retryable) = match result {
-                Ok(report) => ("succeeded", report, None, false),
+                Ok(report) => (RunStatus::Succeeded, report, None, false),
                 Err(Attempt::TimedOut(after)) => (
-                    "timed_out",
+                    RunStatus::TimedOut,
                     Value::Null,
                     Some(format!("timed out after {after} s")),
                     true,
                 ),
-                Err(Attempt::Failed(e, retryable)) => ("failed", Value::Null, Some(e), retryable),
+                Err(Attempt::Failed(e, retryable)) => {
+                    (RunStatus::Failed, Value::Null, Some(e), retryable)
+                }
             };
             record.finished_at = Some(self.clock.now());
-            record.status = status.into();
+            record.status = status.as_str().into();
             record.report = match &error {
                 Some(e) => serde_json::json!({ "error": e }),
                 None => report.clone(),
@@ -317,7 +368,7 @@ impl Runner {
             let _ = self.store.put_run(&record).await;
             tracing::info!(
                 attempt,
-                status,
+                status = status.as_str(),
                 error = error.as_deref().unwrap_or(""),
                 "task attempt ended"
             );
@@ -369,8 +420,8 @@ impl Runner {
         let task = run_task(pipeline);
         for mut run in self.store.runs(1000).await? {
             let ours = run.task == task || run.task.starts_with(&format!("{pipeline}/"));
-            if ours && run.status == "running" {
-                run.status = "failed".into();
+            if ours && run.status == RunStatus::Running.as_str() {
+                run.status = RunStatus::Failed.as_str().into();
                 run.finished_at = Some(self.clock.now());
                 run.report = serde_json::json!({ "error": why });
                 self.store.put_run(&run).await?;
@@ -399,7 +450,7 @@ async fn stop_requested(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
 fn cancelled(id: &str, why: &str) -> TaskOutcome {
     TaskOutcome {
         id: id.into(),
-        status: "cancelled",
+        status: RunStatus::Cancelled,
         attempts: 0,
         started_at: None,
         finished_at: None,
@@ -411,7 +462,7 @@ fn cancelled(id: &str, why: &str) -> TaskOutcome {
 fn skipped(id: &str) -> TaskOutcome {
     TaskOutcome {
         id: id.into(),
-        status: "skipped",
+        status: RunStatus::Skipped,
         attempts: 0,
         started_at: None,
         finished_at: None,

@@ -14,6 +14,7 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use super::daemon::Status;
+use super::runner::RunStatus;
 use crate::error::{Error, Result};
 
 /// Serve the status of `status` on `addr` until `stop` turns true; the
@@ -206,7 +207,10 @@ pub fn render_metrics(s: &Status) -> String {
             .iter()
             .filter_map(|p| {
                 let r = p.last_run.as_ref()?;
-                Some((of(&p.name), f64::from(u8::from(r.status == "succeeded"))))
+                Some((
+                    of(&p.name),
+                    f64::from(u8::from(r.status == RunStatus::Succeeded)),
+                ))
             })
             .collect(),
     );
@@ -246,7 +250,7 @@ pub fn render_metrics(s: &Status) -> String {
                         format!(
                             "{{pipeline=\"{}\",status=\"{}\"}}",
                             label(&p.name),
-                            label(status)
+                            label(status.as_str())
                         ),
                         *n as f64,
                     )
@@ -287,11 +291,11 @@ mod tests {
                 last_run: Some(LastRun {
                     run_id: "scheduled-x".into(),
                     fire: t,
-                    status: "failed".into(),
+                    status: RunStatus::Failed,
                     started_at: t,
                     finished_at: t + chrono::TimeDelta::milliseconds(2500),
                 }),
-                runs: [("failed".to_string(), 1), ("succeeded".to_string(), 4)].into(),
+                runs: [(RunStatus::Failed, 1), (RunStatus::Succeeded, 4)].into(),
             }],
         }
     }

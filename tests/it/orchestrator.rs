@@ -394,7 +394,7 @@ after = ["crawl"]
             let status: BTreeMap<&str, &str> = report
                 .tasks
                 .iter()
-                .map(|t| (t.id.as_str(), t.status))
+                .map(|t| (t.id.as_str(), t.status.as_str()))
                 .collect();
             let expected_started = if finish_in_time {
                 "succeeded"
@@ -439,7 +439,7 @@ after = ["crawl"]
         let status: BTreeMap<&str, &str> = report
             .tasks
             .iter()
-            .map(|t| (t.id.as_str(), t.status))
+            .map(|t| (t.id.as_str(), t.status.as_str()))
             .collect();
         assert_eq!(status["bronze.b"], "failed");
         assert_eq!(status["silver.b"], "skipped");
@@ -1055,7 +1055,12 @@ mod daemon {
             "03:00 in Berlin, summer time then winter time"
         );
         let s = d.status.borrow().clone();
-        assert_eq!(s.pipelines[0].runs.get("succeeded"), Some(&3));
+        assert_eq!(
+            s.pipelines[0]
+                .runs
+                .get(&soundlake::orchestrator::RunStatus::Succeeded),
+            Some(&3)
+        );
         assert_eq!(s.pipelines[0].next_fire, Some(at("2026-10-27T02:00:00Z")));
         d.stop().await;
     }
@@ -1111,7 +1116,9 @@ mod daemon {
             assert_eq!(starts(&work), expected, "{work_ms} ms: one start per fire");
             let s = d.status.borrow().clone();
             assert_eq!(
-                s.pipelines[0].runs.get("succeeded"),
+                s.pipelines[0]
+                    .runs
+                    .get(&soundlake::orchestrator::RunStatus::Succeeded),
                 Some(&7),
                 "{work_ms} ms: the status counts runs as they happened"
             );
