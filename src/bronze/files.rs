@@ -19,10 +19,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::BronzeTable;
-use super::LOCK_LEASE;
 use super::records::{self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
-use crate::bronze::IngestSettings;
+use super::{BronzeTable, IngestSettings, LOCK_LEASE};
 use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::lake::{Lake, ObjectInfo, Snapshot, Transaction};

@@ -25,12 +25,10 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::records::{self, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
-use super::{BronzeTable, LOCK_LEASE};
-use crate::bronze::IngestSettings;
+use super::{BronzeTable, IngestSettings, LOCK_LEASE};
 use crate::clock::SharedClock;
 use crate::error::Result;
-use crate::kafka::KafkaSettings;
-use crate::kafka::{Client, GroupConsumer, Offsets, Partition, Polled};
+use crate::kafka::{Client, GroupConsumer, KafkaSettings, Offsets, Partition, Polled};
 use crate::lake::{Lake, Transaction};
 use crate::landing::{SharedStore, lease};
 

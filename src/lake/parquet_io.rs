@@ -27,9 +27,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
 
-use super::{DataFile, Lake};
+use super::{DataFile, Lake, LakeSettings};
 use crate::error::{Error, Result};
-use crate::lake::LakeSettings;
 
 const MIB: usize = 1024 * 1024;
 
@@ -59,10 +58,10 @@ impl WriteOptions {
         }
         Ok(WriteOptions {
             compression: match s.compression {
-                crate::lake::Compression::Zstd => {
+                super::Compression::Zstd => {
                     Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a zstd level"))
                 }
-                crate::lake::Compression::Snappy => Compression::SNAPPY,
+                super::Compression::Snappy => Compression::SNAPPY,
             },
             row_group_rows: s.row_group_rows,
             row_group_bytes: s.row_group_mib * MIB,

@@ -9,14 +9,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ApiError;
 use super::auth::Auth;
 use super::governor::{Governor, GovernorSettings};
-use super::{AppMode, Endpoint, SpotifySettings};
+use super::{ApiError, AppMode, Endpoint, SpotifySettings, WaitReason};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::spotify::WaitReason;
 
 /// Bodies larger than this are refused rather than buffered.
 pub const MAX_BODY_BYTES: usize = 64 << 20;

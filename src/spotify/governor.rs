@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::ApiError;
+use super::{ApiError, WaitReason};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::spotify::WaitReason;
 
 /// The adaptive budget never drops below this (or the configured budget, if
 /// smaller): a 429 that comes while we sent fewer requests than this in the

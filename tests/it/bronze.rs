@@ -188,11 +188,16 @@ async fn a_second_writer_is_refused_while_the_lock_is_held() {
 /// `soundlake bronze` as a process over the given store and lake folder,
 /// with small files so a run has many kill points.
 fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
+    bronze_command_at(landing_url, &format!("file://{}", lake.display()))
+}
+
+/// `bronze_command` over the lake at `lake_url`.
+fn bronze_command_at(landing_url: &str, lake_url: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
     cmd.args(["bronze", "tracks", "--json"])
         .env_clear()
         .env("SOUNDLAKE__LANDING__URL", landing_url)
-        .env("SOUNDLAKE__LAKE__URL", format!("file://{}", lake.display()))
+        .env("SOUNDLAKE__LAKE__URL", lake_url)
         .env("SOUNDLAKE__LAKE__FILE_MIB", "1")
         .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1")
         .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
@@ -326,11 +331,14 @@ mod with_servers {
         .unwrap()
     }
 
-    /// `bronze_command` writing to `s3://lake/prod` on `s3` instead.
-    fn bronze_command_on_s3(landing_url: &str, s3: &S3Server) -> std::process::Command {
-        let mut cmd = bronze_command(landing_url, Path::new("/unused"));
-        cmd.env("SOUNDLAKE__LAKE__URL", "s3://lake/prod")
-            .env("SOUNDLAKE__LAKE__S3__ENDPOINT", s3.endpoint())
+    /// `bronze_command` writing to `lake_url` (`s3://…`) on `s3`.
+    fn bronze_command_on_s3(
+        landing_url: &str,
+        s3: &S3Server,
+        lake_url: &str,
+    ) -> std::process::Command {
+        let mut cmd = bronze_command_at(landing_url, lake_url);
+        cmd.env("SOUNDLAKE__LAKE__S3__ENDPOINT", s3.endpoint())
             .env("SOUNDLAKE__LAKE__S3__PATH_STYLE", "true")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
@@ -525,7 +533,7 @@ mod with_servers {
         let s3 = S3Server::start(&["lake"]);
         let lake = Lake::open(&s3.lake("lake", "prod")).unwrap();
         let table = s3.bucket_dir("lake").join("prod/bronze/tracks");
-        let command = || bronze_command_on_s3(&landing_url, &s3);
+        let command = || bronze_command_on_s3(&landing_url, &s3, "s3://lake/prod");
         kill_and_rerun_bronze(command, &lake, &table, &expected).await;
         let arrow = python(&[
             "pyarrow-s3",
@@ -540,8 +548,7 @@ mod with_servers {
     async fn a_missing_bucket_ends_the_run_with_the_fix_and_no_secret() {
         let s = setup().await;
         let s3 = S3Server::start(&[]);
-        let out = bronze_command_on_s3(&s.store.describe(), &s3)
-            .env("SOUNDLAKE__LAKE__URL", "s3://missing-bucket/lake")
+        let out = bronze_command_on_s3(&s.store.describe(), &s3, "s3://missing-bucket/lake")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

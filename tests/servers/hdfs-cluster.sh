@@ -8,13 +8,8 @@ if [ $# -ne 2 ]; then
   echo "usage: $0 PORT DIR" >&2
   exit 2
 fi
-here="$(cd "$(dirname "$0")" && pwd)"
-servers="${SOUNDLAKE_SERVERS:-$HOME/.cache/soundlake/servers}"
-libs="$servers/hdfs-$(sha256sum "$here/hdfs/pom.xml" | cut -c1-12)/libs"
-if [ ! -d "$libs" ]; then
-  echo "$libs is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
-  exit 1
-fi
+source "$(dirname "$0")/jars.sh"
+libs="$(installed_libs hdfs)"
 # A small heap and the quick JIT: a test cluster starts in seconds. Java runs
 # the one-file program from source, so nothing is compiled ahead.
 exec java -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$libs/*" \

@@ -4,14 +4,12 @@
 # ~/.cache/soundlake/servers), once: safe to rerun. Prints nothing when all
 # is there already.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-servers="${SOUNDLAKE_SERVERS:-$HOME/.cache/soundlake/servers}"
+source "$(dirname "$0")/jars.sh"
 
 # Java servers, Apache Kafka and HDFS (a MiniDFSCluster): their jars from
-# Maven Central, keyed by the POM's content so a version change installs
-# afresh.
+# Maven Central.
 for name in kafka hdfs; do
-  jars="$servers/$name-$(sha256sum "$here/$name/pom.xml" | cut -c1-12)"
+  jars="$(jars_dir "$name")"
   if [ ! -f "$jars/installed" ]; then
     rm -rf "$jars"
     mkdir -p "$jars"

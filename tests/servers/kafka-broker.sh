@@ -9,13 +9,8 @@ if [ $# -ne 3 ]; then
   exit 2
 fi
 port=$1 controller=$2 dir=$3
-here="$(cd "$(dirname "$0")" && pwd)"
-servers="${SOUNDLAKE_SERVERS:-$HOME/.cache/soundlake/servers}"
-libs="$servers/kafka-$(sha256sum "$here/kafka/pom.xml" | cut -c1-12)/libs"
-if [ ! -d "$libs" ]; then
-  echo "$libs is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
-  exit 1
-fi
+source "$(dirname "$0")/jars.sh"
+libs="$(installed_libs kafka)"
 mkdir -p "$dir/data"
 cat > "$dir/server.properties" <<PROPERTIES
 process.roles=broker,controller
