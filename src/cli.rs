@@ -397,7 +397,7 @@ pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::MissingCredentials => exit::USAGE,
         Error::Input { .. } => exit::DATA,
-        Error::Spotify(ApiError::ComeBackAt { .. }) => exit::TEMPFAIL,
+        e if e.come_back_at().is_some() => exit::TEMPFAIL,
         _ => exit::FAILURE,
     }
 }
@@ -532,9 +532,7 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
         print!("{}", crate::crawl::render(&report));
     }
     match report.outcome {
-        Outcome::Paused { until, reason } => {
-            Err(Error::Spotify(ApiError::ComeBackAt { until, reason }))
-        }
+        Outcome::Paused { until, reason } => Err(ApiError::ComeBackAt { until, reason }.into()),
         _ => Ok(()),
     }
 }

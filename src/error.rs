@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::spotify::ApiError;
+use chrono::{DateTime, Utc};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -37,10 +37,11 @@ pub enum Error {
     )]
     MissingCredentials,
 
-    /// The Spotify API (or its token endpoint) refused, failed or asked
-    /// to wait.
-    #[error(transparent)]
-    Spotify(#[from] ApiError),
+    /// A source outside soundlake (the Spotify API, its token endpoint)
+    /// refused, failed or asked to wait. Its own error is kept whole: see
+    /// [`Error::source_error`].
+    #[error("{0}")]
+    Source(Box<dyn SourceError>),
 
     /// The landing store failed or refused an operation.
     #[error("landing store {store}: {problem}\n  fix: {fix}")]
@@ -104,6 +105,17 @@ pub enum Error {
     Server { what: String, message: String },
 }
 
+/// The error of a source module, with what the layers above need to know
+/// of it without knowing the source: whether retrying can help, and whether
+/// it asks for a pause. Sources convert theirs with `From` into
+/// [`Error::Source`].
+pub trait SourceError: std::error::Error + Send + Sync + 'static {
+    /// Retrying cannot help: the configuration or credentials must change.
+    fn is_permanent(&self) -> bool;
+    /// The time the source asked to be left alone until, if it did.
+    fn come_back_at(&self) -> Option<DateTime<Utc>>;
+}
+
 impl Error {
     pub fn config(
         place: impl Into<String>,
@@ -124,10 +136,26 @@ impl Error {
             self,
             Error::Config { .. }
                 | Error::MissingCredentials
-                | Error::Spotify(ApiError::Auth { .. })
                 | Error::Input { .. }
                 | Error::DataTests { .. }
-        )
+        ) || matches!(self, Error::Source(e) if e.is_permanent())
+    }
+
+    /// The source's own error, when this is one of type `T`.
+    pub fn source_error<T: SourceError>(&self) -> Option<&T> {
+        match self {
+            Error::Source(e) => (&**e as &(dyn std::error::Error + 'static)).downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// When a source asked to be left alone until a time: not a failure,
+    /// the work stops cleanly and resumes after it.
+    pub fn come_back_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Error::Source(e) => e.come_back_at(),
+            _ => None,
+        }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -64,9 +64,7 @@ impl LayerTasks {
         let report = crawler.run(&names, run_id).await?;
         match report.outcome {
             // A long rate-limit wait ends this run cleanly; the next run resumes.
-            Outcome::Paused { until, reason } => {
-                Err(Error::Spotify(ApiError::ComeBackAt { until, reason }))
-            }
+            Outcome::Paused { until, reason } => Err(ApiError::ComeBackAt { until, reason }.into()),
             _ => Ok(serde_json::to_value(&report).expect("reports serialize")),
         }
     }

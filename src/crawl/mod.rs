@@ -216,7 +216,9 @@ impl Crawler {
         run.report.outcome = match run.go(names).await {
             Ok(outcome) => outcome,
             Err(Halt::Budget(budget)) => Outcome::BudgetReached { budget },
-            Err(Halt::Failed(Error::Spotify(ApiError::ComeBackAt { until, reason }))) => {
+            Err(Halt::Failed(e))
+                if let Some(&ApiError::ComeBackAt { until, reason }) = e.source_error() =>
+            {
                 self.store
                     .put_state(
                         &pause_key(self.client.client_id()),
@@ -631,11 +633,13 @@ impl Run<'_> {
                     )
                     .await?
                 }
-                Err(Error::Spotify(ApiError::Unavailable { why, .. })) => {
-                    self.note_skip(&format!("audio features: {why}"));
-                    return Ok(());
+                Err(e) => {
+                    if let Some(ApiError::Unavailable { why, .. }) = e.source_error() {
+                        self.note_skip(&format!("audio features: {why}"));
+                        return Ok(());
+                    }
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

@@ -97,7 +97,7 @@ impl Auth {
                 .send()
                 .await;
             let transient = match sent {
-                Err(e) => Error::Spotify(ApiError::Transport {
+                Err(e) => Error::from(ApiError::Transport {
                     endpoint,
                     message: e.without_url().to_string(),
                     attempts: attempt + 1,
@@ -108,13 +108,13 @@ impl Auth {
                     match (status, body) {
                         (_, Err(e)) => e,
                         (200, Ok(bytes)) => return parse_token(&bytes),
-                        (s, Ok(bytes)) if s >= 500 => Error::Spotify(ApiError::Api {
+                        (s, Ok(bytes)) if s >= 500 => Error::from(ApiError::Api {
                             endpoint,
                             status: s,
                             message: snippet(&bytes),
                         }),
                         (s, Ok(bytes)) => {
-                            return Err(Error::Spotify(ApiError::Auth {
+                            return Err(Error::from(ApiError::Auth {
                                 token_url: redact_url(&self.token_url),
                                 status: s,
                                 message: oauth_message(&bytes),
@@ -135,7 +135,7 @@ impl Auth {
 
 fn parse_token(bytes: &[u8]) -> Result<(Secret, i64)> {
     let malformed = |problem: &str| {
-        Error::Spotify(ApiError::MalformedBody {
+        Error::from(ApiError::MalformedBody {
             endpoint: Endpoint::Token,
             status: 200,
             problem: problem.to_string(),

@@ -240,15 +240,15 @@ impl SpotifyClient {
                 Failure::Retry(e) => {
                     attempt += 1;
                     if attempt > inner.backoff.max_retries {
-                        return Err(match e {
-                            Error::Spotify(ApiError::Transport {
+                        return Err(match e.source_error() {
+                            Some(ApiError::Transport {
                                 endpoint, message, ..
-                            }) => Error::Spotify(ApiError::Transport {
-                                endpoint,
-                                message,
+                            }) => Error::from(ApiError::Transport {
+                                endpoint: *endpoint,
+                                message: message.clone(),
                                 attempts: attempt,
                             }),
-                            other => other,
+                            _ => e,
                         });
                     }
                     self.count(|s| s.retries += 1);
@@ -266,7 +266,7 @@ impl SpotifyClient {
                     );
                     inner.governor.throttled(retry_after, reason)?;
                     if throttles > MAX_THROTTLES_PER_REQUEST {
-                        return Err(Error::Spotify(ApiError::Api {
+                        return Err(Error::from(ApiError::Api {
                             endpoint,
                             status: 429,
                             message: format!(
@@ -323,7 +323,7 @@ async fn classify(
     sent: reqwest::Result<reqwest::Response>,
 ) -> std::result::Result<Value, Failure> {
     let response = sent.map_err(|e| {
-        Failure::Retry(Error::Spotify(ApiError::Transport {
+        Failure::Retry(Error::from(ApiError::Transport {
             endpoint,
             message: transport_problem(e),
             attempts: 1,
@@ -341,7 +341,7 @@ async fn classify(
         .map_err(Failure::Retry)?;
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
     let api_error = || {
-        Error::Spotify(ApiError::Api {
+        Error::from(ApiError::Api {
             endpoint,
             status,
             message: error_message(parsed.as_ref()).unwrap_or_else(|| snippet(&bytes)),
@@ -350,7 +350,7 @@ async fn classify(
     match status {
         200..=299 => match parsed {
             Some(value) if error_message(Some(&value)).is_some() => {
-                Err(Failure::Retry(Error::Spotify(ApiError::MalformedBody {
+                Err(Failure::Retry(Error::from(ApiError::MalformedBody {
                     endpoint,
                     status,
                     problem: "a success status with an error object".into(),
@@ -358,7 +358,7 @@ async fn classify(
                 })))
             }
             Some(value) => Ok(value),
-            None => Err(Failure::Retry(Error::Spotify(ApiError::MalformedBody {
+            None => Err(Failure::Retry(Error::from(ApiError::MalformedBody {
                 endpoint,
                 status,
                 problem: json_problem(&bytes),
@@ -391,7 +391,7 @@ pub(super) async fn read_body(
 ) -> Result<Vec<u8>> {
     let status = response.status().as_u16();
     let too_large = |bytes: &[u8]| {
-        Error::Spotify(ApiError::MalformedBody {
+        Error::from(ApiError::MalformedBody {
             endpoint,
             status,
             problem: format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
@@ -415,7 +415,7 @@ pub(super) async fn read_body(
             }
             Ok(None) => return Ok(body),
             Err(e) => {
-                return Err(Error::Spotify(ApiError::Transport {
+                return Err(Error::from(ApiError::Transport {
                     endpoint,
                     message: format!("reading the body: {}", transport_problem(e)),
                     attempts: 1,

@@ -119,7 +119,7 @@ impl SpotifyClient {
     pub async fn audio_features(&self, ids: &[String]) -> Result<Vec<Option<Value>>> {
         let endpoint = Endpoint::SeveralAudioFeatures;
         if self.mode() == AppMode::Development {
-            return Err(Error::Spotify(ApiError::Unavailable {
+            return Err(Error::from(ApiError::Unavailable {
                 endpoint,
                 why: "Development Mode apps get no audio features".into(),
             }));
@@ -132,7 +132,7 @@ impl SpotifyClient {
             let url = self.url(&["audio-features"], &[("ids", chunk.join(","))]);
             match self.get(endpoint, url).await {
                 Ok(body) => out.extend(batch_items(endpoint, &body, chunk.len())?),
-                Err(Error::Spotify(ApiError::Api { status: 403, .. })) => {
+                Err(e) if matches!(e.source_error(), Some(ApiError::Api { status: 403, .. })) => {
                     if !self
                         .inner
                         .audio_features_refused
@@ -170,7 +170,7 @@ impl SpotifyClient {
                     out.extend(batch_items(batch, &body, chunk.len())?);
                     rest = tail;
                 }
-                Err(Error::Spotify(ApiError::Api { status: 403, .. })) => {
+                Err(e) if matches!(e.source_error(), Some(ApiError::Api { status: 403, .. })) => {
                     self.detected_development(&format!("403 on {batch}"));
                 }
                 Err(e) => return Err(e),
@@ -186,13 +186,15 @@ impl SpotifyClient {
     async fn one(&self, endpoint: Endpoint, segments: &[&str]) -> Result<Option<Value>> {
         match self.get(endpoint, self.url(segments, &[])).await {
             Ok(Value::Object(o)) => Ok(Some(Value::Object(o))),
-            Ok(other) => Err(Error::Spotify(ApiError::MalformedBody {
+            Ok(other) => Err(Error::from(ApiError::MalformedBody {
                 endpoint,
                 status: 200,
                 problem: "expected a JSON object".into(),
                 snippet: super::client::snippet(other.to_string().as_bytes()),
             })),
-            Err(Error::Spotify(ApiError::Api { status: 404, .. })) => Ok(None),
+            Err(e) if matches!(e.source_error(), Some(ApiError::Api { status: 404, .. })) => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -259,7 +261,7 @@ impl SpotifyClient {
     /// Development Mode: switch, and let the caller retry with limit 10.
     fn limit_refused(&self, error: &Error, mode_used: AppMode) -> bool {
         let refused = mode_used == AppMode::Extended
-            && matches!(error, Error::Spotify(ApiError::Api { status: 400, message, .. })
+            && matches!(error.source_error(), Some(ApiError::Api { status: 400, message, .. })
                 if message.to_ascii_lowercase().contains("invalid limit"));
         if refused {
             self.detected_development("400 Invalid limit");
@@ -282,14 +284,14 @@ impl SpotifyClient {
 }
 
 fn refused_audio_features() -> Error {
-    Error::Spotify(ApiError::Unavailable {
+    Error::from(ApiError::Unavailable {
         endpoint: Endpoint::SeveralAudioFeatures,
         why: "the API answered 403: apps approved after 2024-11-27 get no audio features".into(),
     })
 }
 
 fn malformed(endpoint: Endpoint, problem: String) -> Error {
-    Error::Spotify(ApiError::MalformedBody {
+    Error::from(ApiError::MalformedBody {
         endpoint,
         status: 200,
         problem,

@@ -1,10 +1,12 @@
 //! What the Spotify API answers that is not data: refusals, failures that
 //! outlived the retries, and requests to wait. They convert into the crate's
-//! [`Error`](crate::error::Error) as its `Spotify` variant.
+//! [`Error`] as a [`SourceError`], so the layers above learn whether to retry
+//! and when to come back without knowing Spotify.
 
 use chrono::{DateTime, Utc};
 
 use super::Endpoint;
+use crate::error::{Error, SourceError};
 
 /// Why the Spotify API asked us to stop for longer than we are willing to sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,4 +81,23 @@ pub enum ApiError {
         until: DateTime<Utc>,
         reason: WaitReason,
     },
+}
+
+impl SourceError for ApiError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, ApiError::Auth { .. })
+    }
+
+    fn come_back_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            ApiError::ComeBackAt { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(error: ApiError) -> Error {
+        Error::Source(Box::new(error))
+    }
 }

@@ -139,7 +139,7 @@ impl Governor {
             if until > now {
                 let wait = (until - now).to_std().unwrap_or_default();
                 if wait > self.settings.max_wait {
-                    return Err(Error::Spotify(ApiError::ComeBackAt { until, reason }));
+                    return Err(Error::from(ApiError::ComeBackAt { until, reason }));
                 }
                 return Ok(Some(wait));
             }
@@ -225,7 +225,7 @@ impl Governor {
             s.last_change = Some(now);
         }
         if wait > self.settings.max_wait {
-            return Err(Error::Spotify(ApiError::ComeBackAt { until, reason }));
+            return Err(Error::from(ApiError::ComeBackAt { until, reason }));
         }
         Ok(())
     }
@@ -282,15 +282,15 @@ mod tests {
         let err = g
             .throttled(Some(Duration::from_secs(7200)), WaitReason::RateLimit)
             .unwrap_err();
-        let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
+        let Some(&ApiError::ComeBackAt { until, reason }) = err.source_error() else {
             panic!("expected ComeBackAt, got {err}");
         };
         assert_eq!(until, start() + chrono::Duration::seconds(7200));
         assert_eq!(reason, WaitReason::RateLimit);
         // Other callers are refused at once, without sleeping through it.
         assert!(matches!(
-            g.acquire().await,
-            Err(Error::Spotify(ApiError::ComeBackAt { .. }))
+            g.acquire().await.map_err(|e| e.come_back_at()),
+            Err(Some(_))
         ));
         assert_eq!(clock.now(), start());
         assert_eq!(g.paused_until().map(|p| p.0), Some(until));

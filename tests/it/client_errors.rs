@@ -2,7 +2,6 @@
 //! recovery, never a panic.
 
 use chrono::Duration as ChronoDuration;
-use soundlake::Error;
 use soundlake::clock::Clock;
 use soundlake::sim::SimOptions;
 use soundlake::spotify::ApiError;
@@ -40,8 +39,8 @@ async fn exhausted_5xx_retries_are_a_typed_api_error() {
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
     assert!(
         matches!(
-            err,
-            Error::Spotify(ApiError::Api {
+            err.source_error::<ApiError>(),
+            Some(ApiError::Api {
                 status: 503,
                 endpoint: Endpoint::Artist,
                 ..
@@ -85,8 +84,8 @@ async fn malformed_bodies_name_the_endpoint_and_quote_the_start() {
         let text = err.to_string();
         assert!(
             matches!(
-                err,
-                Error::Spotify(ApiError::MalformedBody {
+                err.source_error::<ApiError>(),
+                Some(ApiError::MalformedBody {
                     endpoint: Endpoint::Artist,
                     ..
                 })
@@ -128,7 +127,10 @@ async fn not_found_is_none_and_4xx_is_not_retried() {
     assert_eq!(h.sim.count(Endpoint::Artist, 404), 1);
     let err = client.artist("1111111111111111111111").await.unwrap_err();
     assert!(
-        matches!(err, Error::Spotify(ApiError::Api { status: 400, .. })),
+        matches!(
+            err.source_error::<ApiError>(),
+            Some(ApiError::Api { status: 400, .. })
+        ),
         "{err}"
     );
     assert_eq!(h.sim.count(Endpoint::Artist, 400), 1, "400 is not retried");
@@ -162,7 +164,10 @@ async fn a_401_refreshes_the_token_once() {
     let h = harness_with(vec![always]).await;
     let err = h.client().artist(UNKNOWN_ID).await.unwrap_err();
     assert!(
-        matches!(err, Error::Spotify(ApiError::Api { status: 401, .. })),
+        matches!(
+            err.source_error::<ApiError>(),
+            Some(ApiError::Api { status: 401, .. })
+        ),
         "{err}"
     );
     assert_eq!(
@@ -213,7 +218,10 @@ async fn bad_and_missing_credentials_say_what_to_set_and_hide_the_secret() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, Error::Spotify(ApiError::Auth { status: 400, .. })),
+        matches!(
+            err.source_error::<ApiError>(),
+            Some(ApiError::Auth { status: 400, .. })
+        ),
         "{text}"
     );
     assert!(text.contains("invalid_client: Invalid client"), "{text}");
@@ -236,7 +244,7 @@ async fn long_retry_after_is_come_back_at_and_stops_every_caller() {
     let h = harness_with(vec![storm]).await;
     let client = h.client();
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
-    let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
+    let Some(&ApiError::ComeBackAt { until, reason }) = err.source_error() else {
         panic!("expected ComeBackAt, got {err}");
     };
     assert_eq!(until, t0() + ChronoDuration::seconds(7200));
@@ -249,8 +257,11 @@ async fn long_retry_after_is_come_back_at_and_stops_every_caller() {
     let other = h.client();
     let before = h.sim.request_log().len();
     assert!(matches!(
-        other.tracks(&[UNKNOWN_ID.into()]).await,
-        Err(Error::Spotify(ApiError::ComeBackAt { .. }))
+        other
+            .tracks(&[UNKNOWN_ID.into()])
+            .await
+            .map_err(|e| e.come_back_at()),
+        Err(Some(_))
     ));
     assert_eq!(h.sim.request_log().len(), before);
     assert_eq!(h.clock.now(), t0(), "nothing slept through the wait");
@@ -269,7 +280,7 @@ async fn quota_exceeded_is_recognised() {
         client.artist(UNKNOWN_ID).await.unwrap();
     }
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
-    let Error::Spotify(ApiError::ComeBackAt { until, reason }) = err else {
+    let Some(&ApiError::ComeBackAt { until, reason }) = err.source_error() else {
         panic!("expected ComeBackAt, got {err}");
     };
     assert_eq!(reason, WaitReason::QuotaExceeded);
@@ -313,8 +324,12 @@ async fn development_mode_is_detected_from_403_and_invalid_limit() {
     let total = h.sim.catalog().discography[h.sim.catalog().search_artists(&names[0])[0]].len();
     assert_eq!(albums.len(), total);
     assert!(matches!(
-        client.audio_features(&[UNKNOWN_ID.into()]).await,
-        Err(Error::Spotify(ApiError::Unavailable { .. }))
+        client
+            .audio_features(&[UNKNOWN_ID.into()])
+            .await
+            .as_ref()
+            .map_err(|e| e.source_error::<ApiError>()),
+        Err(Some(ApiError::Unavailable { .. }))
     ));
 
     // A fresh client learns it from a 403 on a batch endpoint, once.
@@ -343,7 +358,10 @@ async fn audio_features_refused_in_extended_mode_is_unavailable_not_development(
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Spotify(ApiError::Unavailable { .. })),
+        matches!(
+            err.source_error::<ApiError>(),
+            Some(ApiError::Unavailable { .. })
+        ),
         "{err}"
     );
     assert_eq!(client.mode(), AppMode::Extended);
@@ -405,7 +423,10 @@ async fn connection_refused_is_a_transport_error_after_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Spotify(ApiError::Transport { attempts: 3, .. })),
+        matches!(
+            err.source_error::<ApiError>(),
+            Some(ApiError::Transport { attempts: 3, .. })
+        ),
         "{err}"
     );
 }
@@ -433,8 +454,8 @@ async fn answers_slower_than_the_request_timeout_are_retried_then_a_clear_error(
     let err = client.artist(UNKNOWN_ID).await.unwrap_err();
     assert!(
         matches!(
-            err,
-            Error::Spotify(ApiError::Transport {
+            err.source_error::<ApiError>(),
+            Some(ApiError::Transport {
                 endpoint: Endpoint::Artist,
                 attempts: 3,
                 ..

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use soundlake::Error;
 use soundlake::sim::{Canned, SimOptions};
 use soundlake::spotify::ApiError;
 use soundlake::spotify::WaitReason;
@@ -486,8 +485,8 @@ async fn the_client_takes_every_recorded_response() {
         let err = h.client().search_artists("Muse", 10, 0).await.unwrap_err();
         assert!(
             matches!(
-                err,
-                Error::Spotify(ApiError::MalformedBody {
+                err.source_error::<ApiError>(),
+                Some(ApiError::MalformedBody {
                     endpoint: Endpoint::Search,
                     ..
                 })
@@ -506,7 +505,7 @@ async fn the_client_takes_every_recorded_response() {
         let h = with(vec![canned("/v1/audio-features", 404, &v.to_string())]).await;
         let err = h.client().audio_features(&ids(1)).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Spotify(ApiError::Api { status: 404, message, .. }) if message == "analysis not found"),
+            matches!(err.source_error::<ApiError>(), Some(ApiError::Api { status: 404, message, .. }) if message == "analysis not found"),
             "{err}"
         );
     }
@@ -520,8 +519,8 @@ async fn the_client_takes_every_recorded_response() {
             let err = h.client().artist(&id).await.unwrap_err();
             assert!(
                 matches!(
-                    err,
-                    Error::Spotify(ApiError::ComeBackAt {
+                    err.source_error::<ApiError>(),
+                    Some(ApiError::ComeBackAt {
                         reason: WaitReason::QuotaExceeded,
                         ..
                     })

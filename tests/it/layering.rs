@@ -23,14 +23,6 @@ const LAYERS: [(&str, &[&str]); 7] = [
     ),
 ];
 
-/// Upward edges still to remove, each with its reason.
-const KNOWN: [(&str, &str, &str); 1] = [(
-    "error",
-    "spotify",
-    "the crate error wraps spotify::ApiError (#[from]) until module errors \
-     stop sharing one crate-wide type",
-)];
-
 fn layer_of(module: &str) -> usize {
     LAYERS
         .iter()
@@ -72,15 +64,14 @@ fn crate_paths(src: &Path, dir: &Path, out: &mut Vec<(String, usize, String, Str
     }
 }
 
-/// Every path in the crate rooted at `src` that reaches up a layer, but
-/// for the [`KNOWN`] ones; and how many paths were looked at.
+/// Every path in the crate rooted at `src` that reaches up a layer, and
+/// how many paths were looked at.
 fn upward_paths(src: &Path) -> (Vec<String>, usize) {
     let mut paths = Vec::new();
     crate_paths(src, src, &mut paths);
     let upward: Vec<String> = paths
         .iter()
         .filter(|(_, _, from, to)| layer_of(to) > layer_of(from))
-        .filter(|(_, _, from, to)| !KNOWN.iter().any(|(f, t, _)| f == from && t == to))
         .map(|(file, line, from, to)| {
             format!(
                 "src/{file}:{line}: {from} ({}) uses {to} ({})",
@@ -92,18 +83,6 @@ fn upward_paths(src: &Path) -> (Vec<String>, usize) {
     (upward, paths.len())
 }
 
-/// The [`KNOWN`] edges the crate at `src` still has: one that is gone must
-/// leave the list, so it cannot come back unnoticed.
-fn known_edges_left(src: &Path) -> Vec<(&'static str, &'static str)> {
-    let mut paths = Vec::new();
-    crate_paths(src, src, &mut paths);
-    KNOWN
-        .iter()
-        .filter(|(f, t, _)| paths.iter().any(|(_, _, from, to)| from == f && to == t))
-        .map(|(f, t, _)| (*f, *t))
-        .collect()
-}
-
 #[test]
 fn every_module_imports_only_its_own_layer_or_lower_ones() {
     let (upward, seen) = upward_paths(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
@@ -112,12 +91,6 @@ fn every_module_imports_only_its_own_layer_or_lower_ones() {
         upward.is_empty(),
         "imports from a higher layer:\n{}",
         upward.join("\n")
-    );
-    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
-    assert_eq!(
-        known_edges_left(src).len(),
-        KNOWN.len(),
-        "an edge in KNOWN is gone: take it off the list"
     );
 }
 
