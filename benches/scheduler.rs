@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use soundlake::clock::SharedClock;
-use soundlake::orchestrator::{Executor, Pipeline, RunOptions, Runner, Tables, Task};
+use soundlake::orchestrator::{Executor, Kinds, Pipeline, RunOptions, Runner, Task};
 
 const TABLES: usize = 500;
 const RUNS: usize = 5;
@@ -59,9 +59,9 @@ fn pipeline(dir: &std::path::Path, limit: usize) -> Pipeline {
     .unwrap();
     soundlake::orchestrator::load(
         &folder,
-        &Tables {
+        &Kinds {
             layers,
-            ..Tables::default()
+            ..Kinds::default()
         },
     )
     .unwrap()

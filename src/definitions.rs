@@ -23,6 +23,63 @@ impl Default for DefinitionSettings {
     }
 }
 
+/// A table of a layer, written `layer.table` (`silver.tracks`) in task
+/// ids, SQL and messages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableId {
+    pub layer: String,
+    pub name: String,
+}
+
+impl TableId {
+    pub fn new(layer: impl Into<String>, name: impl Into<String>) -> TableId {
+        TableId {
+            layer: layer.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `layer.table`, or `None` for anything else.
+    pub fn parse(id: &str) -> Option<TableId> {
+        let (layer, name) = id.split_once('.')?;
+        (is_identifier(layer) && is_identifier(name)).then(|| TableId::new(layer, name))
+    }
+}
+
+impl std::fmt::Display for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.layer, self.name)
+    }
+}
+
+/// The definitions of `layer` named in `names` (all when none are; with or
+/// without the `<layer>.` prefix), or an error listing the known ones.
+pub fn select<'d, T>(
+    layer: &str,
+    defs: &'d [T],
+    name_of: fn(&T) -> &String,
+    names: &[String],
+) -> Result<Vec<&'d T>> {
+    if names.is_empty() {
+        return Ok(defs.iter().collect());
+    }
+    let prefix = format!("{layer}.");
+    names
+        .iter()
+        .map(|name| {
+            let bare = name.strip_prefix(&prefix).unwrap_or(name);
+            defs.iter().find(|d| name_of(d) == bare).ok_or_else(|| {
+                let known: Vec<&str> = defs.iter().map(|d| name_of(d).as_str()).collect();
+                Error::config(
+                    "command line",
+                    format!("there is no {layer} table {name:?}"),
+                    format!("use one of: {}", known.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
 /// The largest definition file read; anything bigger is a mistake.
 const MAX_BYTES: u64 = 1024 * 1024;
 

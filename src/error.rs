@@ -100,6 +100,15 @@ pub enum Error {
         report: String,
     },
 
+    /// The operating system refused what the process needs (a signal
+    /// handler, standard output).
+    #[error("{what}: {source}")]
+    System {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A server could not start or stopped unexpectedly.
     #[error("{what}: {message}")]
     Server { what: String, message: String },

@@ -417,3 +417,22 @@ impl Loader<'_> {
         Ok(())
     }
 }
+
+/// An import report as text: the counts, then a line per rejected record.
+pub fn render(report: &ImportReport) -> String {
+    let l = report.loaded;
+    let mut out = format!(
+        "imported {} into {} ({}): {} new, {} changed, {} unchanged; {} rejected\n",
+        report.file,
+        report.collection,
+        report.format,
+        l.new,
+        l.changed,
+        l.unchanged,
+        report.rejects.len()
+    );
+    for r in &report.rejects {
+        out += &format!("  rejected {}: {}\n", r.place, r.reason);
+    }
+    out
+}

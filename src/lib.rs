@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod crawl;
 pub mod definitions;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod gold;

@@ -13,10 +13,11 @@ use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::orchestrator::run_id;
-use crate::tasks::LayerTasks;
+use crate::tasks::{TaskExecutor, TaskKind};
 
 /// Every definition of the definitions folder, loaded and checked: the
 /// layers' tables, then the pipelines expanded over them.
+#[derive(Default)]
 pub struct Project {
     pub bronze: Vec<crate::bronze::BronzeTable>,
     pub silver: Vec<crate::silver::SilverTable>,
@@ -49,13 +50,13 @@ impl Project {
         } else {
             Some(Vec::new())
         };
-        let tables = layer_tables(
+        let kinds = crate::tasks::kinds(
             bronze.as_deref().unwrap_or_default(),
             silver.as_deref().unwrap_or_default(),
             gold.as_deref().unwrap_or_default(),
             &known,
         );
-        let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &tables)
+        let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &kinds)
             .map_err(&mut note)
             .ok();
         match (bronze, silver, gold, pipelines) {
@@ -73,6 +74,23 @@ impl Project {
         }
     }
 
+    /// Only the definitions up to `layer` (bronze; bronze and silver): what
+    /// that layer's own command needs, so a problem in a later folder does
+    /// not stop it.
+    pub fn load_up_to(settings: &Settings, layer: TaskKind) -> Result<Project> {
+        let dir = &settings.definitions.dir;
+        let bronze = crate::bronze::load(&dir.join(crate::bronze::LAYER))?;
+        let silver = match layer {
+            TaskKind::Bronze => Vec::new(),
+            _ => crate::silver::load(&dir.join(crate::silver::LAYER), &bronze)?,
+        };
+        Ok(Project {
+            bronze,
+            silver,
+            ..Project::default()
+        })
+    }
+
     pub fn pipeline(&self, name: &str) -> Result<&crate::orchestrator::Pipeline> {
         self.pipelines
             .iter()
@@ -88,44 +106,6 @@ impl Project {
     }
 }
 
-/// What the layers tell the orchestrator: each layer's tables and the
-/// tasks each one reads.
-fn layer_tables(
-    bronze: &[crate::bronze::BronzeTable],
-    silver: &[crate::silver::SilverTable],
-    gold: &[crate::gold::GoldModel],
-    known: &crate::gold::Known,
-) -> crate::orchestrator::Tables {
-    let mut tables = crate::orchestrator::Tables::default();
-    tables.layers.insert(
-        crate::bronze::LAYER.into(),
-        bronze
-            .iter()
-            .map(|b| (b.name.clone(), Vec::new()))
-            .collect(),
-    );
-    tables.layers.insert(
-        crate::silver::LAYER.into(),
-        silver
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    vec![format!("{}.{}", crate::bronze::LAYER, s.source)],
-                )
-            })
-            .collect(),
-    );
-    tables.layers.insert(
-        crate::gold::LAYER.into(),
-        gold.iter()
-            .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
-            .collect(),
-    );
-    tables.rebuilt_whole.insert(crate::gold::LAYER.into());
-    tables
-}
-
 /// A deployment's landing store and lake, the lake checked on the way, and
 /// the clock they run on: what every way of running a task runs against.
 pub struct Deployment {
@@ -137,10 +117,17 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn open(settings: &Settings) -> Result<Deployment> {
+        let deployment = Deployment::open_for_crawl(settings).await?;
+        deployment.lake.check().await?;
+        Ok(deployment)
+    }
+
+    /// The crawl writes to the landing store alone: the lake is opened but
+    /// not checked, so a lake that is down does not stop it.
+    pub async fn open_for_crawl(settings: &Settings) -> Result<Deployment> {
         let clock = crate::clock::system();
         let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
         let lake = Lake::open(&settings.lake)?;
-        lake.check().await?;
         Ok(Deployment {
             settings: settings.clone(),
             store,
@@ -152,8 +139,8 @@ impl Deployment {
     /// The one executor of every task kind, over `project`'s tables; bronze
     /// tables in `streamed` are consumed continuously elsewhere in this
     /// process.
-    pub fn executor(&self, project: &Project, streamed: &BTreeSet<String>) -> Arc<LayerTasks> {
-        Arc::new(LayerTasks {
+    pub fn executor(&self, project: &Project, streamed: &BTreeSet<String>) -> Arc<TaskExecutor> {
+        Arc::new(TaskExecutor {
             settings: self.settings.clone(),
             store: self.store.clone(),
             lake: self.lake.clone(),

@@ -1,21 +1,115 @@
-//! What each task kind does when a pipeline runs it: the bridge between the
-//! orchestrator, which knows task ids and kinds, and the layers.
+//! What each task kind does: the bridge between the orchestrator, which
+//! knows task ids and the shape of each kind ([`kinds`]), and the layers.
+//! Every way of running a task (its own command, a pipeline run, a
+//! backfill, the daemon) runs it through one [`TaskExecutor`].
+
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::bronze::{Bronze, BronzeTable, Extract};
+use crate::bronze::{Bronze, BronzeReport, BronzeTable, Extract};
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::crawl::{CrawlReport, Crawler};
+use crate::definitions::TableId;
 use crate::error::{Error, Result};
 use crate::gold::{Gold, GoldModel};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
-use crate::orchestrator::{Executor, RunOptions, Task};
-use crate::silver::{Scope, Silver, SilverTable};
-use crate::spotify::ApiError;
+use crate::orchestrator::{Executor, Kinds, RunOptions, Task};
+use crate::silver::{Scope, Silver, SilverReport, SilverTable};
 
-/// Runs crawl, bronze, silver and gold tasks against one deployment.
-pub struct LayerTasks {
+/// The kinds of task a pipeline holds, by their name in `pipelines/*.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Fetch from the Spotify API into the landing store: one task.
+    Crawl,
+    /// One task per table of each layer.
+    Bronze,
+    Silver,
+    Gold,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::Crawl,
+        TaskKind::Bronze,
+        TaskKind::Silver,
+        TaskKind::Gold,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Crawl => "crawl",
+            TaskKind::Bronze => crate::bronze::LAYER,
+            TaskKind::Silver => crate::silver::LAYER,
+            TaskKind::Gold => crate::gold::LAYER,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The parameters a pipeline may give tasks of this kind, with their
+    /// TOML type.
+    fn params(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            TaskKind::Crawl => vec![("names_per_run", "integer")],
+            TaskKind::Silver => vec![("full_refresh", "boolean")],
+            TaskKind::Bronze | TaskKind::Gold => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every task kind registered for the orchestrator: the crawl as one task,
+/// each layer's tables with the tasks each one reads.
+pub fn kinds(
+    bronze: &[BronzeTable],
+    silver: &[SilverTable],
+    gold: &[GoldModel],
+    known: &crate::gold::Known,
+) -> Kinds {
+    let mut kinds = Kinds::default();
+    for kind in TaskKind::ALL {
+        kinds.params.insert(kind.name().into(), kind.params());
+        let tables = match kind {
+            TaskKind::Crawl => {
+                kinds.single.insert(kind.name().into());
+                continue;
+            }
+            TaskKind::Bronze => bronze
+                .iter()
+                .map(|b| (b.name.clone(), Vec::new()))
+                .collect(),
+            TaskKind::Silver => silver
+                .iter()
+                .map(|s| {
+                    let source = TableId::new(crate::bronze::LAYER, &s.source);
+                    (s.name.clone(), vec![source.to_string()])
+                })
+                .collect(),
+            TaskKind::Gold => {
+                kinds.rebuilt_whole.insert(kind.name().into());
+                gold.iter()
+                    .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
+                    .collect()
+            }
+        };
+        kinds.layers.insert(kind.name().into(), tables);
+    }
+    kinds
+}
+
+/// Runs every task kind against one deployment.
+pub struct TaskExecutor {
     pub settings: Settings,
     pub store: SharedStore,
     pub lake: Lake,
@@ -25,120 +119,164 @@ pub struct LayerTasks {
     pub gold: Vec<GoldModel>,
     /// Bronze tables this process consumes continuously (the daemon's
     /// Kafka streams): their tasks report the table as the stream left it.
-    pub streamed: std::collections::BTreeSet<String>,
+    pub streamed: BTreeSet<String>,
 }
 
-/// The definition of `layer.table`, or an error saying the definitions
-/// changed under the pipeline.
-fn definition<'d, T>(
-    defs: &'d [T],
-    name_of: fn(&T) -> &str,
-    layer: &str,
-    table: &str,
-) -> Result<&'d T> {
-    defs.iter().find(|d| name_of(d) == table).ok_or_else(|| {
-        Error::config(
-            format!("{layer}.{table}"),
-            format!("there is no {layer} definition {table:?}"),
-            "run `soundlake validate`: the definitions changed since the pipeline was read",
-        )
-    })
+/// The definition of `table`, or an error saying the definitions changed
+/// under the pipeline.
+fn definition<'d, T>(defs: &'d [T], name_of: fn(&T) -> &str, table: &TableId) -> Result<&'d T> {
+    defs.iter()
+        .find(|d| name_of(d) == table.name)
+        .ok_or_else(|| {
+            Error::config(
+                table.to_string(),
+                format!("there is no {} definition {:?}", table.layer, table.name),
+                "run `soundlake validate`: the definitions changed since the pipeline was read",
+            )
+        })
 }
 
-impl LayerTasks {
-    async fn crawl(&self, task: &Task, run_id: &str) -> Result<Value> {
-        use crate::crawl::{Crawler, Outcome};
-
+impl TaskExecutor {
+    /// One crawl run over the names file; a long rate-limit wait ends it
+    /// with [`Outcome::Paused`] and the frontier saved.
+    pub async fn crawl(&self, names_per_run: Option<u32>, run_id: &str) -> Result<CrawlReport> {
         let mut crawl = self.settings.crawl.clone();
-        if let Some(n) = task
-            .params
-            .get("names_per_run")
-            .and_then(toml::Value::as_integer)
-        {
-            crawl.names_per_run = u32::try_from(n).unwrap_or(0);
+        if let Some(n) = names_per_run {
+            crawl.names_per_run = n;
         }
         let names = crate::text::read_names(&crawl.artists_file)?;
         let client =
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl);
-        let report = crawler.run(&names, run_id).await?;
-        match report.outcome {
-            // A long rate-limit wait ends this run cleanly; the next run resumes.
-            Outcome::Paused { until, reason } => Err(ApiError::ComeBackAt { until, reason }.into()),
-            _ => Ok(serde_json::to_value(&report).expect("reports serialize")),
+        crawler.run(&names, run_id).await
+    }
+
+    fn bronze_job(&self) -> Bronze {
+        Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone())
+            .with_settings(&self.settings.ingest, &self.settings.kafka)
+    }
+
+    pub async fn bronze(
+        &self,
+        def: &BronzeTable,
+        extract: Extract,
+        run_id: &str,
+    ) -> Result<BronzeReport> {
+        self.bronze_job().run(def, extract, run_id).await
+    }
+
+    pub async fn silver(
+        &self,
+        def: &SilverTable,
+        scope: Scope,
+        run_id: &str,
+    ) -> Result<SilverReport> {
+        let source = definition(
+            &self.bronze,
+            |d| &d.name,
+            &TableId::new(crate::bronze::LAYER, &def.source),
+        )?;
+        Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone())
+            .run(def, source, scope, run_id)
+            .await
+    }
+
+    /// A pipeline's bronze task: what is new, or its backfill interval; a
+    /// streamed table as the stream left it.
+    async fn bronze_task(&self, table: &TableId, task: &Task, run_id: &str) -> Result<Value> {
+        let def = definition(&self.bronze, |d| &d.name, table)?;
+        if self.streamed.contains(&def.name) {
+            let snapshot = self.bronze_job().table(def).snapshot().await?;
+            return Ok(serde_json::json!({
+                "table": def.name,
+                "mode": "streamed",
+                "version": snapshot.version,
+                "table_rows": snapshot.rows(),
+            }));
         }
+        let extract = match task.interval {
+            Some(i) => Extract::Interval {
+                from: i.start,
+                to: i.end,
+            },
+            None => Extract::Incremental,
+        };
+        let report = self.bronze(def, extract, run_id).await?;
+        let idle = report.rows_written == 0 && report.files_removed == 0;
+        Ok(with_nothing_to_do(&report, idle))
+    }
+
+    /// A pipeline's silver task: what is new, its backfill interval's
+    /// partitions, or everything on a full refresh.
+    async fn silver_task(
+        &self,
+        table: &TableId,
+        task: &Task,
+        run_id: &str,
+        options: &RunOptions,
+    ) -> Result<Value> {
+        let def = definition(&self.silver, |d| &d.name, table)?;
+        let full = options.full_refresh
+            || task
+                .params
+                .get("full_refresh")
+                .and_then(toml::Value::as_bool)
+                == Some(true);
+        let scope = match task.interval {
+            _ if full => Scope::Full,
+            Some(i) => Scope::Interval {
+                from: i.start,
+                to: i.end,
+            },
+            None => Scope::New,
+        };
+        let report = self.silver(def, scope, run_id).await?;
+        let idle = report.versions_read == 0 && report.keys_changed == 0;
+        Ok(with_nothing_to_do(&report, idle))
     }
 }
 
 #[async_trait::async_trait]
-impl Executor for LayerTasks {
+impl Executor for TaskExecutor {
     async fn execute(&self, task: &Task, run_id: &str, options: &RunOptions) -> Result<Value> {
-        let table = task.table.as_deref().unwrap_or_default();
-        let report = match task.kind.as_str() {
-            "crawl" => return self.crawl(task, run_id).await,
-            crate::bronze::LAYER => {
-                let def = definition(&self.bronze, |d| &d.name, &task.kind, table)?;
-                let job = Bronze::new(self.store.clone(), self.lake.clone(), self.clock.clone())
-                    .with_settings(&self.settings.ingest, &self.settings.kafka);
-                if self.streamed.contains(table) {
-                    let snapshot = job.table(def).snapshot().await?;
-                    return Ok(serde_json::json!({
-                        "table": def.name,
-                        "mode": "streamed",
-                        "version": snapshot.version,
-                        "table_rows": snapshot.rows(),
-                    }));
-                }
-                // A backfill task re-derives its interval; a run takes what is new.
-                let extract = match task.interval {
-                    Some(i) => Extract::Interval {
-                        from: i.start,
-                        to: i.end,
-                    },
-                    None => Extract::Incremental,
-                };
-                let report = job.run(def, extract, run_id).await?;
-                let idle = report.rows_written == 0 && report.files_removed == 0;
-                return Ok(with_nothing_to_do(&report, idle));
-            }
-            crate::silver::LAYER => {
-                let def = definition(&self.silver, |d| &d.name, &task.kind, table)?;
-                let source =
-                    definition(&self.bronze, |d| &d.name, crate::bronze::LAYER, &def.source)?;
-                let full = options.full_refresh
-                    || task
-                        .params
-                        .get("full_refresh")
-                        .and_then(toml::Value::as_bool)
-                        == Some(true);
-                // A backfill task rebuilds its interval's partitions.
-                let scope = match task.interval {
-                    _ if full => Scope::Full,
-                    Some(i) => Scope::Interval {
-                        from: i.start,
-                        to: i.end,
-                    },
-                    None => Scope::New,
-                };
-                let job = Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                let report = job.run(def, source, scope, run_id).await?;
-                let idle = report.versions_read == 0 && report.keys_changed == 0;
-                return Ok(with_nothing_to_do(&report, idle));
-            }
-            crate::gold::LAYER => {
-                let model = definition(&self.gold, |m| &m.name, &task.kind, table)?;
-                let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                serde_json::to_value(job.run(model, run_id).await?)
-            }
-            other => {
-                return Err(Error::config(
+        let kind = TaskKind::parse(&task.kind).ok_or_else(|| {
+            Error::config(
+                task.id.clone(),
+                format!("no task kind {:?}", task.kind),
+                "run `soundlake validate`",
+            )
+        })?;
+        let table = || {
+            task.table.as_ref().ok_or_else(|| {
+                Error::config(
                     task.id.clone(),
-                    format!("no task kind {other:?}"),
+                    format!("a {kind} task needs a table"),
                     "run `soundlake validate`",
-                ));
-            }
+                )
+            })
         };
-        Ok(report.expect("reports serialize"))
+        match kind {
+            TaskKind::Crawl => {
+                let names_per_run = task
+                    .params
+                    .get("names_per_run")
+                    .and_then(toml::Value::as_integer)
+                    .map(|n| u32::try_from(n).unwrap_or(0));
+                let report = self.crawl(names_per_run, run_id).await?;
+                // A long rate-limit wait ends this run cleanly; the next run resumes.
+                match report.paused() {
+                    Some(error) => Err(error),
+                    None => Ok(serde_json::to_value(&report).expect("reports serialize")),
+                }
+            }
+            TaskKind::Bronze => self.bronze_task(table()?, task, run_id).await,
+            TaskKind::Silver => self.silver_task(table()?, task, run_id, options).await,
+            TaskKind::Gold => {
+                let model = definition(&self.gold, |m| &m.name, table()?)?;
+                let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
+                Ok(serde_json::to_value(job.run(model, run_id).await?).expect("reports serialize"))
+            }
+        }
     }
 }
 

@@ -91,6 +91,19 @@ pub struct CrawlReport {
     pub skipped: Vec<String>,
 }
 
+impl CrawlReport {
+    /// When the run stopped on a long rate-limit or quota wait: the error
+    /// saying until when (the frontier is saved; the next run resumes).
+    pub fn paused(&self) -> Option<Error> {
+        match self.outcome {
+            Outcome::Paused { until, reason } => {
+                Some(ApiError::ComeBackAt { until, reason }.into())
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {

@@ -99,6 +99,32 @@ pub enum Destination {
     },
 }
 
+impl Destination {
+    /// The landing folder, or the topic of a `kafka://brokers/topic` URL,
+    /// created with `partitions` if it is missing.
+    pub async fn open(
+        to: Option<&str>,
+        format: Format,
+        kafka: &crate::kafka::KafkaSettings,
+        partitions: i32,
+    ) -> crate::error::Result<Destination> {
+        let Some(url) = to else {
+            return Ok(Destination::Landing);
+        };
+        if format != Format::Ndjson {
+            return Err(crate::error::Error::config(
+                "--format",
+                "Kafka messages are JSON",
+                "leave --format out with --to",
+            ));
+        }
+        let (brokers, topic) = crate::kafka::parse_target(url)?;
+        let producer = crate::kafka::Client::new(kafka, Some(&brokers))?.producer()?;
+        producer.ensure_topic(&topic, partitions).await?;
+        Ok(Destination::Kafka { producer, topic })
+    }
+}
+
 /// What was written.
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratedEvents {
@@ -442,4 +468,25 @@ impl Weighted {
             .partition_point(|c| *c <= x)
             .min(self.cumulative.len() - 1)
     }
+}
+
+/// What [`generate`] wrote, as a line of text; `lake` is where the landing
+/// folder is.
+pub fn render_generated(report: &GeneratedEvents, destination: &Destination, lake: &str) -> String {
+    let sent_to = match destination {
+        Destination::Landing => format!(
+            "in {} files under {lake}/{}/",
+            report.files.len(),
+            super::LANDING_FOLDER
+        ),
+        Destination::Kafka { producer, topic } => format!(
+            "as {} messages to topic {topic} at {}",
+            report.messages,
+            producer.brokers()
+        ),
+    };
+    format!(
+        "{} events ({} delivered twice, {} a day late) over {} tracks {sent_to}\n",
+        report.events, report.duplicates, report.late, report.tracks_in_catalog,
+    )
 }

@@ -6,7 +6,9 @@ mod generate;
 
 use serde::Serialize;
 
-pub use generate::{Destination, EventOptions, Format, GeneratedEvents, generate};
+pub use generate::{
+    Destination, EventOptions, Format, GeneratedEvents, generate, render_generated,
+};
 
 /// The folder of the lake new event files land in.
 pub const LANDING_FOLDER: &str = "landing/events";

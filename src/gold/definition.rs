@@ -33,9 +33,10 @@ use std::path::{Path, PathBuf};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
+use crate::definitions::TableId;
 use crate::definitions::{is_identifier, read_toml, toml_files};
 use crate::error::{Error, Result};
-use crate::sql::references::{TableRef, tables_read};
+use crate::sql::references::tables_read;
 
 /// The largest model file read.
 const MAX_SQL_BYTES: u64 = 1024 * 1024;
@@ -151,7 +152,7 @@ impl Column {
 /// `layer.table.column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnRef {
-    pub table: TableRef,
+    pub table: TableId,
     pub column: String,
 }
 
@@ -176,7 +177,7 @@ pub struct GoldModel {
     pub sql: String,
     /// What the SQL reads; with the tables its columns reference, what the
     /// model depends on.
-    pub reads: BTreeSet<TableRef>,
+    pub reads: BTreeSet<TableId>,
     pub comment: String,
     pub grain: String,
     pub key: Vec<String>,
@@ -204,7 +205,7 @@ impl GoldModel {
 
     /// The tables the model needs before it runs: those it reads and those
     /// its columns reference.
-    pub fn depends_on(&self) -> BTreeSet<TableRef> {
+    pub fn depends_on(&self) -> BTreeSet<TableId> {
         let mut all = self.reads.clone();
         all.extend(
             self.columns
@@ -287,7 +288,7 @@ pub fn known(
 
 /// The silver family a silver table belongs to: `tracks` for `tracks`,
 /// `tracks__artists` and `tracks_quarantine`.
-pub fn silver_family<'k>(known: &'k Known, table: &TableRef) -> Option<&'k str> {
+pub fn silver_family<'k>(known: &'k Known, table: &TableId) -> Option<&'k str> {
     if table.layer != crate::silver::LAYER {
         return None;
     }
@@ -541,7 +542,7 @@ fn parse_column_ref(text: &str) -> std::result::Result<ColumnRef, String> {
     let parts: Vec<&str> = text.split('.').collect();
     match parts.as_slice() {
         [layer, table, column] if crate::sql::LAYERS.contains(layer) => Ok(ColumnRef {
-            table: TableRef {
+            table: TableId {
                 layer: (*layer).into(),
                 name: (*table).into(),
             },

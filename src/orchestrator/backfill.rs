@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 use super::dag::Dag;
 use super::pipeline::{Pipeline, Task};
 use super::runner::{Executor, RunOptions, RunReport, RunStatus, Runner};
-use super::schedule::Interval;
+use super::schedule::{Interval, bound};
 use crate::clock::SharedClock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::landing::SharedStore;
 
 /// A pipeline's backfill over some intervals, as a DAG.
@@ -86,7 +86,110 @@ fn done_key(pipeline: &str, task: &str) -> String {
     format!("backfill/{pipeline}/{task}")
 }
 
+/// More intervals than this in one backfill is almost surely a mistake
+/// (a per-minute schedule over a year); split the range instead.
+const MAX_INTERVALS: usize = 10_000;
+
+/// What a dry run of a backfill would do: per interval, how many of its
+/// tasks are left; then the tasks run once over the range.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub pipeline: String,
+    pub tasks_per_interval: usize,
+    pub parallel: usize,
+    /// `(interval, tasks left)`: 0 when a previous backfill finished it.
+    pub intervals: Vec<(Interval, usize)>,
+    pub after_range: Vec<String>,
+}
+
 impl Backfill {
+    /// The plan over the range `from` .. `to` as a user gives it (dates in
+    /// the pipeline's time zone, or RFC 3339 times), refused with the
+    /// argument to change when it is empty, huge or has nothing to run.
+    pub fn for_range(
+        pipeline: &Pipeline,
+        from: &str,
+        to: &str,
+        parallel: usize,
+    ) -> Result<Backfill> {
+        let zone = pipeline.schedule.zone();
+        let start = bound(from, zone, false)
+            .map_err(|p| Error::config("--from", p, "give a date like 2026-11-01"))?;
+        let end = bound(to, zone, true)
+            .map_err(|p| Error::config("--to", p, "give a date like 2026-11-07"))?;
+        if start >= end {
+            return Err(Error::config(
+                "--from/--to",
+                format!("the range {from} .. {end} is empty"),
+                "give a --to later than --from",
+            ));
+        }
+        if parallel == 0 {
+            return Err(Error::config(
+                "--parallel",
+                "0 tasks at once would never finish",
+                "give --parallel 1 or more",
+            ));
+        }
+        let intervals = pipeline.schedule.intervals(start, end);
+        if intervals.len() > MAX_INTERVALS {
+            return Err(Error::config(
+                "--from/--to",
+                format!(
+                    "the range holds {} intervals of schedule {:?}, more than {MAX_INTERVALS}",
+                    intervals.len(),
+                    pipeline.schedule.expression()
+                ),
+                "split the range into several backfills",
+            ));
+        }
+        let plan = Backfill::plan(pipeline, intervals, parallel);
+        if plan.plan.dag.is_empty() {
+            return Err(Error::config(
+                pipeline.file.display().to_string(),
+                "the pipeline has no layer tasks to backfill",
+                "add a [tasks.bronze] or [tasks.silver] group",
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// What [`Backfill::run`] would run, without running it.
+    pub async fn dry_run(&self, store: &SharedStore, force: bool) -> Result<DryRun> {
+        let done = if force {
+            BTreeSet::new()
+        } else {
+            self.done(store).await?
+        };
+        let after_range: Vec<String> = self
+            .after_range()
+            .into_iter()
+            .map(|(_, task)| task.to_string())
+            .collect();
+        let per_interval = (self.plan.dag.len() - after_range.len()) / self.intervals.len().max(1);
+        let intervals = self
+            .intervals
+            .iter()
+            .map(|interval| {
+                let prefix = format!("{}/", interval.key());
+                let left = self
+                    .plan
+                    .dag
+                    .ids()
+                    .filter(|id| id.starts_with(&prefix) && !done.contains(*id))
+                    .count();
+                (*interval, left)
+            })
+            .collect();
+        Ok(DryRun {
+            pipeline: self.plan.name.clone(),
+            tasks_per_interval: per_interval,
+            parallel: self.plan.max_concurrent_tasks,
+            intervals,
+            after_range,
+        })
+    }
+
     /// The plan for `intervals`: per interval, the pipeline's layer tasks
     /// (tasks that fetch are left out) with their dependencies; then, once,
     /// the tasks that rebuild their table whole, after the last interval,
@@ -365,15 +468,50 @@ pub fn render(r: &BackfillReport) -> String {
     out
 }
 
+/// A dry run as text: a line for the plan, then one per interval.
+pub fn render_dry_run(d: &DryRun) -> String {
+    let mut out = format!(
+        "{}: {} intervals of {} tasks each, {} at once{}\n",
+        d.pipeline,
+        d.intervals.len(),
+        d.tasks_per_interval,
+        d.parallel,
+        if d.after_range.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; then once, over the tables the range leaves: {}",
+                d.after_range.join(", ")
+            )
+        }
+    );
+    for (interval, left) in &d.intervals {
+        let state = match *left {
+            0 => "done before".to_string(),
+            n if n == d.tasks_per_interval => "would run".to_string(),
+            n => format!("would run the {n} tasks left"),
+        };
+        out += &format!(
+            "  {} .. {}  {state}\n",
+            interval.start.format("%Y-%m-%dT%H:%M:%SZ"),
+            interval.end.format("%Y-%m-%dT%H:%M:%SZ"),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::definitions::tests::dir_with;
-    use crate::orchestrator::{Tables, load};
+    use crate::orchestrator::{Kinds, load};
 
     #[test]
     fn the_plan_repeats_layer_tasks_per_interval_and_orders_intervals_per_table() {
-        let mut tables = Tables::default();
+        let mut tables = Kinds {
+            single: ["crawl".to_string()].into(),
+            ..Kinds::default()
+        };
         tables.layers.insert(
             "bronze".into(),
             [("tracks".to_string(), vec![])].into_iter().collect(),
@@ -423,7 +561,7 @@ mod tests {
 
     #[test]
     fn tasks_that_rebuild_whole_run_once_after_the_last_interval() {
-        let mut tables = Tables::default();
+        let mut tables = Kinds::default();
         let layer = |name: &str, tables_of: &[(&str, &[&str])]| {
             (
                 name.to_string(),

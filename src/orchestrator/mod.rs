@@ -6,21 +6,29 @@ mod backfill;
 mod daemon;
 mod dag;
 mod pipeline;
+mod recorded;
 mod runner;
 mod schedule;
+mod signals;
 mod status;
 
-pub use backfill::{Backfill, BackfillReport, IntervalOutcome, render as render_backfill};
+pub use backfill::{
+    Backfill, BackfillReport, DryRun, IntervalOutcome, render as render_backfill, render_dry_run,
+};
 pub use daemon::{
     Daemon, DaemonOptions, LEADER_LOCK, LastRun, Loaded, Loader, PipelineStatus, Status,
 };
 pub use dag::{Dag, Format};
-pub use pipeline::{CatchUp, Pipeline, Tables, Task, load};
+pub use pipeline::{
+    CatchUp, Kinds, Pipeline, Task, load, render_schedules, render_selection, schedules,
+};
+pub use recorded::RecordedRun;
 pub use runner::{
-    Executor, RunOptions, RunReport, RunStatus, Runner, TaskOutcome, render, run_id, run_task,
-    warnings,
+    Executor, RunOptions, RunReport, RunStatus, Runner, TaskOutcome, render, render_runs, run_id,
+    run_task, warnings,
 };
 pub use schedule::{Interval, Schedule, bound};
+pub use signals::{reload_on_hangup, stop_on_signals};
 pub use status::{render_metrics, render_page, serve as serve_status};
 
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::dag::{Dag, glob};
 use super::schedule::{Interval, Schedule};
-use crate::definitions::{read_toml, toml_files};
+use crate::definitions::{TableId, read_toml, toml_files};
 use crate::error::{Error, Result};
 
 /// What to run after downtime, when fire times were missed.
@@ -25,20 +25,23 @@ pub enum CatchUp {
     All,
 }
 
-/// The tables a layer kind expands to, and what each one reads: the
-/// orchestrator learns this from the layers, it does not know them.
+/// The task kinds pipelines may use, registered by whoever runs them: the
+/// orchestrator learns each kind's shape (one task, or one per table of a
+/// layer, and what each table reads) and its parameters, not what it does.
 #[derive(Debug, Clone, Default)]
-pub struct Tables {
-    /// Layer → table → upstream task ids (`silver.tracks` → `bronze.tracks`).
+pub struct Kinds {
+    /// Kinds that are one task per group (the crawl).
+    pub single: BTreeSet<String>,
+    /// Layer kinds: layer → table → upstream task ids (`silver.tracks` →
+    /// `bronze.tracks`).
     pub layers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// The parameters a kind takes, with their TOML type (`integer`, …).
+    pub params: BTreeMap<String, Vec<(&'static str, &'static str)>>,
     /// Layers whose tasks rebuild their table whole from what it reads
     /// (rather than one interval of it): a backfill runs them once, after
     /// its last interval.
     pub rebuilt_whole: BTreeSet<String>,
 }
-
-/// Task kinds that are one task each.
-const SINGLE_KINDS: [&str; 1] = ["crawl"];
 
 /// A task of an expanded pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,14 +50,14 @@ pub struct Task {
     pub id: String,
     pub kind: String,
     /// The table, for layer tasks.
-    pub table: Option<String>,
+    pub table: Option<TableId>,
     pub params: BTreeMap<String, toml::Value>,
     pub retries: u32,
     pub retry_backoff_secs: u64,
     pub timeout_secs: Option<u64>,
     /// For a backfill's tasks: the schedule interval the task re-derives.
     pub interval: Option<Interval>,
-    /// Whether the task rebuilds its table whole (see [`Tables::rebuilt_whole`]).
+    /// Whether the task rebuilds its table whole (see [`Kinds::rebuilt_whole`]).
     pub rebuilds_whole: bool,
 }
 
@@ -128,22 +131,13 @@ fn default_backoff() -> u64 {
     30
 }
 
-/// The parameters each kind takes, with their TOML type.
-fn params_of(kind: &str) -> &'static [(&'static str, &'static str)] {
-    match kind {
-        "crawl" => &[("names_per_run", "integer")],
-        "silver" => &[("full_refresh", "boolean")],
-        _ => &[],
-    }
-}
-
-/// Every `*.toml` of `dir`, expanded against `tables`. All problems of all
+/// Every `*.toml` of `dir`, expanded against `kinds`. All problems of all
 /// files are reported at once.
-pub fn load(dir: &Path, tables: &Tables) -> Result<Vec<Pipeline>> {
+pub fn load(dir: &Path, kinds: &Kinds) -> Result<Vec<Pipeline>> {
     let mut pipelines = Vec::new();
     let mut problems = Vec::new();
     for path in toml_files(dir, "pipelines")? {
-        match parse(&path, tables) {
+        match parse(&path, kinds) {
             Ok(p) => pipelines.push(p),
             Err(list) => {
                 problems.extend(list.into_iter().map(|p| format!("{}: {p}", path.display())))
@@ -162,7 +156,7 @@ pub fn load(dir: &Path, tables: &Tables) -> Result<Vec<Pipeline>> {
     Ok(pipelines)
 }
 
-fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<String>> {
+fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String>> {
     let (name, file): (String, File) = read_toml(path).map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     let schedule = Schedule::parse(&file.schedule, &file.timezone)
@@ -178,15 +172,20 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
     // Expand every group into its tasks.
     let mut tasks: Vec<Task> = Vec::new();
     let mut members: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let known_kinds: Vec<&str> = SINGLE_KINDS
+    let known_kinds: Vec<&str> = kinds
+        .single
         .iter()
-        .copied()
-        .chain(tables.layers.keys().map(String::as_str))
+        .chain(kinds.layers.keys())
+        .map(String::as_str)
         .collect();
     for (group_name, group) in &file.tasks {
         let kind = group.kind.clone().unwrap_or_else(|| group_name.clone());
         let where_ = format!("[tasks.{group_name}]");
-        let known = params_of(&kind);
+        let known = kinds
+            .params
+            .get(&kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for (key, value) in &group.params {
             match known.iter().find(|(k, _)| k == key) {
                 None => problems.push(format!(
@@ -207,7 +206,7 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
                 Some(_) => {}
             }
         }
-        let task = |id: String, table: Option<String>| Task {
+        let task = |id: String, table: Option<TableId>| Task {
             id,
             kind: kind.clone(),
             table,
@@ -216,14 +215,14 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
             retry_backoff_secs: group.retry_backoff_secs,
             timeout_secs: group.timeout_secs,
             interval: None,
-            rebuilds_whole: tables.rebuilt_whole.contains(&kind),
+            rebuilds_whole: kinds.rebuilt_whole.contains(&kind),
         };
-        let ids: Vec<String> = if SINGLE_KINDS.contains(&kind.as_str()) {
+        let ids: Vec<String> = if kinds.single.contains(&kind) {
             if group.tables.is_some() || !group.exclude.is_empty() {
                 problems.push(format!("{where_}: a {kind} task has no tables"));
             }
             vec![group_name.clone()]
-        } else if let Some(layer) = tables.layers.get(&kind) {
+        } else if let Some(layer) = kinds.layers.get(&kind) {
             if group_name != &kind {
                 problems.push(format!(
                     "{where_}: a {kind} group must be named [tasks.{kind}] (its tasks are {kind}.<table>)"
@@ -252,7 +251,7 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
             continue;
         };
         for id in &ids {
-            let table = id.split_once('.').map(|(_, t)| t.to_string());
+            let table = id.split_once('.').map(|(_, t)| TableId::new(&kind, t));
             tasks.push(task(id.clone(), table));
         }
         members.insert(group_name.as_str(), ids);
@@ -286,10 +285,10 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
     }
     for task in &tasks {
         let Some(table) = &task.table else { continue };
-        let reads = tables
+        let reads = kinds
             .layers
-            .get(&task.kind)
-            .and_then(|l| l.get(table))
+            .get(&table.layer)
+            .and_then(|l| l.get(&table.name))
             .cloned()
             .unwrap_or_default();
         for upstream in reads {
@@ -321,12 +320,70 @@ fn parse(path: &Path, tables: &Tables) -> std::result::Result<Pipeline, Vec<Stri
     }
 }
 
+/// Each pipeline's schedule and next fire after `now`, for `soundlake list`.
+pub fn schedules(
+    pipelines: &[Pipeline],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<serde_json::Value> {
+    pipelines
+        .iter()
+        .map(|p| {
+            let next = p.schedule.next_after(now);
+            serde_json::json!({
+                "pipeline": p.name,
+                "schedule": p.schedule.expression(),
+                "timezone": p.schedule.zone().name(),
+                "catch_up": format!("{:?}", p.catch_up).to_lowercase(),
+                "tasks": p.dag.len(),
+                "next_fire": next,
+                "next_fire_local": next.map(|t| t.with_timezone(&p.schedule.zone()).to_rfc3339()),
+            })
+        })
+        .collect()
+}
+
+/// [`schedules`] as a table.
+pub fn render_schedules(rows: &[serde_json::Value]) -> String {
+    let mut out = format!(
+        "{:<24} {:<20} {:<16} {:>5}  next fire\n",
+        "pipeline", "schedule", "timezone", "tasks"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<24} {:<20} {:<16} {:>5}  {}\n",
+            r["pipeline"].as_str().unwrap_or_default(),
+            r["schedule"].as_str().unwrap_or_default(),
+            r["timezone"].as_str().unwrap_or_default(),
+            r["tasks"],
+            r["next_fire_local"].as_str().unwrap_or("never"),
+        );
+    }
+    out
+}
+
+/// What `run --dry-run` shows: the selected tasks wave by wave.
+pub fn render_selection(pipeline: &Pipeline, selected: &BTreeSet<String>) -> String {
+    let mut out = format!(
+        "{}: would run {} of {} tasks\n",
+        pipeline.name,
+        selected.len(),
+        pipeline.dag.len()
+    );
+    for (i, wave) in pipeline.dag.waves().iter().enumerate() {
+        for id in wave.iter().filter(|id| selected.contains(**id)) {
+            out += &format!("  [{}] {id}\n", i + 1);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::definitions::tests::dir_with;
 
-    fn tables() -> Tables {
+    /// A crawl kind and two layers, as the composition root registers them.
+    fn kinds() -> Kinds {
         let mut layers = BTreeMap::new();
         layers.insert(
             "bronze".to_string(),
@@ -342,9 +399,11 @@ mod tests {
                 .map(|(t, up)| (t.to_string(), vec![up.to_string()]))
                 .collect(),
         );
-        Tables {
+        Kinds {
+            single: ["crawl".to_string()].into(),
             layers,
-            ..Tables::default()
+            params: [("crawl".to_string(), vec![("names_per_run", "integer")])].into(),
+            ..Kinds::default()
         }
     }
 
@@ -367,7 +426,7 @@ after = ["crawl"]
     #[test]
     fn layer_groups_expand_with_inferred_dependencies() {
         let dir = dir_with(&[("catalog.toml", CATALOG)]);
-        let p = load(dir.path(), &tables()).unwrap().remove(0);
+        let p = load(dir.path(), &kinds()).unwrap().remove(0);
         assert_eq!(p.name, "catalog");
         assert_eq!(p.catch_up, CatchUp::All);
         let ids: Vec<&str> = p.dag.ids().collect();
@@ -393,7 +452,7 @@ after = ["crawl"]
             "p.toml",
             "schedule = \"0 3 * * *\"\n[tasks.bronze]\ntables = [\"*\"]\nexclude = [\"al*\"]\n[tasks.silver]\ntables = [\"a?bums\"]\n",
         )]);
-        let p = load(dir.path(), &tables()).unwrap().remove(0);
+        let p = load(dir.path(), &kinds()).unwrap().remove(0);
         let ids: Vec<&str> = p.dag.ids().collect();
         assert_eq!(ids, ["bronze.tracks", "silver.albums"]);
     }
@@ -427,7 +486,7 @@ after = ["crawl"]
                 "schedule = \"0 3 * * *\"\ntimezone = \"Moon/Base\"\n[tasks.crawl]\n",
             ),
         ]);
-        let err = load(dir.path(), &tables()).unwrap_err().to_string();
+        let err = load(dir.path(), &kinds()).unwrap_err().to_string();
         for needle in [
             "a.toml: schedule \"0 3 * *\" has 4 fields",
             "b.toml: line 2, column 1: unknown field `schedul`",

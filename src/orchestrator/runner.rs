@@ -119,6 +119,29 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The error of a run that did not succeed: the tasks that did not,
+    /// and how many were skipped after them.
+    pub fn failure(&self) -> crate::error::Error {
+        let mut problems: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| !matches!(t.status, RunStatus::Succeeded | RunStatus::Skipped))
+            .map(|t| format!("{} {}", t.id, t.status))
+            .collect();
+        let skipped = self
+            .tasks
+            .iter()
+            .filter(|t| t.status == RunStatus::Skipped)
+            .count();
+        if skipped > 0 {
+            problems.push(format!("{skipped} tasks after them skipped"));
+        }
+        crate::error::Error::RunFailed {
+            pipeline: self.pipeline.clone(),
+            problems: problems.join("; "),
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.status == RunStatus::Succeeded
     }
@@ -524,4 +547,42 @@ pub fn run_id(task: &str, now: chrono::DateTime<chrono::Utc>) -> String {
         now.format("%Y%m%dT%H%M%SZ"),
         rng.below(0x10000)
     )
+}
+
+/// Recorded runs as a table, newest first, with how many warnings each
+/// one's report (and its tasks' reports) carry.
+pub fn render_runs(records: &[crate::landing::RunRecord]) -> String {
+    let mut out = format!(
+        "{:<52} {:<32} {:<10} {:<21} {:>9}\n",
+        "run", "task", "status", "started", "seconds"
+    );
+    for r in records {
+        let seconds = r
+            .finished_at
+            .map(|f| {
+                format!(
+                    "{:.1}",
+                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_default();
+        // A pipeline run's report holds its tasks' reports.
+        let tasks = r.report["tasks"].as_array().into_iter().flatten();
+        let warned = warnings(&r.report).count()
+            + tasks.map(|t| warnings(&t["report"]).count()).sum::<usize>();
+        let note = match warned {
+            0 => String::new(),
+            1 => "  1 warning".into(),
+            n => format!("  {n} warnings"),
+        };
+        out += &format!(
+            "{:<52} {:<32} {:<10} {:<21} {:>9}{note}\n",
+            r.id,
+            r.task,
+            r.status,
+            r.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            seconds
+        );
+    }
+    out
 }

@@ -36,6 +36,25 @@ pub struct SilverTable {
     pub file: PathBuf,
 }
 
+impl SilverTable {
+    /// `--from`/`--to` rebuild date partitions: refused, with the way to
+    /// rebuild instead, for a table that has none.
+    pub fn check_rebuilds_partitions(&self) -> Result<()> {
+        if self.partition_by.is_some() {
+            return Ok(());
+        }
+        Err(Error::config(
+            self.file.display().to_string(),
+            format!(
+                "silver.{} is not partitioned, and --from/--to rebuild partitions",
+                self.name
+            ),
+            "give --from/--to only for tables with partition_by (like silver.events); \
+             rebuild the others with --full-refresh",
+        ))
+    }
+}
+
 /// What a definition says about one JSON path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -102,3 +102,19 @@ fn write_file(file: &Path, docs: impl Iterator<Item = Value>) -> Result<(u64, u6
         .map_err(|e| Error::io("cannot move the generated file into place", file, e))?;
     Ok((documents, bytes))
 }
+
+/// The files written, a line each.
+pub fn render(written: &[Written]) -> String {
+    written
+        .iter()
+        .map(|w| {
+            format!(
+                "{:>10} {:<14} {:>8.1} MB  {}\n",
+                w.documents,
+                w.collection.name(),
+                w.bytes as f64 / 1e6,
+                w.file.display()
+            )
+        })
+        .collect()
+}

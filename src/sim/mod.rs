@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{AlbumType, Catalog, Entity, Group, View};
-pub use dump::{Written, write_ndjson};
+pub use dump::{Written, render as render_written, write_ndjson};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -156,6 +156,25 @@ impl Simulator {
 
     /// `http://127.0.0.1:<port>`: `api_url` is this plus `/v1`,
     /// `token_url` this plus `/api/token`.
+    /// What a user of the standalone simulator needs to point soundlake
+    /// at it.
+    pub fn banner(&self) -> String {
+        let c = self.catalog();
+        let base = self.base_url();
+        format!(
+            "soundlake sim listening on {base} ({} mode; {} artists, {} albums, {} tracks)\n  \
+             SOUNDLAKE__SPOTIFY__API_URL={base}/v1\n  \
+             SOUNDLAKE__SPOTIFY__TOKEN_URL={base}/api/token\n  \
+             SPOTIFY_CLIENT_ID={CLIENT_ID}\n  \
+             SPOTIFY_CLIENT_SECRET={CLIENT_SECRET} (the simulator's public test secret)\n  \
+             request log: {base}/sim/log\n",
+            self.state.options.mode,
+            c.artists.len(),
+            c.albums.len(),
+            c.tracks.len()
+        )
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

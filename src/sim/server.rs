@@ -23,7 +23,7 @@ use crate::spotify::{AppMode, Endpoint};
 type Params = Query<HashMap<String, String>>;
 
 pub(super) struct SimState {
-    options: SimOptions,
+    pub options: SimOptions,
     pub catalog: Catalog,
     api: String,
     clock: SharedClock,

@@ -134,7 +134,7 @@ impl Engine {
         &self,
         place: &str,
         sql: &str,
-        absent: &BTreeSet<references::TableRef>,
+        absent: &BTreeSet<crate::definitions::TableId>,
     ) -> Result<SendableRecordBatchStream> {
         let asked = references::columns_asked(sql).map_err(|problem| Error::Input {
             place: place.into(),
@@ -144,7 +144,7 @@ impl Engine {
         // Every name the statement may ask of a table, so that an unqualified
         // name in a subquery over an absent table means that table's column
         // (not the outer query's, which SQL would fall back to).
-        let mut columns: BTreeMap<&references::TableRef, BTreeSet<String>> = absent
+        let mut columns: BTreeMap<&crate::definitions::TableId, BTreeSet<String>> = absent
             .iter()
             .map(|t| (t, asked.columns.get(t).cloned().unwrap_or_default()))
             .collect();

@@ -19,9 +19,9 @@ pub enum Format {
 }
 
 fn failed(e: impl std::fmt::Display) -> Error {
-    Error::Server {
-        what: "writing the query result".into(),
-        message: e.to_string(),
+    Error::System {
+        what: "writing the query result",
+        source: std::io::Error::other(e.to_string()),
     }
 }
 

@@ -11,19 +11,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::LAYERS;
-
-/// A table a query reads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TableRef {
-    pub layer: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for TableRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.layer, self.name)
-    }
-}
+use crate::definitions::TableId;
 
 #[derive(Default)]
 struct Collect {
@@ -110,9 +98,9 @@ fn one_select(sql: &str) -> Result<Box<Query>, String> {
 }
 
 /// The layer table a relation's name parts denote, if any.
-fn layer_table(parts: &[String]) -> Option<TableRef> {
+fn layer_table(parts: &[String]) -> Option<TableId> {
     match parts {
-        [layer, name] if LAYERS.contains(&layer.as_str()) => Some(TableRef {
+        [layer, name] if LAYERS.contains(&layer.as_str()) => Some(TableId {
             layer: layer.clone(),
             name: name.clone(),
         }),
@@ -126,10 +114,10 @@ pub struct Asked {
     /// Per table: the names it qualifies (by an alias, `FROM silver.albums
     /// a` … `a.name`, or by the table's name) and every unqualified name,
     /// which may be any table's.
-    pub columns: BTreeMap<TableRef, BTreeSet<String>>,
+    pub columns: BTreeMap<TableId, BTreeSet<String>>,
     /// The tables each qualifier (lowercase) can stand for. A name reused
     /// across scopes stands for every table it names somewhere.
-    pub qualifiers: BTreeMap<String, BTreeSet<TableRef>>,
+    pub qualifiers: BTreeMap<String, BTreeSet<TableId>>,
 }
 
 /// What one SELECT asks of each table it reads.
@@ -137,12 +125,12 @@ pub fn columns_asked(sql: &str) -> Result<Asked, String> {
     let mut collect = Collect::default();
     let _ = one_select(sql)?.visit(&mut collect);
     let qualifiers = qualifiers(&collect);
-    let mut asked: BTreeMap<TableRef, BTreeSet<String>> = BTreeMap::new();
+    let mut asked: BTreeMap<TableId, BTreeSet<String>> = BTreeMap::new();
     for table in qualifiers.values().flatten() {
         asked.entry(table.clone()).or_default();
     }
     for (qualifier, name) in &collect.columns {
-        let tables: Vec<&TableRef> = match qualifier {
+        let tables: Vec<&TableId> = match qualifier {
             None => qualifiers.values().flatten().collect(),
             Some(q) => qualifiers.get(q).into_iter().flatten().collect(),
         };
@@ -157,8 +145,8 @@ pub fn columns_asked(sql: &str) -> Result<Asked, String> {
 }
 
 /// The layer tables each name can qualify a column with.
-fn qualifiers(collect: &Collect) -> BTreeMap<String, BTreeSet<TableRef>> {
-    let mut names: BTreeMap<String, BTreeSet<TableRef>> = BTreeMap::new();
+fn qualifiers(collect: &Collect) -> BTreeMap<String, BTreeSet<TableId>> {
+    let mut names: BTreeMap<String, BTreeSet<TableId>> = BTreeMap::new();
     for parts in &collect.named {
         if let Some(table) = layer_table(parts) {
             names
@@ -179,7 +167,7 @@ fn qualifiers(collect: &Collect) -> BTreeMap<String, BTreeSet<TableRef>> {
 /// The tables one SELECT (with any `WITH` clauses) reads. The error says
 /// what is wrong in one line: not one SELECT, or a table named without its
 /// layer.
-pub fn tables_read(sql: &str) -> Result<BTreeSet<TableRef>, String> {
+pub fn tables_read(sql: &str) -> Result<BTreeSet<TableId>, String> {
     let mut collect = Collect::default();
     let _ = one_select(sql)?.visit(&mut collect);
     let mut tables = BTreeSet::new();
@@ -242,7 +230,7 @@ mod tests {
         let asked = columns_asked(sql).unwrap();
         let shown = |table: &str| -> Vec<String> {
             let (layer, name) = table.split_once('.').unwrap();
-            let table = TableRef {
+            let table = TableId {
                 layer: layer.into(),
                 name: name.into(),
             };

@@ -19,7 +19,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
     // task kind from them.
     (
         "composition",
-        &["config", "tasks", "project", "cli", "lib", "main"],
+        &["config", "tasks", "project", "demo", "cli", "lib", "main"],
     ),
 ];
 

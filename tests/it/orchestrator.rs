@@ -119,7 +119,7 @@ mod runner {
     use serde_json::{Value, json};
     use soundlake::clock::{SharedClock, VirtualClock};
     use soundlake::landing::{self, SharedStore};
-    use soundlake::orchestrator::{self, Executor, Pipeline, RunOptions, Runner, Tables, Task};
+    use soundlake::orchestrator::{self, Executor, Kinds, Pipeline, RunOptions, Runner, Task};
 
     use crate::support::t0;
 
@@ -204,9 +204,10 @@ mod runner {
         );
         orchestrator::load(
             dir.path(),
-            &Tables {
+            &Kinds {
+                single: ["crawl".to_string()].into(),
                 layers,
-                ..Tables::default()
+                ..Kinds::default()
             },
         )
         .unwrap()
