@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Batch, Change, Collection, RunRecord, ScanCursor, Stamp, Store, Stored, UpsertCounts,
-    check_batch, classify, content_hash, next_stamp,
+    Batch, Change, Collection, DocumentStore, RunRecord, ScanCursor, Stamp, StateStore, Stored,
+    UpsertCounts, check_batch, classify, content_hash, next_stamp,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -181,7 +181,7 @@ const COLUMNS: &str =
     "id, doc, content_hash, first_seen, last_fetched, ingested_at, run_id, endpoint, versions";
 
 #[async_trait::async_trait]
-impl Store for EmbeddedStore {
+impl DocumentStore for EmbeddedStore {
     fn describe(&self) -> String {
         format!("embedded://{}", self.path.display())
     }
@@ -315,7 +315,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl StateStore for EmbeddedStore {
     async fn get_state(&self, key: &str) -> Result<Option<Value>> {
         let key = key.to_string();
         self.with(move |conn| {

@@ -201,7 +201,7 @@ pub struct RunRecord {
     pub report: Value,
 }
 
-/// Where [`Store::scan`] resumes: after this `(stamp, id)`.
+/// Where [`DocumentStore::scan`] resumes: after this `(stamp, id)`.
 pub type ScanCursor = (Stamp, String);
 
 /// The cursor from which a scan returns every version stamped `stamp` or
@@ -210,9 +210,10 @@ pub fn cursor_before(stamp: Stamp) -> ScanCursor {
     (stamp - 1, char::MAX.to_string())
 }
 
-/// The landing and state store.
+/// The landing documents: every fetched version of every document, by
+/// collection and key, stamped as it lands and scanned in stamp order.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait DocumentStore: Send + Sync + fmt::Debug {
     /// The store's URL with any password redacted, for messages.
     fn describe(&self) -> String;
 
@@ -238,7 +239,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Stored>>;
 
-    /// [`Store::scan`] with each document as compact JSON text, which is
+    /// [`DocumentStore::scan`] with each document as compact JSON text, which is
     /// what bronze keeps: a store holding the text hands it over without
     /// parsing and printing it again.
     async fn scan_text(
@@ -257,11 +258,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn count(&self, collection: Collection) -> Result<u64>;
 
     /// A stamp at or below which every version is already visible to
-    /// [`Store::scan`]: no writer still holds a smaller stamp. Bronze reads
+    /// [`DocumentStore::scan`]: no writer still holds a smaller stamp. Bronze reads
     /// up to it, so a batch being written is never half-extracted. `None`
     /// before the first write.
     async fn stable_stamp(&self) -> Result<Option<Stamp>>;
+}
 
+/// What runs keep between them: small state values, leased locks and run
+/// records.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync {
     /// Crawl cursors, frontiers, saved deadlines: small JSON values by key.
     async fn get_state(&self, key: &str) -> Result<Option<Value>>;
     async fn put_state(&self, key: &str, value: &Value) -> Result<()>;
@@ -292,6 +298,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The most recent runs first.
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
 }
+
+/// The landing and state store: one backend serves both roles, so one
+/// URL and one connection serve a deployment.
+pub trait Store: DocumentStore + StateStore {}
+
+impl<T: DocumentStore + StateStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

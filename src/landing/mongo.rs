@@ -13,8 +13,8 @@ use mongodb::{Client, Database, IndexModel};
 use serde_json::Value;
 
 use super::{
-    Batch, Change, Collection, RunRecord, ScanCursor, Stamp, Store, Stored, UpsertCounts,
-    check_batch, classify, content_hash, next_stamp,
+    Batch, Change, Collection, DocumentStore, RunRecord, ScanCursor, Stamp, StateStore, Stored,
+    UpsertCounts, check_batch, classify, content_hash, next_stamp,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -200,7 +200,7 @@ impl MongoStore {
 }
 
 #[async_trait::async_trait]
-impl Store for MongoStore {
+impl DocumentStore for MongoStore {
     fn describe(&self) -> String {
         self.url.clone()
     }
@@ -362,7 +362,10 @@ impl Store for MongoStore {
             .await
             .map_err(|e| self.error(e))
     }
+}
 
+#[async_trait::async_trait]
+impl StateStore for MongoStore {
     async fn get_state(&self, key: &str) -> Result<Option<Value>> {
         let found = self
             .state()

@@ -1,13 +1,17 @@
 //! The landing-store contract, run against both implementations: the
 //! embedded SQLite file and MongoDB, on two real wire-protocol servers
-//! (SecantusDB and FerretDB).
+//! (SecantusDB and FerretDB). It comes in the store's two roles, so a new
+//! backend can be checked role by role: [`document_contract`] and
+//! [`state_contract`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use soundlake::clock::{SharedClock, VirtualClock};
-use soundlake::landing::{self, Batch, Collection, RunRecord, SharedStore, UpsertCounts};
+use soundlake::landing::{
+    self, Batch, Collection, RunRecord, SharedStore, StateStore, UpsertCounts,
+};
 
 #[cfg(feature = "servers")]
 use crate::servers::MongoServer;
@@ -83,17 +87,28 @@ fn batch(run: &str, docs: &[(&str, Value)]) -> Batch {
     }
 }
 
+/// A backend's whole contract: both roles, and what survives reopening it.
 async fn contract(backend: Backend) {
-    versions_and_metadata(&fresh(&backend, "versions").await).await;
-    stamps_increase(&fresh(&backend, "stamps").await).await;
-    scan_pages_through_everything(&fresh(&backend, "scan").await).await;
-    hostile_documents_round_trip(&fresh(&backend, "hostile").await).await;
-    bad_batches_are_refused(&fresh(&backend, "bad").await).await;
-    state_entries(&fresh(&backend, "state").await).await;
-    leased_locks(&fresh(&backend, "locks").await).await;
-    run_records(&fresh(&backend, "runs").await).await;
-    concurrent_writers_are_never_half_read(&fresh(&backend, "concurrent").await).await;
+    document_contract(&backend).await;
+    state_contract(&backend).await;
     survives_reopening(&fresh(&backend, "reopen").await).await;
+}
+
+/// What a `landing::DocumentStore` must do.
+async fn document_contract(backend: &Backend) {
+    versions_and_metadata(&fresh(backend, "versions").await).await;
+    stamps_increase(&fresh(backend, "stamps").await).await;
+    scan_pages_through_everything(&fresh(backend, "scan").await).await;
+    hostile_documents_round_trip(&fresh(backend, "hostile").await).await;
+    bad_batches_are_refused(&fresh(backend, "bad").await).await;
+    concurrent_writers_are_never_half_read(&fresh(backend, "concurrent").await).await;
+}
+
+/// What a [`StateStore`] must do: each case sees the store as one.
+async fn state_contract(backend: &Backend) {
+    state_entries(&*fresh(backend, "state").await.store).await;
+    leased_locks(&*fresh(backend, "locks").await.store).await;
+    run_records(&*fresh(backend, "runs").await.store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,8 +364,7 @@ async fn bad_batches_are_refused(c: &Case) {
     );
 }
 
-async fn state_entries(c: &Case) {
-    let s = &c.store;
+async fn state_entries(s: &dyn StateStore) {
     assert_eq!(s.get_state("crawl/x").await.unwrap(), None);
     s.put_state("crawl/a.b*", &json!({"n": 1})).await.unwrap();
     s.put_state("crawl/a.b*", &json!({"n": 2})).await.unwrap();
@@ -373,8 +387,7 @@ async fn state_entries(c: &Case) {
     assert_eq!(s.state_with_prefix("crawl/").await.unwrap().len(), 1);
 }
 
-async fn leased_locks(c: &Case) {
-    let s = &c.store;
+async fn leased_locks(s: &dyn StateStore) {
     let now = t0();
     let lease = |secs| now + Duration::from_secs(secs);
     assert!(
@@ -428,8 +441,7 @@ async fn leased_locks(c: &Case) {
     );
 }
 
-async fn run_records(c: &Case) {
-    let s = &c.store;
+async fn run_records(s: &dyn StateStore) {
     let record = |id: &str, offset: u64, status: &str| RunRecord {
         id: id.into(),
         task: "crawl".into(),
