@@ -1,6 +1,7 @@
 //! The orchestrator: pipelines as DAGs of tasks, their schedules and how
-//! they expand. It knows tasks by id and kind, not what they do: the
-//! layers tell it which tables a kind expands to and what each reads.
+//! they expand. It knows tasks by id and kind, not what they do: whoever
+//! runs the tasks registers each kind's shape ([`Kinds`]) and executes them
+//! ([`Executor`]).
 
 mod backfill;
 mod daemon;
