@@ -169,7 +169,37 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
         problems.push("a pipeline needs at least one [tasks.<name>]".into());
     }
 
-    // Expand every group into its tasks.
+    let (tasks, members) = expand(&file, kinds, &mut problems);
+    let edges = dependencies(&file, kinds, &tasks, &members, &mut problems);
+    let dag = match Dag::new(
+        tasks.into_iter().map(|t| (t.id.clone(), t)).collect(),
+        edges,
+    ) {
+        Ok(dag) => Some(dag),
+        Err(cycle) => {
+            problems.push(format!("the tasks form a cycle: {}", cycle.join(" -> ")));
+            None
+        }
+    };
+    match (schedule, dag) {
+        (Some(schedule), Some(dag)) if problems.is_empty() => Ok(Pipeline {
+            name,
+            schedule,
+            catch_up: file.catch_up,
+            max_concurrent_tasks: file.max_concurrent_tasks,
+            dag,
+            file: path.to_path_buf(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Every group expanded into its tasks, and each group's task ids.
+fn expand<'f>(
+    file: &'f File,
+    kinds: &Kinds,
+    problems: &mut Vec<String>,
+) -> (Vec<Task>, BTreeMap<&'f str, Vec<String>>) {
     let mut tasks: Vec<Task> = Vec::new();
     let mut members: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let known_kinds: Vec<&str> = kinds
@@ -257,8 +287,19 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
         members.insert(group_name.as_str(), ids);
     }
 
-    // Dependencies: declared (a group or a task id), then inferred from
-    // what each layer table reads, where that task is in the pipeline.
+    (tasks, members)
+}
+
+/// The edges between tasks: declared (`after` a group or a task id), then
+/// inferred from what each layer table reads, where that task is in the
+/// pipeline.
+fn dependencies(
+    file: &File,
+    kinds: &Kinds,
+    tasks: &[Task],
+    members: &BTreeMap<&str, Vec<String>>,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String)> {
     let mut edges: Vec<(String, String)> = Vec::new();
     for (group_name, group) in &file.tasks {
         let Some(ids) = members.get(group_name.as_str()) else {
@@ -283,7 +324,7 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
             }
         }
     }
-    for task in &tasks {
+    for task in tasks {
         let Some(table) = &task.table else { continue };
         let reads = kinds
             .layers
@@ -297,27 +338,7 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
             }
         }
     }
-    let dag = match Dag::new(
-        tasks.into_iter().map(|t| (t.id.clone(), t)).collect(),
-        edges,
-    ) {
-        Ok(dag) => Some(dag),
-        Err(cycle) => {
-            problems.push(format!("the tasks form a cycle: {}", cycle.join(" -> ")));
-            None
-        }
-    };
-    match (schedule, dag) {
-        (Some(schedule), Some(dag)) if problems.is_empty() => Ok(Pipeline {
-            name,
-            schedule,
-            catch_up: file.catch_up,
-            max_concurrent_tasks: file.max_concurrent_tasks,
-            dag,
-            file: path.to_path_buf(),
-        }),
-        _ => Err(problems),
-    }
+    edges
 }
 
 /// Each pipeline's schedule and next fire after `now`, for `soundlake list`.
