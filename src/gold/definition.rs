@@ -393,81 +393,9 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
     }
     let mut columns: Vec<Column> = Vec::new();
     for c in file.columns {
-        if !is_identifier(&c.name) {
-            problems.push(format!(
-                "column {:?}: use lowercase letters, digits and _, starting with a letter",
-                c.name
-            ));
+        if let Some(column) = column(c, &columns, &file.key, &mut problems) {
+            columns.push(column);
         }
-        if columns.iter().any(|d| d.name == c.name) {
-            problems.push(format!("column {} is declared twice", c.name));
-        }
-        if c.comment.trim().is_empty() {
-            problems.push(format!(
-                "column {}: write a comment saying what it holds",
-                c.name
-            ));
-        }
-        let Some(kind) = ColumnType::parse(&c.kind) else {
-            problems.push(format!(
-                "column {}: type {:?} is not one of string, int, bigint, double, boolean, \
-                 date, timestamp, decimal(p,s) with p ≤ 38",
-                c.name, c.kind
-            ));
-            continue;
-        };
-        let references = match c.references.as_deref().map(parse_column_ref).transpose() {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(format!("column {}: {e}", c.name));
-                None
-            }
-        };
-        let declared = [
-            ("not_null", c.not_null),
-            ("unique", c.unique),
-            ("accepted_values", !c.accepted_values.is_empty()),
-            ("references", references.is_some()),
-        ];
-        for (test, action) in &c.on_failure {
-            if !declared.iter().any(|(t, _)| t == test) {
-                let tests: Vec<&str> = declared.iter().map(|(t, _)| *t).collect();
-                problems.push(format!(
-                    "column {}: on_failure names {test:?}, not a column test ({})",
-                    c.name,
-                    tests.join(", ")
-                ));
-            } else if !declared.iter().any(|(t, on)| t == test && *on) {
-                problems.push(format!(
-                    "column {}: on_failure sets {test}, which the column does not declare",
-                    c.name
-                ));
-            } else if *action == OnFailure::Quarantine && !ROW_TESTS.contains(&test.as_str()) {
-                problems.push(format!(
-                    "column {}: {test} cannot quarantine (it judges rows together); use \
-                     \"warn\" or \"error\"",
-                    c.name
-                ));
-            } else if *action != OnFailure::Error
-                && test == "not_null"
-                && file.key.contains(&c.name)
-            {
-                problems.push(format!(
-                    "column {}: a key column is never null; its not_null test is always an error",
-                    c.name
-                ));
-            }
-        }
-        columns.push(Column {
-            name: c.name,
-            kind,
-            comment: c.comment,
-            not_null: c.not_null,
-            unique: c.unique,
-            accepted_values: c.accepted_values,
-            references,
-            on_failure: c.on_failure,
-        });
     }
     if file.key.is_empty() {
         problems.push("key is empty: name the columns that make a row unique (the grain)".into());
@@ -535,6 +463,88 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
         freshness: file.freshness,
         on_failure: file.on_failure,
         sql_file,
+    })
+}
+
+/// One `[[columns]]` entry checked against the columns `before` it and the
+/// model's `key`; its problems go to `problems`.
+fn column(
+    c: ColumnFile,
+    before: &[Column],
+    key: &[String],
+    problems: &mut Vec<String>,
+) -> Option<Column> {
+    if !is_identifier(&c.name) {
+        problems.push(format!(
+            "column {:?}: use lowercase letters, digits and _, starting with a letter",
+            c.name
+        ));
+    }
+    if before.iter().any(|d| d.name == c.name) {
+        problems.push(format!("column {} is declared twice", c.name));
+    }
+    if c.comment.trim().is_empty() {
+        problems.push(format!(
+            "column {}: write a comment saying what it holds",
+            c.name
+        ));
+    }
+    let Some(kind) = ColumnType::parse(&c.kind) else {
+        problems.push(format!(
+            "column {}: type {:?} is not one of string, int, bigint, double, boolean, \
+             date, timestamp, decimal(p,s) with p ≤ 38",
+            c.name, c.kind
+        ));
+        return None;
+    };
+    let references = match c.references.as_deref().map(parse_column_ref).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("column {}: {e}", c.name));
+            None
+        }
+    };
+    let declared = [
+        ("not_null", c.not_null),
+        ("unique", c.unique),
+        ("accepted_values", !c.accepted_values.is_empty()),
+        ("references", references.is_some()),
+    ];
+    for (test, action) in &c.on_failure {
+        if !declared.iter().any(|(t, _)| t == test) {
+            let tests: Vec<&str> = declared.iter().map(|(t, _)| *t).collect();
+            problems.push(format!(
+                "column {}: on_failure names {test:?}, not a column test ({})",
+                c.name,
+                tests.join(", ")
+            ));
+        } else if !declared.iter().any(|(t, on)| t == test && *on) {
+            problems.push(format!(
+                "column {}: on_failure sets {test}, which the column does not declare",
+                c.name
+            ));
+        } else if *action == OnFailure::Quarantine && !ROW_TESTS.contains(&test.as_str()) {
+            problems.push(format!(
+                "column {}: {test} cannot quarantine (it judges rows together); use \
+                 \"warn\" or \"error\"",
+                c.name
+            ));
+        } else if *action != OnFailure::Error && test == "not_null" && key.contains(&c.name) {
+            problems.push(format!(
+                "column {}: a key column is never null; its not_null test is always an error",
+                c.name
+            ));
+        }
+    }
+    Some(Column {
+        name: c.name,
+        kind,
+        comment: c.comment,
+        not_null: c.not_null,
+        unique: c.unique,
+        accepted_values: c.accepted_values,
+        references,
+        on_failure: c.on_failure,
     })
 }
 
