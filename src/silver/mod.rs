@@ -9,6 +9,7 @@
 
 mod definition;
 mod flatten;
+mod run;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -21,7 +22,7 @@ use arrow_schema::SchemaRef;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::{Map, json};
+use serde_json::json;
 
 use crate::bronze::BronzeTable;
 use crate::clock::SharedClock;
@@ -30,7 +31,7 @@ use crate::lake::{DataFile, FileWriter, Lake, ParquetFile, Transaction};
 use crate::landing::{SharedStore, Stamp, lease};
 
 pub use definition::{ColumnRule, Declared, Parser, SilverTable, load};
-use flatten::{Flattener, Plan, Sightings, TableBatch, Version, decide, quarantine_schema};
+use flatten::{Flattener, Plan, Sightings, TableBatch, Version};
 pub use schema::{CONTENT_HASH, ColumnShape, INGESTED_AT, Kind, Recorded, TableShape, shapes};
 use schema::{short_hash, widen};
 
@@ -178,260 +179,6 @@ impl Silver {
             async |_| self.run_locked(def, bronze, scope, run_id).await,
         )
         .await
-    }
-
-    async fn run_locked(
-        &self,
-        def: &SilverTable,
-        bronze: &BronzeTable,
-        scope: Scope,
-        run_id: &str,
-    ) -> Result<SilverReport> {
-        let full_refresh = scope == Scope::Full;
-        let now = self.clock.now();
-        let root = self.lake.table(LAYER, &def.name);
-        let root_txn = root.begin(run_id, now).await?;
-        let properties = &root_txn.base().properties;
-        let recorded: Recorded = properties
-            .get("schema")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
-        let consumed: BTreeSet<String> = properties
-            .get("consumed")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
-        let newest_held = properties
-            .get("newest_ingested_at")
-            .and_then(|v| v.as_i64());
-        let definition = definition_hash(def);
-        let full_refresh_reason = if full_refresh {
-            None
-        } else if root_txn.base().version == 0 {
-            Some("first run".to_string())
-        } else if properties.get("definition") != Some(&json!(definition)) {
-            Some(format!("{} changed since the last run", def.file.display()))
-        } else {
-            None
-        };
-        let full = full_refresh || full_refresh_reason.is_some();
-
-        let bronze_table = self.lake.table(crate::bronze::LAYER, &bronze.name);
-        let bronze_snapshot = bronze_table.snapshot().await?;
-        // A partitioned table rebuilds whole partitions: every bronze file
-        // of each partition that new files (or the interval) touch.
-        let rebuild: Option<(&str, BTreeSet<String>)> = def.partition_by.as_deref().map(|key| {
-            let mut touched: BTreeSet<String> = bronze_snapshot
-                .files
-                .iter()
-                .filter(|f| match scope {
-                    _ if full => true,
-                    Scope::Full => true,
-                    Scope::New => !consumed.contains(&f.path),
-                    Scope::Interval { from, to } => {
-                        f.partition.get(key).is_none_or(|v| overlaps(v, from, to))
-                    }
-                })
-                .filter_map(|f| f.partition.get(key).cloned())
-                .collect();
-            if !full && scope == Scope::New {
-                let present: BTreeSet<&str> = bronze_snapshot
-                    .files
-                    .iter()
-                    .map(|f| f.path.as_str())
-                    .collect();
-                touched.extend(
-                    consumed
-                        .iter()
-                        .filter(|p| !present.contains(p.as_str()))
-                        .filter_map(|p| partition_in_path(p, key)),
-                );
-            }
-            (key, touched)
-        });
-        let inputs: Vec<&DataFile> = bronze_snapshot
-            .files
-            .iter()
-            .filter(|f| match &rebuild {
-                Some((key, touched)) => f.partition.get(*key).is_some_and(|v| touched.contains(v)),
-                None => full || !consumed.contains(&f.path),
-            })
-            .collect();
-        let mut report = SilverReport {
-            table: def.name.clone(),
-            run_id: run_id.into(),
-            mode: match scope {
-                _ if full => "full_refresh",
-                Scope::Interval { .. } if rebuild.is_some() => "interval",
-                _ => "incremental",
-            },
-            full_refresh_reason,
-            version: None,
-            bronze_files_read: inputs.len(),
-            versions_read: 0,
-            keys_changed: 0,
-            partitions_rebuilt: rebuild
-                .as_ref()
-                .map(|(_, touched)| touched.iter().cloned().collect())
-                .unwrap_or_default(),
-            duplicates_dropped: 0,
-            passes: 0,
-            tables: BTreeMap::new(),
-            drift: Drift::default(),
-        };
-        let vanished = consumed
-            .iter()
-            .any(|p| !bronze_snapshot.files.iter().any(|f| &f.path == p));
-        if inputs.is_empty() && !full && !vanished {
-            report.tables = self.row_counts(def, &recorded).await?;
-            return Ok(report);
-        }
-
-        let mut files = Vec::with_capacity(inputs.len());
-        for input in &inputs {
-            files.push(Arc::new(
-                bronze_table.open_file(&bronze_snapshot, input).await?,
-            ));
-        }
-        let mut selection = select_latest(&files, &bronze.key).await?;
-        report.versions_read = selection.versions;
-
-        let prior = if full {
-            Recorded::new()
-        } else {
-            recorded.clone()
-        };
-        let mut txns = Txns::new(self.lake.clone(), run_id, now);
-        txns.insert(def.name.clone(), root_txn);
-        // Inputs that all came after the newest version silver holds cannot
-        // lose to it; otherwise (a bronze interval rewrite) compare.
-        let newest = newest_held.unwrap_or(Stamp::MIN).max(selection.newest);
-        if !def.unique.is_empty() {
-            report.duplicates_dropped = drop_alike(def, &files, &mut selection).await?;
-        }
-        // A partitioned table replaces whole partitions, so it keeps no old
-        // rows to compare with.
-        if !full && rebuild.is_none() && newest_held.is_none_or(|held| held >= selection.oldest) {
-            let quarantine = schema::Naming::new(def).quarantine_table();
-            for name in [def.name.clone(), quarantine] {
-                let txn = txns.get(&name).await?;
-                keep_newer_rows(&txn, &mut selection, &def.key).await?;
-            }
-        }
-        report.keys_changed = selection.keys.len() as u64;
-        let files = Arc::new(files);
-        let emit = Arc::new(std::mem::take(&mut selection.emit));
-
-        // Each input's rows go to its partition of this table.
-        let parts: Arc<Vec<Partition>> = Arc::new(
-            inputs
-                .iter()
-                .map(|f| match &rebuild {
-                    Some((key, _)) => vec![(key.to_string(), f.partition[*key].clone())],
-                    None => Vec::new(),
-                })
-                .collect(),
-        );
-        let inputs = Inputs {
-            files: files.clone(),
-            parts,
-            emit,
-        };
-        let mut plan = Plan::new(def.clone(), &prior);
-        let mut pass = self
-            .flatten(Arc::new(plan), &inputs, &bronze.key, &txns)
-            .await?;
-        report.passes = 1;
-        if pass.conflicts > 0 {
-            let decided = decide(def, &prior, &pass.observed);
-            plan = Plan::new(def.clone(), &decided);
-            pass = self
-                .flatten(Arc::new(plan), &inputs, &bronze.key, &txns)
-                .await?;
-            report.passes = 2;
-        }
-        let decided = decide(def, &prior, &pass.observed);
-        let shapes = shapes(def, &decided)?;
-        let before = if full { &recorded } else { &prior };
-        report.drift = drift(def, before, &decided, pass.quarantined)?;
-
-        let changed: HashSet<u128> = selection.keys.keys().copied().collect();
-        // Every table of the new shape (the re-derived keys' rows go from
-        // each, even where no new row arrives), the quarantine, and on a
-        // rebuild the tables the old shape had and the new one lacks.
-        let quarantine = quarantine_schema(&def.key);
-        let mut targets: Vec<(String, Option<(SchemaRef, String)>)> = shapes
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    Some((s.schema.clone(), s.fingerprint.clone())),
-                )
-            })
-            .collect();
-        targets.push((
-            schema::Naming::new(def).quarantine_table(),
-            Some((quarantine.clone(), schema::fingerprint(&quarantine))),
-        ));
-        if full {
-            for old in shapes_gone(def, &recorded, &decided)? {
-                targets.push((old, None));
-            }
-        }
-        for (name, _) in &targets {
-            drop(txns.get(name).await?);
-        }
-        let mut txns = txns.into_inner();
-        // (table, whether it stays in the family, its transaction)
-        let mut commits: Vec<(String, bool, Transaction)> = Vec::new();
-        for (name, shape) in &targets {
-            let mut txn = txns.remove(name).expect("every target was begun");
-            let written: Vec<&Written> = pass.written.iter().filter(|w| &w.table == name).collect();
-            let replace = match &rebuild {
-                _ if full => Replace::All,
-                Some((key, touched)) => Replace::Partitions(key, touched),
-                None => Replace::Keys(&changed),
-            };
-            let changed_files = publish_table(&mut txn, shape.as_ref(), &written, replace).await?;
-            if changed_files || name == &def.name {
-                commits.push((name.clone(), shape.is_some(), txn));
-            } else if shape.is_some() {
-                report.tables.insert(name.clone(), txn.base().rows());
-            }
-        }
-        // Children and quarantine first, the root (which records what was
-        // consumed) last: a run stopped in between re-derives the same keys
-        // and writes the same rows again.
-        commits.sort_by_key(|(name, _, _)| name == &def.name);
-        let mut properties = Map::new();
-        properties.insert("source".into(), json!(bronze.name));
-        properties.insert("key".into(), json!(def.key));
-        properties.insert("definition".into(), json!(definition));
-        properties.insert("schema".into(), json!(decided));
-        properties.insert("newest_ingested_at".into(), json!(newest));
-        let consumed: Vec<&str> = bronze_snapshot
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect();
-        properties.insert("consumed".into(), json!(consumed));
-        let operation = if full { "replace" } else { "merge" };
-        for (name, stays, txn) in commits {
-            let props = if name == def.name {
-                properties.clone()
-            } else {
-                let mut child = Map::new();
-                child.insert("family".into(), json!(def.name));
-                child
-            };
-            let snapshot = txn.commit(operation, props, self.clock.now()).await?;
-            if name == def.name {
-                report.version = Some(snapshot.version);
-            }
-            if stays {
-                report.tables.insert(name, snapshot.rows());
-            }
-        }
-        Ok(report)
     }
 
     async fn row_counts(
