@@ -87,6 +87,36 @@ struct Progress {
     rows: u64,
 }
 
+/// Where a bounded run stops: every partition of its topics up to where
+/// the brokers say it has nothing more, or to its first message stamped
+/// after the run began.
+struct Ends {
+    /// Whether the run is bounded (no stop signal): a continuous one never ends here.
+    bounded: bool,
+    /// When the run began, in milliseconds since the epoch.
+    began: i64,
+    partitions: BTreeSet<Partition>,
+    /// The partitions finished.
+    done: BTreeSet<Partition>,
+}
+
+impl Ends {
+    fn finished(&self) -> bool {
+        self.bounded && self.partitions.iter().all(|p| self.done.contains(p))
+    }
+}
+
+/// What one poll brought.
+enum Received {
+    /// A message taken, or a partition caught up: the run is moving.
+    Moved,
+    Problem(String),
+    /// A message left for its owner, taken before, or past a bounded
+    /// run's end: poll again at once.
+    Skipped,
+    Nothing,
+}
+
 fn offset_of(offsets: &Offsets, (topic, partition): &Partition) -> Option<i64> {
     offsets.get(topic).and_then(|p| p.get(partition)).copied()
 }
@@ -158,10 +188,12 @@ impl KafkaRun<'_> {
         // to its first message stamped after the run began, whichever comes
         // first. Brokers' reported end offsets are not used: some report
         // them behind the truth.
-        let bounded = stop.is_none();
-        let began = now.timestamp_millis();
-        let partitions = client.partitions(self.topics).await?;
-        let mut done: BTreeSet<Partition> = BTreeSet::new();
+        let mut ends = Ends {
+            bounded: stop.is_none(),
+            began: now.timestamp_millis(),
+            partitions: client.partitions(self.topics).await?,
+            done: BTreeSet::new(),
+        };
         let start = Arc::new(Mutex::new(progress.at.clone()));
         let consumer = client.consumer(&group, start.clone())?;
         consumer.subscribe(self.topics)?;
@@ -177,90 +209,25 @@ impl KafkaRun<'_> {
                 self.publish(&mut progress, &consumer, &start, &mut report)
                     .await?;
             }
-            match polled {
-                Polled::Message {
-                    topic,
-                    partition,
-                    offset,
-                    timestamp,
-                    payload,
-                } => {
-                    let part = (topic, partition);
-                    // A message fetched before its partition was revoked
-                    // is its new owner's to take.
-                    if !owned.contains(&part) {
-                        continue;
-                    }
-                    if offset_of(&progress.next, &part).is_some_and(|next| offset < next) {
-                        report.replayed += 1;
-                        continue;
-                    }
-                    // A bounded run takes nothing more from a partition it
-                    // has finished: offsets must stay contiguous, and
-                    // producers' timestamps need not rise with them.
-                    if bounded && (done.contains(&part) || timestamp.is_some_and(|t| t > began)) {
-                        done.insert(part);
-                        continue;
-                    }
-                    self.take(
-                        &mut progress,
-                        &part,
-                        offset,
-                        payload.as_deref(),
-                        &mut report,
-                    );
-                    moved = Instant::now();
-                }
-                Polled::CaughtUp(partition) => {
-                    // The client names only the partition number: with
-                    // several topics this may end a bounded run early for
-                    // another topic's partition, which the next run takes.
-                    done.extend(owned.iter().filter(|p| p.1 == partition).cloned());
-                    moved = Instant::now();
-                }
-                Polled::Problem(text) => {
-                    tracing::warn!(table = %self.def.name, problem = %text, "Kafka");
-                    problem = Some(text);
-                }
-                Polled::Refused(error) => return Err(error),
-                Polled::Idle => {}
+            match self.receive(polled, &owned, &mut ends, &mut progress, &mut report)? {
+                Received::Moved => moved = Instant::now(),
+                Received::Problem(text) => problem = Some(text),
+                Received::Skipped => continue,
+                Received::Nothing => {}
             }
 
             let now = self.clock.now();
             let stopping = stop.as_ref().is_some_and(|s| *s.borrow());
-            let finished = bounded && partitions.iter().all(|p| done.contains(p));
-            let waited_out = bounded && moved.elapsed() > client.timeout();
-            if waited_out && done.is_empty() && report.taken.is_empty() {
-                return Err(client.error(
-                    format!(
-                        "nothing from {} within {} s in group {group}{}",
-                        self.topics.join(", "),
-                        client.timeout().as_secs(),
-                        problem
-                            .map(|p| format!(" (last problem: {p})"))
-                            .unwrap_or_default()
-                    ),
-                    "check that the brokers run; another member of the group may hold the \
-                     partitions (one soundlake run per table at a time)",
-                ));
-            }
+            let finished = ends.finished();
+            let waited_out = ends.bounded && moved.elapsed() > client.timeout();
             if waited_out {
-                let behind: Vec<String> = partitions
-                    .iter()
-                    .filter(|p| !done.contains(*p))
-                    .map(|(t, p)| format!("{t}:{p}"))
-                    .collect();
-                report.stopped_early = Some(format!(
-                    "{} gave nothing for {} s (held by another member of the group?); \
-                     the next run goes on from the recorded offsets",
-                    behind.join(", "),
-                    client.timeout().as_secs(),
-                ));
+                let problem = problem.as_deref();
+                self.waited_out(&ends, &client, &group, problem, &mut report)?;
             }
             let full = progress.pending.bytes >= limit;
             let due = progress
                 .batch_started
-                .is_some_and(|started| !bounded && now - started >= batch_age);
+                .is_some_and(|started| !ends.bounded && now - started >= batch_age);
             let ending = stopping || finished || waited_out;
             if full || due || (ending && !progress.pending.is_empty()) {
                 self.publish(&mut progress, &consumer, &start, &mut report)
@@ -277,6 +244,104 @@ impl KafkaRun<'_> {
         }
         report.offsets = progress.at.clone();
         Ok((report, progress.version, progress.rows))
+    }
+
+    /// Act on what one poll brought: take a message (unless another
+    /// member owns its partition, it was taken before, or a bounded run is
+    /// past its partition's end), or note a partition caught up.
+    fn receive(
+        &self,
+        polled: Polled,
+        owned: &BTreeSet<Partition>,
+        ends: &mut Ends,
+        progress: &mut Progress,
+        report: &mut KafkaReport,
+    ) -> Result<Received> {
+        match polled {
+            Polled::Message {
+                topic,
+                partition,
+                offset,
+                timestamp,
+                payload,
+            } => {
+                let part = (topic, partition);
+                // A message fetched before its partition was revoked is its
+                // new owner's to take.
+                if !owned.contains(&part) {
+                    return Ok(Received::Skipped);
+                }
+                if offset_of(&progress.next, &part).is_some_and(|next| offset < next) {
+                    report.replayed += 1;
+                    return Ok(Received::Skipped);
+                }
+                // A bounded run takes nothing more from a partition it has
+                // finished: offsets must stay contiguous, and producers'
+                // timestamps need not rise with them.
+                if ends.bounded
+                    && (ends.done.contains(&part) || timestamp.is_some_and(|t| t > ends.began))
+                {
+                    ends.done.insert(part);
+                    return Ok(Received::Skipped);
+                }
+                self.take(progress, &part, offset, payload.as_deref(), report);
+                Ok(Received::Moved)
+            }
+            Polled::CaughtUp(partition) => {
+                // The client names only the partition number: with several
+                // topics this may end a bounded run early for another
+                // topic's partition, which the next run takes.
+                ends.done
+                    .extend(owned.iter().filter(|p| p.1 == partition).cloned());
+                Ok(Received::Moved)
+            }
+            Polled::Problem(text) => {
+                tracing::warn!(table = %self.def.name, problem = %text, "Kafka");
+                Ok(Received::Problem(text))
+            }
+            Polled::Refused(error) => Err(error),
+            Polled::Idle => Ok(Received::Nothing),
+        }
+    }
+
+    /// A bounded run heard nothing for the client's timeout: an error when
+    /// it got nothing at all, otherwise it ends early, saying which
+    /// partitions it could not finish.
+    fn waited_out(
+        &self,
+        ends: &Ends,
+        client: &Client,
+        group: &str,
+        problem: Option<&str>,
+        report: &mut KafkaReport,
+    ) -> Result<()> {
+        if ends.done.is_empty() && report.taken.is_empty() {
+            return Err(client.error(
+                format!(
+                    "nothing from {} within {} s in group {group}{}",
+                    self.topics.join(", "),
+                    client.timeout().as_secs(),
+                    problem
+                        .map(|p| format!(" (last problem: {p})"))
+                        .unwrap_or_default()
+                ),
+                "check that the brokers run; another member of the group may hold the \
+                 partitions (one soundlake run per table at a time)",
+            ));
+        }
+        let behind: Vec<String> = ends
+            .partitions
+            .iter()
+            .filter(|p| !ends.done.contains(*p))
+            .map(|(t, p)| format!("{t}:{p}"))
+            .collect();
+        report.stopped_early = Some(format!(
+            "{} gave nothing for {} s (held by another member of the group?); \
+             the next run goes on from the recorded offsets",
+            behind.join(", "),
+            client.timeout().as_secs(),
+        ));
+        Ok(())
     }
 
     /// Take one message as a row, or quarantine it.

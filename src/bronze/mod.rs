@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaSettings;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
-use crate::landing::{ScanCursor, SharedStore, Stamp, cursor_before, lease};
+use crate::landing::{Collection, ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
 pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, Source as BronzeSource, load};
 pub use files::{FilesReport, Mark};
@@ -240,6 +240,20 @@ impl Bronze {
                     .await;
             }
         };
+        self.run_store(def, collection, extract, run_id, (lock, holder))
+            .await
+    }
+
+    /// A run over a landing-store collection: plan what to read, copy it
+    /// into new files, commit them.
+    async fn run_store(
+        &self,
+        def: &BronzeTable,
+        collection: Collection,
+        extract: Extract,
+        run_id: &str,
+        (lock, holder): (&str, &str),
+    ) -> Result<BronzeReport> {
         let table = self.table(def);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let before = watermark(txn.base().properties.get("watermark"));
@@ -265,66 +279,12 @@ impl Bronze {
         let Some(stable) = stable else {
             return Ok(report);
         };
-
-        let (sources, replaced): (Vec<Source>, Vec<DataFile>) = match extract {
-            Extract::Incremental => {
-                let scan = Source::store(
-                    self.store.clone(),
-                    collection,
-                    before.as_ref().map(Watermark::cursor),
-                    stable,
-                );
-                (vec![scan], Vec::new())
-            }
-            Extract::Interval { from, to } => {
-                // Coverage stays contiguous: an interval that starts after
-                // the watermark also takes the gap before it.
-                let mut lo = from.timestamp_micros();
-                lo = match &before {
-                    Some(w) => lo.min(w.ingested_at + 1),
-                    None => Stamp::MIN + 1,
-                };
-                let hi = (to.timestamp_micros() - 1).min(stable);
-                if lo > hi {
-                    return Ok(report);
-                }
-                let replaced: Vec<DataFile> = txn
-                    .base()
-                    .files
-                    .iter()
-                    .filter(|f| stamp_range(f).is_none_or(|(a, b)| a <= hi && b >= lo))
-                    .cloned()
-                    .collect();
-                let mut sources = vec![Source::store(
-                    self.store.clone(),
-                    collection,
-                    Some(cursor_before(lo)),
-                    hi,
-                )];
-                for file in &replaced {
-                    let stream = table.read(txn.base(), file, BATCH_ROWS).await?;
-                    sources.push(Source::file(stream, file.path.clone()));
-                }
-                (sources, replaced)
-            }
+        let plan = (collection, extract, before.as_ref(), stable);
+        let Some((sources, replaced)) = self.plan(&table, &txn, plan).await? else {
+            return Ok(report);
         };
-
         let mut sink = Sink::new(&mut txn, def);
-        let mut merge = Merge::new(sources);
-        // The merge emits rows in (stamp, id) order: the last one is the newest.
-        let mut last: Option<Watermark> = None;
-        let mut rows = 0u64;
-        while let Some(row) = merge.next().await? {
-            last = Some(Watermark {
-                ingested_at: row.stamp,
-                id: row.id.clone(),
-            });
-            sink.push(row).await?;
-            rows += 1;
-            if rows.is_multiple_of(LOCK_RENEWAL_ROWS) {
-                self.renew_lock(lock, holder).await?;
-            }
-        }
+        let last = self.copy(sources, &mut sink, (lock, holder)).await?;
         let written = sink.finish().await?;
         if written.is_empty() && replaced.is_empty() {
             return Ok(report);
@@ -358,6 +318,85 @@ impl Bronze {
         report.table_rows = snapshot.rows();
         report.watermark_after = after;
         Ok(report)
+    }
+
+    /// What a store run reads: the collection after the watermark (up to
+    /// `stable`), or for an interval the collection over it plus the files
+    /// it replaces; `None` when the interval holds nothing yet.
+    async fn plan(
+        &self,
+        table: &Table,
+        txn: &Transaction,
+        (collection, extract, before, stable): (Collection, Extract, Option<&Watermark>, Stamp),
+    ) -> Result<Option<(Vec<Source>, Vec<DataFile>)>> {
+        match extract {
+            Extract::Incremental => {
+                let scan = Source::store(
+                    self.store.clone(),
+                    collection,
+                    before.map(Watermark::cursor),
+                    stable,
+                );
+                Ok(Some((vec![scan], Vec::new())))
+            }
+            Extract::Interval { from, to } => {
+                // Coverage stays contiguous: an interval that starts after
+                // the watermark also takes the gap before it.
+                let mut lo = from.timestamp_micros();
+                lo = match before {
+                    Some(w) => lo.min(w.ingested_at + 1),
+                    None => Stamp::MIN + 1,
+                };
+                let hi = (to.timestamp_micros() - 1).min(stable);
+                if lo > hi {
+                    return Ok(None);
+                }
+                let replaced: Vec<DataFile> = txn
+                    .base()
+                    .files
+                    .iter()
+                    .filter(|f| stamp_range(f).is_none_or(|(a, b)| a <= hi && b >= lo))
+                    .cloned()
+                    .collect();
+                let mut sources = vec![Source::store(
+                    self.store.clone(),
+                    collection,
+                    Some(cursor_before(lo)),
+                    hi,
+                )];
+                for file in &replaced {
+                    let stream = table.read(txn.base(), file, BATCH_ROWS).await?;
+                    sources.push(Source::file(stream, file.path.clone()));
+                }
+                Ok(Some((sources, replaced)))
+            }
+        }
+    }
+
+    /// Merge `sources` into `sink` in (stamp, id) order, renewing the lock
+    /// as it goes; the watermark of the last row copied.
+    async fn copy(
+        &self,
+        sources: Vec<Source>,
+        sink: &mut Sink<'_>,
+        (lock, holder): (&str, &str),
+    ) -> Result<Option<Watermark>> {
+        let mut merge = Merge::new(sources);
+        // The merge emits rows in (stamp, id) order: the last one is the newest.
+        let mut last: Option<Watermark> = None;
+        let mut rows = 0u64;
+        while let Some(row) = merge.next().await? {
+            last = Some(Watermark {
+                ingested_at: row.stamp,
+                id: row.id.clone(),
+            });
+            sink.push(row).await?;
+            rows += 1;
+            if rows.is_multiple_of(LOCK_RENEWAL_ROWS) {
+                self.renew_lock(lock, holder).await?;
+            }
+        }
+        Ok(last)
     }
 }
 
