@@ -217,26 +217,7 @@ impl Runner {
             return Err(Error::RunExists { id: run_id.into() });
         }
 
-        let mut outcomes: BTreeMap<String, TaskOutcome> = BTreeMap::new();
-        // Tasks not started yet, each with how many of its selected upstream
-        // tasks have not succeeded; at zero a task is ready. Kept up to date
-        // as tasks finish, so a run costs time linear in its tasks and edges.
-        let mut blocked: BTreeMap<&str, usize> = selected
-            .iter()
-            .map(|id| {
-                let ups = pipeline.dag.upstream(id);
-                (
-                    id.as_str(),
-                    ups.iter().filter(|u| selected.contains(**u)).count(),
-                )
-            })
-            .collect();
-        let mut ready: BTreeSet<&str> = blocked
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        let mut in_flight: BTreeSet<&str> = BTreeSet::new();
+        let mut frontier = Frontier::new(pipeline, selected);
         let mut running = FuturesUnordered::new();
         let mut stop = options.stop.clone();
         // Once asked to stop: no new task starts, and running ones have until
@@ -248,18 +229,12 @@ impl Runner {
         loop {
             if grace_ends.is_none() && stop.as_ref().is_some_and(|s| *s.borrow()) {
                 grace_ends = Some(self.clock.now() + options.grace);
-                ready.clear();
-                for id in std::mem::take(&mut blocked).into_keys() {
-                    outcomes.insert(
-                        id.to_string(),
-                        cancelled(id, "the run was stopped before it started"),
-                    );
-                }
+                frontier.cancel_unstarted();
             }
             while running.len() < pipeline.max_concurrent_tasks {
-                let Some(id) = ready.pop_first() else { break };
-                blocked.remove(id);
-                in_flight.insert(id);
+                let Some(id) = frontier.start_next() else {
+                    break;
+                };
                 let task = pipeline.dag.task(id).expect("selected tasks exist");
                 // Every log line of the task carries its run and task ids.
                 let span = tracing::info_span!(
@@ -285,31 +260,11 @@ impl Runner {
                         lease::hold(&self.store, lock, holder, now, LOCK_LEASE).await?;
                         renewed_at = now;
                     }
-                    in_flight.remove(outcome.id.as_str());
-                    if outcome.status == RunStatus::Succeeded {
-                        for down in pipeline.dag.downstream(&outcome.id) {
-                            if let Some(n) = blocked.get_mut(down) {
-                                *n -= 1;
-                                if *n == 0 {
-                                    ready.insert(down);
-                                }
-                            }
-                        }
-                    } else {
-                        for down in pipeline.dag.descendants(&outcome.id) {
-                            if let Some((id, _)) = blocked.remove_entry(down.as_str()) {
-                                ready.remove(id);
-                                outcomes.insert(down, skipped(id));
-                            }
-                        }
-                    }
-                    outcomes.insert(outcome.id.clone(), outcome);
+                    frontier.finished(outcome);
                 }
                 () = stop_requested(&mut stop), if grace_ends.is_none() => {}
                 () = self.clock.sleep(grace_left.unwrap_or_default()), if grace_left.is_some() => {
-                    for id in std::mem::take(&mut in_flight) {
-                        outcomes.insert(id.to_string(), cancelled(id, "the run was stopped and the task did not finish within the grace period"));
-                    }
+                    frontier.cancel_running();
                     break;
                 }
             }
@@ -320,7 +275,7 @@ impl Runner {
                 .await?;
         }
 
-        let tasks: Vec<TaskOutcome> = outcomes.into_values().collect();
+        let tasks: Vec<TaskOutcome> = frontier.outcomes.into_values().collect();
         let status = if grace_ends.is_some() {
             RunStatus::Cancelled
         } else if tasks.iter().all(|t| t.status == RunStatus::Succeeded) {
@@ -451,6 +406,103 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Where a run is in its DAG: the tasks waiting on others, ready, running
+/// and done.
+struct Frontier<'p> {
+    pipeline: &'p Pipeline,
+    /// Tasks not started yet, each with how many of its selected upstream
+    /// tasks have not succeeded; at zero a task is ready. Kept up to date
+    /// as tasks finish, so a run costs time linear in its tasks and edges.
+    blocked: BTreeMap<&'p str, usize>,
+    ready: BTreeSet<&'p str>,
+    in_flight: BTreeSet<&'p str>,
+    outcomes: BTreeMap<String, TaskOutcome>,
+}
+
+impl<'p> Frontier<'p> {
+    fn new(pipeline: &'p Pipeline, selected: &'p BTreeSet<String>) -> Frontier<'p> {
+        let blocked: BTreeMap<&str, usize> = selected
+            .iter()
+            .map(|id| {
+                let ups = pipeline.dag.upstream(id);
+                (
+                    id.as_str(),
+                    ups.iter().filter(|u| selected.contains(**u)).count(),
+                )
+            })
+            .collect();
+        let ready = blocked
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        Frontier {
+            pipeline,
+            blocked,
+            ready,
+            in_flight: BTreeSet::new(),
+            outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// A ready task, now counted as running.
+    fn start_next(&mut self) -> Option<&'p str> {
+        let id = self.ready.pop_first()?;
+        self.blocked.remove(id);
+        self.in_flight.insert(id);
+        Some(id)
+    }
+
+    /// A task ended: what waited on it becomes ready when it succeeded,
+    /// and is skipped when it did not.
+    fn finished(&mut self, outcome: TaskOutcome) {
+        let dag = &self.pipeline.dag;
+        self.in_flight.remove(outcome.id.as_str());
+        if outcome.status == RunStatus::Succeeded {
+            for down in dag.downstream(&outcome.id) {
+                if let Some(n) = self.blocked.get_mut(down) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.ready.insert(down);
+                    }
+                }
+            }
+        } else {
+            for down in dag.descendants(&outcome.id) {
+                if let Some((id, _)) = self.blocked.remove_entry(down.as_str()) {
+                    self.ready.remove(id);
+                    self.outcomes.insert(down, skipped(id));
+                }
+            }
+        }
+        self.outcomes.insert(outcome.id.clone(), outcome);
+    }
+
+    /// The run was stopped: nothing else starts.
+    fn cancel_unstarted(&mut self) {
+        self.ready.clear();
+        for id in std::mem::take(&mut self.blocked).into_keys() {
+            self.outcomes.insert(
+                id.to_string(),
+                cancelled(id, "the run was stopped before it started"),
+            );
+        }
+    }
+
+    /// The grace period ended with these tasks still running.
+    fn cancel_running(&mut self) {
+        for id in std::mem::take(&mut self.in_flight) {
+            self.outcomes.insert(
+                id.to_string(),
+                cancelled(
+                    id,
+                    "the run was stopped and the task did not finish within the grace period",
+                ),
+            );
+        }
     }
 }
 
