@@ -43,6 +43,10 @@ pub struct Loaded {
 /// Loads the definitions; called at start and on SIGHUP.
 pub type Loader = Box<dyn Fn() -> Result<Loaded> + Send + Sync>;
 
+/// Per pipeline: its last scheduled run, and how many runs ended in each
+/// status.
+type History = BTreeMap<String, (Option<LastRun>, BTreeMap<RunStatus, u64>)>;
+
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// This daemon's name in the leader lock (see [`lease::holder`]).
@@ -204,43 +208,14 @@ impl Daemon {
         let mut next_lease_check = self.clock.now();
         let mut runs: JoinSet<Finished> = JoinSet::new();
         let mut running: BTreeMap<String, String> = BTreeMap::new();
-        let mut history: BTreeMap<String, (Option<LastRun>, BTreeMap<RunStatus, u64>)> =
-            BTreeMap::new();
+        let mut history = History::new();
         let mut last_fires: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         let mut stopping = false;
         let mut stop_signal = stop.clone();
         loop {
             let now = self.clock.now();
             if now >= next_lease_check && !stopping {
-                let was = leader;
-                leader = match lease::acquire(
-                    &self.store,
-                    LEADER_LOCK,
-                    &self.options.holder,
-                    now,
-                    self.options.lease,
-                )
-                .await
-                {
-                    Ok(held) => held,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot reach the state store for the leader lock; not scheduling");
-                        false
-                    }
-                };
-                if leader != was {
-                    tracing::info!(
-                        holder = %self.options.holder,
-                        "{}",
-                        if leader { "leading: this daemon schedules" } else { "standing by: another daemon leads" }
-                    );
-                }
-                next_lease_check = now
-                    + if leader {
-                        self.options.lease / 3
-                    } else {
-                        self.options.lease / 4
-                    };
+                (leader, next_lease_check) = self.lead(leader, now).await;
             }
             let scheduling = leader && !stopping;
             for pipeline in &self.loaded.pipelines {
@@ -308,28 +283,7 @@ impl Daemon {
                 Some(joined) = runs.join_next(), if !runs.is_empty() => {
                     let finished = joined.expect("run tasks do not panic");
                     running.remove(&finished.pipeline);
-                    let (status, finished_at) = match &finished.outcome {
-                        Ok(report) => (report.status, report.finished_at),
-                        Err(Error::RunExists { id }) => {
-                            // Another daemon started this fire first; it is
-                            // that daemon's run to count.
-                            tracing::warn!(pipeline = %finished.pipeline, run = %id, "fire already started elsewhere; not run again");
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::error!(pipeline = %finished.pipeline, error = %e, "scheduled run did not start");
-                            (RunStatus::Failed, self.clock.now())
-                        }
-                    };
-                    let entry = history.entry(finished.pipeline.clone()).or_default();
-                    *entry.1.entry(status).or_default() += 1;
-                    entry.0 = Some(LastRun {
-                        run_id: finished.run_id,
-                        fire: finished.fire,
-                        status,
-                        started_at: finished.started_at,
-                        finished_at,
-                    });
+                    self.count(finished, &mut history);
                 }
                 Some(()) = reload.recv() => self.reload(),
                 _ = stop_signal.wait_for(|s| *s), if !stopping => {
@@ -344,6 +298,66 @@ impl Daemon {
         let now = self.clock.now();
         self.publish(now, false, None, true, &running, &history, &last_fires);
         Ok(())
+    }
+
+    /// Take or renew the leader lock: whether this daemon leads now, and
+    /// when to check again (a leader renews at a third of the lease, a
+    /// standby tries at a quarter).
+    async fn lead(&self, was: bool, now: DateTime<Utc>) -> (bool, DateTime<Utc>) {
+        let leader = match lease::acquire(
+            &self.store,
+            LEADER_LOCK,
+            &self.options.holder,
+            now,
+            self.options.lease,
+        )
+        .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the state store for the leader lock; not scheduling");
+                false
+            }
+        };
+        if leader != was {
+            tracing::info!(
+                holder = %self.options.holder,
+                "{}",
+                if leader { "leading: this daemon schedules" } else { "standing by: another daemon leads" }
+            );
+        }
+        let next_check = now
+            + if leader {
+                self.options.lease / 3
+            } else {
+                self.options.lease / 4
+            };
+        (leader, next_check)
+    }
+
+    /// Count a finished run in its pipeline's history, unless another
+    /// daemon started that fire first: it is that daemon's run to count.
+    fn count(&self, finished: Finished, history: &mut History) {
+        let (status, finished_at) = match &finished.outcome {
+            Ok(report) => (report.status, report.finished_at),
+            Err(Error::RunExists { id }) => {
+                tracing::warn!(pipeline = %finished.pipeline, run = %id, "fire already started elsewhere; not run again");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %finished.pipeline, error = %e, "scheduled run did not start");
+                (RunStatus::Failed, self.clock.now())
+            }
+        };
+        let entry = history.entry(finished.pipeline.clone()).or_default();
+        *entry.1.entry(status).or_default() += 1;
+        entry.0 = Some(LastRun {
+            run_id: finished.run_id,
+            fire: finished.fire,
+            status,
+            started_at: finished.started_at,
+            finished_at,
+        });
     }
 
     /// The last fire handled for `pipeline`. A pipeline seen for the first
@@ -441,7 +455,7 @@ impl Daemon {
         wakes_at: Option<DateTime<Utc>>,
         stopping: bool,
         running: &BTreeMap<String, String>,
-        history: &BTreeMap<String, (Option<LastRun>, BTreeMap<RunStatus, u64>)>,
+        history: &History,
         last_fires: &BTreeMap<String, DateTime<Utc>>,
     ) {
         let pipelines = self
