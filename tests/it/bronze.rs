@@ -193,15 +193,12 @@ fn bronze_command(landing_url: &str, lake: &Path) -> std::process::Command {
 
 /// `bronze_command` over the lake at `lake_url`.
 fn bronze_command_at(landing_url: &str, lake_url: &str) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    let mut cmd = crate::support::soundlake(crate::support::shipped());
     cmd.args(["bronze", "tracks", "--json"])
-        .env_clear()
         .env("SOUNDLAKE__LANDING__URL", landing_url)
         .env("SOUNDLAKE__LAKE__URL", lake_url)
         .env("SOUNDLAKE__LAKE__FILE_MIB", "1")
-        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1")
-        .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
-        .stdin(std::process::Stdio::null());
+        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1");
     cmd
 }
 

@@ -10,9 +10,10 @@ use soundlake::spotify::{ALL_GROUPS, SpotifySettings};
 
 use crate::support::{Harness, UNKNOWN_ID, canned, names};
 
+/// `soundlake` in the repository's folder, on the shipped definitions.
 fn soundlake() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_soundlake"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut c = crate::support::soundlake(crate::support::shipped());
+    c.current_dir(crate::support::shipped());
     c
 }
 

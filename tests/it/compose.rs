@@ -10,9 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{shipped as root, soundlake, succeed};
 
 /// The stack as docker-compose resolves it (defaults substituted), as JSON.
 fn resolved() -> Value {
@@ -136,27 +134,15 @@ fn the_compose_stack_validates_and_its_services_agree() {
 
     // Every SOUNDLAKE__ key of the daemon is a real setting: the binary
     // refuses unknown keys, so validate passes only if all are known.
-    let mut validate = Command::new(env!("CARGO_BIN_EXE_soundlake"));
-    validate
-        .env_clear()
-        .envs(&env)
-        .env("SOUNDLAKE__DEFINITIONS__DIR", root())
-        .arg("validate");
-    let out = validate.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // (The compose file's own definitions folder is the image's.)
+    let daemon = || {
+        let mut cmd = soundlake(root());
+        cmd.envs(&env).env("SOUNDLAKE__DEFINITIONS__DIR", root());
+        cmd
+    };
+    succeed(daemon().arg("validate"));
     // And the Trino DDL it prints points at that bucket.
-    let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
-        .env_clear()
-        .envs(&env)
-        .env("SOUNDLAKE__DEFINITIONS__DIR", root())
-        .args(["ddl", "--engine", "trino"])
-        .output()
-        .unwrap();
-    let ddl = String::from_utf8(out.stdout).unwrap();
+    let ddl = succeed(daemon().args(["ddl", "--engine", "trino"]));
     assert!(ddl.contains(&format!(
         "external_location = 's3a://{bucket}/lake/gold/dim_track'"
     )));

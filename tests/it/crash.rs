@@ -14,9 +14,8 @@ use crate::support::names;
 
 fn crawl_command(s: &Setup, landing_url: &str, names_file: &Path, names: usize) -> Command {
     let base = s.h.sim.base_url();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    let mut cmd = crate::support::soundlake(crate::support::shipped());
     cmd.arg("crawl")
-        .env_clear()
         .env("SOUNDLAKE__LANDING__URL", landing_url)
         .env("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1"))
         .env("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token"))
@@ -26,8 +25,7 @@ fn crawl_command(s: &Setup, landing_url: &str, names_file: &Path, names: usize) 
         // make it wait in real time either.
         .env("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "1000000")
         .env("SOUNDLAKE__CRAWL__ARTISTS_FILE", names_file)
-        .env("SOUNDLAKE__CRAWL__NAMES_PER_RUN", names.to_string())
-        .stdin(Stdio::null());
+        .env("SOUNDLAKE__CRAWL__NAMES_PER_RUN", names.to_string());
     cmd
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use soundlake::sim::Catalog;
 
@@ -12,12 +11,9 @@ fn the_demo_builds_every_layer_and_its_counts_match_the_simulated_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let names = ["Elvis Presley", "Chuck Berry", "Little Richard"];
     std::fs::write(dir.path().join("names.txt"), names.join("\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
-        .env_clear()
-        .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
+    let out = crate::support::soundlake(crate::support::shipped())
         .env("SOUNDLAKE__CRAWL__ARTISTS_FILE", "names.txt")
         .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
         .arg("demo")
         .output()
         .unwrap();

@@ -46,10 +46,8 @@ impl Lake {
     /// `soundlake <args>` in the deployment's folder, on the shipped
     /// definitions.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_soundlake"));
+        let mut command = crate::support::soundlake(crate::support::shipped());
         command
-            .env_clear()
-            .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
             .env("SOUNDLAKE_LOG", "warn")
             .current_dir(self.dir.path())
             .args(args);
@@ -66,17 +64,7 @@ impl Lake {
 
     /// As [`Lake::ok`], with settings overridden through the environment.
     pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = self
-            .command(args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        crate::support::succeed(self.command(args).envs(env.iter().copied()))
     }
 
     pub fn landing(&self) -> std::path::PathBuf {

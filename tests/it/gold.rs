@@ -20,11 +20,7 @@ use soundlake::spotify::{AppMode, SpotifySettings};
 
 use crate::crawl::{Setup, all_at_once};
 use crate::silver::{bronze_defs, silver_defs};
-use crate::support::names;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{names, shipped as root, soundlake};
 
 /// A crawled catalog taken through bronze, silver and the shipped gold
 /// models into a lake folder; the landing store stays in `setup`.
@@ -102,15 +98,12 @@ impl Catalog {
     }
 
     fn soundlake(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
-        cmd.env_clear()
-            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
-            .env(
-                "SOUNDLAKE__LAKE__URL",
-                format!("file://{}", self.lake_dir().display()),
-            )
-            .current_dir(self.dir.path())
-            .stdin(std::process::Stdio::null());
+        let mut cmd = soundlake(root());
+        cmd.env(
+            "SOUNDLAKE__LAKE__URL",
+            format!("file://{}", self.lake_dir().display()),
+        )
+        .current_dir(self.dir.path());
         cmd
     }
 
@@ -389,9 +382,7 @@ async fn a_broken_relationship_blocks_the_model_and_what_follows_and_names_the_r
 fn query_and_ddl_refuse_bad_input_with_the_place_and_a_fix() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], lake: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
-            .env_clear()
-            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+        let out = soundlake(root())
             .env("SOUNDLAKE__LAKE__URL", lake)
             .current_dir(dir.path())
             .args(args)
@@ -434,9 +425,7 @@ fn query_and_ddl_refuse_bad_input_with_the_place_and_a_fix() {
 #[test]
 fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
     let secret = "ddl-secret-never-printed";
-    let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
-        .env_clear()
-        .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+    let out = soundlake(root())
         .env("SOUNDLAKE__LAKE__URL", "s3://music/lakehouse")
         .env("SOUNDLAKE__LAKE__S3__ENDPOINT", "http://minio:9000")
         .env("SOUNDLAKE__LAKE__S3__ACCESS_KEY_ID", "AKIADDLTEST")
@@ -468,9 +457,7 @@ fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
     assert!(trino.contains("\"track_key\" bigint COMMENT"));
     assert!(!trino.contains(secret) && !trino.contains("AKIADDLTEST"));
     for engine in ["dremio", "spark", "duckdb"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_soundlake"))
-            .env_clear()
-            .env("SOUNDLAKE__DEFINITIONS__DIR", root())
+        let out = soundlake(root())
             .env("SOUNDLAKE__LAKE__URL", "s3://music/lakehouse")
             .env("SOUNDLAKE__LAKE__S3__SECRET_ACCESS_KEY", secret)
             .args(["ddl", "--engine", engine])
@@ -607,9 +594,7 @@ fn every_kind_of_data_test_fails_on_rows_that_break_it_and_blocks_the_publish() 
     }
     let work = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_soundlake"))
-            .env_clear()
-            .env("SOUNDLAKE__DEFINITIONS__DIR", dir.path())
+        soundlake(dir.path())
             .current_dir(work.path())
             .args(args)
             .output()

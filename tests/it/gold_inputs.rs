@@ -10,24 +10,16 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// `soundlake` in `dir` on the shipped definitions.
 fn soundlake(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
-    cmd.env_clear()
-        .env("SOUNDLAKE__DEFINITIONS__DIR", env!("CARGO_MANIFEST_DIR"))
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null());
+    let mut cmd = crate::support::soundlake(crate::support::shipped());
+    cmd.current_dir(dir);
     cmd
 }
 
 /// Run `args` in `dir`; stdout, or a panic with everything it said.
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = soundlake(dir).args(args).output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{args:?}:\n{stdout}\n{stderr}");
-    stdout
+    crate::support::succeed(soundlake(dir).args(args))
 }
 
 /// Run the shipped catalog pipeline's layers (everything after the crawl)

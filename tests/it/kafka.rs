@@ -71,13 +71,7 @@ impl KafkaLake {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        crate::support::succeed(&mut self.command(args))
     }
 
     fn run_bronze_and_silver(&self) {

@@ -1,21 +1,9 @@
 //! The orchestrator's commands over definition folders: validate, list and
 //! dag, as a user runs them.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-fn soundlake(definitions: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
-    cmd.env_clear()
-        .env("SOUNDLAKE__DEFINITIONS__DIR", definitions)
-        .stdin(std::process::Stdio::null());
-    cmd
-}
-
-fn shipped() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{shipped, soundlake};
 
 /// A copy of the shipped definitions to break.
 fn copy_of_shipped() -> tempfile::TempDir {

@@ -99,9 +99,7 @@ pub async fn env() -> Env {
     }
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::shipped as root;
 
 pub fn bronze_defs() -> Vec<BronzeTable> {
     bronze::load(&root().join("bronze")).unwrap()
@@ -917,15 +915,12 @@ proptest::proptest! {
 /// `soundlake silver tracks --json` as a process, small files so a run has
 /// many kill points.
 fn silver_command(landing_url: &str, lake: &Path, definitions: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    let mut cmd = crate::support::soundlake(definitions);
     cmd.args(["silver", "tracks", "--json"])
-        .env_clear()
         .env("SOUNDLAKE__LANDING__URL", landing_url)
         .env("SOUNDLAKE__LAKE__URL", format!("file://{}", lake.display()))
         .env("SOUNDLAKE__LAKE__FILE_MIB", "1")
-        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1")
-        .env("SOUNDLAKE__DEFINITIONS__DIR", definitions)
-        .stdin(std::process::Stdio::null());
+        .env("SOUNDLAKE__LAKE__ROW_GROUP_MIB", "1");
     cmd
 }
 
@@ -966,7 +961,7 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
     ];
     for (watched, suffix, count) in &points {
         let killed = kill_when(
-            &mut silver_command(&landing_url, dir.path(), &self::root()),
+            &mut silver_command(&landing_url, dir.path(), self::root()),
             watched,
             suffix,
             *count,
@@ -989,7 +984,7 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
         }
     }
 
-    let out = silver_command(&landing_url, dir.path(), &self::root())
+    let out = silver_command(&landing_url, dir.path(), self::root())
         .output()
         .unwrap();
     assert!(
@@ -1141,7 +1136,7 @@ fn bad_definitions_and_arguments_exit_2_with_the_place_and_a_fix() {
         "{err}"
     );
 
-    let (code, err) = run(silver_command(&landing, dir.path(), &root()).arg("songs"));
+    let (code, err) = run(silver_command(&landing, dir.path(), root()).arg("songs"));
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("no silver table \"songs\"") && err.contains("tracks"),

@@ -1,14 +1,42 @@
-//! Shared set-up: a simulator on loopback sharing a virtual clock with the
-//! client under test.
+//! Shared set-up: the soundlake binary as tests run it, and a simulator
+//! on loopback sharing a virtual clock with the client under test. The
+//! real servers are in `servers.rs`.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use soundlake::clock::{SharedClock, VirtualClock};
 use soundlake::sim::{Canned, SimOptions, Simulator};
 use soundlake::spotify::{SpotifyClient, SpotifySettings};
+
+/// `soundlake` as a test runs it: a clean environment (nothing of the
+/// machine's leaks in), the definitions in `definitions`, stdin closed.
+pub fn soundlake(definitions: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_soundlake"));
+    cmd.env_clear()
+        .env("SOUNDLAKE__DEFINITIONS__DIR", definitions)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The shipped definitions: the repository's own folders.
+pub fn shipped() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run `cmd`: its stdout, or a panic with everything it printed.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{cmd:?}:\n{stdout}\n{stderr}");
+    stdout
+}
 
 pub fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
