@@ -191,7 +191,7 @@ fn budget_use(names: &[String], runtime: &tokio::runtime::Runtime) {
 }
 
 fn main() {
-    let names = soundlake::text::read_names(std::path::Path::new("artists.txt"))
+    let names = soundlake::artist_names::read(std::path::Path::new("artists.txt"))
         .expect("run from the repository root: artists.txt");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     efficiency(&names, &runtime);

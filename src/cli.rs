@@ -483,7 +483,7 @@ async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
         .names
         .clone()
         .unwrap_or_else(|| settings.crawl.artists_file.clone());
-    let options = args.options(crate::text::read_names(&names_file)?);
+    let options = args.options(crate::artist_names::read(&names_file)?);
     // Handlers first: once the address is printed, a supervisor may signal us.
     let mut stop = stop_on_signals()?;
     let address = SocketAddr::new(args.host, args.port);

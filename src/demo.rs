@@ -66,7 +66,7 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
     progress: &dyn Fn(&str),
 ) -> Result<Built> {
-    let names = crate::text::read_names(&settings.crawl.artists_file)?;
+    let names = crate::artist_names::read(&settings.crawl.artists_file)?;
     let sim = Simulator::start(
         SimOptions {
             mode: settings.spotify.mode,

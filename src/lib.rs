@@ -7,6 +7,7 @@
 //! state store; [`cli`] is the
 //! command line on top.
 
+pub mod artist_names;
 pub mod bronze;
 pub mod cli;
 pub mod clock;
@@ -30,6 +31,5 @@ pub mod sim;
 pub mod spotify;
 pub mod sql;
 pub mod tasks;
-pub mod text;
 
 pub use error::{Error, Result};

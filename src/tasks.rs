@@ -144,7 +144,7 @@ impl TaskExecutor {
         if let Some(n) = names_per_run {
             crawl.names_per_run = n;
         }
-        let names = crate::text::read_names(&crawl.artists_file)?;
+        let names = crate::artist_names::read(&crawl.artists_file)?;
         let client =
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl);

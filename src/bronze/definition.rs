@@ -16,7 +16,7 @@ use crate::landing::Collection;
 pub struct BronzeTable {
     /// The file stem: `bronze/tracks.toml` defines `bronze.tracks`.
     pub name: String,
-    pub source: Source,
+    pub source: BronzeSource,
     /// The column holding the landing document's id; silver uses it as its
     /// default key.
     pub key: String,
@@ -36,7 +36,7 @@ pub struct BronzeTable {
 
 /// What feeds a bronze table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum BronzeSource {
     /// A landing-store collection, by ingest watermark.
     Collection(Collection),
     /// NDJSON or CSV files under a folder of the lake, each line once.
@@ -45,20 +45,20 @@ pub enum Source {
     Kafka(Vec<String>),
 }
 
-impl Source {
+impl BronzeSource {
     /// `tracks`, `files:landing/events` or `kafka:listening-events`.
     pub fn describe(&self) -> String {
         match self {
-            Source::Collection(c) => c.name().to_string(),
-            Source::Files(folder) => format!("files:{folder}"),
-            Source::Kafka(topics) => format!("kafka:{}", topics.join(",")),
+            BronzeSource::Collection(c) => c.name().to_string(),
+            BronzeSource::Files(folder) => format!("files:{folder}"),
+            BronzeSource::Kafka(topics) => format!("kafka:{}", topics.join(",")),
         }
     }
 
     /// Whether it yields records checked one by one (files, Kafka) rather
     /// than whole API objects.
     pub fn is_records(&self) -> bool {
-        !matches!(self, Source::Collection(_))
+        !matches!(self, BronzeSource::Collection(_))
     }
 }
 
@@ -72,7 +72,7 @@ fn is_topic(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-impl<'de> Deserialize<'de> for Source {
+impl<'de> Deserialize<'de> for BronzeSource {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
         #[derive(Deserialize)]
@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Source {
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) => name
                 .parse()
-                .map(Source::Collection)
+                .map(BronzeSource::Collection)
                 .map_err(D::Error::custom),
             toml::Value::Table(t) if t.contains_key("kafka") => {
                 let kafka: Kafka = toml::Value::Table(t).try_into().map_err(|_| {
@@ -114,7 +114,7 @@ impl<'de> Deserialize<'de> for Source {
                         "{bad:?} is not a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'"
                     )));
                 }
-                Ok(Source::Kafka(topics))
+                Ok(BronzeSource::Kafka(topics))
             }
             toml::Value::Table(t) => {
                 let files: Files = toml::Value::Table(t).try_into().map_err(|_| {
@@ -130,7 +130,7 @@ impl<'de> Deserialize<'de> for Source {
                         files.files
                     )));
                 }
-                Ok(Source::Files(folder))
+                Ok(BronzeSource::Files(folder))
             }
             other => Err(D::Error::custom(format!(
                 "source must be a landing collection name, {{ files = \"<folder>\" }} or \
@@ -175,7 +175,7 @@ impl Partitioning {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    source: Source,
+    source: BronzeSource,
     #[serde(default = "default_key")]
     key: String,
     partition_by: Option<Partitioning>,
@@ -298,7 +298,10 @@ mod tests {
         let tables = load(dir.path()).unwrap();
         assert_eq!(tables.len(), 1);
         assert_eq!(tables[0].name, "tracks");
-        assert_eq!(tables[0].source, Source::Collection(Collection::Tracks));
+        assert_eq!(
+            tables[0].source,
+            BronzeSource::Collection(Collection::Tracks)
+        );
         assert_eq!(tables[0].key, "id");
         assert_eq!(tables[0].partition_by, Partitioning::IngestDate);
     }
@@ -379,7 +382,7 @@ mod tests {
             "source = { files = \"/landing/events/\" }\nkey = \"event_id\"\nevent_time = \"event_ts\"\n",
         )]);
         let table = load(dir.path()).unwrap().remove(0);
-        assert_eq!(table.source, Source::Files("landing/events".into()));
+        assert_eq!(table.source, BronzeSource::Files("landing/events".into()));
         assert_eq!(table.partition_by, Partitioning::EventHour);
         assert_eq!(table.event_time.as_deref(), Some("event_ts"));
         let at = DateTime::parse_from_rfc3339("2026-11-21T23:59:59-02:00")
@@ -409,7 +412,7 @@ mod tests {
         let tables = load(dir.path()).unwrap();
         assert_eq!(
             tables[0].source,
-            Source::Kafka(vec!["listening-events".into()])
+            BronzeSource::Kafka(vec!["listening-events".into()])
         );
         assert_eq!(tables[0].partition_by, Partitioning::EventHour);
         assert_eq!(tables[1].source.describe(), "kafka:plays.v1,skips_v1");

@@ -23,11 +23,11 @@ use crate::kafka::KafkaSettings;
 use crate::lake::{DataFile, FileWriter, Lake, Table, Transaction};
 use crate::landing::{Collection, ScanCursor, SharedStore, Stamp, cursor_before, lease};
 
-pub use definition::{BronzeTable, METADATA_COLUMNS, Partitioning, Source as BronzeSource, load};
+pub use definition::{BronzeSource, BronzeTable, METADATA_COLUMNS, Partitioning, load};
 pub use files::{FilesReport, Mark};
 pub use kafka::KafkaReport;
 pub use records::quarantine_name;
-use rows::{Merge, Row, RowBatch, Source};
+use rows::{Merge, Row, RowBatch, RowStream};
 
 /// How bronze takes in files (event files under a lake folder).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,10 +328,10 @@ impl Bronze {
         table: &Table,
         txn: &Transaction,
         (collection, extract, before, stable): (Collection, Extract, Option<&Watermark>, Stamp),
-    ) -> Result<Option<(Vec<Source>, Vec<DataFile>)>> {
+    ) -> Result<Option<(Vec<RowStream>, Vec<DataFile>)>> {
         match extract {
             Extract::Incremental => {
-                let scan = Source::store(
+                let scan = RowStream::store(
                     self.store.clone(),
                     collection,
                     before.map(Watermark::cursor),
@@ -358,7 +358,7 @@ impl Bronze {
                     .filter(|f| stamp_range(f).is_none_or(|(a, b)| a <= hi && b >= lo))
                     .cloned()
                     .collect();
-                let mut sources = vec![Source::store(
+                let mut sources = vec![RowStream::store(
                     self.store.clone(),
                     collection,
                     Some(cursor_before(lo)),
@@ -366,7 +366,7 @@ impl Bronze {
                 )];
                 for file in &replaced {
                     let stream = table.read(txn.base(), file, BATCH_ROWS).await?;
-                    sources.push(Source::file(stream, file.path.clone()));
+                    sources.push(RowStream::file(stream, file.path.clone()));
                 }
                 Ok(Some((sources, replaced)))
             }
@@ -377,7 +377,7 @@ impl Bronze {
     /// as it goes; the watermark of the last row copied.
     async fn copy(
         &self,
-        sources: Vec<Source>,
+        sources: Vec<RowStream>,
         sink: &mut Sink<'_>,
         (lock, holder): (&str, &str),
     ) -> Result<Option<Watermark>> {

@@ -137,7 +137,7 @@ pub fn rows_of(batch: &RecordBatch, place: &str) -> Result<Vec<Row>> {
 }
 
 /// An ordered stream of rows.
-pub enum Source {
+pub enum RowStream {
     Store {
         store: SharedStore,
         collection: Collection,
@@ -160,14 +160,14 @@ const PAGE_BYTES: usize = 2 * 1024 * 1024;
 const FIRST_PAGE: usize = 256;
 const MAX_PAGE: usize = 5000;
 
-impl Source {
+impl RowStream {
     pub fn store(
         store: SharedStore,
         collection: Collection,
         after: Option<ScanCursor>,
         upto: Stamp,
-    ) -> Source {
-        Source::Store {
+    ) -> RowStream {
+        RowStream::Store {
             store,
             collection,
             after,
@@ -178,8 +178,8 @@ impl Source {
         }
     }
 
-    pub fn file(stream: BoxStream<'static, Result<RecordBatch>>, place: String) -> Source {
-        Source::File {
+    pub fn file(stream: BoxStream<'static, Result<RecordBatch>>, place: String) -> RowStream {
+        RowStream::File {
             stream,
             place,
             buffer: VecDeque::new(),
@@ -188,7 +188,7 @@ impl Source {
 
     async fn next(&mut self) -> Result<Option<Row>> {
         match self {
-            Source::Store {
+            RowStream::Store {
                 store,
                 collection,
                 after,
@@ -219,7 +219,7 @@ impl Source {
                 }
                 Ok(buffer.pop_front())
             }
-            Source::File {
+            RowStream::File {
                 stream,
                 place,
                 buffer,
@@ -240,13 +240,13 @@ impl Source {
 /// once: the same version from the store and from a rewritten file is one
 /// row.
 pub struct Merge {
-    heads: Vec<(Option<Row>, Source)>,
+    heads: Vec<(Option<Row>, RowStream)>,
     started: bool,
     last: Option<(Stamp, String)>,
 }
 
 impl Merge {
-    pub fn new(sources: Vec<Source>) -> Merge {
+    pub fn new(sources: Vec<RowStream>) -> Merge {
         Merge {
             heads: sources.into_iter().map(|s| (None, s)).collect(),
             started: false,

@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 
 pub use resolve::{Resolution, Status, resolve};
 
+use crate::artist_names::match_key;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
 use crate::spotify::ApiError;
 use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
-use crate::text::match_key;
 
 /// `[crawl]`: what a crawl run takes on.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::text::match_key;
+use crate::artist_names::match_key;
 
 /// Below this similarity of match keys a search hit is not taken for the name.
 const MIN_SIMILARITY: f64 = 0.8;

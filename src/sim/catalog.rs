@@ -524,7 +524,7 @@ impl Catalog {
     /// Artists whose name matches `query` ignoring case and accents: exact
     /// matches first, then names containing it, each by popularity.
     pub fn search_artists(&self, query: &str) -> Vec<usize> {
-        let q = crate::text::match_key(query);
+        let q = crate::artist_names::match_key(query);
         if q.is_empty() {
             return Vec::new();
         }
@@ -533,7 +533,7 @@ impl Catalog {
             .iter()
             .enumerate()
             .filter_map(|(i, a)| {
-                let key = crate::text::match_key(&a.name);
+                let key = crate::artist_names::match_key(&a.name);
                 key.contains(&q).then_some((key != q, a.popularity, i))
             })
             .collect();

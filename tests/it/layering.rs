@@ -8,7 +8,14 @@ use std::path::Path;
 const LAYERS: [(&str, &[&str]); 7] = [
     (
         "foundation",
-        &["error", "clock", "secret", "rng", "text", "definitions"],
+        &[
+            "error",
+            "clock",
+            "secret",
+            "rng",
+            "artist_names",
+            "definitions",
+        ],
     ),
     ("storage", &["landing", "lake"]),
     ("sources", &["spotify", "sim", "kafka", "import"]),

@@ -51,7 +51,7 @@ pub fn loopback() -> SocketAddr {
 /// The first `n` names of the shipped artists.txt.
 pub fn names(n: usize) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/artists.txt");
-    let mut all = soundlake::text::read_names(std::path::Path::new(path)).unwrap();
+    let mut all = soundlake::artist_names::read(std::path::Path::new(path)).unwrap();
     all.truncate(n);
     all
 }

@@ -1,5 +1,5 @@
-//! Text rules shared by the crawl and the simulator: the artist-name match
-//! key and the names file.
+//! Artist names: the names file (`artists.txt`) and the match key the
+//! crawl and the simulator compare names by.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,7 +23,7 @@ pub fn match_key(name: &str) -> String {
 
 /// Read a names file: one name per line, trimmed; blank lines and lines
 /// starting with `#` skipped; later duplicates (by [`match_key`]) dropped.
-pub fn read_names(path: &Path) -> Result<Vec<String>> {
+pub fn read(path: &Path) -> Result<Vec<String>> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::config(
             path.display().to_string(),
@@ -43,7 +43,7 @@ pub fn read_names(path: &Path) -> Result<Vec<String>> {
             "save the names file as UTF-8",
         )
     })?;
-    let names = parse_names(&text);
+    let names = parse(&text);
     if names.is_empty() {
         return Err(Error::config(
             path.display().to_string(),
@@ -54,7 +54,7 @@ pub fn read_names(path: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-pub fn parse_names(text: &str) -> Vec<String> {
+pub fn parse(text: &str) -> Vec<String> {
     let mut seen = HashSet::new();
     text.lines()
         .map(str::trim)
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn names_file_rules() {
-        let names = parse_names("# comment\n\n  Björk \nbjork\nABBA\r\nabba\n\t\nMuse\n");
+        let names = parse("# comment\n\n  Björk \nbjork\nABBA\r\nabba\n\t\nMuse\n");
         assert_eq!(names, vec!["Björk", "ABBA", "Muse"]);
     }
 
@@ -86,12 +86,12 @@ mod tests {
     fn missing_empty_and_binary_names_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.txt");
-        let err = read_names(&missing).unwrap_err().to_string();
+        let err = read(&missing).unwrap_err().to_string();
         assert!(err.contains("none.txt"), "{err}");
 
         let empty = dir.path().join("empty.txt");
         std::fs::write(&empty, "# only comments\n\n").unwrap();
-        let err = read_names(&empty).unwrap_err().to_string();
+        let err = read(&empty).unwrap_err().to_string();
         assert!(
             err.contains("empty.txt") && err.contains("no artist names"),
             "{err}"
@@ -99,7 +99,7 @@ mod tests {
 
         let binary = dir.path().join("bin.txt");
         std::fs::write(&binary, b"ok\nfine\n\xff\xfe\n").unwrap();
-        let err = read_names(&binary).unwrap_err().to_string();
+        let err = read(&binary).unwrap_err().to_string();
         assert!(err.contains("bin.txt:3") && err.contains("UTF-8"), "{err}");
     }
 }
