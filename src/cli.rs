@@ -15,6 +15,8 @@ use crate::sim::Simulator;
 use crate::tasks::TaskKind;
 
 mod args;
+#[macro_use]
+mod output;
 
 use args::*;
 
@@ -101,7 +103,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("reports serialize")
     );
@@ -125,7 +127,7 @@ async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<(
     if args.json {
         print_json(&report);
     } else {
-        print!("{}", crate::crawl::render(&report));
+        out!("{}", crate::crawl::render(&report));
     }
     paused.map_or(Ok(()), Err)
 }
@@ -203,7 +205,7 @@ async fn query(args: QueryArgs, settings: &crate::config::Settings) -> Result<()
 
 fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
     let defs = Project::load(settings)?;
-    print!(
+    out!(
         "{}",
         crate::gold::ddl::render(args.engine, &defs.gold, &settings.lake)?
     );
@@ -212,12 +214,12 @@ fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
 
 async fn demo(settings: &crate::config::Settings) -> Result<()> {
     let built = crate::demo::run(settings, stop_on_signals()?, &|line| eprintln!("{line}")).await?;
-    println!("Built from {} artists:", built.artists);
+    outln!("Built from {} artists:", built.artists);
     for (table, rows) in &built.tables {
-        println!("  {table:<44} {rows:>9} rows");
+        outln!("  {table:<44} {rows:>9} rows");
     }
     for (title, query, schema, batches) in &built.answers {
-        println!("\n{title}:\n  soundlake query \"{query}\"");
+        outln!("\n{title}:\n  soundlake query \"{query}\"");
         crate::sql::output::write(
             &mut std::io::stdout().lock(),
             crate::sql::output::Format::Table,
@@ -225,7 +227,7 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
             batches,
         )?;
     }
-    println!(
+    outln!(
         "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
          Next:\n  \
          soundlake query \"DESCRIBE gold.dim_track\"\n  \
@@ -242,7 +244,7 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
 fn validate(settings: &crate::config::Settings) -> Result<()> {
     let defs = Project::load(settings)?;
     let tasks: usize = defs.pipelines.iter().map(|p| p.dag.len()).sum();
-    println!(
+    outln!(
         "definitions are valid: {} bronze tables, {} silver tables, {} gold models, {} pipelines ({tasks} tasks)",
         defs.bronze.len(),
         defs.silver.len(),
@@ -258,7 +260,7 @@ fn list(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
     if args.json {
         print_json(&rows);
     } else {
-        print!("{}", crate::orchestrator::render_schedules(&rows));
+        out!("{}", crate::orchestrator::render_schedules(&rows));
     }
     Ok(())
 }
@@ -266,7 +268,7 @@ fn list(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
 fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
     let defs = Project::load(settings)?;
     let pipeline = defs.pipeline(&args.pipeline)?;
-    print!("{}", pipeline.dag.render(&pipeline.name, args.format));
+    out!("{}", pipeline.dag.render(&pipeline.name, args.format));
     Ok(())
 }
 
@@ -283,7 +285,7 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         )
     })?;
     if args.dry_run {
-        print!(
+        out!(
             "{}",
             crate::orchestrator::render_selection(pipeline, &selected)
         );
@@ -303,7 +305,7 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
     if args.report.json {
         print_json(&report);
     } else {
-        print!("{}", crate::orchestrator::render(&report));
+        out!("{}", crate::orchestrator::render(&report));
     }
     if report.succeeded() {
         return Ok(());
@@ -338,7 +340,7 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
     let (addr, server) =
         crate::orchestrator::serve_status(settings.daemon.listen, daemon.status(), stop.clone())
             .await?;
-    println!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
+    outln!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
     daemon.run(reload, stop).await?;
     while streams.join_next().await.is_some() {}
     let _ = server.await;
@@ -356,7 +358,7 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
     let Deployment { store, clock, .. } = deployment;
     if args.dry_run {
         let dry_run = plan.dry_run(&store, args.force).await?;
-        print!("{}", crate::orchestrator::render_dry_run(&dry_run));
+        out!("{}", crate::orchestrator::render_dry_run(&dry_run));
         return Ok(());
     }
     let options = RunOptions {
@@ -371,7 +373,7 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
     if args.report.json {
         print_json(&report);
     } else {
-        print!("{}", crate::orchestrator::render_backfill(&report));
+        out!("{}", crate::orchestrator::render_backfill(&report));
     }
     match &report.run {
         Some(run) if !report.succeeded() => Err(run.failure()),
@@ -385,7 +387,7 @@ async fn runs(args: RunsArgs, settings: &crate::config::Settings) -> Result<()> 
     if args.report.json {
         print_json(&records);
     } else {
-        print!("{}", crate::orchestrator::render_runs(&records));
+        out!("{}", crate::orchestrator::render_runs(&records));
     }
     Ok(())
 }
@@ -406,7 +408,7 @@ async fn run_tables<T, R: serde::Serialize>(
         let work = async |run_id: &str| job(def, run_id).await;
         let report = RecordedRun::run(&deployment.store, &deployment.clock, &task, work).await?;
         if !json {
-            println!("{}", render(&report));
+            outln!("{}", render(&report));
         }
         reports.push(report);
     }
@@ -436,7 +438,7 @@ async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<
     if args.report.json {
         print_json(&report);
     } else {
-        print!("{}", crate::import::render(&report));
+        out!("{}", crate::import::render(&report));
     }
     Ok(())
 }
@@ -458,7 +460,7 @@ async fn generate_events(args: EventArgs, settings: &crate::config::Settings) ->
     if args.report.json {
         print_json(&report);
     } else {
-        print!(
+        out!(
             "{}",
             crate::events::render_generated(&report, &destination, lake.describe())
         );
@@ -473,7 +475,7 @@ fn generate_catalog(args: CatalogArgs) -> Result<()> {
     if args.report.json {
         print_json(&written);
     } else {
-        print!("{}", crate::sim::render_written(&written));
+        out!("{}", crate::sim::render_written(&written));
     }
     Ok(())
 }
@@ -488,7 +490,7 @@ async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
     let mut stop = stop_on_signals()?;
     let address = SocketAddr::new(args.host, args.port);
     let sim = Simulator::start(options, clock::system(), address).await?;
-    print!("{}", sim.banner());
+    out!("{}", sim.banner());
     let _ = stop.wait_for(|stopped| *stopped).await;
     sim.stop().await;
     Ok(())

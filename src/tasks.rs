@@ -288,3 +288,35 @@ fn with_nothing_to_do(report: &impl serde::Serialize, idle: bool) -> Value {
     value["nothing_to_do"] = Value::Bool(idle);
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_by_their_pipeline_names() {
+        for kind in TaskKind::ALL {
+            assert_eq!(TaskKind::parse(kind.name()), Some(kind));
+            let named = serde_json::to_value(kind).unwrap();
+            assert_eq!(named, kind.name(), "serde and pipelines agree");
+        }
+        assert_eq!(TaskKind::parse("platinum"), None);
+    }
+
+    #[test]
+    fn the_registry_gives_each_kind_its_shape() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bronze = crate::bronze::load(&dir.join("bronze")).unwrap();
+        let silver = crate::silver::load(&dir.join("silver"), &bronze).unwrap();
+        let known = crate::gold::known(&bronze, &silver);
+        let gold = crate::gold::load(&dir.join("gold"), &known).unwrap();
+        let kinds = kinds(&bronze, &silver, &gold, &known);
+        assert_eq!(kinds.single, ["crawl".to_string()].into());
+        assert_eq!(kinds.params["crawl"], [("names_per_run", "integer")]);
+        assert_eq!(kinds.params["silver"], [("full_refresh", "boolean")]);
+        assert_eq!(kinds.layers["bronze"].len(), bronze.len());
+        assert_eq!(kinds.layers["silver"]["tracks"], ["bronze.tracks"]);
+        assert!(kinds.layers["gold"]["dim_track"].contains(&"silver.tracks".to_string()));
+        assert_eq!(kinds.rebuilt_whole, ["gold".to_string()].into());
+    }
+}

@@ -472,3 +472,88 @@ fn generated_catalogs_are_deterministic_consistent_and_load_cleanly() {
         "{stderr}"
     );
 }
+
+/// The crawl writes to the landing store alone: a lake that cannot be
+/// reached and a definitions folder without tables do not stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_needs_neither_the_lake_nor_the_table_definitions() {
+    let names = names(2);
+    let h = Harness::start(SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = crawl_in(dir.path(), &h, &names)
+        .env("SOUNDLAKE__DEFINITIONS__DIR", empty.path())
+        .env("SOUNDLAKE__LAKE__URL", "s3://nowhere/lake")
+        .env("SOUNDLAKE__LAKE__S3__ENDPOINT", "http://127.0.0.1:9")
+        .env("SOUNDLAKE__LAKE__S3__ACCESS_KEY_ID", "unused")
+        .env("SOUNDLAKE__LAKE__S3__SECRET_ACCESS_KEY", "unused")
+        .args(["crawl", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["artists_completed"], 2, "{report}");
+    assert!(dir.path().join(".soundlake/landing").exists());
+}
+
+/// A layer's own command loads the definitions up to its layer only: a
+/// folder with bronze/ and silver/ but no gold/ or pipelines/ runs them,
+/// where a pipeline command says what is missing.
+#[test]
+fn layer_commands_need_only_their_layers_definitions() {
+    let defs = crate::support::copy_of_shipped(&["bronze", "silver"]);
+    let work = tempfile::tempdir().unwrap();
+    let command = |args: &[&str]| {
+        let mut c = crate::support::soundlake(defs.path());
+        c.current_dir(work.path()).args(args);
+        c
+    };
+    let bronze = crate::support::succeed(&mut command(&["bronze", "tracks", "--json"]));
+    assert!(bronze.contains("\"table\": \"tracks\""), "{bronze}");
+    let silver = crate::support::succeed(&mut command(&["silver", "tracks", "--json"]));
+    assert!(silver.contains("\"table\": \"tracks\""), "{silver}");
+    let out = command(&["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pipelines"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A reader that stops early (`soundlake … | head`) ends the output; the
+/// command neither panics nor reports an error for it.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+
+    let defs = crate::support::copy_of_shipped(&["bronze", "silver", "gold", "pipelines"]);
+    std::fs::write(
+        defs.path().join("pipelines/every_minute.toml"),
+        "schedule = \"* * * * *\"\n[tasks.bronze]\n",
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // Five days of minutes: far more than a pipe holds.
+    let mut child = crate::support::soundlake(defs.path())
+        .current_dir(work.path())
+        .args(["backfill", "every_minute", "--dry-run"])
+        .args(["--from", "2026-11-01", "--to", "2026-11-05"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(String::from_utf8_lossy(&first).starts_with("every_minute: 7200 intervals"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -7,19 +7,7 @@ use crate::support::{shipped, soundlake};
 
 /// A copy of the shipped definitions to break.
 fn copy_of_shipped() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for folder in ["bronze", "silver", "gold", "pipelines"] {
-        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
-        for entry in std::fs::read_dir(shipped().join(folder)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(
-                entry.path(),
-                dir.path().join(folder).join(entry.file_name()),
-            )
-            .unwrap();
-        }
-    }
-    dir
+    crate::support::copy_of_shipped(&["bronze", "silver", "gold", "pipelines"])
 }
 
 fn output(cmd: &mut std::process::Command) -> (Option<i32>, String, String) {

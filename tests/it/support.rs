@@ -27,6 +27,20 @@ pub fn shipped() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A copy of the shipped definitions' `folders`, to change or break.
+pub fn copy_of_shipped(folders: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in folders {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(shipped().join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            let to = dir.path().join(folder).join(entry.file_name());
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+    dir
+}
+
 /// Run `cmd`: its stdout, or a panic with everything it printed.
 pub fn succeed(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
