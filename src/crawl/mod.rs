@@ -83,6 +83,10 @@ pub struct CrawlReport {
     pub requests_total: u64,
     /// 429 answers.
     pub throttled: u64,
+    /// Of those, the ones drawn by other traffic on the same quota (a
+    /// process that died, another one with the credential): they paused the
+    /// crawl but left its budget as it was.
+    pub throttled_by_others: u64,
     pub retries: u64,
     pub reauthentications: u64,
     /// Time spent waiting for the rate governor.
@@ -204,7 +208,9 @@ impl Crawler {
 
     /// Crawl the next due names of `names` (the names file, in order).
     pub async fn run(&self, names: &[String], run_id: &str) -> Result<CrawlReport> {
-        let (_, waited_before) = self.client.governor().throttle_stats();
+        let governor = self.client.governor();
+        let (_, waited_before) = governor.throttle_stats();
+        let foreign_before = governor.foreign_throttles();
         let mut run = Run {
             crawler: self,
             started: self.clock.now(),
@@ -220,6 +226,7 @@ impl Crawler {
                 requests: BTreeMap::new(),
                 requests_total: 0,
                 throttled: 0,
+                throttled_by_others: 0,
                 retries: 0,
                 reauthentications: 0,
                 rate_limit_wait_secs: 0.0,
@@ -249,6 +256,7 @@ impl Crawler {
         r.requests_total = stats.total_requests();
         r.requests = stats.requests;
         r.throttled = stats.throttled;
+        r.throttled_by_others = governor.foreign_throttles() - foreign_before;
         r.retries = stats.retries;
         r.reauthentications = stats.reauthentications;
         r.rate_limit_wait_secs = waited.saturating_sub(waited_before).as_secs_f64();
@@ -751,10 +759,11 @@ pub fn render(r: &CrawlReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  requests: {} ({}); 429s {}, retries {}, rate-limit wait {:.1} s",
+        "  requests: {} ({}); 429s {} ({} from other traffic), retries {}, rate-limit wait {:.1} s",
         r.requests_total,
         by_endpoint.join(", "),
         r.throttled,
+        r.throttled_by_others,
         r.retries,
         r.rate_limit_wait_secs
     );

@@ -4,11 +4,16 @@
 //! Spotify counts requests over a rolling 30-second window and publishes no
 //! numbers, so the governor grants at most `budget` requests in any window
 //! of `window` length. A 429 pauses *every* caller until `Retry-After` has
-//! passed and lowers the budget to 90% of what was sent in the window when
-//! it came, but not below [`MIN_ADAPTIVE_BUDGET`]. It also learns a ceiling:
-//! one request fewer than that window held. Below the ceiling the budget
-//! climbs back one request per clean window, so a crawl soon runs at the
-//! limit it found without hitting it again. After
+//! passed. What else it means depends on who drew it. A lone 429 that comes
+//! while this process sent under half its budget in the window was drawn by
+//! other traffic on the same quota (a process that died, another one with
+//! the credential, another application): it says nothing about the pace
+//! this process may keep, so the budget stays. Otherwise the process found
+//! the limit: the budget drops to 90% of what was sent in the window when it
+//! came, but not below [`MIN_ADAPTIVE_BUDGET`], and the governor learns a
+//! ceiling, one request fewer than that window held. Below the ceiling the
+//! budget climbs back one request per clean window, so a crawl soon runs at
+//! the limit it found without hitting it again. After
 //! [`CEILING_MEMORY_WINDOWS`] windows without a 429 the ceiling is
 //! forgotten (the limit may have risen, or the traffic that shared it gone)
 //! and the budget probes upwards one request per [`RECOVERY_WINDOWS`] clean
@@ -27,9 +32,12 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 
 /// The adaptive budget never drops below this (or the configured budget, if
-/// smaller): a 429 that comes while we sent fewer requests than this in the
-/// window was caused by other traffic on the same quota, not by our pace.
+/// smaller).
 pub const MIN_ADAPTIVE_BUDGET: u32 = 10;
+/// A 429 within this many windows of the one before is never put down to
+/// other traffic: two in a row mean the limit is lower than this process's
+/// pace, however far under its budget that pace is.
+const REPEAT_WINDOWS: i32 = 2;
 /// Clean windows after which a budget above any learned ceiling grows by
 /// one request.
 pub const RECOVERY_WINDOWS: u32 = 10;
@@ -69,6 +77,10 @@ struct State {
     /// When the budget last grew back (or was cut).
     last_change: Option<DateTime<Utc>>,
     throttles: u64,
+    /// The 429s put down to other traffic on the quota.
+    foreign_throttles: u64,
+    /// When the last 429 came.
+    last_throttle: Option<DateTime<Utc>>,
     waited: Duration,
 }
 
@@ -83,6 +95,8 @@ impl Governor {
                 consecutive_unadvised: 0,
                 last_change: None,
                 throttles: 0,
+                foreign_throttles: 0,
+                last_throttle: None,
                 waited: Duration::ZERO,
             }),
             settings,
@@ -213,13 +227,25 @@ impl Governor {
             s.pause = Some((until, reason));
         }
         s.throttles += 1;
+        let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
+        let in_window = s.grants.len() as u32;
+        let lone = s
+            .last_throttle
+            .is_none_or(|last| now - last > window * REPEAT_WINDOWS);
+        s.last_throttle = Some(now);
         // One 429 storm lowers the budget once: replies to requests that were
         // already in flight carry no new information.
-        if !already_paused {
-            let in_window = s.grants.len() as u32;
+        if already_paused {
+        } else if lone && in_window * 2 < s.budget {
+            s.foreign_throttles += 1;
+            tracing::info!(
+                sent_in_window = in_window,
+                budget = s.budget,
+                "429 drawn by other traffic on the quota; pausing, keeping the budget"
+            );
+        } else {
             let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
             s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
-            let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
             let forget_at = now + window * CEILING_MEMORY_WINDOWS as i32;
             s.ceiling = Some((in_window.saturating_sub(1).max(s.budget), forget_at));
             s.last_change = Some(now);
@@ -253,6 +279,11 @@ impl Governor {
     pub fn throttle_stats(&self) -> (u64, Duration) {
         let s = self.state.lock().expect("governor lock");
         (s.throttles, s.waited)
+    }
+
+    /// The 429s put down to other traffic on the same quota.
+    pub fn foreign_throttles(&self) -> u64 {
+        self.state.lock().expect("governor lock").foreign_throttles
     }
 }
 
@@ -364,14 +395,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_429_from_other_traffic_keeps_a_working_budget() {
+    async fn a_lone_429_the_process_did_not_draw_pauses_without_lowering_the_budget() {
         let clock = VirtualClock::starting_at(start());
         let g = Governor::new(settings(90), clock.clone());
-        g.acquire().await.unwrap();
+        // A restarted crawl: its predecessor's requests still count at the
+        // server, this process has sent three.
+        for _ in 0..3 {
+            g.acquire().await.unwrap();
+        }
         g.throttled(Some(Duration::from_secs(5)), WaitReason::RateLimit)
             .unwrap();
-        assert_eq!(g.budget(), MIN_ADAPTIVE_BUDGET);
+        assert_eq!(g.budget(), 90, "the budget stays");
+        assert_eq!(g.foreign_throttles(), 1);
+        // After the pause, the whole budget in one window.
+        for _ in 0..87 {
+            g.acquire().await.unwrap();
+        }
+        assert_eq!(clock.now(), start() + chrono::Duration::seconds(5));
+        g.acquire().await.unwrap();
+        assert_eq!(
+            clock.now(),
+            start() + chrono::Duration::seconds(30),
+            "the 91st waits for the window"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_soon_after_another_is_the_process_own_even_far_under_budget() {
+        let clock = VirtualClock::starting_at(start());
+        let g = Governor::new(settings(180), clock.clone());
+        // The server allows 40, the client was told 180.
+        for _ in 0..41 {
+            g.acquire().await.unwrap();
+        }
+        g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .unwrap();
+        assert_eq!(g.budget(), 180, "a lone 429 under half the budget");
+        clock.advance(Duration::from_secs(30));
+        for _ in 0..41 {
+            g.acquire().await.unwrap();
+        }
+        g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .unwrap();
+        assert_eq!(g.budget(), 36, "the second one teaches the limit");
+        assert_eq!(g.foreign_throttles(), 1);
         let small = Governor::new(settings(3), clock);
+        small.throttled(None, WaitReason::RateLimit).unwrap();
         small.throttled(None, WaitReason::RateLimit).unwrap();
         assert_eq!(small.budget(), 3, "never above the configured budget");
     }

@@ -459,6 +459,36 @@ async fn a_long_retry_after_pauses_until_the_deadline() {
     assert_eq!(third.artists_completed, 3);
 }
 
+/// A restarted crawl whose first request meets a 429 its dead predecessor
+/// drew: it waits out `Retry-After`, then goes on at its whole budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_drawn_by_other_traffic_pauses_the_crawl_but_keeps_its_pace() {
+    let names = names(3);
+    let mut options = SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        ..SimOptions::default()
+    };
+    let mut predecessors = canned("/v1/search", 429, "");
+    predecessors
+        .headers
+        .push(("retry-after".into(), "5".into()));
+    predecessors.times = Some(1);
+    options.canned.push(predecessors);
+    let s = Setup::start(options).await;
+    let settings = s.h.settings();
+    let crawler = s.crawler(settings.clone(), all_at_once(3));
+    let report = crawler.run(&names, "restarted").await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed);
+    assert_eq!((report.throttled, report.throttled_by_others), (1, 1));
+    assert!(report.rate_limit_wait_secs >= 5.0, "{report:?}");
+    // The same credential's governor, as every client in the process shares it.
+    let clock: SharedClock = s.h.clock.clone();
+    let client = soundlake::spotify::SpotifyClient::new(&settings, clock).unwrap();
+    assert_eq!(client.governor().budget(), settings.requests_per_window);
+    assert!(soundlake::crawl::render(&report).contains("429s 1 (1 from other traffic)"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_exceeded_pauses_with_its_reason() {
     let names = names(3);

@@ -124,7 +124,7 @@ async fn after_a_429_every_caller_waits_for_retry_after() {
         "requests sent during the pause: {during:?}"
     );
 
-    // Past Retry-After the callers go on, paced by the lowered budget:
+    // Past Retry-After the callers go on, paced by the budget:
     // move time a window at a time whenever everyone left is waiting.
     clock.advance(Duration::from_secs(10));
     let mut callers = others;
