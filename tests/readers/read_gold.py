@@ -53,6 +53,8 @@ def main():
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
+        # Its catalog's folder goes with the test's files, not the cwd.
+        .config("spark.sql.warehouse.dir", os.path.join(work, "spark-warehouse"))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
