@@ -97,6 +97,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => query(args, &settings).await,
         Command::Ddl(args) => ddl(args, &settings),
         Command::Demo => demo(&settings).await,
+        Command::Init(args) => init(args),
         Command::Generate(GenerateCommand::Catalog(args)) => generate_catalog(args),
         Command::Generate(GenerateCommand::Events(args)) => generate_events(args, &settings).await,
     }
@@ -227,17 +228,13 @@ async fn demo(settings: &crate::config::Settings) -> Result<()> {
             batches,
         )?;
     }
-    outln!(
-        "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
-         Next:\n  \
-         soundlake query \"DESCRIBE gold.dim_track\"\n  \
-         soundlake ddl --engine duckdb      # or trino, dremio, spark\n  \
-         soundlake dag spotify_catalog\n  \
-         soundlake generate events --users 1000 --events 100000 --days 30 && soundlake run listening_events\n  \
-         SPOTIFY_CLIENT_ID=… SPOTIFY_CLIENT_SECRET=… soundlake run spotify_catalog   # the real API",
-        built.lake,
-        crate::secret::redact_url(&settings.landing.url)
-    );
+    out!("{}", crate::demo::next_steps(&built, &settings.landing.url));
+    Ok(())
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let written = crate::init::init(&args.dir)?;
+    out!("{}", crate::init::render(&args.dir, written.len()));
     Ok(())
 }
 

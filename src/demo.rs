@@ -66,6 +66,7 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
     progress: &dyn Fn(&str),
 ) -> Result<Built> {
+    crate::init::check_project(settings, "demo")?;
     let names = crate::artist_names::read(&settings.crawl.artists_file)?;
     let sim = Simulator::start(
         SimOptions {
@@ -165,6 +166,21 @@ pub async fn run(
         answers,
         lake: lake.describe().to_string(),
     })
+}
+
+/// Where the demo left its data, and the commands to try next.
+pub fn next_steps(built: &Built, landing_url: &str) -> String {
+    format!(
+        "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
+         Next:\n  \
+         soundlake query \"DESCRIBE gold.dim_track\"\n  \
+         soundlake ddl --engine duckdb      # or trino, dremio, spark\n  \
+         soundlake dag spotify_catalog\n  \
+         soundlake generate events --users 1000 --events 100000 --days 30 && soundlake run listening_events\n  \
+         SPOTIFY_CLIENT_ID=… SPOTIFY_CLIENT_SECRET=… soundlake run spotify_catalog   # the real API\n",
+        built.lake,
+        crate::secret::redact_url(landing_url)
+    )
 }
 
 /// Run `selected` tasks of `pipeline`, saying how long they took.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod gold;
 pub mod import;
+pub mod init;
 pub mod kafka;
 pub mod lake;
 pub mod landing;

@@ -81,9 +81,21 @@ pub enum Command {
     /// with their data tests on the configured (by default embedded)
     /// store and lake, and show what was built.
     Demo,
+    /// Write a ready project into DIR (default: here): soundlake.toml with
+    /// every setting at its default, commented out; the shipped bronze/,
+    /// silver/, gold/ and pipelines/ definitions; and artists.txt. Refuses
+    /// to overwrite any file.
+    Init(InitArgs),
     /// Write generated data files for benchmarks, load tests and demos.
     #[command(subcommand)]
     Generate(GenerateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project's folder, created if missing.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,9 @@ const LAYERS: [(&str, &[&str]); 7] = [
     // task kind from them.
     (
         "composition",
-        &["config", "tasks", "project", "demo", "cli", "lib", "main"],
+        &[
+            "config", "tasks", "project", "init", "demo", "cli", "lib", "main",
+        ],
     ),
 ];
 

@@ -21,6 +21,7 @@ mod gold;
 mod gold_inputs;
 mod governor;
 mod import;
+mod init;
 #[cfg(feature = "servers")]
 mod kafka;
 mod lake;
