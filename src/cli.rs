@@ -201,7 +201,11 @@ async fn query(args: QueryArgs, settings: &crate::config::Settings) -> Result<()
     let engine = crate::sql::Engine::open(&lake).await?;
     let (schema, batches) = engine.collect("the query", &args.sql).await?;
     let mut out = std::io::stdout().lock();
-    crate::sql::output::write(&mut out, args.format, &schema, &batches)
+    match crate::sql::output::write(&mut out, args.format, &schema, &batches) {
+        // As for every command: a reader that stopped early ends the output.
+        Err(e) if crate::sql::output::reader_gone(&e) => Ok(()),
+        written => written,
+    }
 }
 
 fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {

@@ -556,4 +556,20 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(String::from_utf8_lossy(&first).starts_with("every_minute: 7200 intervals"));
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    // `query` writes its own way; a closed pipe ends it as quietly.
+    let mut child = crate::support::soundlake(defs.path())
+        .current_dir(work.path())
+        .args(["query", "--format", "csv"])
+        .arg("SELECT value FROM generate_series(1, 200000)")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(String::from_utf8_lossy(&first).starts_with("value\n1\n2\n"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }
