@@ -81,10 +81,7 @@ pub async fn run(
     .await?;
     let mut settings = settings.clone();
     let base = sim.base_url();
-    settings.spotify.api_url = format!("{base}/v1");
-    settings.spotify.token_url = format!("{base}/api/token");
-    settings.spotify.client_id = crate::sim::CLIENT_ID.into();
-    settings.spotify.client_secret = crate::secret::Secret::new(crate::sim::CLIENT_SECRET);
+    crate::sim::point_at(&mut settings.spotify, &base);
     // The simulator is local and unlimited: no budget to keep to.
     settings.spotify.requests_per_window = 100_000;
     settings.crawl.names_per_run = u32::try_from(names.len()).unwrap_or(u32::MAX);

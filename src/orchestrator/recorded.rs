@@ -1,6 +1,8 @@
-//! A task run outside a pipeline (a layer's own command), recorded in the
-//! store like a pipeline's runs so `soundlake runs` shows it: `running` from
-//! the start, then its outcome and report.
+//! A run as the store records it for `soundlake runs`: `running` from the
+//! start, then its outcome and report. A pipeline's run and a layer's own
+//! command (outside any pipeline) are recorded alike.
+
+use chrono::{DateTime, Utc};
 
 use super::runner::{RunStatus, run_id};
 use crate::clock::SharedClock;
@@ -22,14 +24,20 @@ impl RecordedRun {
         task: &str,
     ) -> Result<RecordedRun> {
         let started = clock.now();
-        let record = RunRecord {
-            id: run_id(task, started),
-            task: task.into(),
-            started_at: started,
-            finished_at: None,
-            status: RunStatus::Running.as_str().into(),
-            report: serde_json::Value::Null,
-        };
+        RecordedRun::start_as(store, clock, &run_id(task, started), task, started).await
+    }
+
+    /// Record `task` as running under `id` since `started_at`; refused,
+    /// writing nothing, when a run with that id was started before (by any
+    /// process: the store creates the record in one atomic step).
+    pub async fn start_as(
+        store: &SharedStore,
+        clock: &SharedClock,
+        id: &str,
+        task: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<RecordedRun> {
+        let record = running(id, task, started_at);
         if !store.create_run(&record).await? {
             return Err(Error::RunExists { id: record.id });
         }
@@ -44,8 +52,19 @@ impl RecordedRun {
         &self.record.id
     }
 
-    pub async fn finish(mut self, status: RunStatus, report: &impl serde::Serialize) -> Result<()> {
-        self.record.finished_at = Some(self.clock.now());
+    pub async fn finish(self, status: RunStatus, report: &impl serde::Serialize) -> Result<()> {
+        let now = self.clock.now();
+        self.finish_at(now, status, report).await
+    }
+
+    /// [`RecordedRun::finish`] at a time the caller already took.
+    pub async fn finish_at(
+        mut self,
+        finished_at: DateTime<Utc>,
+        status: RunStatus,
+        report: &impl serde::Serialize,
+    ) -> Result<()> {
+        self.record.finished_at = Some(finished_at);
         self.record.status = status.as_str().into();
         self.record.report = serde_json::to_value(report).expect("reports serialize");
         self.store.put_run(&self.record).await
@@ -76,5 +95,17 @@ impl RecordedRun {
             }
             Err(e) => Err(run.fail(e).await),
         }
+    }
+}
+
+/// The record of a run that has just started.
+pub(super) fn running(id: &str, task: &str, started_at: DateTime<Utc>) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        task: task.into(),
+        started_at,
+        finished_at: None,
+        status: RunStatus::Running.as_str().into(),
+        report: serde_json::Value::Null,
     }
 }

@@ -15,9 +15,10 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::pipeline::{Pipeline, Task};
+use super::recorded::{RecordedRun, running};
 use crate::clock::SharedClock;
-use crate::error::{Error, Result};
-use crate::landing::{RunRecord, SharedStore, lease};
+use crate::error::Result;
+use crate::landing::{SharedStore, lease};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
 /// runner renews it as tasks finish, at most every quarter of it.
@@ -205,17 +206,9 @@ impl Runner {
     ) -> Result<RunReport> {
         self.fail_abandoned(&pipeline.name).await?;
         let started_at = self.clock.now();
-        let mut record = RunRecord {
-            id: run_id.into(),
-            task: run_task(&pipeline.name),
-            started_at,
-            finished_at: None,
-            status: RunStatus::Running.as_str().into(),
-            report: Value::Null,
-        };
-        if !self.store.create_run(&record).await? {
-            return Err(Error::RunExists { id: run_id.into() });
-        }
+        let task = run_task(&pipeline.name);
+        let record =
+            RecordedRun::start_as(&self.store, &self.clock, run_id, &task, started_at).await?;
 
         let mut frontier = Frontier::new(pipeline, selected);
         let mut running = FuturesUnordered::new();
@@ -291,10 +284,9 @@ impl Runner {
             finished_at: self.clock.now(),
             tasks,
         };
-        record.finished_at = Some(report.finished_at);
-        record.status = status.as_str().into();
-        record.report = serde_json::to_value(&report).expect("reports serialize");
-        self.store.put_run(&record).await?;
+        record
+            .finish_at(report.finished_at, status, &report)
+            .await?;
         Ok(report)
     }
 
@@ -312,14 +304,8 @@ impl Runner {
         loop {
             attempt += 1;
             let attempt_id = format!("{run_id}/{}#{attempt}", task.id);
-            let mut record = RunRecord {
-                id: attempt_id.clone(),
-                task: format!("{}/{}", pipeline.name, task.id),
-                started_at: self.clock.now(),
-                finished_at: None,
-                status: RunStatus::Running.as_str().into(),
-                report: Value::Null,
-            };
+            let attempt_of = format!("{}/{}", pipeline.name, task.id);
+            let mut record = running(&attempt_id, &attempt_of, self.clock.now());
             // A store that cannot record is a failed attempt like any other.
             let result = match self.store.put_run(&record).await {
                 Ok(()) => self.attempt(task, &attempt_id, options).await,

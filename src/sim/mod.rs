@@ -28,13 +28,18 @@ pub const CLIENT_SECRET: &str = "soundlake-sim-secret";
 /// Client settings for a simulator listening at `base` (for example
 /// `http://127.0.0.1:8099`, see [`Simulator::base_url`]).
 pub fn client_settings(base: &str) -> SpotifySettings {
-    SpotifySettings {
-        api_url: format!("{base}/v1"),
-        token_url: format!("{base}/api/token"),
-        client_id: CLIENT_ID.into(),
-        client_secret: Secret::new(CLIENT_SECRET),
-        ..SpotifySettings::default()
-    }
+    let mut settings = SpotifySettings::default();
+    point_at(&mut settings, base);
+    settings
+}
+
+/// Point `settings` at the simulator listening at `base`, with its
+/// credential; the rest of the settings stay as they are.
+pub fn point_at(settings: &mut SpotifySettings, base: &str) {
+    settings.api_url = format!("{base}/v1");
+    settings.token_url = format!("{base}/api/token");
+    settings.client_id = CLIENT_ID.into();
+    settings.client_secret = Secret::new(CLIENT_SECRET);
 }
 
 #[derive(Debug, Clone)]

@@ -233,17 +233,17 @@ impl Governor {
             .last_throttle
             .is_none_or(|last| now - last > window * REPEAT_WINDOWS);
         s.last_throttle = Some(now);
-        // One 429 storm lowers the budget once: replies to requests that were
-        // already in flight carry no new information.
-        if already_paused {
-        } else if lone && in_window * 2 < s.budget {
+        // One 429 storm counts once: replies to requests that were already
+        // in flight carry no new information.
+        let drawn_by_others = lone && in_window * 2 < s.budget;
+        if !already_paused && drawn_by_others {
             s.foreign_throttles += 1;
             tracing::info!(
                 sent_in_window = in_window,
                 budget = s.budget,
                 "429 drawn by other traffic on the quota; pausing, keeping the budget"
             );
-        } else {
+        } else if !already_paused {
             let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
             s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
             let forget_at = now + window * CEILING_MEMORY_WINDOWS as i32;
