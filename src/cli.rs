@@ -17,6 +17,7 @@ use crate::tasks::TaskKind;
 mod args;
 #[macro_use]
 mod output;
+mod tables;
 
 use args::*;
 
@@ -61,9 +62,14 @@ pub fn exit_code(error: &Error) -> u8 {
     }
 }
 
+/// soundlake's own events at info. The Delta kernel logs every log replay
+/// at info, and a table with no log yet as an error, though soundlake
+/// reports what matters of those itself.
+const DEFAULT_LOG: &str = "info,buoyant_kernel=off,buoyant_kernel_engine=off,deltalake_core=warn";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOUNDLAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -94,7 +100,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Runs(args) => runs(args, &settings).await,
         Command::Backfill(args) => backfill(args, &settings).await,
         Command::Daemon => daemon(&settings).await,
-        Command::Query(args) => query(args, &settings).await,
+        Command::Query(args) => tables::query(args, &settings).await,
+        Command::History(args) => tables::history(args, &settings).await,
+        Command::Vacuum(args) => tables::vacuum(args, &settings).await,
         Command::Ddl(args) => ddl(args, &settings),
         Command::Demo => demo(&settings).await,
         Command::Init(args) => init(args),
@@ -193,19 +201,6 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
         run_one,
     )
     .await
-}
-
-async fn query(args: QueryArgs, settings: &crate::config::Settings) -> Result<()> {
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    lake.check().await?;
-    let engine = crate::sql::Engine::open(&lake).await?;
-    let (schema, batches) = engine.collect("the query", &args.sql).await?;
-    let mut out = std::io::stdout().lock();
-    match crate::sql::output::write(&mut out, args.format, &schema, &batches) {
-        // As for every command: a reader that stopped early ends the output.
-        Err(e) if crate::sql::output::reader_gone(&e) => Ok(()),
-        written => written,
-    }
 }
 
 fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {

@@ -1,5 +1,5 @@
 """Recompute the listening-event marts with DuckDB, independently of
-soundlake's SQL, from the silver Parquet (events, and the catalog's
+soundlake's SQL, from the silver Delta tables (events, and the catalog's
 tracks__artists and artists__genres), and compare with the gold marts.
 
 Usage: marts_check.py <lake folder>
@@ -7,27 +7,28 @@ Prints one line per mart checked; exits 1 listing every difference.
 """
 
 import math
+import os
 import sys
 
 import duckdb
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "readers"))
+from delta_files import read_parquet  # noqa: E402
 
 lake = sys.argv[1]
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 
 
-def view(name, glob, hive=False):
-    con.execute(
-        f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{lake}/{glob}', "
-        f"hive_partitioning = {str(hive).lower()}, union_by_name = true)"
-    )
+def view(name, table, hive=False):
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM {read_parquet(f'{lake}/{table}', hive)}")
 
 
-view("events", "silver/events/*/*.parquet", hive=True)
-view("track_artists", "silver/tracks__artists/*.parquet")
-view("artist_genres", "silver/artists__genres/*.parquet")
-view("dim_artist", "gold/dim_artist/*.parquet")
-view("dim_genre", "gold/dim_genre/*.parquet")
+view("events", "silver/events", hive=True)
+view("track_artists", "silver/tracks__artists")
+view("artist_genres", "silver/artists__genres")
+view("dim_artist", "gold/dim_artist")
+view("dim_genre", "gold/dim_genre")
 MARTS = [
     "mart_track_charts",
     "mart_artist_charts",
@@ -41,7 +42,7 @@ MARTS = [
     "mart_user_genre_affinity",
 ]
 for mart in MARTS:
-    view(mart, f"gold/{mart}/*.parquet")
+    view(mart, f"gold/{mart}")
 
 # A play counts once per distinct artist of its track.
 con.execute(

@@ -157,6 +157,14 @@ pub enum Partitioning {
 }
 
 impl Partitioning {
+    /// The partition columns, outermost first.
+    pub fn columns(self) -> Vec<&'static str> {
+        self.of(DateTime::<Utc>::UNIX_EPOCH)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
     /// The partition keys and values of a row stamped `at` (its ingest time,
     /// or for [`Partitioning::EventHour`] its event time).
     pub fn of(self, at: DateTime<Utc>) -> Vec<(&'static str, String)> {

@@ -256,6 +256,7 @@ impl Bronze {
     ) -> Result<BronzeReport> {
         let table = self.table(def);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
+        txn.declare(schema(&def.key), Some(&def.partition_by.columns()));
         let before = watermark(txn.base().properties.get("watermark"));
         let stable = self.store.stable_stamp().await?;
         let mut report = BronzeReport {
@@ -365,7 +366,7 @@ impl Bronze {
                     hi,
                 )];
                 for file in &replaced {
-                    let stream = table.read(txn.base(), file, BATCH_ROWS).await?;
+                    let stream = table.read(file, BATCH_ROWS).await?;
                     sources.push(RowStream::file(stream, file.path.clone()));
                 }
                 Ok(Some((sources, replaced)))

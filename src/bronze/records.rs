@@ -267,10 +267,14 @@ impl Publisher<'_> {
 
     /// Open transactions on the table and its quarantine.
     pub async fn begin(&self, now: DateTime<Utc>) -> Result<(Transaction, Transaction)> {
-        Ok((
-            self.table().begin(self.run_id, now).await?,
-            self.quarantine().begin(self.run_id, now).await?,
-        ))
+        let mut txn = self.table().begin(self.run_id, now).await?;
+        txn.declare(
+            schema(&self.def.key),
+            Some(&self.def.partition_by.columns()),
+        );
+        let mut qtxn = self.quarantine().begin(self.run_id, now).await?;
+        qtxn.declare(rejected_schema(self.positions == "kafka"), Some(&[]));
+        Ok((txn, qtxn))
     }
 
     /// Publish one batch: the quarantine with its positions, then the rows
@@ -346,64 +350,22 @@ impl Publisher<'_> {
 
 /// The quarantine's rows: where each record came from (file and line, or
 /// topic, partition and offset), the problem, the start of its text.
-fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> RecordBatch {
-    let n = rejected.len();
-    let text = |f: &dyn Fn(&Rejected) -> &str| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, 0);
-        rejected.iter().for_each(|r| b.append_value(f(r)));
-        Arc::new(b.finish())
-    };
+/// The columns of a record-fed quarantine: where each rejected record
+/// came from (a file line or a Kafka message), then why and what it was.
+fn rejected_schema(from_kafka: bool) -> SchemaRef {
     let not_null = |name: &str, t: DataType| Field::new(name, t, false);
-    let (mut fields, mut columns): (Vec<Field>, Vec<ArrayRef>) = match rejected[0].origin {
-        Origin::Line { .. } => {
-            let mut lines = Int64Builder::with_capacity(n);
-            let mut files = StringBuilder::with_capacity(n, 0);
-            for r in rejected {
-                if let Origin::Line { file, line } = &r.origin {
-                    files.append_value(file);
-                    lines.append_value(*line as i64);
-                }
-            }
-            (
-                vec![
-                    not_null("file", DataType::Utf8),
-                    not_null("line", DataType::Int64),
-                ],
-                vec![Arc::new(files.finish()), Arc::new(lines.finish())],
-            )
-        }
-        Origin::Message { .. } => {
-            let mut topics = StringBuilder::with_capacity(n, 0);
-            let mut partitions = Int32Builder::with_capacity(n);
-            let mut offsets = Int64Builder::with_capacity(n);
-            for r in rejected {
-                if let Origin::Message {
-                    topic,
-                    partition,
-                    offset,
-                } = &r.origin
-                {
-                    topics.append_value(topic);
-                    partitions.append_value(*partition);
-                    offsets.append_value(*offset);
-                }
-            }
-            (
-                vec![
-                    not_null("topic", DataType::Utf8),
-                    not_null("partition", DataType::Int32),
-                    not_null("offset", DataType::Int64),
-                ],
-                vec![
-                    Arc::new(topics.finish()),
-                    Arc::new(partitions.finish()),
-                    Arc::new(offsets.finish()),
-                ],
-            )
-        }
+    let mut fields = if from_kafka {
+        vec![
+            not_null("topic", DataType::Utf8),
+            not_null("partition", DataType::Int32),
+            not_null("offset", DataType::Int64),
+        ]
+    } else {
+        vec![
+            not_null("file", DataType::Utf8),
+            not_null("line", DataType::Int64),
+        ]
     };
-    let mut stamps = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    (0..n).for_each(|_| stamps.append_value(now.timestamp_micros()));
     fields.extend([
         not_null("problem", DataType::Utf8),
         not_null("text", DataType::Utf8),
@@ -413,12 +375,57 @@ fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> Re
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ),
     ]);
+    Arc::new(Schema::new(fields))
+}
+
+fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> RecordBatch {
+    let n = rejected.len();
+    let text = |f: &dyn Fn(&Rejected) -> &str| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(n, 0);
+        rejected.iter().for_each(|r| b.append_value(f(r)));
+        Arc::new(b.finish())
+    };
+    let from_kafka = matches!(rejected[0].origin, Origin::Message { .. });
+    let mut columns: Vec<ArrayRef> = if from_kafka {
+        let mut topics = StringBuilder::with_capacity(n, 0);
+        let mut partitions = Int32Builder::with_capacity(n);
+        let mut offsets = Int64Builder::with_capacity(n);
+        for r in rejected {
+            if let Origin::Message {
+                topic,
+                partition,
+                offset,
+            } = &r.origin
+            {
+                topics.append_value(topic);
+                partitions.append_value(*partition);
+                offsets.append_value(*offset);
+            }
+        }
+        vec![
+            Arc::new(topics.finish()),
+            Arc::new(partitions.finish()),
+            Arc::new(offsets.finish()),
+        ]
+    } else {
+        let mut lines = Int64Builder::with_capacity(n);
+        let mut files = StringBuilder::with_capacity(n, 0);
+        for r in rejected {
+            if let Origin::Line { file, line } = &r.origin {
+                files.append_value(file);
+                lines.append_value(*line as i64);
+            }
+        }
+        vec![Arc::new(files.finish()), Arc::new(lines.finish())]
+    };
+    let mut stamps = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    (0..n).for_each(|_| stamps.append_value(now.timestamp_micros()));
     columns.extend([
         text(&|r| &r.problem),
         text(&|r| &r.text),
         Arc::new(StringArray::from(vec![run_id; n])) as ArrayRef,
         Arc::new(stamps.finish()),
     ]);
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
-    RecordBatch::try_new(schema, columns).expect("columns match the quarantine schema")
+    RecordBatch::try_new(rejected_schema(from_kafka), columns)
+        .expect("columns match the quarantine schema")
 }

@@ -73,6 +73,12 @@ pub enum Command {
     /// Run SQL over the committed bronze, silver and gold tables
     /// (`silver.tracks`, `gold.dim_track`) with the embedded engine.
     Query(QueryArgs),
+    /// List a table's versions, newest first: when each was committed, the
+    /// operation, rows added and removed, and the run that wrote it.
+    History(HistoryArgs),
+    /// Delete the files no version within the retention needs: files newer
+    /// versions superseded and files of writes that never committed.
+    Vacuum(VacuumArgs),
     /// Print the statements that expose every gold table to another engine
     /// over the configured lake URL.
     Ddl(DdlArgs),
@@ -105,6 +111,38 @@ pub struct QueryArgs {
     /// How to print the result.
     #[arg(long, value_enum, default_value_t = crate::sql::output::Format::Table)]
     pub format: crate::sql::output::Format,
+    /// Read every table as it was at this version (a number; for a query of
+    /// one table) or at this time (a date or an RFC 3339 time).
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The table: `gold.dim_track`, `bronze.tracks`…
+    pub table: String,
+    /// Show at most this many versions.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Tables to vacuum (`gold.dim_track`); every table when none is given.
+    pub tables: Vec<String>,
+    /// Keep files versions of the last this many hours need (default:
+    /// [lake] vacuum_retention_hours).
+    #[arg(long)]
+    pub retain_hours: Option<u64>,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

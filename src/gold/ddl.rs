@@ -1,7 +1,7 @@
 //! The statements that show every gold table to another engine, over the
-//! lake URL the deployment writes to. Gold tables are unpartitioned
-//! folders of Parquet, so an external table over each folder sees every
-//! new version without a metadata refresh (Dremio's promotion aside).
+//! lake URL the deployment writes to. Gold tables are Delta tables: an
+//! engine registered on a table folder reads each new version from its
+//! log, with no metadata refresh.
 //! Names and comments are quoted for each dialect; no credential is ever
 //! printed, only where each engine takes one.
 
@@ -111,47 +111,53 @@ pub fn render(target: Target, models: &[GoldModel], lake: &LakeSettings) -> Resu
 }
 
 fn trino(out: &mut String, models: &[GoldModel], location: &Location, lake: &LakeSettings) {
-    let _ = writeln!(
-        out,
-        "-- Trino: external tables in a Hive connector catalog named `hive` (any metastore,\n\
-         -- for example hive.metastore=file; hive.non-managed-table-creates-enabled=true).{}\n\
-         -- Gold tables are unpartitioned: new versions show up without a metadata sync.",
-        match location {
-            Location::S3 { .. } if !lake.s3.endpoint.is_empty() => format!(
-                "\n-- The catalog reads S3 at {} (fs.native-s3.enabled=true, s3.endpoint, \
-                 s3.path-style-access=true).",
-                lake.s3.endpoint
-            ),
-            Location::Folder(_) => "\n-- A local folder needs fs.hadoop.enabled=true and the same path on every worker.".into(),
-            _ => String::new(),
+    let file_system = match location {
+        Location::S3 { .. } => {
+            format!(
+                "fs.native-s3.enabled=true\n--   s3.region=us-east-1{}\n--   \
+                 (credentials: s3.aws-access-key / s3.aws-secret-key, or the AWS_* variables)",
+                if lake.s3.endpoint.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "\n--   s3.endpoint={}\n--   s3.path-style-access=true",
+                        lake.s3.endpoint
+                    )
+                }
+            )
         }
-    );
-    let schema_location = location.table("", "s3a");
+        Location::Folder(_) => "fs.native-local.enabled=true\n--   local.location=local:///\n--   \
+             (the folder must be at the same path on every worker)"
+            .to_string(),
+        Location::Hdfs(_) => "fs.hadoop.enabled=true".to_string(),
+    };
+    let table_url = |name: &str| match location {
+        Location::Folder(_) => format!("local://{}", location.table(name, "s3")),
+        _ => location.table(name, "s3"),
+    };
     let _ = writeln!(
         out,
-        "CREATE SCHEMA IF NOT EXISTS hive.{LAYER} WITH (location = {});\n",
-        quote_text(schema_location.trim_end_matches('/'))
+        "-- Trino: a Delta Lake catalog named `delta`, etc/catalog/delta.properties:\n\
+         --   connector.name=delta_lake\n\
+         --   hive.metastore=file\n\
+         --   hive.metastore.catalog.dir=<a folder or bucket for Trino's own catalog>\n\
+         --   delta.register-table-procedure.enabled=true\n\
+         --   {file_system}\n\
+         -- Each gold table is a Delta table: register it once; every later version is\n\
+         -- read from its log with no further statement.\n\
+         CREATE SCHEMA IF NOT EXISTS delta.{LAYER};\n"
     );
     for m in models {
-        let columns: Vec<String> = m
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "  \"{}\" {} COMMENT {}",
-                    c.name,
-                    c.kind.sql("varchar"),
-                    quote_text(&c.comment)
-                )
-            })
-            .collect();
         let _ = writeln!(
             out,
-            "CREATE TABLE IF NOT EXISTS hive.{LAYER}.{} (\n{}\n)\nCOMMENT {}\nWITH (external_location = {}, format = 'PARQUET');\n",
+            "-- {}: {} Grain: {}.\n\
+             CALL delta.system.register_table(schema_name => '{LAYER}', table_name => {}, \
+             table_location => {});\n",
             m.name,
-            columns.join(",\n"),
-            quote_text(&format!("{} Grain: {}.", m.comment.trim(), m.grain.trim())),
-            quote_text(&location.table(&m.name, "s3a"))
+            m.comment.trim(),
+            m.grain.trim(),
+            quote_text(&m.name),
+            quote_text(&table_url(&m.name))
         );
     }
 }
@@ -159,7 +165,10 @@ fn trino(out: &mut String, models: &[GoldModel], location: &Location, lake: &Lak
 fn spark(out: &mut String, models: &[GoldModel], location: &Location) {
     let _ = writeln!(
         out,
-        "-- Spark SQL: tables over the gold folders (any catalog; spark.sql.catalogImplementation=in-memory works).{}\n\
+        "-- Spark SQL with Delta Lake (delta-spark: spark.sql.extensions=\n\
+         -- io.delta.sql.DeltaSparkSessionExtension, spark.sql.catalog.spark_catalog=\n\
+         -- org.apache.spark.sql.delta.catalog.DeltaCatalog): tables over the gold Delta\n\
+         -- folders; columns and versions come from each table's log.{}\n\
          CREATE DATABASE IF NOT EXISTS {LAYER};\n",
         if matches!(location, Location::S3 { .. }) {
             "\n-- S3 needs hadoop-aws and spark.hadoop.fs.s3a.* settings (endpoint, path style, credentials)."
@@ -168,27 +177,14 @@ fn spark(out: &mut String, models: &[GoldModel], location: &Location) {
         }
     );
     for m in models {
-        let columns: Vec<String> = m
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "  `{}` {} COMMENT {}",
-                    c.name,
-                    c.kind.sql("string"),
-                    quote_spark(&c.comment)
-                )
-            })
-            .collect();
         let url = match location {
             Location::Folder(_) => format!("file://{}", location.table(&m.name, "s3a")),
             _ => location.table(&m.name, "s3a"),
         };
         let _ = writeln!(
             out,
-            "CREATE TABLE IF NOT EXISTS {LAYER}.{} (\n{}\n)\nUSING parquet\nLOCATION {}\nCOMMENT {};\n",
+            "CREATE TABLE IF NOT EXISTS {LAYER}.{}\nUSING DELTA\nLOCATION {}\nCOMMENT {};\n",
             m.name,
-            columns.join(",\n"),
             quote_spark(&url),
             quote_spark(&format!("{} Grain: {}.", m.comment.trim(), m.grain.trim()))
         );
@@ -196,7 +192,11 @@ fn spark(out: &mut String, models: &[GoldModel], location: &Location) {
 }
 
 fn duckdb(out: &mut String, models: &[GoldModel], location: &Location, lake: &LakeSettings) {
-    let _ = writeln!(out, "-- DuckDB: views over the gold folders.");
+    let _ = writeln!(
+        out,
+        "-- DuckDB: views over the gold Delta tables (the delta extension).\n\
+         INSTALL delta;\nLOAD delta;"
+    );
     if let Location::S3 { .. } = location {
         let endpoint = lake
             .s3
@@ -227,10 +227,10 @@ fn duckdb(out: &mut String, models: &[GoldModel], location: &Location, lake: &La
     for m in models {
         let _ = writeln!(
             out,
-            "CREATE OR REPLACE VIEW {LAYER}.{} AS SELECT * FROM read_parquet({});\n\
+            "CREATE OR REPLACE VIEW {LAYER}.{} AS SELECT * FROM delta_scan({});\n\
              COMMENT ON VIEW {LAYER}.{} IS {};\n",
             m.name,
-            quote_text(&format!("{}/*.parquet", location.table(&m.name, "s3"))),
+            quote_text(&location.table(&m.name, "s3")),
             m.name,
             quote_text(&format!("{} Grain: {}.", m.comment.trim(), m.grain.trim()))
         );
@@ -281,10 +281,11 @@ fn dremio(out: &mut String, models: &[GoldModel], location: &Location, lake: &La
     };
     let _ = writeln!(
         out,
-        "-- Dremio: the lake as a source, each gold folder promoted to a Parquet dataset.\n\
+        "-- Dremio: the lake as a source; Dremio recognises each gold folder as a Delta table\n\
+         -- (its _delta_log) and promotes it as one.\n\
          {source_note}\n\
-         -- 2. Run these in the SQL Runner. Rerun them after a schema change; new files are\n\
-         --    seen at the source's metadata refresh interval.\n"
+         -- 2. Run these in the SQL Runner. New versions are seen at the source's metadata\n\
+         --    refresh interval.\n"
     );
     for m in models {
         let path: Vec<String> = std::iter::once("lake".to_string())

@@ -217,6 +217,18 @@ impl GoldModel {
     }
 
     /// The Arrow schema of the published table.
+    /// The model's description and column comments, for its Delta table.
+    pub fn docs(&self) -> crate::lake::TableDocs {
+        crate::lake::TableDocs {
+            description: format!("{} Grain: {}.", self.comment.trim(), self.grain.trim()),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.comment.clone()))
+                .collect(),
+        }
+    }
+
     pub fn schema(&self) -> SchemaRef {
         SchemaRef::new(Schema::new(
             self.columns

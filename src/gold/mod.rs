@@ -97,6 +97,8 @@ impl Gold {
         let table = self.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let schema = model.schema();
+        txn.declare(schema.clone(), None);
+        txn.describe(model.docs());
         let mut absent = BTreeSet::new();
         for input in &model.reads {
             if !engine.has_data(&input.layer, &input.name).await? {
@@ -205,6 +207,7 @@ impl Gold {
         let table = self.lake.table(LAYER, &quarantine_table(&model.name));
         let mut qtxn = table.begin(run_id, now).await?;
         let schema = quarantine_schema(model);
+        qtxn.declare(schema.clone(), Some(&[]));
         let stream = engine.stream(&place, &rows_breaking).await?;
         let set_aside = write_all(&mut qtxn, &schema, stream, &place, |b| {
             fit(&schema, b, &place)

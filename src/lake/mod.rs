@@ -4,6 +4,8 @@
 //! module sees only [`Lake`] and [`Table`]. The lake knows nothing of
 //! Spotify or of what the layers mean.
 
+pub mod maintenance;
+mod ordered;
 mod parquet_io;
 mod table;
 
@@ -18,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
-pub use table::{DataFile, Located, Snapshot, Table, Transaction};
+pub use table::{At, Commit, DataFile, Located, Snapshot, Table, TableDocs, Transaction};
 
 /// `[lake]`: where the tables are and how their files are written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +42,10 @@ pub struct LakeSettings {
     pub max_retries: usize,
     /// Give up retrying a request after this many seconds.
     pub retry_timeout_secs: u64,
+    /// Files a newer version superseded, and files of writes that never
+    /// committed, are deleted by `soundlake vacuum` once this old; readers
+    /// of a version committed within it keep working.
+    pub vacuum_retention_hours: u64,
     pub s3: S3Settings,
 }
 
@@ -53,6 +59,7 @@ impl Default for LakeSettings {
             file_mib: 512,
             max_retries: 10,
             retry_timeout_secs: 180,
+            vacuum_retention_hours: 168,
             s3: S3Settings::default(),
         }
     }

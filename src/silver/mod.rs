@@ -606,7 +606,7 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selectio
 /// a newer version (a bronze interval rewrite re-reads old versions).
 async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str) -> Result<()> {
     for file in &txn.base().files {
-        let parquet = txn.open_base(file).await?;
+        let parquet = txn.open(file).await?;
         let mut stream = parquet.read(None, Some(&[key, INGESTED_AT, CONTENT_HASH]), 8192)?;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
@@ -658,6 +658,7 @@ async fn publish_table(
         }
         return Ok(!base.is_empty());
     };
+    txn.declare(schema.clone(), None);
     let mut added = Vec::new();
     let mut touched = !written.is_empty();
     for file in &base {
@@ -678,7 +679,7 @@ async fn publish_table(
             }
             Replace::Keys(changed) => Some(changed),
         };
-        let parquet = txn.open_base(file).await?;
+        let parquet = txn.open(file).await?;
         let holds_replaced = match keep {
             Some(changed) => holds_any(&parquet, changed).await?,
             None => false,
@@ -711,7 +712,7 @@ async fn publish_table(
             continue;
         }
         let mut rewrite = Rewrite::new(w.file.partition.clone());
-        let parquet = txn.open_staged(&w.file).await?;
+        let parquet = txn.open(&w.file).await?;
         let mut stream = parquet.read(None, None, 8192)?;
         while let Some(batch) = stream.next().await {
             let batch = conform(&batch?, schema);

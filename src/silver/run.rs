@@ -332,12 +332,7 @@ async fn read(
 ) -> Result<Read> {
     let mut files = Vec::with_capacity(start.inputs.len());
     for input in &start.inputs {
-        files.push(Arc::new(
-            start
-                .bronze
-                .open_file(&start.bronze_snapshot, input)
-                .await?,
-        ));
+        files.push(Arc::new(start.bronze.open_file(input).await?));
     }
     let mut selection = select_latest(&files, &bronze.key).await?;
     report.versions_read = selection.versions;

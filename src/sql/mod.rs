@@ -31,7 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 pub use functions::surrogate_key;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Located, Table};
+use crate::lake::{At, Lake, Located, Table};
 use snapshots::Snapshots;
 
 /// The layers SQL sees, as schemas.
@@ -50,8 +50,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A session over every table of the lake.
+    /// A session over every table of the lake, each at its newest version.
     pub async fn open(lake: &Lake) -> Result<Engine> {
+        Engine::open_at(lake, None).await
+    }
+
+    /// A session over every table of the lake as it was `at` (a version or
+    /// a time), or at its newest version.
+    pub async fn open_at(lake: &Lake, at: Option<At>) -> Result<Engine> {
         let mut config = SessionConfig::new().with_information_schema(true);
         let options = config.options_mut();
         // Plain strings, which every consumer of the results reads.
@@ -79,6 +85,7 @@ impl Engine {
                 names: lake.tables(layer).await?,
                 lake: lake.clone(),
                 snapshots: snapshots.clone(),
+                at: at.clone(),
                 resolved: Mutex::new(HashMap::new()),
             });
             catalog
@@ -274,6 +281,8 @@ struct LayerSchema {
     names: Vec<String>,
     lake: Lake,
     snapshots: Arc<Snapshots>,
+    /// The version or time to read each table at; the newest if none.
+    at: Option<At>,
     /// `None`: the table has no committed data.
     resolved: Mutex<HashMap<String, Option<Arc<dyn TableProvider>>>>,
 }
@@ -305,20 +314,16 @@ impl LayerSchema {
             return Ok(known.clone());
         }
         let table = self.lake.table(self.layer, name);
-        let snapshot = table.snapshot().await?;
+        let snapshot = match &self.at {
+            Some(at) => table.snapshot_at(at).await?,
+            None => table.snapshot().await?,
+        };
         let provider = if snapshot.files.is_empty() {
             None
         } else {
             let mut schemas = Vec::with_capacity(snapshot.files.len());
             for file in &snapshot.files {
-                schemas.push(
-                    table
-                        .open_file(&snapshot, file)
-                        .await?
-                        .schema()
-                        .as_ref()
-                        .clone(),
-                );
+                schemas.push(table.open_file(file).await?.schema().as_ref().clone());
             }
             let schema = Schema::try_merge(schemas).map_err(|e| Error::Lake {
                 url: self.lake.describe().into(),

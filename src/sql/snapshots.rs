@@ -1,12 +1,12 @@
 //! The lake as DataFusion sees it: every table at exactly one version.
 //!
-//! Engines listing a folder can see a write half-published; soundlake's own
-//! SQL must not. [`Snapshots`] is a read-only object store that lists, for
-//! each table a query resolved, the files of the version pinned for it (the
-//! newest commit, or a write's staged version while its data tests run),
-//! and reads each file wherever the publish protocol left it. DataFusion's
-//! Parquet listing tables run on top unchanged: partition columns, pruning
-//! and projection come with them.
+//! A table folder holds the files of every version still kept, and of
+//! writes in progress; a query must read one version. [`Snapshots`] is a
+//! read-only object store that lists, for each table a query resolved, the
+//! files of the version pinned for it (the newest commit, or the version a
+//! write would commit while its data tests run). DataFusion's Parquet
+//! listing tables run on top unchanged: partition columns, pruning and
+//! projection come with them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,13 +78,12 @@ impl Snapshots {
         found
     }
 
-    fn sources(&self, location: &Path) -> Option<Vec<Path>> {
+    fn is_pinned(&self, location: &Path) -> bool {
         let tables = self.tables.read().expect("no panics while pinning");
         tables
             .values()
             .flat_map(|t| t.files.iter())
-            .find(|f| &f.path == location)
-            .map(|f| f.sources.clone())
+            .any(|f| &f.path == location)
     }
 }
 
@@ -131,15 +130,10 @@ impl ObjectStore for Snapshots {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        let sources = self.sources(location).ok_or_else(|| not_pinned(location))?;
-        let mut last = not_pinned(location);
-        for source in &sources {
-            match self.lake.get_opts(source, options.clone()).await {
-                Err(e @ object_store::Error::NotFound { .. }) => last = e,
-                other => return other,
-            }
+        if !self.is_pinned(location) {
+            return Err(not_pinned(location));
         }
-        Err(last)
+        self.lake.get_opts(location, options).await
     }
 
     fn delete_stream(

@@ -74,7 +74,7 @@ pub async fn versions(table: &Table) -> Vec<(String, i64, String, Value)> {
     let mut out = Vec::new();
     for file in &snapshot.files {
         let batches: Vec<RecordBatch> = table
-            .read(&snapshot, file, 512)
+            .read(file, 512)
             .await
             .unwrap()
             .try_collect()
@@ -304,7 +304,7 @@ async fn bad_commands_and_settings_exit_with_a_fix_and_no_secret() {
 mod with_servers {
     use super::*;
     use crate::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3FaultProxy, S3Server};
-    use crate::support::{files_ending, kill_when};
+    use crate::support::kill_when;
     use soundlake::lake::LakeSettings;
 
     /// What the store holds now, as `(id, stamp, hash, doc)`.
@@ -343,38 +343,61 @@ mod with_servers {
         cmd
     }
 
-    /// SIGKILL `soundlake bronze` while it stages its first file, further into
-    /// staging, and as soon as the commit record exists (mid-publish, or just
-    /// after it); then a rerun. `table` is the folder the table's files are in
-    /// on disk (for S3, in MinIO's drive).
+    /// Vacuum with no retention, then check that the table's folder holds
+    /// exactly the files of its current version: what killed or failed
+    /// runs left behind was in no version.
+    async fn vacuum_leaves_the_current_version(lake: &Lake) {
+        let table = lake.table("bronze", "tracks");
+        table
+            .vacuum(TimeDelta::zero(), chrono::Utc::now(), false)
+            .await
+            .unwrap();
+        let mut on_storage: Vec<String> = lake
+            .list_files("bronze/tracks")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .filter(|p| p.ends_with(".parquet") && !p.contains("/_delta_log/"))
+            .collect();
+        on_storage.sort();
+        let mut current: Vec<String> = table
+            .snapshot()
+            .await
+            .unwrap()
+            .files
+            .iter()
+            .map(|f| table.file_path(f).to_string())
+            .collect();
+        current.sort();
+        assert_eq!(on_storage, current);
+    }
+
+    /// SIGKILL `soundlake bronze` while it writes its first file, further
+    /// into writing, and as soon as its first data commit exists; then a
+    /// rerun. `table` is the folder the table's files are in on disk (for
+    /// S3, in MinIO's drive).
     async fn kill_and_rerun_bronze(
         command: impl Fn() -> std::process::Command,
         lake: &Lake,
         table: &Path,
         expected: &[(String, i64, String, Value)],
     ) {
-        let staging = table.join("_soundlake/staging");
-        let commits = table.join("_soundlake/commits");
+        let log = table.join("_delta_log");
         let points: [(&Path, &str, usize); 3] = [
-            (&staging, ".pending", 1),
-            (&staging, ".pending", 4),
-            (&commits, ".json", 1),
+            (table, ".parquet", 1),
+            (table, ".parquet", 4),
+            // Version 0 creates the table; version 1 is the first data.
+            (&log, ".json", 2),
         ];
         for (watched, suffix, count) in points {
             let killed = kill_when(&mut command(), watched, suffix, count);
-            if suffix == ".pending" {
-                assert!(killed, "killed while staging");
+            if suffix == ".parquet" {
+                assert!(killed, "killed while writing");
+                let snapshot = lake.table("bronze", "tracks").snapshot().await.unwrap();
                 assert_eq!(
-                    lake.table("bronze", "tracks")
-                        .snapshot()
-                        .await
-                        .unwrap()
-                        .version,
-                    0
-                );
-                assert_eq!(
-                    files_ending(table, ".parquet"),
-                    0,
+                    (snapshot.version, snapshot.files.len()),
+                    (0, 0),
                     "nothing visible before a commit"
                 );
             }
@@ -382,7 +405,8 @@ mod with_servers {
 
         bronze_report(&mut command());
         assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
-        assert_eq!(files_ending(&staging, ""), 0, "staging cleaned up");
+        vacuum_leaves_the_current_version(lake).await;
+        assert_eq!(versions(&lake.table("bronze", "tracks")).await, expected);
     }
 
     #[tokio::test]
@@ -480,7 +504,7 @@ mod with_servers {
             "partition folders match ingest dates: {duck}"
         );
         assert_eq!(duck["docs_matching_id"], 450, "{duck}");
-        let arrow = python(&["pyarrow", folder, "ingest_date"]);
+        let arrow = python(&["delta-rs", folder, "ingest_date"]);
         assert_eq!(
             (arrow["rows"].clone(), arrow["distinct_versions"].clone()),
             (json!(450), json!(450))
@@ -498,7 +522,7 @@ mod with_servers {
             ])
         );
         let arrow_s3 = python(&[
-            "pyarrow-s3",
+            "delta-rs-s3",
             &s3.endpoint(),
             "lake/prod/bronze/tracks",
             "ingest_date",
@@ -533,7 +557,7 @@ mod with_servers {
         let command = || bronze_command_on_s3(&landing_url, &s3, "s3://lake/prod");
         kill_and_rerun_bronze(command, &lake, &table, &expected).await;
         let arrow = python(&[
-            "pyarrow-s3",
+            "delta-rs-s3",
             &s3.endpoint(),
             "lake/prod/bronze/tracks",
             "ingest_date",
@@ -615,15 +639,14 @@ mod with_servers {
             assert!(!err.contains(S3_SECRET_KEY), "{err}");
         }
 
-        // Read past the proxy: every version once, nothing left in staging.
+        // Read past the proxy: every version once, nothing left over.
         let lake = Lake::open(&s3.lake("lake", "prod")).unwrap();
         let held = versions(&lake.table("bronze", "tracks")).await;
         assert_eq!(held.len(), 5000, "versions lost or doubled");
         assert_eq!(held, expected);
-        let table = s3.bucket_dir("lake").join("prod/bronze/tracks");
-        assert_eq!(files_ending(&table.join("_soundlake/staging"), ""), 0);
+        vacuum_leaves_the_current_version(&lake).await;
         let arrow = python(&[
-            "pyarrow-s3",
+            "delta-rs-s3",
             &s3.endpoint(),
             "lake/prod/bronze/tracks",
             "ingest_date",

@@ -144,7 +144,7 @@ fn the_compose_stack_validates_and_its_services_agree() {
     // And the Trino DDL it prints points at that bucket.
     let ddl = succeed(daemon().args(["ddl", "--engine", "trino"]));
     assert!(ddl.contains(&format!(
-        "external_location = 's3a://{bucket}/lake/gold/dim_track'"
+        "table_location => 's3://{bucket}/lake/gold/dim_track'"
     )));
     assert!(!ddl.contains(&env["SOUNDLAKE__LAKE__S3__SECRET_ACCESS_KEY"]));
 

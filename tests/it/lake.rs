@@ -1,7 +1,8 @@
-//! The lake's publish protocol, run against memory, local disk, a real S3
-//! server (MinIO) and a real HDFS: versions appear only through their commit record,
-//! staged files stay hidden, writers conflict instead of overwriting, and
-//! an interrupted publish is finished by the next writer.
+//! The lake's Delta tables, against memory, local disk, a real S3 server
+//! (MinIO) and a real HDFS: versions appear only through their commit,
+//! uncommitted files stay out of every version, writers conflict instead
+//! of overwriting, superseded files stay readable for older versions, and
+//! a commit whose answer was lost is recognised as the writer's own.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Map;
 use soundlake::lake::LakeSettings;
-use soundlake::lake::{Lake, Snapshot, Table};
+use soundlake::lake::{At, Lake, Snapshot, Table};
 
 use crate::support::t0;
 
@@ -54,7 +55,7 @@ async fn ids(table: &Table, snapshot: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     for file in &snapshot.files {
         let batches: Vec<RecordBatch> = table
-            .read(snapshot, file, 1024)
+            .read(file, 1024)
             .await
             .unwrap()
             .try_collect()
@@ -82,6 +83,18 @@ async fn visible(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<String> {
     out
 }
 
+/// The objects under the table's Delta log.
+async fn log(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<String> {
+    let root = table.root().clone().join("_delta_log");
+    let listed: Vec<_> = store.list(Some(&root)).try_collect().await.unwrap();
+    let mut out: Vec<String> = listed
+        .into_iter()
+        .filter_map(|m| m.location.filename().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
 async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     let lake = Lake::with_store(store.clone(), label, &LakeSettings::default()).unwrap();
     let table = lake.table("bronze", "things");
@@ -89,35 +102,48 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     let empty = table.snapshot().await.unwrap();
     assert_eq!((empty.version, empty.files.len()), (0, 0));
 
-    // Staged files are invisible until the commit, then in place.
+    // A written file is in no version until the commit names it. The first
+    // commit creates the table (version 0) and adds the data (version 1).
     let mut txn = table.begin("r1", t0()).await.unwrap();
     let mut w = txn
         .create_file(&[("part", "a".into())], schema(), &[])
         .unwrap();
     w.write(&batch(&["a1", "a2"])).await.unwrap();
     txn.add(w.finish().await.unwrap());
-    assert!(
-        visible(&store, &table).await.is_empty(),
-        "{label}: staged file visible"
+    assert_eq!(visible(&store, &table).await.len(), 1, "{label}");
+    let before = table.snapshot().await.unwrap();
+    assert_eq!((before.version, before.files.len()), (0, 0), "{label}");
+    let mut properties = Map::new();
+    properties.insert(
+        "watermark".into(),
+        serde_json::json!({"stamp": 7, "id": "x"}),
     );
-    assert_eq!(table.snapshot().await.unwrap().version, 0);
-    let v1 = txn.commit("append", Map::new(), t0()).await.unwrap();
+    let v1 = txn
+        .commit("append", properties.clone(), t0())
+        .await
+        .unwrap();
     assert_eq!(v1.version, 1);
+    assert_eq!(
+        log(&store, &table).await,
+        ["00000000000000000000.json", "00000000000000000001.json"],
+        "{label}"
+    );
     let shown = visible(&store, &table).await;
-    assert_eq!(shown.len(), 1, "{label}: {shown:?}");
     assert!(
         shown[0].starts_with("bronze/things/part=a/part-"),
         "{label}: {shown:?}"
     );
     assert_eq!(ids(&table, &v1).await, ["a1", "a2"]);
+    assert_eq!(table.snapshot().await.unwrap().properties, properties);
 
-    // A second version adds to the first.
+    // A second version adds to the first; properties are each commit's own.
     let v2 = append(&table, "r2", &[("b", &["b1"]), ("a", &["a3"])]).await;
     assert_eq!((v2.version, v2.rows()), (2, 4));
     assert_eq!(
         ids(&table, &table.snapshot().await.unwrap()).await,
         ["a1", "a2", "a3", "b1"]
     );
+    assert!(v2.properties.is_empty(), "{label}: {:?}", v2.properties);
 
     // Two writers on the same base: the second commit is refused.
     let mut first = table.begin("w1", t0()).await.unwrap();
@@ -139,10 +165,10 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
         err.contains("another writer committed version 3"),
         "{label}: {err}"
     );
-    assert_eq!(table.snapshot().await.unwrap().rows(), 5);
+    let v3 = table.snapshot().await.unwrap();
+    assert_eq!((v3.version, v3.rows()), (3, 5));
 
-    // An abandoned write leaves nothing visible and is cleaned up by the
-    // next writer.
+    // An abandoned write changes no version.
     let mut abandoned = table.begin("crashed", t0()).await.unwrap();
     let mut w = abandoned
         .create_file(&[("part", "z".into())], schema(), &[])
@@ -150,18 +176,15 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     w.write(&batch(&["z1"])).await.unwrap();
     w.finish().await.unwrap();
     drop(abandoned);
-    let before = visible(&store, &table).await;
-    let settled = table.settle().await.unwrap();
-    assert_eq!(settled.version, 3);
-    let staging = Path::from("bronze/things/_soundlake/staging");
-    let left: Vec<_> = store.list(Some(&staging)).try_collect().await.unwrap();
-    assert!(left.is_empty(), "{label}: staging not cleaned: {left:?}");
-    assert_eq!(visible(&store, &table).await, before);
+    assert_eq!(
+        ids(&table, &table.snapshot().await.unwrap()).await,
+        ids(&table, &v3).await
+    );
 
-    // Replace: the removed files are gone from the version and the store.
-    let base = table.snapshot().await.unwrap();
+    // Replace: the removed files leave the new version and stay on
+    // storage, so a reader of the older version keeps reading it.
     let mut txn = table.begin("r4", t0()).await.unwrap();
-    for f in base.files.iter().filter(|f| f.partition["part"] == "a") {
+    for f in v3.files.iter().filter(|f| f.partition["part"] == "a") {
         txn.remove(f);
     }
     let mut w = txn
@@ -171,23 +194,11 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     txn.add(w.finish().await.unwrap());
     let v4 = txn.commit("replace", Map::new(), t0()).await.unwrap();
     assert_eq!(ids(&table, &v4).await, ["a9", "b1", "c1"]);
-    let in_a: Vec<_> = visible(&store, &table)
-        .await
-        .into_iter()
-        .filter(|p| p.contains("/part=a/"))
-        .collect();
-    assert_eq!(in_a.len(), 1, "{label}: superseded files left: {in_a:?}");
+    assert_eq!(ids(&table, &v3).await, ["a1", "a2", "a3", "b1", "c1"]);
 
-    // Old commit records are pruned; the newest ten and the current stay.
     for i in 0..12 {
         append(&table, &format!("p{i}"), &[("d", &["d"])]).await;
     }
-    let commits: Vec<_> = store
-        .list(Some(&Path::from("bronze/things/_soundlake/commits")))
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(commits.len(), 11, "{label}");
     assert_eq!(table.snapshot().await.unwrap().version, 16);
 }
 
@@ -205,10 +216,9 @@ async fn protocol_on_local_disk() {
     protocol(Arc::new(fs), "file://").await;
 }
 
-/// A store whose renames fail: a writer that dies right after its commit
-/// record, before moving its files into place.
-/// A store whose writer "dies" at chosen steps: `dies(operation, path)`
-/// says when (`put` or `rename`), and that step fails.
+/// A store that fails chosen steps: `dies(operation, path)` says when
+/// (`put`: the put fails; `answer`: the put is stored and its answer lost;
+/// `rename`: the rename fails).
 #[derive(Debug)]
 pub struct Dying(pub Arc<dyn ObjectStore>, pub fn(&str, &Path) -> bool);
 
@@ -238,7 +248,11 @@ impl ObjectStore for Dying {
         if (self.1)("put", location) {
             return Err(Dying::died());
         }
-        self.0.put_opts(location, payload, opts).await
+        let stored = self.0.put_opts(location, payload, opts).await?;
+        if (self.1)("answer", location) {
+            return Err(Dying::died());
+        }
+        Ok(stored)
     }
     async fn put_multipart_opts(
         &self,
@@ -294,55 +308,289 @@ impl ObjectStore for Dying {
 }
 
 #[tokio::test]
-async fn a_publish_cut_after_the_commit_record_is_read_and_finished_by_the_next_writer() {
+async fn a_commit_whose_answer_was_lost_is_the_writers_own() {
     let healthy: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    let broken: Arc<dyn ObjectStore> = Arc::new(Dying(healthy.clone(), |op, _| op == "rename"));
-    let lake = Lake::with_store(broken, "memory://", &LakeSettings::default()).unwrap();
+    // The commit of version 1 is stored, and its answer lost.
+    let lossy: Arc<dyn ObjectStore> = Arc::new(Dying(healthy.clone(), |op, path| {
+        op == "answer"
+            && path
+                .as_ref()
+                .ends_with("_delta_log/00000000000000000001.json")
+    }));
+    let lake = Lake::with_store(lossy, "memory://", &LakeSettings::default()).unwrap();
     let table = lake.table("silver", "t");
-    let mut txn = table.begin("dies", t0()).await.unwrap();
+    let mut txn = table.begin("lost", t0()).await.unwrap();
     let mut w = txn.create_file(&[], schema(), &[]).unwrap();
     w.write(&batch(&["x", "y"])).await.unwrap();
     txn.add(w.finish().await.unwrap());
-    let err = txn.commit("append", Map::new(), t0()).await.unwrap_err();
-    assert!(err.to_string().contains("the writer died here"), "{err}");
-
-    // The version exists; readers find its file in staging.
-    let lake = Lake::with_store(healthy.clone(), "memory://", &LakeSettings::default()).unwrap();
-    let table = lake.table("silver", "t");
-    let v1 = table.snapshot().await.unwrap();
+    let v1 = txn.commit("append", Map::new(), t0()).await.unwrap();
     assert_eq!(v1.version, 1);
     assert_eq!(ids(&table, &v1).await, ["x", "y"]);
-    assert!(visible(&healthy, &table).await.is_empty());
-
-    // The next writer moves it into place first.
-    table.begin("next", t0()).await.unwrap();
-    assert_eq!(visible(&healthy, &table).await.len(), 1);
-    assert_eq!(ids(&table, &v1).await, ["x", "y"]);
+    assert_eq!(table.snapshot().await.unwrap().version, 1, "committed once");
 }
 
 #[tokio::test]
-async fn damaged_commit_records_are_refused_with_a_fix() {
+async fn a_damaged_log_is_refused_with_a_fix() {
     let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let lake = Lake::with_store(store.clone(), "memory://", &LakeSettings::default()).unwrap();
     let table = lake.table("gold", "t");
-    for (body, needle) in [
-        (&b"{not json"[..], "is not valid"),
-        (&br#"{"format": 1, "version": 2}"#[..], "is not valid"),
-        (&[0xff, 0x00, 0x10][..], "is not valid"),
-    ] {
+    append(&table, "r1", &[("a", &["a1"])]).await;
+    for body in [&b"{not json"[..], &[0xff, 0x00, 0x10][..]] {
         store
             .put(
-                &Path::from("gold/t/_soundlake/commits/00000000000000000001.json"),
+                &Path::from("gold/t/_delta_log/00000000000000000002.json"),
                 body.to_vec().into(),
             )
             .await
             .unwrap();
         let err = table.snapshot().await.unwrap_err().to_string();
-        assert!(
-            err.contains(needle) && err.contains("00000000000000000001.json"),
-            "{err}"
-        );
+        assert!(err.contains("gold/t"), "{err}");
         assert!(err.contains("fix:"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn history_time_travel_and_vacuum_keep_older_versions_readable_until_retention() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let lake = Lake::with_store(store.clone(), "memory://", &LakeSettings::default()).unwrap();
+    let table = lake.table("gold", "t");
+    let at = |hours: i64| t0() + chrono::TimeDelta::hours(hours);
+    let write = async |run: &str, when, replace: bool, ids: &[&str]| {
+        let mut txn = table.begin(run, when).await.unwrap();
+        if replace {
+            for f in txn.base().files.clone() {
+                txn.remove(&f);
+            }
+        }
+        let mut w = txn.create_file(&[], schema(), &[]).unwrap();
+        w.write(&batch(ids)).await.unwrap();
+        txn.add(w.finish().await.unwrap());
+        let mode = if replace { "replace" } else { "append" };
+        txn.commit(mode, Map::new(), when).await.unwrap()
+    };
+    write("r1", at(0), false, &["a", "b"]).await;
+    write("r2", at(1), false, &["c"]).await;
+    let v3 = write("r3", at(2), true, &["z"]).await;
+    assert_eq!(ids(&table, &v3).await, ["z"]);
+
+    let history = table.history(None).await.unwrap();
+    let summary: Vec<_> = history
+        .iter()
+        .map(|c| {
+            (
+                c.version,
+                c.mode.clone(),
+                c.run_id.clone(),
+                c.rows_added,
+                c.rows_removed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                3,
+                Some("replace".into()),
+                Some("r3".into()),
+                Some(1),
+                Some(3)
+            ),
+            (
+                2,
+                Some("append".into()),
+                Some("r2".into()),
+                Some(1),
+                Some(0)
+            ),
+            (
+                1,
+                Some("append".into()),
+                Some("r1".into()),
+                Some(2),
+                Some(0)
+            ),
+            (0, None, None, None, None),
+        ]
+    );
+    assert_eq!(history[0].at, at(2));
+    assert_eq!(history[3].operation, "CREATE TABLE");
+    assert_eq!(table.history(Some(2)).await.unwrap().len(), 2);
+
+    // Time travel, by version and by time.
+    let v1 = table.snapshot_at(&At::Version(1)).await.unwrap();
+    assert_eq!(ids(&table, &v1).await, ["a", "b"]);
+    let before_replace = table
+        .snapshot_at(&At::Time(at(1) + chrono::TimeDelta::minutes(30)))
+        .await
+        .unwrap();
+    assert_eq!(before_replace.version, 2);
+    assert_eq!(ids(&table, &before_replace).await, ["a", "b", "c"]);
+    let err = table
+        .snapshot_at(&At::Time(at(-1)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no version committed by"), "{err}");
+    let err = table
+        .snapshot_at(&At::Version(9))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no version 9"), "{err}");
+
+    // An abandoned write's file is in no version.
+    let mut abandoned = table.begin("crashed", at(3)).await.unwrap();
+    let mut w = abandoned.create_file(&[], schema(), &[]).unwrap();
+    w.write(&batch(&["x"])).await.unwrap();
+    w.finish().await.unwrap();
+    drop(abandoned);
+    assert_eq!(visible(&store, &table).await.len(), 4);
+
+    // Within the retention, vacuum deletes nothing and version 2 reads on.
+    let week = chrono::TimeDelta::days(7);
+    assert!(table.vacuum(week, at(3), false).await.unwrap().is_empty());
+    assert_eq!(ids(&table, &before_replace).await, ["a", "b", "c"]);
+    // Past it, the superseded and the abandoned files go; the current
+    // version is untouched. A dry run only says so.
+    // (The abandoned file's age is the store's: it was written just now.)
+    let later = chrono::Utc::now().max(at(3)) + chrono::TimeDelta::days(30);
+    let would = table.vacuum(week, later, true).await.unwrap();
+    assert_eq!(would.len(), 3, "{would:?}");
+    assert_eq!(visible(&store, &table).await.len(), 4);
+    let deleted = table.vacuum(week, later, false).await.unwrap();
+    assert_eq!(deleted, would);
+    let left = visible(&store, &table).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(ids(&table, &table.snapshot().await.unwrap()).await, ["z"]);
+}
+
+#[tokio::test]
+async fn a_table_with_many_commits_is_checkpointed_and_reads_from_the_checkpoint() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let lake = Lake::with_store(store.clone(), "memory://", &LakeSettings::default()).unwrap();
+    let table = lake.table("bronze", "many");
+    for i in 0..100 {
+        append(&table, &format!("r{i}"), &[("p", &["x"])]).await;
+    }
+    // Version 100 is the hundredth data commit; Delta checkpoints every
+    // hundred versions.
+    let log = log(&store, &table).await;
+    assert!(
+        log.contains(&"00000000000000000099.checkpoint.parquet".to_string()),
+        "{log:?}"
+    );
+    // Without the commits the checkpoint covers, the table still reads.
+    for version in 0..99 {
+        store
+            .delete(&Path::from(format!(
+                "bronze/many/_delta_log/{version:020}.json"
+            )))
+            .await
+            .unwrap();
+    }
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!((snapshot.version, snapshot.rows()), (100, 100));
+}
+
+#[tokio::test]
+async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
+    let table = lake.table("gold", "t");
+    append(&table, "first-run", &[("a", &["a1", "a2"])]).await;
+    let v1 = table.snapshot().await.unwrap();
+    let mut txn = table.begin("second-run", t0()).await.unwrap();
+    for f in &v1.files {
+        txn.remove(f);
+    }
+    let mut w = txn
+        .create_file(&[("part", "b".into())], schema(), &[])
+        .unwrap();
+    w.write(&batch(&["b1"])).await.unwrap();
+    txn.add(w.finish().await.unwrap());
+    txn.commit("replace", Map::new(), t0()).await.unwrap();
+
+    let run = |args: &[&str]| {
+        let out = crate::support::soundlake(dir.path())
+            .env(
+                "SOUNDLAKE__LAKE__URL",
+                format!("file://{}", dir.path().display()),
+            )
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["history", "gold.t"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[2].trim_start().starts_with("2 ") && lines[2].contains("replace"));
+    assert!(
+        lines[2].contains("second-run") && lines[2].contains(" 1 ") && lines[2].contains(" 2 ")
+    );
+    assert!(
+        lines[3].contains("append") && lines[3].contains("first-run"),
+        "{out}"
+    );
+    assert!(lines[4].contains("create table"), "{out}");
+    let (_, json, _) = run(&["history", "gold.t", "--json", "--limit", "1"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["rows_removed"], 2);
+
+    let count = |at: &str| {
+        let (code, out, err) = run(&[
+            "query",
+            "--as-of",
+            at,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM gold.t",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        out
+    };
+    assert_eq!(count("1"), "n\n2\n");
+    assert_eq!(count("2"), "n\n1\n");
+
+    let (code, out, err) = run(&["vacuum", "--retain-hours", "0", "--dry-run"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("gold.t") && out.contains("would delete 1 files"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["vacuum", "gold.t", "--retain-hours", "0"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("deleted 1 files"), "{out}");
+    assert_eq!(count("2"), "n\n1\n");
+
+    for (args, needle) in [
+        (&["history", "nope"][..], "\"nope\" is not a table"),
+        (
+            &["history", "platinum.t"][..],
+            "the layer one of bronze, silver, gold",
+        ),
+        (&["vacuum", "gold"][..], "layer.table"),
+        (
+            &["query", "--as-of", "yesterday", "SELECT 1"][..],
+            "neither a version nor a time",
+        ),
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("fix:"),
+            "{args:?}: {err}"
+        );
     }
 }
 

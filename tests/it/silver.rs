@@ -182,7 +182,7 @@ pub async fn layer_rows(lake: &Lake, layer: &str, table: &str) -> Vec<BTreeMap<S
     let mut out = Vec::new();
     for file in &snapshot.files {
         let batches: Vec<RecordBatch> = table
-            .read(&snapshot, file, 1024)
+            .read(file, 1024)
             .await
             .unwrap()
             .try_collect()
@@ -211,7 +211,7 @@ async fn types(lake: &Lake, table: &str) -> BTreeMap<String, DataType> {
     let snapshot = table.snapshot().await.unwrap();
     let file = snapshot.files.first().expect("the table has a file");
     let batch: Vec<RecordBatch> = table
-        .read(&snapshot, file, 1)
+        .read(file, 1)
         .await
         .unwrap()
         .try_collect()
@@ -956,8 +956,9 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
     let landing_url = env.store.describe();
     let root = dir.path().join("silver/tracks");
     let points: [(PathBuf, &str, usize); 2] = [
-        (root.join("_soundlake/staging"), ".pending", 2),
-        (root.join("_soundlake/commits"), ".json", 1),
+        (root.clone(), ".parquet", 2),
+        // Version 0 creates the table, version 1 is the first data.
+        (root.join("_delta_log"), ".json", 2),
     ];
     for (watched, suffix, count) in &points {
         let killed = kill_when(
@@ -966,19 +967,17 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
             suffix,
             *count,
         );
-        if *suffix == ".pending" {
-            assert!(killed, "killed while staging");
-            let root_version = env
+        if *suffix == ".parquet" {
+            assert!(killed, "killed while writing");
+            let root = env
                 .lake
                 .table(silver::LAYER, "tracks")
                 .snapshot()
                 .await
-                .unwrap()
-                .version;
-            assert_eq!(root_version, 0);
+                .unwrap();
             assert_eq!(
-                files_ending(&root, ".parquet"),
-                0,
+                (root.version, root.files.len()),
+                (0, 0),
                 "nothing visible before a commit"
             );
         }
@@ -1002,10 +1001,22 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
     let resumed = family(&env.lake, &def).await;
     assert_eq!(resumed["tracks__artists"].len(), 12_000);
     assert_eq!(resumed["tracks__tags"].len(), 12_000);
+    // The killed runs' files are in no version; vacuum deletes them.
+    let table = env.lake.table(silver::LAYER, "tracks");
+    let deleted = table
+        .vacuum(chrono::TimeDelta::zero(), chrono::Utc::now(), false)
+        .await
+        .unwrap();
+    assert!(!deleted.is_empty(), "the killed runs left files");
     assert_eq!(
-        files_ending(&dir.path().join("silver"), ".pending"),
-        0,
-        "staging cleaned up"
+        files_ending(&root, ".parquet"),
+        table.snapshot().await.unwrap().files.len(),
+        "only the committed files are left"
+    );
+    assert_eq!(
+        family(&env.lake, &def).await,
+        resumed,
+        "vacuum changes no row"
     );
 
     env.silver(&def, &bronze_def("tracks"), true).await;
@@ -1058,10 +1069,7 @@ async fn a_run_that_dies_between_a_child_commit_and_the_root_commit_converges() 
 
     // The children commit, then the root's commit record cannot be written.
     let dying: Arc<dyn object_store::ObjectStore> = Arc::new(Dying(healthy.clone(), |op, path| {
-        op == "put"
-            && path
-                .as_ref()
-                .starts_with("silver/tracks/_soundlake/commits/")
+        op == "put" && path.as_ref().starts_with("silver/tracks/_delta_log/")
     }));
     let err = Silver::new(env.store.clone(), lake_on(dying), env.shared_clock())
         .run(&def, &source, Scope::New, "dies")

@@ -1,10 +1,11 @@
-"""Read silver tables the way an engine would, straight from their folders,
-and print what each engine saw as JSON.
+"""Read silver Delta tables the way engines would and print what each saw
+as JSON.
 
 usage: read_silver.py <lake folder> <table> [<table> ...]
 
-For each table: the row count and column types DuckDB and PyArrow report,
-and DuckDB's answer to a join of tracks with their artists.
+For each table: the row count and column types DuckDB (over the files of
+the current version) and delta-rs report, and DuckDB's answer to a join of
+tracks with their artists.
 """
 
 import json
@@ -13,16 +14,18 @@ import sys
 
 def main():
     import duckdb
-    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    from delta_files import read_parquet
 
     lake = sys.argv[1]
     out = {}
     for table in sys.argv[2:]:
         folder = f"{lake}/silver/{table}"
-        rel = duckdb.sql(f"SELECT * FROM read_parquet('{folder}/*.parquet')")
+        rel = duckdb.sql(f"SELECT * FROM {read_parquet(folder)}")
         duck_types = {name: str(kind) for name, kind in zip(rel.columns, rel.types)}
-        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall()[0][0]
-        arrow = ds.dataset(folder, format="parquet").to_table()
+        rows = duckdb.sql(f"SELECT count(*) FROM {read_parquet(folder)}").fetchall()[0][0]
+        arrow = DeltaTable(folder).to_pyarrow_table()
         out[table] = {
             "duckdb_rows": rows,
             "duckdb_types": duck_types,
@@ -32,8 +35,8 @@ def main():
     joined = duckdb.sql(
         f"""
         SELECT t.id, t.album__release_date::VARCHAR, len(t.available_markets), count(a.idx)
-        FROM read_parquet('{lake}/silver/tracks/*.parquet') t
-        JOIN read_parquet('{lake}/silver/tracks__artists/*.parquet') a ON a.track_id = t.id
+        FROM {read_parquet(f"{lake}/silver/tracks")} t
+        JOIN {read_parquet(f"{lake}/silver/tracks__artists")} a ON a.track_id = t.id
         GROUP BY ALL ORDER BY t.id
         """
     ).fetchall()

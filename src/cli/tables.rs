@@ -1,0 +1,89 @@
+//! The commands that read lake tables: query (at a version or time),
+//! history and vacuum.
+
+use super::args::{HistoryArgs, QueryArgs, VacuumArgs};
+use super::print_json;
+use crate::config::Settings;
+use crate::definitions::TableId;
+use crate::error::{Error, Result};
+use crate::lake::maintenance::{render_history, render_vacuum, vacuum as vacuum_tables};
+use crate::lake::{At, Lake};
+use crate::sql::LAYERS;
+
+async fn open_lake(settings: &Settings) -> Result<Lake> {
+    let lake = Lake::open(&settings.lake)?;
+    lake.check().await?;
+    Ok(lake)
+}
+
+/// `layer.name` of a table the lake may hold.
+fn table_id(text: &str, what: &str) -> Result<TableId> {
+    TableId::parse(text)
+        .filter(|id| LAYERS.contains(&id.layer.as_str()))
+        .ok_or_else(|| {
+            Error::config(
+                what,
+                format!("{text:?} is not a table"),
+                format!(
+                    "name a table as layer.table, the layer one of {} (gold.dim_track)",
+                    LAYERS.join(", ")
+                ),
+            )
+        })
+}
+
+pub(super) async fn query(args: QueryArgs, settings: &Settings) -> Result<()> {
+    let at = args.as_of.as_deref().map(At::parse).transpose()?;
+    let lake = open_lake(settings).await?;
+    let engine = crate::sql::Engine::open_at(&lake, at).await?;
+    let (schema, batches) = engine.collect("the query", &args.sql).await?;
+    let mut out = std::io::stdout().lock();
+    match crate::sql::output::write(&mut out, args.format, &schema, &batches) {
+        // As for every command: a reader that stopped early ends the output.
+        Err(e) if crate::sql::output::reader_gone(&e) => Ok(()),
+        written => written,
+    }
+}
+
+pub(super) async fn history(args: HistoryArgs, settings: &Settings) -> Result<()> {
+    let id = table_id(&args.table, "history <table>")?;
+    let lake = open_lake(settings).await?;
+    let commits = lake
+        .table(&id.layer, &id.name)
+        .history(Some(args.limit))
+        .await?;
+    if args.json {
+        print_json(&commits);
+    } else {
+        out!("{}", render_history(&args.table, &commits));
+    }
+    Ok(())
+}
+
+pub(super) async fn vacuum(args: VacuumArgs, settings: &Settings) -> Result<()> {
+    let tables = args
+        .tables
+        .iter()
+        .map(|t| table_id(t, "vacuum <tables>").map(|id| (id.layer, id.name)))
+        .collect::<Result<Vec<_>>>()?;
+    let hours = args
+        .retain_hours
+        .unwrap_or(settings.lake.vacuum_retention_hours);
+    let retention = chrono::TimeDelta::try_hours(i64::try_from(hours).unwrap_or(i64::MAX))
+        .ok_or_else(|| {
+            Error::config(
+                "--retain-hours",
+                format!("{hours} hours is too long"),
+                "give a retention of at most a few years",
+            )
+        })?;
+    let lake = open_lake(settings).await?;
+    let now = crate::clock::system().now();
+    let vacuumed = vacuum_tables(&lake, &LAYERS, &tables, retention, now, args.dry_run).await?;
+    if args.json {
+        print_json(&vacuumed);
+    } else {
+        out!("{}", render_vacuum(&vacuumed, args.dry_run));
+    }
+    Ok(())
+}
