@@ -4,6 +4,7 @@
 //! module sees only [`Lake`] and [`Table`]. The lake knows nothing of
 //! Spotify or of what the layers mean.
 
+mod legacy;
 pub mod maintenance;
 mod ordered;
 mod parquet_io;

@@ -100,7 +100,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn empty() -> Snapshot {
+    pub(super) fn empty() -> Snapshot {
         Snapshot {
             version: 0,
             committed_at: DateTime::<Utc>::UNIX_EPOCH,
@@ -139,6 +139,10 @@ impl Table {
         &self.root
     }
 
+    pub(super) fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     /// Where a committed file lives.
     pub fn file_path(&self, file: &DataFile) -> Path {
         rel(self.root.clone(), &file.path)
@@ -168,11 +172,18 @@ impl Table {
     }
 
     /// The Delta table at its newest version, or `None` if it has no log.
+    /// A table of the pre-Delta format is converted first.
     async fn load(&self) -> Result<Option<DeltaTable>> {
         let mut table = DeltaTable::new(self.log_store());
         match table.load().await {
             Ok(()) => Ok(Some(table)),
-            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(DeltaTableError::NotATable(_)) => {
+                if Box::pin(self.convert_legacy()).await? {
+                    Box::pin(self.load()).await
+                } else {
+                    Ok(None)
+                }
+            }
             Err(e) => Err(self.delta_error("read the Delta log", e)),
         }
     }
@@ -307,7 +318,18 @@ impl Table {
             Some(table) => self.snapshot_of(table)?,
             None => Snapshot::empty(),
         };
-        Ok(Transaction {
+        Ok(self.transaction(delta, base, run_id, now))
+    }
+
+    /// A write on top of `delta` (none: the table does not exist yet).
+    pub(super) fn transaction(
+        &self,
+        delta: Option<DeltaTable>,
+        base: Snapshot,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> Transaction {
+        Transaction {
             table: self.clone(),
             delta,
             id: transaction_id(now),
@@ -319,7 +341,7 @@ impl Table {
             added: Vec::new(),
             removed: Vec::new(),
             next_file: 0,
-        })
+        }
     }
 
     /// Commit `actions` on top of `base` as version `base.version + 1`.
@@ -958,7 +980,7 @@ fn uuid_like(txn: &str) -> String {
 /// `%XX` escapes as written. A path that is not valid as is (say `..` in an
 /// edited log) is joined segment by segment, which escapes it and so keeps
 /// it inside the table.
-fn rel(base: Path, relative: &str) -> Path {
+pub(super) fn rel(base: Path, relative: &str) -> Path {
     Path::parse(format!("{base}/{relative}")).unwrap_or_else(|_| {
         relative
             .split('/')

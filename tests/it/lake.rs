@@ -594,6 +594,104 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
     }
 }
 
+/// A Parquet file of `ids` at `path` under `root`, as the pre-Delta
+/// writer left it; returns its size.
+fn old_file(root: &std::path::Path, path: &str, ids: &[&str]) -> u64 {
+    let full = root.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&full).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema(), None).unwrap();
+    writer.write(&batch(ids)).unwrap();
+    writer.close().unwrap();
+    std::fs::metadata(&full).unwrap().len()
+}
+
+#[tokio::test]
+async fn a_table_of_the_pre_delta_format_converts_on_first_use_keeping_rows_and_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bronze/old");
+    let kept = old_file(&root, "part=a/part-T1-00000.parquet", &["a1", "a2"]);
+    // The newest version's publish was interrupted: its file is still staged.
+    let staged = old_file(
+        &root,
+        "_soundlake/staging/T2/part=b/part-T2-00000.parquet.pending",
+        &["b1"],
+    );
+    let record = |version: u64, files: serde_json::Value, added: &[&str], staging: &str| {
+        serde_json::json!({
+            "format": 1, "version": version, "committed_at": "2026-11-21T09:00:00Z",
+            "run_id": format!("run{version}"), "operation": "append",
+            "files": files, "added": added, "removed": [], "staging": staging,
+            "properties": {"watermark": {"stamp": version, "id": "x"}},
+        })
+    };
+    let first = serde_json::json!({"path": "part=a/part-T1-00000.parquet",
+        "partition": {"part": "a"}, "rows": 2, "bytes": kept,
+        "stats": {"min_ingested_at": 1, "max_ingested_at": 2}});
+    let second = serde_json::json!({"path": "part=b/part-T2-00000.parquet",
+        "partition": {"part": "b"}, "rows": 1, "bytes": staged});
+    let commits = root.join("_soundlake/commits");
+    std::fs::create_dir_all(&commits).unwrap();
+    for (version, body) in [
+        (
+            1,
+            record(
+                1,
+                serde_json::json!([first.clone()]),
+                &["part=a/part-T1-00000.parquet"],
+                "T1",
+            ),
+        ),
+        (
+            2,
+            record(
+                2,
+                serde_json::json!([first, second]),
+                &["part=b/part-T2-00000.parquet"],
+                "T2",
+            ),
+        ),
+    ] {
+        std::fs::write(
+            commits.join(format!("{version:020}.json")),
+            serde_json::to_vec_pretty(&body).unwrap(),
+        )
+        .unwrap();
+    }
+
+    let lake = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
+    let table = lake.table("bronze", "old");
+    let converted = table.snapshot().await.unwrap();
+    assert_eq!(converted.version, 1);
+    assert_eq!(ids(&table, &converted).await, ["a1", "a2", "b1"]);
+    assert_eq!(
+        converted.properties["watermark"],
+        serde_json::json!({"stamp": 2, "id": "x"}),
+        "the newest record's properties"
+    );
+    assert_eq!(
+        converted.files[0].stats["max_ingested_at"],
+        serde_json::json!(2)
+    );
+    assert_eq!(
+        crate::support::files_ending(&root.join("_soundlake"), ""),
+        0,
+        "the old records are gone"
+    );
+    assert!(root.join("_delta_log/00000000000000000001.json").exists());
+    let history = table.history(None).await.unwrap();
+    assert_eq!(history[0].mode.as_deref(), Some("convert"));
+    assert_eq!(history[0].run_id.as_deref(), Some("run2"));
+
+    // And it is an ordinary Delta table from then on.
+    let v2 = append(&table, "next", &[("a", &["a3"])]).await;
+    assert_eq!((v2.version, v2.rows()), (2, 4));
+}
+
 /// The tests that need the real servers or Python readers `tests/run.sh`
 /// installs.
 #[cfg(feature = "servers")]
