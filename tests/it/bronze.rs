@@ -504,6 +504,25 @@ mod with_servers {
             "partition folders match ingest dates: {duck}"
         );
         assert_eq!(duck["docs_matching_id"], 450, "{duck}");
+        // delta-rs reads the same history soundlake writes.
+        let history = python(&["history", folder]);
+        let ours: Vec<Value> = jobs[0]
+            .table(&def)
+            .history(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "version": c.version,
+                    "operation": c.operation,
+                    "run_id": c.run_id,
+                    "timestamp": c.at.timestamp_millis(),
+                })
+            })
+            .collect();
+        assert_eq!(history, json!(ours));
+        assert!(ours.len() >= 4, "{ours:?}");
         let arrow = python(&["delta-rs", folder, "ingest_date"]);
         assert_eq!(
             (arrow["rows"].clone(), arrow["distinct_versions"].clone()),

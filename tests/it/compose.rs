@@ -109,13 +109,14 @@ fn the_compose_stack_validates_and_its_services_agree() {
     assert_eq!(env["SOUNDLAKE__LAKE__S3__ENDPOINT"], "http://minio:9000");
     let mounts = services["trino"]["volumes"].to_string();
     assert!(
-        mounts.contains("/etc/trino/catalog/hive.properties"),
+        mounts.contains("/etc/trino/catalog/delta.properties"),
         "{mounts}"
     );
     let catalog =
-        std::fs::read_to_string(root().join("docker/trino/catalog/hive.properties")).unwrap();
+        std::fs::read_to_string(root().join("docker/trino/catalog/delta.properties")).unwrap();
     for line in [
-        "connector.name=hive",
+        "connector.name=delta_lake",
+        "delta.register-table-procedure.enabled=true",
         "fs.native-s3.enabled=true",
         "s3.endpoint=http://minio:9000",
         "s3.path-style-access=true",
@@ -124,7 +125,7 @@ fn the_compose_stack_validates_and_its_services_agree() {
     ] {
         assert!(
             catalog.lines().any(|l| l == line),
-            "hive.properties lacks {line}"
+            "delta.properties lacks {line}"
         );
     }
     assert_eq!(

@@ -594,6 +594,44 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
     }
 }
 
+#[tokio::test]
+async fn a_reader_keeps_its_version_while_newer_versions_are_committed() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let lake = Lake::with_store(store, "memory://", &LakeSettings::default()).unwrap();
+    let table = lake.table("gold", "t");
+    append(&table, "r1", &[("a", &["a1", "a2"])]).await;
+    let count = async |engine: &soundlake::sql::Engine| {
+        let (_, batches) = engine
+            .collect("test", "SELECT count(*) AS n FROM gold.t")
+            .await
+            .unwrap();
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let reader = soundlake::sql::Engine::open(&lake).await.unwrap();
+    assert_eq!(count(&reader).await, 2);
+    // Two versions replace every file, as a backfill's intervals would.
+    for (run, ids) in [("r2", &["b1"][..]), ("r3", &["c1", "c2", "c3"][..])] {
+        let mut txn = table.begin(run, t0()).await.unwrap();
+        for f in txn.base().files.clone() {
+            txn.remove(&f);
+        }
+        let mut w = txn
+            .create_file(&[("part", "x".into())], schema(), &[])
+            .unwrap();
+        w.write(&batch(ids)).await.unwrap();
+        txn.add(w.finish().await.unwrap());
+        txn.commit("replace", Map::new(), t0()).await.unwrap();
+    }
+    assert_eq!(count(&reader).await, 2, "the reader stays on version 1");
+    let fresh = soundlake::sql::Engine::open(&lake).await.unwrap();
+    assert_eq!(count(&fresh).await, 3, "a new reader sees version 3");
+}
+
 /// A Parquet file of `ids` at `path` under `root`, as the pre-Delta
 /// writer left it; returns its size.
 fn old_file(root: &std::path::Path, path: &str, ids: &[&str]) -> u64 {

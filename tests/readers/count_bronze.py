@@ -3,6 +3,7 @@ as JSON: DuckDB over the files of the table's current version (as delta-rs
 lists them), delta-rs itself over a local lake or S3.
 
 usage: count_bronze.py duckdb <table folder> <partition key>
+       count_bronze.py history <table folder>   (delta-rs's history of the table)
        count_bronze.py delta-rs <table folder> <partition key>
        count_bronze.py delta-rs-s3 <endpoint> <bucket/prefix/table> <partition key>
 (the S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
@@ -51,6 +52,16 @@ def main():
     engine = sys.argv[1]
     if engine == "duckdb":
         out = duckdb_counts(sys.argv[2], sys.argv[3])
+    elif engine == "history":
+        out = [
+            {
+                "version": c["version"],
+                "operation": c["operation"],
+                "run_id": c.get("soundlake", {}).get("runId"),
+                "timestamp": c["timestamp"],
+            }
+            for c in DeltaTable(sys.argv[2]).history()
+        ]
     elif engine == "delta-rs":
         out = delta_counts(DeltaTable(sys.argv[2]))
     elif engine == "delta-rs-s3":
