@@ -39,7 +39,7 @@ pub struct LakeSettings {
     /// A file is closed once it holds this many MiB; the next one starts.
     pub file_mib: usize,
     /// Attempts of a request that failed transiently (5xx, timeouts, resets)
-    /// against S3 or HDFS, with exponential backoff.
+    /// against S3, with exponential backoff (the HDFS client retries on its own).
     pub max_retries: usize,
     /// Give up retrying a request after this many seconds.
     pub retry_timeout_secs: u64,
