@@ -29,14 +29,18 @@ pub enum TaskKind {
     Bronze,
     Silver,
     Gold,
+    /// Delete the lake files no version within the retention needs: one
+    /// task over every table.
+    Vacuum,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 4] = [
+    pub const ALL: [TaskKind; 5] = [
         TaskKind::Crawl,
         TaskKind::Bronze,
         TaskKind::Silver,
         TaskKind::Gold,
+        TaskKind::Vacuum,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl TaskKind {
             TaskKind::Bronze => crate::bronze::LAYER,
             TaskKind::Silver => crate::silver::LAYER,
             TaskKind::Gold => crate::gold::LAYER,
+            TaskKind::Vacuum => "vacuum",
         }
     }
 
@@ -58,6 +63,7 @@ impl TaskKind {
         match self {
             TaskKind::Crawl => vec![("names_per_run", "integer")],
             TaskKind::Silver => vec![("full_refresh", "boolean")],
+            TaskKind::Vacuum => vec![("retain_hours", "integer")],
             TaskKind::Bronze | TaskKind::Gold => Vec::new(),
         }
     }
@@ -81,7 +87,7 @@ pub fn kinds(
     for kind in TaskKind::ALL {
         kinds.params.insert(kind.name().into(), kind.params());
         let tables = match kind {
-            TaskKind::Crawl => {
+            TaskKind::Crawl | TaskKind::Vacuum => {
                 kinds.single.insert(kind.name().into());
                 continue;
             }
@@ -149,6 +155,26 @@ impl TaskExecutor {
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl);
         crawler.run(&names, run_id).await
+    }
+
+    /// Vacuum every table of the lake, keeping what versions of the last
+    /// `hours` need.
+    pub async fn vacuum(&self, hours: u64) -> Result<Vec<crate::lake::maintenance::Vacuumed>> {
+        let retention = crate::lake::maintenance::retention(hours, "retain_hours")?;
+        let layers = [
+            crate::bronze::LAYER,
+            crate::silver::LAYER,
+            crate::gold::LAYER,
+        ];
+        crate::lake::maintenance::vacuum(
+            &self.lake,
+            &layers,
+            &[],
+            retention,
+            self.clock.now(),
+            false,
+        )
+        .await
     }
 
     fn bronze_job(&self) -> Bronze {
@@ -276,6 +302,17 @@ impl Executor for TaskExecutor {
                 let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
                 Ok(serde_json::to_value(job.run(model, run_id).await?).expect("reports serialize"))
             }
+            TaskKind::Vacuum => {
+                let hours = task
+                    .params
+                    .get("retain_hours")
+                    .and_then(toml::Value::as_integer)
+                    .map_or(self.settings.lake.vacuum_retention_hours, |h| {
+                        u64::try_from(h).unwrap_or(0)
+                    });
+                let vacuumed = self.vacuum(hours).await?;
+                Ok(serde_json::to_value(&vacuumed).expect("reports serialize"))
+            }
         }
     }
 }
@@ -311,7 +348,11 @@ mod tests {
         let known = crate::gold::known(&bronze, &silver);
         let gold = crate::gold::load(&dir.join("gold"), &known).unwrap();
         let kinds = kinds(&bronze, &silver, &gold, &known);
-        assert_eq!(kinds.single, ["crawl".to_string()].into());
+        assert_eq!(
+            kinds.single,
+            ["crawl".to_string(), "vacuum".to_string()].into()
+        );
+        assert_eq!(kinds.params["vacuum"], [("retain_hours", "integer")]);
         assert_eq!(kinds.params["crawl"], [("names_per_run", "integer")]);
         assert_eq!(kinds.params["silver"], [("full_refresh", "boolean")]);
         assert_eq!(kinds.layers["bronze"].len(), bronze.len());

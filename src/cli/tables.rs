@@ -6,7 +6,7 @@ use super::print_json;
 use crate::config::Settings;
 use crate::definitions::TableId;
 use crate::error::{Error, Result};
-use crate::lake::maintenance::{render_history, render_vacuum, vacuum as vacuum_tables};
+use crate::lake::maintenance::{render_history, render_vacuum, retention, vacuum as vacuum_tables};
 use crate::lake::{At, Lake};
 use crate::sql::LAYERS;
 
@@ -69,14 +69,7 @@ pub(super) async fn vacuum(args: VacuumArgs, settings: &Settings) -> Result<()> 
     let hours = args
         .retain_hours
         .unwrap_or(settings.lake.vacuum_retention_hours);
-    let retention = chrono::TimeDelta::try_hours(i64::try_from(hours).unwrap_or(i64::MAX))
-        .ok_or_else(|| {
-            Error::config(
-                "--retain-hours",
-                format!("{hours} hours is too long"),
-                "give a retention of at most a few years",
-            )
-        })?;
+    let retention = retention(hours, "--retain-hours")?;
     let lake = open_lake(settings).await?;
     let now = crate::clock::system().now();
     let vacuumed = vacuum_tables(&lake, &LAYERS, &tables, retention, now, args.dry_run).await?;

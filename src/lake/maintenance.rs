@@ -18,6 +18,20 @@ pub struct Vacuumed {
     pub files: Vec<String>,
 }
 
+/// A retention of `hours`; `place` names the setting in the message.
+pub fn retention(hours: u64, place: &str) -> Result<TimeDelta> {
+    i64::try_from(hours)
+        .ok()
+        .and_then(TimeDelta::try_hours)
+        .ok_or_else(|| {
+            crate::error::Error::config(
+                place,
+                format!("{hours} hours is too long"),
+                "give a retention of at most a few years",
+            )
+        })
+}
+
 /// Vacuum every table of `layers` (or only `tables`, as `(layer, name)`):
 /// delete the files that versions committed within `retention` before
 /// `now` do not need.

@@ -48,9 +48,9 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError};
 use futures::stream::BoxStream;
-use object_store::ObjectStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value, json};
 
 use super::ordered::Ordered;
@@ -466,18 +466,37 @@ impl Table {
         let Some(table) = self.load().await? else {
             return Ok(Vec::new());
         };
-        let (_, metrics) = table
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .with_mode(VacuumMode::Full)
-            .with_clock(Arc::new(FixedClock(now.timestamp_millis())))
-            .with_dry_run(dry_run)
+        let plan = |table: DeltaTable, dry_run: bool| {
+            table
+                .vacuum()
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_mode(VacuumMode::Full)
+                .with_clock(Arc::new(FixedClock(now.timestamp_millis())))
+                .with_dry_run(dry_run)
+        };
+        let (table, planned) = plan(table, true)
             .await
             .map_err(|e| self.delta_error("vacuum", e))?;
-        let mut deleted = metrics.files_deleted;
-        deleted.sort();
-        Ok(deleted)
+        // Delta plans files removed long ago again on every vacuum (their
+        // tombstones outlive them), some under a path of its own making:
+        // what is reported is the files that are there.
+        let root = format!("{}/", self.root);
+        let mut found = Vec::new();
+        for path in planned.files_deleted {
+            let relative = path.rsplit_once(&root).map_or(path.as_str(), |(_, r)| r);
+            let full = rel(self.root.clone(), relative);
+            if self.lake.store().head(&full).await.is_ok() {
+                found.push(relative.to_string());
+            }
+        }
+        found.sort();
+        if !dry_run && !found.is_empty() {
+            plan(table, false)
+                .await
+                .map_err(|e| self.delta_error("vacuum", e))?;
+        }
+        Ok(found)
     }
 
     /// The soundlake transaction id a commit records, if any.

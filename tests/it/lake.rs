@@ -568,9 +568,31 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
         out.contains("gold.t") && out.contains("would delete 1 files"),
         "{out}"
     );
-    let (code, out, _) = run(&["vacuum", "gold.t", "--retain-hours", "0"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("deleted 1 files"), "{out}");
+    // The daemon vacuums through a pipeline's vacuum task.
+    let defs = crate::support::copy_of_shipped(&["bronze", "silver", "gold", "pipelines"]);
+    std::fs::write(
+        defs.path().join("pipelines/maintenance.toml"),
+        "schedule = \"30 4 * * *\"\n[tasks.vacuum]\nparams = { retain_hours = 0 }\n",
+    )
+    .unwrap();
+    let out = crate::support::soundlake(defs.path())
+        .env(
+            "SOUNDLAKE__LAKE__URL",
+            format!("file://{}", dir.path().display()),
+        )
+        .current_dir(dir.path())
+        .args(["run", "maintenance", "--json"])
+        .output()
+        .unwrap();
+    let (code, out, err) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("part=a/part-"), "the superseded file: {out}");
+    let (_, again, _) = run(&["vacuum", "gold.t", "--retain-hours", "0", "--json"]);
+    assert!(again.contains("\"files\": []"), "{out}\n{again}");
     assert_eq!(count("2"), "n\n1\n");
 
     for (args, needle) in [

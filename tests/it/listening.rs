@@ -356,7 +356,9 @@ async fn the_daemon_runs_the_listening_events_pipeline() {
     ]);
     // The shipped definitions, firing every second.
     let defs = copy_of_definitions();
-    std::fs::remove_file(defs.path().join("pipelines/spotify_catalog.toml")).unwrap();
+    for other in ["spotify_catalog", "lake_maintenance"] {
+        std::fs::remove_file(defs.path().join(format!("pipelines/{other}.toml"))).unwrap();
+    }
     let pipeline = defs.path().join("pipelines/listening_events.toml");
     let text = std::fs::read_to_string(&pipeline)
         .unwrap()

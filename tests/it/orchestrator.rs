@@ -24,18 +24,20 @@ fn the_shipped_definitions_validate_list_and_draw() {
     let (code, out, err) = output(soundlake(shipped()).arg("validate"));
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("7 bronze tables, 7 silver tables, 22 gold models, 2 pipelines (37 tasks)"),
+        out.contains("7 bronze tables, 7 silver tables, 22 gold models, 3 pipelines (38 tasks)"),
         "{out}"
     );
 
     let (code, out, err) = output(soundlake(shipped()).args(["list", "--json"]));
     assert_eq!(code, Some(0), "{err}");
     let rows: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows[0]["pipeline"], "listening_events");
-    assert_eq!(rows[0]["schedule"], "15 * * * *");
-    assert_eq!(rows[1]["pipeline"], "spotify_catalog");
-    assert_eq!(rows[1]["schedule"], "0 3 * * *");
-    let next = rows[1]["next_fire"].as_str().unwrap();
+    assert_eq!(rows[0]["pipeline"], "lake_maintenance");
+    assert_eq!(rows[0]["schedule"], "30 4 * * *");
+    assert_eq!(rows[1]["pipeline"], "listening_events");
+    assert_eq!(rows[1]["schedule"], "15 * * * *");
+    assert_eq!(rows[2]["pipeline"], "spotify_catalog");
+    assert_eq!(rows[2]["schedule"], "0 3 * * *");
+    let next = rows[2]["next_fire"].as_str().unwrap();
     assert!(next.ends_with("T03:00:00Z"), "{next}");
 
     let (code, out, _) = output(soundlake(shipped()).args(["dag", "spotify_catalog"]));
@@ -641,7 +643,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
 /// Definitions with one daily pipeline over bronze.tracks and silver.tracks.
 fn tracks_pipeline() -> tempfile::TempDir {
     let dir = copy_of_shipped();
-    for shipped in ["spotify_catalog", "listening_events"] {
+    for shipped in ["spotify_catalog", "listening_events", "lake_maintenance"] {
         std::fs::remove_file(dir.path().join(format!("pipelines/{shipped}.toml"))).unwrap();
     }
     std::fs::write(
