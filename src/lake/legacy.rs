@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::Table;
 use super::table::{DataFile, Snapshot, rel};
+use super::transaction::Transaction;
 use crate::error::{Error, Result};
 
 const META: &str = "_soundlake";
@@ -82,8 +83,13 @@ impl Table {
         if let Some(first) = files.first() {
             let schema = self.open_file(first).await?.schema().clone();
             let partition_by: Vec<&str> = first.partition.keys().map(String::as_str).collect();
-            let mut txn =
-                self.transaction(None, Snapshot::empty(), &record.run_id, record.committed_at);
+            let mut txn = Transaction::new(
+                self.clone(),
+                None,
+                Snapshot::empty(),
+                &record.run_id,
+                record.committed_at,
+            );
             txn.declare(schema, Some(&partition_by));
             for file in files {
                 txn.add(file);

@@ -9,6 +9,7 @@ pub mod maintenance;
 mod ordered;
 mod parquet_io;
 mod table;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
-pub use table::{At, Commit, DataFile, Located, Snapshot, Table, TableDocs, Transaction};
+pub use table::{At, Commit, DataFile, Located, Snapshot, Table};
+pub use transaction::{TableDocs, Transaction};
 
 /// `[lake]`: where the tables are and how their files are written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
