@@ -124,13 +124,14 @@ impl KafkaLake {
         self.lake.query(sql)[0]["n"].as_i64().unwrap()
     }
 
+    /// The data commits of a bronze table (version 0 creates it).
     fn bronze_commits(&self, table: &str) -> usize {
         let dir = self
             .lake
             .dir
             .path()
-            .join(format!("lake/bronze/{table}/_soundlake/commits"));
-        files_ending(&dir, ".json")
+            .join(format!("lake/bronze/{table}/_delta_log"));
+        files_ending(&dir, ".json").saturating_sub(1)
     }
 
     /// The group's committed offsets, by partition (absent: none).
@@ -272,23 +273,20 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
             .env("FAILPOINTS", failpoints);
         c
     };
-    let commits = k
-        .lake
-        .dir
-        .path()
-        .join("lake/bronze/events/_soundlake/commits");
+    let commits = k.lake.dir.path().join("lake/bronze/events/_delta_log");
     let quarantine = k
         .lake
         .dir
         .path()
-        .join("lake/bronze/events_quarantine/_soundlake/commits");
+        .join("lake/bronze/events_quarantine/_delta_log");
 
-    // 1. Between the bronze publish and the offset commit.
+    // 1. Between the bronze publish and the offset commit (the first data
+    // commit is the log's second file: version 0 creates the table).
     assert!(kill_when(
         &mut bronze("kafka-after-publish=pause"),
         &commits,
         ".json",
-        1
+        2
     ));
     assert!(
         k.committed().is_empty(),
@@ -308,7 +306,7 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
         &mut bronze("kafka-before-publish=1*off->pause"),
         &commits,
         ".json",
-        2
+        3
     ));
     // 4. To the end.
     let out = bronze("").output().unwrap();
