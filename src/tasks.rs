@@ -161,14 +161,9 @@ impl TaskExecutor {
     /// `hours` need.
     pub async fn vacuum(&self, hours: u64) -> Result<Vec<crate::lake::maintenance::Vacuumed>> {
         let retention = crate::lake::maintenance::retention(hours, "retain_hours")?;
-        let layers = [
-            crate::bronze::LAYER,
-            crate::silver::LAYER,
-            crate::gold::LAYER,
-        ];
         crate::lake::maintenance::vacuum(
             &self.lake,
-            &layers,
+            &crate::sql::LAYERS,
             &[],
             retention,
             self.clock.now(),

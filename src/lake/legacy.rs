@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Table;
-use super::table::{DataFile, Snapshot, rel};
+use super::table::{DataFile, REBUILD, Snapshot, rel};
 use super::transaction::Transaction;
 use crate::error::{Error, Result};
 
@@ -50,14 +50,9 @@ impl Table {
     pub async fn convert_legacy(&self) -> Result<bool> {
         let meta = self.root().clone().join(META);
         let commits = meta.clone().join("commits");
-        let listed: Vec<_> = self
-            .lake()
-            .store()
-            .list(Some(&commits))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake().error(&format!("list {commits}"), e))?;
-        let newest = listed
+        let newest = self
+            .objects_under(&commits)
+            .await?
             .iter()
             .filter_map(|m| {
                 let version: u64 = m.location.filename()?.strip_suffix(".json")?.parse().ok()?;
@@ -100,14 +95,7 @@ impl Table {
         // The old format's folder goes last. A conversion cut short before
         // its Delta commit is done again from the start; one cut short
         // after it leaves this folder, which every reader skips.
-        let leftovers: Vec<_> = self
-            .lake()
-            .store()
-            .list(Some(&meta))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake().error(&format!("list {meta}"), e))?;
-        for object in leftovers {
+        for object in self.objects_under(&meta).await? {
             match self.lake().store().delete(&object.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
@@ -116,6 +104,15 @@ impl Table {
             }
         }
         Ok(true)
+    }
+
+    async fn objects_under(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        self.lake()
+            .store()
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.lake().error(&format!("list {prefix}"), e))
     }
 
     async fn read_record(&self, path: &Path) -> Result<Record> {
@@ -131,9 +128,7 @@ impl Table {
         let record: Record = serde_json::from_slice(&bytes).map_err(|e| Error::Lake {
             url: lake.describe().into(),
             problem: format!("commit record {path} of the pre-Delta format is not valid: {e}"),
-            fix: "restore the record, or delete the table folder and rebuild it (bronze from \
-                  the landing store, silver and gold with --full-refresh)"
-                .into(),
+            fix: format!("the record was edited or damaged; {REBUILD}"),
         })?;
         if record.format != 1 {
             return Err(Error::Lake {

@@ -67,6 +67,9 @@ pub(super) const COMMIT_RECORD: &str = "soundlake";
 /// fails instead of retrying), and a commit whose answer was lost is
 /// recognised as the writer's own instead of being committed twice.
 const APP_ID: &str = "soundlake";
+/// How to recover a table whose log or records are damaged.
+pub(super) const REBUILD: &str = "restore it, or delete the table folder and rebuild it (bronze \
+     from the landing store, silver and gold with --full-refresh)";
 /// Attempts at the next free version when other commits (a vacuum, an
 /// engine's maintenance) that do not conflict came first.
 const COMMIT_RETRIES: usize = 10;
@@ -198,8 +201,13 @@ impl Table {
 
     /// The newest committed version (version 0, empty, if none).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        match self.load().await? {
-            Some(table) => self.snapshot_of(&table),
+        self.snapshot_of_loaded(self.load().await?.as_ref())
+    }
+
+    /// The snapshot of a loaded table, empty for none.
+    fn snapshot_of_loaded(&self, table: Option<&DeltaTable>) -> Result<Snapshot> {
+        match table {
+            Some(table) => self.snapshot_of(table),
             None => Ok(Snapshot::empty()),
         }
     }
@@ -274,10 +282,10 @@ impl Table {
             other => Error::Lake {
                 url: self.lake.describe().into(),
                 problem: format!("could not {action} of {}: {other}", self.root),
-                fix: "check that the storage server is reachable; if the log was edited or \
-                      damaged, restore it, or delete the table folder and rebuild it (bronze \
-                      from the landing store, silver and gold with --full-refresh)"
-                    .into(),
+                fix: format!(
+                    "check that the storage server is reachable; if the log was edited or \
+                     damaged, {REBUILD}"
+                ),
             },
         }
     }
@@ -286,10 +294,7 @@ impl Table {
         Error::Lake {
             url: self.lake.describe().into(),
             problem: format!("the Delta log of {} is not valid: {problem}", self.root),
-            fix: "the log was edited or damaged; restore it, or delete the table folder \
-                  and rebuild it (bronze from the landing store, silver and gold with \
-                  --full-refresh)"
-                .into(),
+            fix: format!("the log was edited or damaged; {REBUILD}"),
         }
     }
 
@@ -312,10 +317,7 @@ impl Table {
     /// anyway fails at commit.
     pub async fn begin(&self, run_id: &str, now: DateTime<Utc>) -> Result<Transaction> {
         let delta = self.load().await?;
-        let base = match &delta {
-            Some(table) => self.snapshot_of(table)?,
-            None => Snapshot::empty(),
-        };
+        let base = self.snapshot_of_loaded(delta.as_ref())?;
         Ok(Transaction::new(self.clone(), delta, base, run_id, now))
     }
 
@@ -373,18 +375,14 @@ impl Table {
         let version = match at {
             At::Version(version) => *version,
             At::Time(time) => {
-                let newest = self.load().await?.and_then(|t| t.version());
-                let mut found = None;
-                for commit in self.history(None).await? {
-                    if commit.at <= *time {
-                        found = Some(commit.version);
-                        break;
-                    }
-                }
-                match (found, newest) {
-                    (Some(version), _) => version,
-                    (None, None) => return Ok(Snapshot::empty()),
-                    (None, Some(_)) => {
+                // Newest first, down to the first commit made by then.
+                let commits = self
+                    .commits_while(|read| read.last().is_none_or(|c| c.at > *time))
+                    .await?;
+                match commits.last() {
+                    None => return Ok(Snapshot::empty()),
+                    Some(commit) if commit.at <= *time => commit.version,
+                    Some(_) => {
                         return Err(Error::Lake {
                             url: self.lake.describe().into(),
                             problem: format!("{} has no version committed by {time}", self.root),
@@ -410,12 +408,19 @@ impl Table {
 
     /// The table's commits, newest first (at most `limit`).
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<Commit>> {
+        self.commits_while(|read| limit.is_none_or(|l| read.len() < l))
+            .await
+    }
+
+    /// The table's commits from the newest down, read one by one while
+    /// `more` (given those read so far) says to go on.
+    async fn commits_while(&self, mut more: impl FnMut(&[Commit]) -> bool) -> Result<Vec<Commit>> {
         let Some(newest) = self.load().await?.and_then(|t| t.version()) else {
             return Ok(Vec::new());
         };
         let mut commits = Vec::new();
         for version in (0..=newest).rev() {
-            if limit.is_some_and(|l| commits.len() >= l) {
+            if !more(&commits) {
                 break;
             }
             // Commits older than the log retention are gone; the

@@ -50,6 +50,21 @@ async fn append(table: &Table, run: &str, files: &[(&str, &[&str])]) -> Snapshot
     txn.commit("append", Map::new(), t0()).await.unwrap()
 }
 
+/// Commit one file of `ids` in partition `part` that replaces every file
+/// of the newest version.
+async fn replace_all(table: &Table, run: &str, part: &str, ids: &[&str]) -> Snapshot {
+    let mut txn = table.begin(run, t0()).await.unwrap();
+    for f in txn.base().files.clone() {
+        txn.remove(&f);
+    }
+    let mut w = txn
+        .create_file(&[("part", part.to_string())], schema(), &[])
+        .unwrap();
+    w.write(&batch(ids)).await.unwrap();
+    txn.add(w.finish().await.unwrap());
+    txn.commit("replace", Map::new(), t0()).await.unwrap()
+}
+
 /// Every id of a committed version, sorted, read through the table.
 async fn ids(table: &Table, snapshot: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
@@ -503,17 +518,7 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
     .unwrap();
     let table = lake.table("gold", "t");
     append(&table, "first-run", &[("a", &["a1", "a2"])]).await;
-    let v1 = table.snapshot().await.unwrap();
-    let mut txn = table.begin("second-run", t0()).await.unwrap();
-    for f in &v1.files {
-        txn.remove(f);
-    }
-    let mut w = txn
-        .create_file(&[("part", "b".into())], schema(), &[])
-        .unwrap();
-    w.write(&batch(&["b1"])).await.unwrap();
-    txn.add(w.finish().await.unwrap());
-    txn.commit("replace", Map::new(), t0()).await.unwrap();
+    replace_all(&table, "second-run", "b", &["b1"]).await;
 
     let run = |args: &[&str]| {
         let out = crate::support::soundlake(dir.path())
@@ -637,18 +642,8 @@ async fn a_reader_keeps_its_version_while_newer_versions_are_committed() {
     let reader = soundlake::sql::Engine::open(&lake).await.unwrap();
     assert_eq!(count(&reader).await, 2);
     // Two versions replace every file, as a backfill's intervals would.
-    for (run, ids) in [("r2", &["b1"][..]), ("r3", &["c1", "c2", "c3"][..])] {
-        let mut txn = table.begin(run, t0()).await.unwrap();
-        for f in txn.base().files.clone() {
-            txn.remove(&f);
-        }
-        let mut w = txn
-            .create_file(&[("part", "x".into())], schema(), &[])
-            .unwrap();
-        w.write(&batch(ids)).await.unwrap();
-        txn.add(w.finish().await.unwrap());
-        txn.commit("replace", Map::new(), t0()).await.unwrap();
-    }
+    replace_all(&table, "r2", "x", &["b1"]).await;
+    replace_all(&table, "r3", "x", &["c1", "c2", "c3"]).await;
     assert_eq!(count(&reader).await, 2, "the reader stays on version 1");
     let fresh = soundlake::sql::Engine::open(&lake).await.unwrap();
     assert_eq!(count(&fresh).await, 3, "a new reader sees version 3");
