@@ -103,7 +103,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => tables::query(args, &settings).await,
         Command::History(args) => tables::history(args, &settings).await,
         Command::Vacuum(args) => tables::vacuum(args, &settings).await,
-        Command::Ddl(args) => ddl(args, &settings),
+        Command::Ddl(args) => tables::ddl(args, &settings),
+        Command::Register(args) => tables::register(args, &settings).await,
         Command::Demo => demo(&settings).await,
         Command::Init(args) => init(args),
         Command::Generate(GenerateCommand::Catalog(args)) => generate_catalog(args),
@@ -201,15 +202,6 @@ async fn silver(args: SilverArgs, settings: &crate::config::Settings) -> Result<
         run_one,
     )
     .await
-}
-
-fn ddl(args: DdlArgs, settings: &crate::config::Settings) -> Result<()> {
-    let defs = Project::load(settings)?;
-    out!(
-        "{}",
-        crate::gold::ddl::render(args.engine, &defs.gold, &settings.lake)?
-    );
-    Ok(())
 }
 
 async fn demo(settings: &crate::config::Settings) -> Result<()> {

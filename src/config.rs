@@ -17,6 +17,7 @@ use crate::lake::LakeSettings;
 use crate::landing::LandingSettings;
 use crate::orchestrator::DaemonSettings;
 use crate::spotify::SpotifySettings;
+use crate::trino::TrinoSettings;
 
 /// The file read when no `--config` is given; optional.
 pub const DEFAULT_FILE: &str = "soundlake.toml";
@@ -34,6 +35,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub ingest: IngestSettings,
     pub kafka: KafkaSettings,
+    pub trino: TrinoSettings,
 }
 
 impl Settings {
@@ -111,6 +113,7 @@ impl Settings {
         settings.daemon.validate()?;
         settings.ingest.validate()?;
         settings.kafka.validate()?;
+        settings.trino.validate()?;
         Ok(settings)
     }
 }

@@ -175,3 +175,17 @@ impl Error {
         }
     }
 }
+
+/// An error's message followed by each of its causes, `: `-separated. A
+/// transport error's own message ("error sending request") rarely says
+/// what a reader can act on; its causes (a refused connection) do.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

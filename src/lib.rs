@@ -3,7 +3,7 @@
 //! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
 //! [`text`] are shared ground, [`definitions`] the reading of table
 //! definition folders; [`spotify`] is the API client and [`sim`] its
-//! simulator; [`kafka`] the Kafka client; [`landing`] is the landing and
+//! simulator; [`kafka`] the Kafka client and [`trino`] the Trino client; [`landing`] is the landing and
 //! state store; [`cli`] is the
 //! command line on top.
 
@@ -32,5 +32,6 @@ pub mod sim;
 pub mod spotify;
 pub mod sql;
 pub mod tasks;
+pub mod trino;
 
 pub use error::{Error, Result};

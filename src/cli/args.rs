@@ -82,6 +82,10 @@ pub enum Command {
     /// Print the statements that expose every gold table to another engine
     /// over the configured lake URL.
     Ddl(DdlArgs),
+    /// Register every published gold table with the Delta Lake catalog of a
+    /// Trino cluster ([trino] settings), over Trino's HTTP protocol. Safe to
+    /// rerun: registered tables are left alone.
+    Register(RegisterArgs),
     /// The whole catalog pipeline offline: start the simulator in-process,
     /// crawl [crawl] artists_file through it, run bronze, silver and gold
     /// with their data tests on the configured (by default embedded)
@@ -150,6 +154,25 @@ pub struct DdlArgs {
     /// The engine to print statements for.
     #[arg(long, value_enum)]
     pub engine: crate::gold::ddl::Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegisterEngine {
+    /// Spark, DuckDB and Dremio read the statements `soundlake ddl` prints.
+    Trino,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The engine to register the tables with.
+    #[arg(long, value_enum, default_value_t = RegisterEngine::Trino)]
+    pub engine: RegisterEngine,
+    /// The coordinator, like http://trino:8080 (default: [trino] url).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,15 @@
 //! The commands that read lake tables: query (at a version or time),
-//! history and vacuum.
+//! history and vacuum; and those that show gold tables to other engines:
+//! ddl and register.
 
-use super::args::{HistoryArgs, QueryArgs, VacuumArgs};
+use super::args::{DdlArgs, HistoryArgs, QueryArgs, RegisterArgs, VacuumArgs};
 use super::print_json;
 use crate::config::Settings;
 use crate::definitions::TableId;
 use crate::error::{Error, Result};
 use crate::lake::maintenance::{render_history, render_vacuum, retention, vacuum as vacuum_tables};
 use crate::lake::{At, Lake};
+use crate::project::Project;
 use crate::sql::LAYERS;
 
 async fn open_lake(settings: &Settings) -> Result<Lake> {
@@ -77,6 +79,45 @@ pub(super) async fn vacuum(args: VacuumArgs, settings: &Settings) -> Result<()> 
         print_json(&vacuumed);
     } else {
         out!("{}", render_vacuum(&vacuumed, args.dry_run));
+    }
+    Ok(())
+}
+
+pub(super) fn ddl(args: DdlArgs, settings: &Settings) -> Result<()> {
+    let defs = Project::load(settings)?;
+    out!(
+        "{}",
+        crate::gold::ddl::render(args.engine, &defs.gold, &settings.lake, &settings.trino)?
+    );
+    Ok(())
+}
+
+pub(super) async fn register(args: RegisterArgs, settings: &Settings) -> Result<()> {
+    let super::args::RegisterEngine::Trino = args.engine;
+    let defs = Project::load(settings)?;
+    let mut trino_settings = settings.trino.clone();
+    if let Some(url) = args.url {
+        trino_settings.url = url;
+    }
+    if trino_settings.url.trim().is_empty() {
+        return Err(Error::config(
+            "[trino] url",
+            "no Trino coordinator is configured",
+            "give --url http://host:port, or set [trino] url",
+        ));
+    }
+    let trino = crate::trino::Trino::new(&trino_settings)?;
+    let lake = open_lake(settings).await?;
+    let done =
+        crate::gold::register::register(&trino, &trino_settings, &defs.gold, &lake, &settings.lake)
+            .await?;
+    if args.json {
+        print_json(&done);
+    } else {
+        out!(
+            "{}",
+            crate::gold::register::render(&done, &trino.describe())
+        );
     }
     Ok(())
 }

@@ -103,7 +103,7 @@ pub fn declared(model: &GoldModel, now: DateTime<Utc>) -> Vec<DataTest> {
             let values: Vec<String> = c
                 .accepted_values
                 .iter()
-                .map(|v| format!("'{}'", v.replace('\'', "''")))
+                .map(|v| crate::sql::quote_literal(v))
                 .collect();
             tests.push(DataTest::rows(
                 format!("{col} in ({})", values.join(", ")),

@@ -11,6 +11,8 @@ use std::path::Path;
 use super::{GoldModel, LAYER};
 use crate::error::{Error, Result};
 use crate::lake::LakeSettings;
+use crate::sql::{quote_identifier, quote_literal};
+use crate::trino::TrinoSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -22,7 +24,7 @@ pub enum Target {
 
 /// Where the lake is, as other engines name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Location {
+pub(super) enum Location {
     /// An absolute local folder.
     Folder(String),
     S3 {
@@ -33,7 +35,7 @@ enum Location {
 }
 
 impl Location {
-    fn of(lake: &LakeSettings) -> Result<Location> {
+    pub(super) fn of(lake: &LakeSettings) -> Result<Location> {
         let url = lake.url.trim();
         if let Some(dir) = url.strip_prefix("file://") {
             let dir = if dir.is_empty() { "." } else { dir };
@@ -85,11 +87,15 @@ impl Location {
             Location::Hdfs(root) => format!("{root}/{LAYER}/{name}"),
         }
     }
-}
 
-/// A string literal in standard SQL (Trino, DuckDB, Dremio): `'` doubled.
-fn quote_text(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    /// The URL Trino reads a table folder at: its lake URL, a local folder
+    /// as `local://` (under a catalog with `local.location=/`).
+    pub(super) fn trino_table(&self, name: &str) -> String {
+        match self {
+            Location::Folder(_) => format!("local://{}", self.table(name, "s3")),
+            _ => self.table(name, "s3"),
+        }
+    }
 }
 
 /// A string literal in Spark SQL, which escapes with backslashes.
@@ -98,11 +104,16 @@ fn quote_spark(text: &str) -> String {
 }
 
 /// Every statement for `target`, with comments on how to run them.
-pub fn render(target: Target, models: &[GoldModel], lake: &LakeSettings) -> Result<String> {
+pub fn render(
+    target: Target,
+    models: &[GoldModel],
+    lake: &LakeSettings,
+    trino_settings: &TrinoSettings,
+) -> Result<String> {
     let location = Location::of(lake)?;
     let mut out = String::new();
     match target {
-        Target::Trino => trino(&mut out, models, &location, lake),
+        Target::Trino => trino(&mut out, models, &location, lake, trino_settings),
         Target::Spark => spark(&mut out, models, &location),
         Target::Duckdb => duckdb(&mut out, models, &location, lake),
         Target::Dremio => dremio(&mut out, models, &location, lake),
@@ -110,7 +121,13 @@ pub fn render(target: Target, models: &[GoldModel], lake: &LakeSettings) -> Resu
     Ok(out)
 }
 
-fn trino(out: &mut String, models: &[GoldModel], location: &Location, lake: &LakeSettings) {
+fn trino(
+    out: &mut String,
+    models: &[GoldModel],
+    location: &Location,
+    lake: &LakeSettings,
+    settings: &TrinoSettings,
+) {
     let file_system = match location {
         Location::S3 { .. } => {
             format!(
@@ -126,40 +143,71 @@ fn trino(out: &mut String, models: &[GoldModel], location: &Location, lake: &Lak
                 }
             )
         }
-        Location::Folder(_) => "fs.native-local.enabled=true\n--   local.location=local:///\n--   \
+        Location::Folder(_) => "fs.native-local.enabled=true\n--   local.location=/\n--   \
              (the folder must be at the same path on every worker)"
             .to_string(),
         Location::Hdfs(_) => "fs.hadoop.enabled=true".to_string(),
     };
-    let table_url = |name: &str| match location {
-        Location::Folder(_) => format!("local://{}", location.table(name, "s3")),
-        _ => location.table(name, "s3"),
-    };
+    let (catalog, schema) = (
+        quote_identifier(&settings.catalog),
+        quote_identifier(&settings.schema),
+    );
     let _ = writeln!(
         out,
-        "-- Trino: a Delta Lake catalog named `delta`, etc/catalog/delta.properties:\n\
+        "-- Trino: a Delta Lake catalog named {catalog} ([trino] catalog), etc/catalog/{}.properties:\n\
          --   connector.name=delta_lake\n\
          --   hive.metastore=file\n\
          --   hive.metastore.catalog.dir=<a folder or bucket for Trino's own catalog>\n\
          --   delta.register-table-procedure.enabled=true\n\
          --   {file_system}\n\
          -- Each gold table is a Delta table: register it once; every later version is\n\
-         -- read from its log with no further statement.\n\
-         CREATE SCHEMA IF NOT EXISTS delta.{LAYER};\n"
+         -- read from its log with no further statement. `soundlake register` runs these.\n\
+         CREATE SCHEMA IF NOT EXISTS {catalog}.{schema};\n",
+        settings.catalog
     );
     for m in models {
         let _ = writeln!(
             out,
-            "-- {}: {} Grain: {}.\n\
-             CALL delta.system.register_table(schema_name => '{LAYER}', table_name => {}, \
-             table_location => {});\n",
+            "-- {}: {} Grain: {}.\n{};\n",
             m.name,
             m.comment.trim(),
             m.grain.trim(),
-            quote_text(&m.name),
-            quote_text(&table_url(&m.name))
+            register_table(settings, &m.name, &location.trino_table(&m.name))
         );
+        if m.quarantines() {
+            let quarantine = super::quarantine_table(&m.name);
+            let _ = writeln!(
+                out,
+                "-- {quarantine}: the rows of {} that broke a data test, with the test.\n{};\n",
+                m.name,
+                register_table(settings, &quarantine, &location.trino_table(&quarantine))
+            );
+        }
     }
+}
+
+/// The tables registered with Trino: every model's, and the quarantine
+/// table of each model that has one.
+pub(super) fn trino_tables(models: &[GoldModel]) -> Vec<String> {
+    models
+        .iter()
+        .flat_map(|m| {
+            std::iter::once(m.name.clone())
+                .chain(m.quarantines().then(|| super::quarantine_table(&m.name)))
+        })
+        .collect()
+}
+
+/// Trino's statement registering the Delta table at `location` as
+/// `name` in the configured catalog and schema.
+pub(super) fn register_table(settings: &TrinoSettings, name: &str, location: &str) -> String {
+    format!(
+        "CALL {}.system.register_table(schema_name => {}, table_name => {}, table_location => {})",
+        quote_identifier(&settings.catalog),
+        quote_literal(&settings.schema),
+        quote_literal(name),
+        quote_literal(location)
+    )
 }
 
 fn spark(out: &mut String, models: &[GoldModel], location: &Location) {
@@ -211,7 +259,7 @@ fn duckdb(out: &mut String, models: &[GoldModel], location: &Location, lake: &La
             if endpoint.is_empty() {
                 String::new()
             } else {
-                format!(", ENDPOINT {}", quote_text(endpoint))
+                format!(", ENDPOINT {}", quote_literal(endpoint))
             },
             if lake.s3.path_style || lake.s3.endpoint.starts_with("http://") {
                 format!(
@@ -230,9 +278,9 @@ fn duckdb(out: &mut String, models: &[GoldModel], location: &Location, lake: &La
             "CREATE OR REPLACE VIEW {LAYER}.{} AS SELECT * FROM delta_scan({});\n\
              COMMENT ON VIEW {LAYER}.{} IS {};\n",
             m.name,
-            quote_text(&location.table(&m.name, "s3")),
+            quote_literal(&location.table(&m.name, "s3")),
             m.name,
-            quote_text(&format!("{} Grain: {}.", m.comment.trim(), m.grain.trim()))
+            quote_literal(&format!("{} Grain: {}.", m.comment.trim(), m.grain.trim()))
         );
     }
 }

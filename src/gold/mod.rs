@@ -8,6 +8,7 @@
 mod data_tests;
 pub mod ddl;
 mod definition;
+pub mod register;
 
 use std::collections::BTreeSet;
 
@@ -198,8 +199,8 @@ impl Gold {
             .zip(&broken)
             .map(|(t, b)| {
                 format!(
-                    "SELECT *, '{}' AS {FAILED_TEST} FROM {this} WHERE coalesce({b}, false)",
-                    t.name.replace('\'', "''")
+                    "SELECT *, {} AS {FAILED_TEST} FROM {this} WHERE coalesce({b}, false)",
+                    crate::sql::quote_literal(&t.name)
                 )
             })
             .collect::<Vec<_>>()

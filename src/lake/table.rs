@@ -101,6 +101,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Whether the table exists: it has a Delta log.
+    pub fn exists(&self) -> bool {
+        self.metadata.is_some()
+    }
+
     pub(super) fn empty() -> Snapshot {
         Snapshot {
             version: 0,

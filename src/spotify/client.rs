@@ -307,15 +307,7 @@ fn transport_problem(e: reqwest::Error) -> String {
     if e.is_timeout() {
         return "no answer within [spotify] request_timeout_ms".into();
     }
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::error::with_causes(&e.without_url())
 }
 
 async fn classify(

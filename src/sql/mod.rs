@@ -239,6 +239,17 @@ enum SchemaProblem {
     Ambiguous(String),
 }
 
+/// A string literal in standard SQL (DataFusion, Trino, DuckDB, Dremio):
+/// in quotes, each quote doubled.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// An identifier in standard SQL: in double quotes, each one doubled.
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 fn schema_problem(e: &DataFusionError) -> Option<SchemaProblem> {
     let DataFusionError::SchemaError(error, _) = e.find_root() else {
         return None;

@@ -443,7 +443,7 @@ fn ddl_names_every_gold_table_for_each_engine_without_credentials() {
     for m in &models {
         assert!(
             trino.contains(&format!(
-                "CALL delta.system.register_table(schema_name => 'gold', table_name => '{}', \
+                "CALL \"delta\".system.register_table(schema_name => 'gold', table_name => '{}', \
                  table_location => 's3://music/lakehouse/gold/{}');",
                 m.name, m.name
             )),

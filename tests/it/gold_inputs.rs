@@ -11,14 +11,14 @@ use std::process::Command;
 use serde_json::Value;
 
 /// `soundlake` in `dir` on the shipped definitions.
-fn soundlake(dir: &Path) -> Command {
+pub fn soundlake(dir: &Path) -> Command {
     let mut cmd = crate::support::soundlake(crate::support::shipped());
     cmd.current_dir(dir);
     cmd
 }
 
 /// Run `args` in `dir`; stdout, or a panic with everything it said.
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub fn ok(dir: &Path, args: &[&str]) -> String {
     crate::support::succeed(soundlake(dir).args(args))
 }
 
@@ -57,7 +57,7 @@ fn rows(json: &str) -> Vec<Vec<String>> {
 
 /// The recorded responses, each imported into the collection a user would
 /// put it in (a saved album-tracks page into `tracks` and `album_tracks`).
-const RECORDED: [(&str, &str); 22] = [
+pub const RECORDED: [(&str, &str); 22] = [
     ("artist_full.json", "artists"),
     ("artists_several.json", "artists"),
     ("search_artists_page.json", "artists"),

@@ -18,7 +18,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
         ],
     ),
     ("storage", &["landing", "lake"]),
-    ("sources", &["spotify", "sim", "kafka", "import"]),
+    ("sources", &["spotify", "sim", "kafka", "trino", "import"]),
     ("engine", &["sql"]),
     ("layers", &["crawl", "bronze", "silver", "gold", "events"]),
     ("orchestration", &["orchestrator"]),

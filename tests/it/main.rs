@@ -34,3 +34,5 @@ mod servers;
 mod silver;
 mod simulator;
 mod support;
+#[cfg(feature = "servers")]
+mod trino;

@@ -1,7 +1,7 @@
 //! The real servers and readers the server suite talks to, each started on
 //! a free loopback port and stopped when dropped. `bash tests/run.sh`
 //! installs them: the Python ones (SecantusDB, DuckDB, PyArrow, PySpark)
-//! into `.venv`, the others (Apache Kafka, HDFS, MinIO, FerretDB) into the
+//! into `.venv`, the others (Apache Kafka, HDFS, MinIO, FerretDB, Trino) into the
 //! servers cache by `tests/servers/install.sh`. A missing one fails the test
 //! that needs it, naming the command that installs it.
 
@@ -267,6 +267,71 @@ impl HdfsCluster {
     /// `hdfs://127.0.0.1:<port>`, the NameNode.
     pub fn url(&self) -> String {
         format!("hdfs://127.0.0.1:{}", self.0.port)
+    }
+}
+
+/// A real Trino, coordinator and worker in one, started by
+/// `tests/servers/trino-server.sh` from what `tests/servers/install.sh`
+/// puts in the servers cache, with one catalog, `delta`, of its Delta Lake
+/// connector over a lake.
+pub struct TrinoServer(Server);
+
+impl TrinoServer {
+    /// Over the local file system (`local:///` is `/`), its metastore in
+    /// the server's own folder.
+    pub fn local() -> TrinoServer {
+        Self::start(|data| {
+            format!(
+                "fs.native-local.enabled=true\nlocal.location=/\n\
+                 hive.metastore.catalog.dir=local://{}/metastore\n",
+                data.display()
+            )
+        })
+    }
+
+    /// Over `bucket` of `s3`, its metastore in that bucket too.
+    pub fn s3(s3: &S3Server, bucket: &str) -> TrinoServer {
+        let endpoint = s3.endpoint();
+        let bucket = bucket.to_string();
+        Self::start(move |_| {
+            format!(
+                "fs.native-s3.enabled=true\ns3.endpoint={endpoint}\ns3.region=us-east-1\n\
+                 s3.path-style-access=true\ns3.aws-access-key={S3_ACCESS_KEY}\n\
+                 s3.aws-secret-key={S3_SECRET_KEY}\n\
+                 hive.metastore.catalog.dir=s3://{bucket}/trino-metastore\n"
+            )
+        })
+    }
+
+    /// Trino with the `delta` catalog whose file system and metastore
+    /// lines `storage` gives for the server's folder.
+    fn start(storage: impl Fn(&Path) -> String) -> TrinoServer {
+        let server = Server::start(
+            Path::new("/bin/bash"),
+            |cmd, port, data| {
+                let catalogs = data.join("etc/catalog");
+                std::fs::create_dir_all(&catalogs).unwrap();
+                std::fs::write(
+                    catalogs.join("delta.properties"),
+                    format!(
+                        "connector.name=delta_lake\nhive.metastore=file\n\
+                         delta.register-table-procedure.enabled=true\n{}",
+                        storage(data)
+                    ),
+                )
+                .unwrap();
+                cmd.arg(script("trino-server.sh"))
+                    .arg(port.to_string())
+                    .arg(data);
+            },
+            "SERVER STARTED",
+        );
+        TrinoServer(server)
+    }
+
+    /// The coordinator's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.0.port)
     }
 }
 

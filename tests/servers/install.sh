@@ -39,3 +39,26 @@ if [ "$(cat "$servers/bin/minio.stamp" 2>/dev/null)" != "$minio_version" ]; then
   GOBIN="$servers/bin" go install "github.com/minio/minio@$minio_version"
   echo "$minio_version" > "$servers/bin/minio.stamp"
 fi
+
+# Trino: its core (lib/) and the Delta Lake plugin, taken from the server
+# tarball on Maven Central (checked against Maven's SHA-1); the other 54
+# plugins are deleted (the tarball hard-links jars they share, so the whole
+# plugin/ folder is unpacked first).
+trino="$(trino_dir)"
+if [ ! -f "$trino/installed" ]; then
+  name="trino-server-$trino_version"
+  url="https://repo1.maven.org/maven2/io/trino/trino-server/$trino_version/$name.tar.gz"
+  tarball="$servers/downloads/$name.tar.gz"
+  mkdir -p "$servers/downloads"
+  if [ ! -f "$tarball" ]; then
+    curl -fsSL --retry 3 -o "$tarball.part" "$url"
+    mv "$tarball.part" "$tarball"
+  fi
+  echo "$(curl -fsSL --retry 3 "$url.sha1")  $tarball" | sha1sum --check --quiet
+  rm -rf "$trino"
+  mkdir -p "$trino"
+  tar xzf "$tarball" -C "$trino" --strip-components=1 "$name/lib" "$name/plugin"
+  find "$trino/plugin" -mindepth 1 -maxdepth 1 ! -name delta-lake -exec rm -rf {} +
+  rm "$tarball"
+  touch "$trino/installed"
+fi

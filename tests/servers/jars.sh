@@ -19,3 +19,13 @@ installed_libs() {
   fi
   echo "$libs"
 }
+
+# Trino: the newest release whose server tarball Maven Central serves here,
+# and the Java it needs at least.
+trino_version=476
+trino_java=24
+
+# The folder Trino's lib/ and its Delta Lake plugin are installed in.
+trino_dir() {
+  echo "$servers/trino-$trino_version"
+}

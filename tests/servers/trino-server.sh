@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Start a real Trino (coordinator and worker in one) on 127.0.0.1:PORT with
+# its configuration and data in DIR; DIR/etc/catalog/ holds the catalogs the
+# caller wrote there. Trino and its Delta Lake plugin come from
+# tests/servers/install.sh. Recent Trino needs a newer Java than the
+# default one: the newest JDK under /usr/lib/jvm runs it, or the java named
+# by SOUNDLAKE_TRINO_JAVA. Runs in the foreground; its log ends the start-up
+# with "SERVER STARTED".
+set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 PORT DIR" >&2
+  exit 2
+fi
+port=$1 dir=$2
+source "$(dirname "$0")/jars.sh"
+trino="$(trino_dir)"
+if [ ! -f "$trino/installed" ]; then
+  echo "$trino is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
+  exit 1
+fi
+java="${SOUNDLAKE_TRINO_JAVA:-}"
+if [ -z "$java" ]; then
+  newest=0
+  for candidate in /usr/lib/jvm/*/bin/java; do
+    major="$("$candidate" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+    if [ "${major:-0}" -gt "$newest" ]; then
+      newest=$major java=$candidate
+    fi
+  done
+  if [ "$newest" -lt "$trino_java" ]; then
+    echo "Trino $trino_version needs Java $trino_java or newer; /usr/lib/jvm has Java $newest at most: install one, or name it in SOUNDLAKE_TRINO_JAVA" >&2
+    exit 1
+  fi
+fi
+mkdir -p "$dir/etc/catalog" "$dir/plugin"
+ln -sfn "$trino/plugin/delta-lake" "$dir/plugin/delta-lake"
+cat > "$dir/etc/config.properties" <<PROPERTIES
+coordinator=true
+node-scheduler.include-coordinator=true
+http-server.http.port=$port
+discovery.uri=http://127.0.0.1:$port
+node.environment=test
+node.id=soundlake-test
+node.internal-address=127.0.0.1
+plugin.dir=$dir/plugin
+catalog.config-dir=$dir/etc/catalog
+query.max-memory=512MB
+query.max-memory-per-node=512MB
+PROPERTIES
+cd "$dir"
+# The quick JIT: the test queries are small, and start-up dominates.
+exec "$java" -Xmx1536m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djdk.attach.allowAttachSelf=true \
+  -Dconfig="$dir/etc/config.properties" -cp "$trino/lib/*" io.trino.server.TrinoServer
