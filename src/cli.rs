@@ -33,6 +33,9 @@ pub mod exit {
     pub const TEMPFAIL: u8 = 75;
 }
 
+/// How long a command waits at exit for its notifications to be delivered.
+const NOTIFY_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -43,7 +46,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let done = runtime.block_on(async {
+        let done = run(cli).await;
+        // The last notices (a failed run) go out before the process ends.
+        crate::notify::flush(NOTIFY_FLUSH).await;
+        done
+    });
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -36,6 +36,8 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub kafka: KafkaSettings,
     pub trino: TrinoSettings,
+    /// `[[notify]]`: where notifications go, and which.
+    pub notify: Vec<crate::notify::NotifySettings>,
 }
 
 impl Settings {
@@ -114,6 +116,7 @@ impl Settings {
         settings.ingest.validate()?;
         settings.kafka.validate()?;
         settings.trino.validate()?;
+        crate::notify::validate(&settings.notify)?;
         Ok(settings)
     }
 }

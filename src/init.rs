@@ -52,9 +52,30 @@ fn config_template() -> String {
     for line in defaults.lines() {
         if line.starts_with('[') {
             out.push_str(&format!("\n{line}\n"));
-        } else if !line.is_empty() {
+        } else if !line.is_empty() && line != "notify = []" {
             out.push_str(&format!("# {line}\n"));
         }
+    }
+    out.push_str(&notify_example());
+    out
+}
+
+/// A commented `[[notify]]` entry with every key at its default: none is
+/// configured by default, and an empty list says nothing.
+fn notify_example() -> String {
+    let example = crate::notify::NotifySettings {
+        url: Default::default(),
+        command: vec!["/usr/local/bin/page-on-call".into()],
+        ..toml::from_str("command = [\"x\"]").expect("the defaults deserialize")
+    };
+    let mut out = String::from(
+        "\n# Notifications: any number of entries, each a webhook (url = \"https://…\",\n\
+         # Slack-compatible) or a command given the JSON notice on its standard input.\n\
+         # [[notify]]\n",
+    );
+    let keys = toml::to_string(&example).expect("settings serialize");
+    for line in keys.lines().filter(|l| !l.starts_with("url")) {
+        out.push_str(&format!("# {line}\n"));
     }
     out
 }
@@ -139,8 +160,19 @@ mod tests {
     fn the_template_names_every_setting_and_loads_as_the_defaults() {
         let template = config_template();
         let defaults = toml::to_string(&Settings::default()).unwrap();
+        // `[[notify]]` has no entry by default: a commented one stands for it.
         for line in defaults.lines().filter(|l| l.contains(" = ")) {
-            assert!(template.contains(&format!("# {line}\n")), "{line}");
+            let shown = template.contains(&format!("# {line}\n"));
+            assert!(shown || line == "notify = []", "{line}");
+        }
+        for key in [
+            "[[notify]]",
+            "command = ",
+            "events = ",
+            "timeout_secs = 10",
+            "retries = 3",
+        ] {
+            assert!(template.contains(&format!("# {key}")), "{key}");
         }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(CONFIG_FILE);

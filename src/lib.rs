@@ -23,6 +23,7 @@ pub mod init;
 pub mod kafka;
 pub mod lake;
 pub mod landing;
+pub mod notify;
 pub mod orchestrator;
 pub mod project;
 pub mod rng;

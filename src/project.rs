@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
+use crate::notify::Notifier;
 use crate::orchestrator::run_id;
 use crate::tasks::{TaskExecutor, TaskKind};
 
@@ -113,6 +114,7 @@ pub struct Deployment {
     pub store: SharedStore,
     pub lake: Lake,
     pub clock: SharedClock,
+    pub notifier: Notifier,
 }
 
 impl Deployment {
@@ -133,6 +135,7 @@ impl Deployment {
             store,
             lake,
             clock,
+            notifier: Notifier::new(&settings.notify)?,
         })
     }
 
@@ -149,6 +152,7 @@ impl Deployment {
             silver: project.silver.clone(),
             gold: project.gold.clone(),
             streamed: streamed.clone(),
+            notifier: self.notifier.clone(),
         })
     }
 

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::gold::{Gold, GoldModel};
 use crate::lake::Lake;
 use crate::landing::SharedStore;
+use crate::notify::{Event, Notice, Notifier};
 use crate::orchestrator::{Executor, Kinds, RunOptions, Task};
 use crate::silver::{Scope, Silver, SilverReport, SilverTable};
 
@@ -126,6 +127,7 @@ pub struct TaskExecutor {
     /// Bronze tables this process consumes continuously (the daemon's
     /// Kafka streams): their tasks report the table as the stream left it.
     pub streamed: BTreeSet<String>,
+    pub notifier: Notifier,
 }
 
 /// The definition of `table`, or an error saying the definitions changed
@@ -154,7 +156,25 @@ impl TaskExecutor {
         let client =
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl);
-        crawler.run(&names, run_id).await
+        let report = crawler.run(&names, run_id).await?;
+        if let Some(paused) = report.paused() {
+            self.notify(
+                Event::CrawlPaused,
+                format!("the crawl stopped: {paused}"),
+                run_id,
+                "crawl",
+            );
+        }
+        Ok(report)
+    }
+
+    /// Send a notice about task `task` of run `run_id`.
+    fn notify(&self, event: Event, text: String, run_id: &str, task: &str) {
+        let notice = Notice::new(event, text, self.clock.now()).task(task);
+        self.notifier.send(Notice {
+            run_id: Some(run_id.into()),
+            ..notice
+        });
     }
 
     /// Vacuum every table of the lake, keeping what versions of the last
@@ -197,9 +217,31 @@ impl TaskExecutor {
             |d| &d.name,
             &TableId::new(crate::bronze::LAYER, &def.source),
         )?;
-        Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone())
+        let report = Silver::new(self.store.clone(), self.lake.clone(), self.clock.clone())
             .run(def, source, scope, run_id)
-            .await
+            .await?;
+        let task = format!("{}.{}", crate::silver::LAYER, def.name);
+        let drift = &report.drift;
+        // A table's first version adds every column: that is no drift.
+        let had_columns = report.version.is_some_and(|v| v > 1);
+        if had_columns && (!drift.columns_added.is_empty() || !drift.columns_widened.is_empty()) {
+            let changes: Vec<String> = drift
+                .columns_added
+                .iter()
+                .map(|c| format!("added {c}"))
+                .chain(drift.columns_widened.iter().map(|c| format!("widened {c}")))
+                .collect();
+            let text = format!("{task}: the schema drifted: {}", changes.join("; "));
+            self.notify(Event::SchemaDrift, text, run_id, &task);
+        }
+        if drift.quarantined > 0 {
+            let text = format!(
+                "{task}: {} versions quarantined (see {task}_quarantine)",
+                drift.quarantined
+            );
+            self.notify(Event::Quarantined, text, run_id, &task);
+        }
+        Ok(report)
     }
 
     /// A pipeline's bronze task: what is new, or its backfill interval; a
@@ -295,7 +337,22 @@ impl Executor for TaskExecutor {
             TaskKind::Gold => {
                 let model = definition(&self.gold, |m| &m.name, table()?)?;
                 let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
-                Ok(serde_json::to_value(job.run(model, run_id).await?).expect("reports serialize"))
+                let report = job.run(model, run_id).await.inspect_err(|e| {
+                    if let Error::DataTests { .. } = e {
+                        let text = format!("{e}: the published version stays as it was");
+                        self.notify(Event::DataTestsFailed, text, run_id, &task.id);
+                    }
+                })?;
+                if report.quarantined > 0 {
+                    let text = format!(
+                        "{}: {} rows quarantined (see gold.{})",
+                        task.id,
+                        report.quarantined,
+                        crate::gold::quarantine_table(&model.name)
+                    );
+                    self.notify(Event::Quarantined, text, run_id, &task.id);
+                }
+                Ok(serde_json::to_value(report).expect("reports serialize"))
             }
             TaskKind::Vacuum => {
                 let hours = task
@@ -309,6 +366,10 @@ impl Executor for TaskExecutor {
                 Ok(serde_json::to_value(&vacuumed).expect("reports serialize"))
             }
         }
+    }
+
+    fn notifier(&self) -> Notifier {
+        self.notifier.clone()
     }
 }
 

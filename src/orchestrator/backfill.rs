@@ -25,6 +25,7 @@ use super::schedule::{Interval, bound};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::SharedStore;
+use crate::notify::{Event, Notice, Notifier};
 
 /// A pipeline's backfill over some intervals, as a DAG.
 #[derive(Debug, Clone)]
@@ -72,6 +73,22 @@ pub struct BackfillReport {
 impl BackfillReport {
     pub fn succeeded(&self) -> bool {
         self.status == RunStatus::Succeeded
+    }
+
+    /// One sentence: the pipeline, its status and how its intervals ended.
+    pub fn summary(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for interval in &self.intervals {
+            *counts.entry(interval.status.as_str()).or_default() += 1;
+        }
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        format!(
+            "backfill of {} {}: {} intervals ({})",
+            self.pipeline,
+            self.status.as_str(),
+            self.intervals.len(),
+            counts.join(", ")
+        )
     }
 }
 
@@ -312,7 +329,7 @@ impl Backfill {
             None
         } else {
             let marking = Arc::new(MarkDone {
-                inner: executor,
+                inner: executor.clone(),
                 store: store.clone(),
                 clock: clock.clone(),
                 pipeline: self.plan.name.clone(),
@@ -381,14 +398,19 @@ impl Backfill {
         } else {
             RunStatus::Failed
         };
-        Ok(BackfillReport {
+        let report = BackfillReport {
             pipeline: self.plan.name.clone(),
             run_id: run_id.into(),
             status,
             intervals,
             after_range,
             run,
-        })
+        };
+        executor.notifier().send(
+            Notice::new(Event::BackfillFinished, report.summary(), clock.now())
+                .run(&report.pipeline, run_id),
+        );
+        Ok(report)
     }
 }
 
@@ -432,6 +454,10 @@ impl Executor for MarkDone {
             .put_state(&done_key(&self.pipeline, &task.id), &mark)
             .await?;
         Ok(report)
+    }
+
+    fn notifier(&self) -> Notifier {
+        self.inner.notifier()
     }
 }
 

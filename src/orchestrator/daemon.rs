@@ -29,6 +29,7 @@ use super::schedule::Schedule;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::{SharedStore, lease};
+use crate::notify::{Event, Notice};
 
 /// The lock the scheduling daemon holds.
 pub const LEADER_LOCK: &str = "daemon.leader";
@@ -294,6 +295,7 @@ impl Daemon {
         }
         if leader {
             self.store.unlock(LEADER_LOCK, &self.options.holder).await?;
+            self.notify_leadership("stopped: leadership handed back", self.clock.now());
         }
         let now = self.clock.now();
         self.publish(now, false, None, true, &running, &history, &last_fires);
@@ -320,11 +322,13 @@ impl Daemon {
             }
         };
         if leader != was {
-            tracing::info!(
-                holder = %self.options.holder,
-                "{}",
-                if leader { "leading: this daemon schedules" } else { "standing by: another daemon leads" }
-            );
+            let what = if leader {
+                "leading: this daemon schedules"
+            } else {
+                "standing by: another daemon leads"
+            };
+            tracing::info!(holder = %self.options.holder, "{what}");
+            self.notify_leadership(what, now);
         }
         let next_check = now
             + if leader {
@@ -333,6 +337,14 @@ impl Daemon {
                 self.options.lease / 4
             };
         (leader, next_check)
+    }
+
+    fn notify_leadership(&self, what: &str, now: DateTime<Utc>) {
+        self.loaded.executor.notifier().send(Notice::new(
+            Event::Leadership,
+            format!("daemon {}: {what}", self.options.holder),
+            now,
+        ));
     }
 
     /// Count a finished run in its pipeline's history, unless another

@@ -19,6 +19,7 @@ use super::recorded::{RecordedRun, running};
 use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::landing::{SharedStore, lease};
+use crate::notify::{Event, Notice, Notifier};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
 /// runner renews it as tasks finish, at most every quarter of it.
@@ -29,6 +30,11 @@ const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 pub trait Executor: Send + Sync {
     /// Run one attempt of `task`; the value is the task's report.
     async fn execute(&self, task: &Task, run_id: &str, options: &RunOptions) -> Result<Value>;
+
+    /// Where the runs of these tasks send their notifications.
+    fn notifier(&self) -> Notifier {
+        Notifier::default()
+    }
 }
 
 /// What a run passes to every task, and how it stops.
@@ -287,6 +293,16 @@ impl Runner {
         record
             .finish_at(report.finished_at, status, &report)
             .await?;
+        if status == RunStatus::Failed {
+            self.executor.notifier().send(
+                Notice::new(
+                    Event::RunFailed,
+                    report.failure().to_string(),
+                    report.finished_at,
+                )
+                .run(&pipeline.name, run_id),
+            );
+        }
         Ok(report)
     }
 

@@ -18,7 +18,10 @@ const LAYERS: [(&str, &[&str]); 7] = [
         ],
     ),
     ("storage", &["landing", "lake"]),
-    ("sources", &["spotify", "sim", "kafka", "trino", "import"]),
+    (
+        "sources",
+        &["spotify", "sim", "kafka", "trino", "notify", "import"],
+    ),
     ("engine", &["sql"]),
     ("layers", &["crawl", "bronze", "silver", "gold", "events"]),
     ("orchestration", &["orchestrator"]),

@@ -28,6 +28,7 @@ mod lake;
 mod landing;
 mod layering;
 mod listening;
+mod notify;
 mod orchestrator;
 #[cfg(feature = "servers")]
 mod servers;
