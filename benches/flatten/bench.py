@@ -22,7 +22,13 @@ summed RSS, sampled every 20 ms). Before timing counts, the outputs are
 compared: every table's row count and a checksum over its key columns must
 equal soundlake's silver, so the race is on equal work.
 
+With `--compare BINARY`, another soundlake build (an older commit, say)
+races too, on the same landing copy and checked the same way, as
+"compared" and "compared + gold": a change's before and after, side by
+side in one run.
+
 usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3]
+                                       [--compare OTHER_SOUNDLAKE]
 """
 
 import argparse
@@ -249,6 +255,7 @@ def main():
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
     parser.add_argument("--work", default=str(REPO / "target" / "bench"), help="data and outputs")
+    parser.add_argument("--compare", help="another soundlake binary to race beside --binary")
     parser.add_argument(
         "--baselines", default=str(HERE),
         help="folder of duckdb_flatten.py and spark_flatten.py, to race a variant of a baseline",
@@ -265,6 +272,8 @@ def main():
     for tracks in (int(s) for s in args.scales.split(",")):
         data, landing, generated, imported = prepare(binary, work, tracks)
         results = {"soundlake": [], "soundlake + gold": [], "gold alone": []}
+        if args.compare:
+            results.update({"compared": [], "compared + gold": []})
         results.update({s: [] for s in systems if s != "soundlake"})
         spark_startup, want = [], None
         for run in range(args.runs):
@@ -285,6 +294,13 @@ def main():
                     got = checksums(out)
                 check_equal(system, got, want)
                 print(f"{tracks} tracks, run {run + 1}: {system} {results[system][-1].wall:.2f} s", file=sys.stderr)
+            if args.compare:
+                root = work / f"run-{tracks}" / "compared"
+                flatten, whole, _, out = run_soundlake(args.compare, landing, root)
+                results["compared"].append(flatten)
+                results["compared + gold"].append(whole)
+                check_equal("the compared build", checksums(out), want)
+                print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
         rows = sum(n for n, _ in want.values())
         report.append(table(tracks, generated, imported, results, rows, spark_startup))
         print(report[-1] + "\n", flush=True)

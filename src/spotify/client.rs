@@ -371,6 +371,9 @@ async fn classify(
             Err(Failure::Throttled(retry_after, reason))
         }
         401 => Err(Failure::Unauthorized(api_error())),
+        403 if error_message(parsed.as_ref()).is_some_and(|m| is_app_blocked(&m)) => {
+            Err(Failure::Fatal(app_blocked(endpoint, parsed.as_ref())))
+        }
         500..=599 => Err(Failure::Retry(api_error())),
         _ => Err(Failure::Fatal(api_error())),
     }
@@ -415,6 +418,30 @@ pub(super) async fn read_body(
             }
         }
     }
+}
+
+/// Whether a 403's message says Spotify blocks the whole application (a
+/// Development Mode app whose owner's Premium subscription lapsed: "Your
+/// application is blocked from accessing the Web API since you do not have
+/// a Spotify Premium subscription."), rather than refusing one endpoint.
+fn is_app_blocked(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("application is blocked") || message.contains("premium subscription")
+}
+
+/// A blocked application: no retry can help until its owner acts, so it is
+/// a configuration error with the fix.
+fn app_blocked(endpoint: Endpoint, body: Option<&Value>) -> Error {
+    Error::config(
+        "[spotify] client_id",
+        format!(
+            "Spotify blocks this application ({endpoint} answered 403: {})",
+            error_message(body).unwrap_or_default()
+        ),
+        "a Development Mode app works only while its owner has Spotify Premium: renew the \
+         owner's subscription (the app works again once it is active) or use an Extended Quota \
+         Mode app's credentials; nothing is retried until then",
+    )
 }
 
 /// The `error.message` (or `error` string) of an API error body.

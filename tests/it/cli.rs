@@ -573,3 +573,50 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// Spotify's answer to a Development Mode app whose owner's Premium lapsed.
+const APP_BLOCKED: &str = "{\"error\": {\"status\": 403, \"message\": \"Your application is blocked \
+     from accessing the Web API since you do not have a Spotify Premium subscription.\"}}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_application_is_a_configuration_error_and_is_not_retried() {
+    let names = names(2);
+    let h = Harness::start(SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        canned: vec![canned("/v1/search", 403, APP_BLOCKED)],
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let searches = || {
+        h.sim
+            .request_log()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/search"))
+            .count()
+    };
+
+    let out = crawl_in(dir.path(), &h, &names)
+        .arg("crawl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Spotify blocks this application")
+            && stderr.contains("renew the owner's subscription"),
+        "{stderr}"
+    );
+    assert_eq!(searches(), 1, "one request, no retry");
+
+    // A pipeline's crawl task is not retried either (it allows 2 retries).
+    let out = crawl_in(dir.path(), &h, &names)
+        .env("SOUNDLAKE__DEFINITIONS__DIR", crate::support::shipped())
+        .args(["run", "spotify_catalog", "--select", "crawl"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(searches(), 2, "one more request for the one attempt");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(soundlake::sim::CLIENT_SECRET));
+}
