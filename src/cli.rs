@@ -2,7 +2,6 @@
 //! and turns its outcome into an exit code.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,13 +9,14 @@ use clap::Parser;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::orchestrator::{RecordedRun, RunStatus, run_id, stop_on_signals};
+use crate::progress::Progress;
 use crate::project::{Deployment, Project};
-use crate::sim::Simulator;
 use crate::tasks::TaskKind;
 
 mod args;
 #[macro_use]
 mod output;
+mod data;
 mod tables;
 
 use args::*;
@@ -38,7 +38,7 @@ const NOTIFY_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let progress = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
         }
     };
     let done = runtime.block_on(async {
-        let done = run(cli).await;
+        let done = run(cli, progress).await;
         // The last notices (a failed run) go out before the process ends.
         crate::notify::flush(NOTIFY_FLUSH).await;
         done
@@ -76,7 +76,8 @@ pub fn exit_code(error: &Error) -> u8 {
 /// reports what matters of those itself.
 const DEFAULT_LOG: &str = "info,buoyant_kernel=off,buoyant_kernel_engine=off,deltalake_core=warn";
 
-fn init_logging(format: LogFormat) {
+/// Logs on standard error, and the progress display they write above.
+fn init_logging(format: LogFormat) -> Progress {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOUNDLAKE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let json = match format {
@@ -84,30 +85,32 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    let progress = Progress::for_terminal(json);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(progress.log_writer());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    progress
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, progress: Progress) -> Result<()> {
     let settings = crate::config::Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Sim(args) => sim(args, &settings).await,
-        Command::Crawl(args) => crawl(args, &settings).await,
-        Command::Import(args) => import(args, &settings).await,
+        Command::Sim(args) => data::sim(args, &settings).await,
+        Command::Crawl(args) => crawl(args, &settings, progress).await,
+        Command::Import(args) => data::import(args, &settings, &progress).await,
         Command::Bronze(args) => bronze(args, &settings).await,
         Command::Silver(args) => silver(args, &settings).await,
         Command::Validate => validate(&settings),
         Command::List(args) => list(args, &settings),
         Command::Dag(args) => dag(args, &settings),
-        Command::Run(args) => run_pipeline(args, &settings).await,
+        Command::Run(args) => run_pipeline(args, &settings, progress).await,
         Command::Runs(args) => runs(args, &settings).await,
-        Command::Backfill(args) => backfill(args, &settings).await,
+        Command::Backfill(args) => backfill(args, &settings, progress).await,
         Command::Daemon => daemon(&settings).await,
         Command::Query(args) => tables::query(args, &settings).await,
         Command::History(args) => tables::history(args, &settings).await,
@@ -116,8 +119,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Register(args) => tables::register(args, &settings).await,
         Command::Demo => demo(&settings).await,
         Command::Init(args) => init(args),
-        Command::Generate(GenerateCommand::Catalog(args)) => generate_catalog(args),
-        Command::Generate(GenerateCommand::Events(args)) => generate_events(args, &settings).await,
+        Command::Generate(GenerateCommand::Catalog(args)) => data::generate_catalog(args),
+        Command::Generate(GenerateCommand::Events(args)) => {
+            data::generate_events(args, &settings).await
+        }
     }
 }
 
@@ -128,8 +133,13 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-async fn crawl(args: ReportArgs, settings: &crate::config::Settings) -> Result<()> {
-    let deployment = Deployment::open_for_crawl(settings).await?;
+async fn crawl(
+    args: ReportArgs,
+    settings: &crate::config::Settings,
+    progress: Progress,
+) -> Result<()> {
+    let mut deployment = Deployment::open_for_crawl(settings).await?;
+    deployment.progress = progress;
     let executor = deployment.executor(&Project::default(), &Default::default());
     let (store, clock) = (&deployment.store, &deployment.clock);
     let run = RecordedRun::start(store, clock, TaskKind::Crawl.name()).await?;
@@ -269,7 +279,11 @@ fn dag(args: DagArgs, settings: &crate::config::Settings) -> Result<()> {
     Ok(())
 }
 
-async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Result<()> {
+async fn run_pipeline(
+    args: RunArgs,
+    settings: &crate::config::Settings,
+    progress: Progress,
+) -> Result<()> {
     use crate::orchestrator::{RunOptions, Runner};
 
     let defs = Project::load(settings)?;
@@ -297,6 +311,7 @@ async fn run_pipeline(args: RunArgs, settings: &crate::config::Settings) -> Resu
         full_refresh: args.full_refresh,
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
+        progress,
     };
     let report = runner.run(pipeline, &selected, &options, &id).await?;
     if args.report.json {
@@ -344,7 +359,11 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
     Ok(())
 }
 
-async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Result<()> {
+async fn backfill(
+    args: BackfillArgs,
+    settings: &crate::config::Settings,
+    progress: Progress,
+) -> Result<()> {
     use crate::orchestrator::{Backfill, RunOptions};
 
     let project = Project::load(settings)?;
@@ -362,6 +381,7 @@ async fn backfill(args: BackfillArgs, settings: &crate::config::Settings) -> Res
         full_refresh: false,
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
+        progress,
     };
     let id = run_id(&format!("backfill-{}", pipeline.name), clock.now());
     let report = plan
@@ -424,71 +444,4 @@ fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-async fn import(args: ImportArgs, settings: &crate::config::Settings) -> Result<()> {
-    let clock = clock::system();
-    let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
-    let id = run_id("import", clock.now());
-    let report =
-        crate::import::import(&store, args.collection, &args.file, args.strict, &id).await?;
-    if args.report.json {
-        print_json(&report);
-    } else {
-        out!("{}", crate::import::render(&report));
-    }
-    Ok(())
-}
-
-async fn generate_events(args: EventArgs, settings: &crate::config::Settings) -> Result<()> {
-    use crate::events::Destination;
-
-    let lake = crate::lake::Lake::open(&settings.lake)?;
-    let yesterday = clock::system().now().date_naive() - chrono::Duration::days(1);
-    let options = args.options(yesterday);
-    let destination = Destination::open(
-        args.to.as_deref(),
-        args.format,
-        &settings.kafka,
-        args.partitions,
-    )
-    .await?;
-    let report = crate::events::generate(&lake, &options, &destination).await?;
-    if args.report.json {
-        print_json(&report);
-    } else {
-        out!(
-            "{}",
-            crate::events::render_generated(&report, &destination, lake.describe())
-        );
-    }
-    Ok(())
-}
-
-fn generate_catalog(args: CatalogArgs) -> Result<()> {
-    let tracks = usize::try_from(args.tracks).expect("bounded by the parser");
-    let catalog = crate::sim::Catalog::of_size(args.seed, tracks);
-    let written = crate::sim::write_ndjson(&catalog, &args.out)?;
-    if args.report.json {
-        print_json(&written);
-    } else {
-        out!("{}", crate::sim::render_written(&written));
-    }
-    Ok(())
-}
-
-async fn sim(args: SimArgs, settings: &crate::config::Settings) -> Result<()> {
-    let names_file = args
-        .names
-        .clone()
-        .unwrap_or_else(|| settings.crawl.artists_file.clone());
-    let options = args.options(crate::artist_names::read(&names_file)?);
-    // Handlers first: once the address is printed, a supervisor may signal us.
-    let mut stop = stop_on_signals()?;
-    let address = SocketAddr::new(args.host, args.port);
-    let sim = Simulator::start(options, clock::system(), address).await?;
-    out!("{}", sim.banner());
-    let _ = stop.wait_for(|stopped| *stopped).await;
-    sim.stop().await;
-    Ok(())
 }

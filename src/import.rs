@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts};
+use crate::progress::Bar;
 
 /// Documents per write.
 const CHUNK: usize = 1000;
@@ -39,14 +40,16 @@ pub struct Reject {
     pub reason: String,
 }
 
-/// Import `path` into `collection`. With `strict`, any reject means
-/// nothing is loaded and the error lists the rejects.
+/// Import `path` into `collection`, showing the bytes read on `bar`. With
+/// `strict`, any reject means nothing is loaded and the error lists the
+/// rejects.
 pub async fn import(
     store: &SharedStore,
     collection: Collection,
     path: &Path,
     strict: bool,
     run_id: &str,
+    bar: &Bar,
 ) -> Result<ImportReport> {
     if collection == Collection::Searches {
         return Err(Error::Input {
@@ -80,18 +83,32 @@ pub async fn import(
         counts: UpsertCounts::default(),
         dry: false,
     };
-    // Strict imports validate everything first and load in a second pass.
-    if strict {
-        loader.dry = true;
-        read(path, format, collection, &mut loader, &mut report.rejects).await?;
+    // Strict imports validate everything first, in a dry pass, and load in
+    // a second pass.
+    let passes: &[(bool, &str)] = if strict {
+        &[(true, "checking"), (false, "loading")]
+    } else {
+        &[(false, "loading")]
+    };
+    for &(dry, what) in passes {
+        loader.dry = dry;
+        bar.set_position(0);
+        bar.set_message(what);
+        read(
+            path,
+            format,
+            collection,
+            &mut loader,
+            &mut report.rejects,
+            bar,
+        )
+        .await?;
         loader.flush().await?;
-        if !report.rejects.is_empty() {
+        if dry && !report.rejects.is_empty() {
             return Err(rejected(path, &report.rejects));
         }
-        loader.dry = false;
     }
-    read(path, format, collection, &mut loader, &mut report.rejects).await?;
-    loader.flush().await?;
+    bar.finish();
     if loader.counts == UpsertCounts::default() && !report.rejects.is_empty() {
         return Err(rejected(path, &report.rejects));
     }
@@ -206,6 +223,7 @@ async fn read(
     collection: Collection,
     loader: &mut Loader<'_>,
     rejects: &mut Vec<Reject>,
+    bar: &Bar,
 ) -> Result<()> {
     match format {
         Format::Ndjson => {
@@ -214,9 +232,11 @@ async fn read(
             loop {
                 line_no += 1;
                 let mut line = Vec::new();
-                if read_line(&mut reader, &mut line, path, line_no)? == 0 {
+                let n = read_line(&mut reader, &mut line, path, line_no)?;
+                if n == 0 {
                     return Ok(());
                 }
+                bar.inc(n as u64);
                 let place = format!("line {line_no}");
                 let text = match std::str::from_utf8(&line) {
                     Ok(t) => t.trim(),
@@ -245,6 +265,7 @@ async fn read(
                         .into(),
                 });
             }
+            bar.inc(size);
             let value: Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| {
                 Error::Input {
                     place: format!("{}:{}:{}", path.display(), e.line(), e.column()),

@@ -25,6 +25,7 @@ pub mod lake;
 pub mod landing;
 pub mod notify;
 pub mod orchestrator;
+pub mod progress;
 pub mod project;
 pub mod rng;
 pub mod secret;

@@ -18,6 +18,7 @@ use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::notify::{Event, Notice, Notifier};
 use crate::orchestrator::{Executor, Kinds, RunOptions, Task};
+use crate::progress::Progress;
 use crate::silver::{Scope, Silver, SilverReport, SilverTable};
 
 /// The kinds of task a pipeline holds, by their name in `pipelines/*.toml`.
@@ -128,6 +129,8 @@ pub struct TaskExecutor {
     /// Kafka streams): their tasks report the table as the stream left it.
     pub streamed: BTreeSet<String>,
     pub notifier: Notifier,
+    /// Where the crawl shows its progress.
+    pub progress: Progress,
 }
 
 /// The definition of `table`, or an error saying the definitions changed
@@ -155,7 +158,8 @@ impl TaskExecutor {
         let names = crate::artist_names::read(&crawl.artists_file)?;
         let client =
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
-        let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl);
+        let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl)
+            .with_progress(self.progress.clone());
         let report = crawler.run(&names, run_id).await?;
         if let Some(paused) = report.paused() {
             self.notify(

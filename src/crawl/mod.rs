@@ -25,6 +25,7 @@ use crate::artist_names::match_key;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
+use crate::progress::{Progress, Unit};
 use crate::spotify::ApiError;
 use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
@@ -181,6 +182,7 @@ pub struct Crawler {
     store: SharedStore,
     clock: SharedClock,
     settings: CrawlSettings,
+    progress: Progress,
 }
 
 /// One run in flight: its budget and what it has done so far.
@@ -203,7 +205,13 @@ impl Crawler {
             store,
             clock,
             settings,
+            progress: Progress::default(),
         }
+    }
+
+    /// Show the names taken and each stage's requests on `progress`.
+    pub fn with_progress(self, progress: Progress) -> Crawler {
+        Crawler { progress, ..self }
     }
 
     /// Crawl the next due names of `names` (the names file, in order).
@@ -342,9 +350,20 @@ impl Run<'_> {
             Err(next_due) => return Ok(Outcome::NothingDue { next_due }),
         };
         self.report.names_taken = batch.iter().map(|(n, _)| n.clone()).collect();
+        let bar =
+            self.crawler
+                .progress
+                .bar("crawl", Some(batch.len() as u64), Unit::Items("names"));
+        let (client, before) = (&self.crawler.client, self.stats_before.clone());
+        let stage = |what: &str| {
+            let requests = client.stats().since(&before).total_requests();
+            bar.set_message(format!("{what} ({requests} requests)"));
+        };
 
         let mut artists: Vec<NameState> = Vec::new();
         for (name, state) in batch {
+            stage(&format!("resolving {name:?}"));
+            bar.inc(1);
             let state = match state {
                 Some(s) if s.status == Status::Matched && s.artist_id.is_some() => s,
                 _ => {
@@ -369,11 +388,18 @@ impl Run<'_> {
         }
         let ids: Vec<String> = unique(artists.iter().filter_map(|s| s.artist_id.clone()));
 
+        stage("artists");
         self.refresh_artists(&ids).await?;
+        stage("discographies");
         let new_albums = self.discographies(&ids).await?;
+        stage("albums");
         self.albums(&new_albums).await?;
+        stage("tracks");
         let tracks = self.tracks(&new_albums).await?;
+        stage("audio features");
         self.audio_features(&tracks).await?;
+        stage("done");
+        bar.finish();
 
         let now = self.crawler.clock.now();
         for state in artists {

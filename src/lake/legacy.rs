@@ -103,6 +103,9 @@ impl Table {
                 }
             }
         }
+        // On disk, the old writer's emptied staging folders hold no file
+        // to delete: they go too.
+        self.lake().remove_empty_folders(&meta);
         Ok(true)
     }
 

@@ -11,6 +11,7 @@ mod parquet_io;
 mod table;
 mod transaction;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,9 @@ struct Inner {
     /// The URL as given, credentials redacted: for messages only.
     url: String,
     write: WriteOptions,
+    /// A lake on disk: its folder, which can hold empty folders that an
+    /// object store cannot.
+    folder: Option<PathBuf>,
 }
 
 impl Lake {
@@ -137,7 +141,14 @@ impl Lake {
                  hdfs://namenode:8020/path or memory://",
             ));
         };
-        Lake::with_store(store, &shown, settings)
+        let mut lake = Lake::with_store(store, &shown, settings)?;
+        if let Some(dir) = url.strip_prefix("file://") {
+            let dir = if dir.is_empty() { "." } else { dir };
+            Arc::get_mut(&mut lake.inner)
+                .expect("a lake just made is not shared")
+                .folder = Some(PathBuf::from(dir));
+        }
+        Ok(lake)
     }
 
     /// A lake over an object store built elsewhere (a wrapped or custom
@@ -152,6 +163,7 @@ impl Lake {
                 store,
                 url: label.into(),
                 write: WriteOptions::from_settings(settings)?,
+                folder: None,
             }),
         })
     }
@@ -163,6 +175,26 @@ impl Lake {
             ..LakeSettings::default()
         })
         .expect("memory:// always opens")
+    }
+
+    /// Remove the empty folders under `prefix` (and it, if empty) of a
+    /// lake on disk; object stores have no folders. Best effort: a folder
+    /// that cannot go stays, and readers skip it.
+    pub fn remove_empty_folders(&self, prefix: &Path) {
+        fn remove(dir: &std::path::Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&entry.path());
+                    }
+                }
+            }
+            // Fails, as it should, when the folder still holds a file.
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Some(folder) = &self.inner.folder {
+            remove(&folder.join(prefix.as_ref()));
+        }
     }
 
     /// The lake URL with credentials redacted.

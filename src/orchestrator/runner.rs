@@ -20,6 +20,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::landing::{SharedStore, lease};
 use crate::notify::{Event, Notice, Notifier};
+use crate::progress::{Progress, Unit};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
 /// runner renews it as tasks finish, at most every quarter of it.
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// starts, running ones get `grace` to finish.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     pub grace: TimeDelta,
+    /// Where a run shows its tasks done (nowhere, by default).
+    pub progress: Progress,
 }
 
 /// How a run, a task attempt, a backfill interval or a task after a
@@ -218,6 +221,11 @@ impl Runner {
 
         let mut frontier = Frontier::new(pipeline, selected);
         let mut running = FuturesUnordered::new();
+        let bar = options.progress.bar(
+            &format!("run {}", pipeline.name),
+            Some(selected.len() as u64),
+            Unit::Items("tasks"),
+        );
         let mut stop = options.stop.clone();
         // Once asked to stop: no new task starts, and running ones have until
         // this deadline to finish.
@@ -259,6 +267,8 @@ impl Runner {
                         lease::hold(&self.store, lock, holder, now, LOCK_LEASE).await?;
                         renewed_at = now;
                     }
+                    bar.inc(1);
+                    bar.set_message(format!("{} {}", outcome.id, outcome.status));
                     frontier.finished(outcome);
                 }
                 () = stop_requested(&mut stop), if grace_ends.is_none() => {}
@@ -269,6 +279,7 @@ impl Runner {
             }
         }
         drop(running);
+        bar.finish();
         if grace_ends.is_some() {
             self.fail_running(&pipeline.name, "cancelled: the run was stopped")
                 .await?;

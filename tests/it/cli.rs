@@ -620,3 +620,71 @@ async fn a_blocked_application_is_a_configuration_error_and_is_not_retried() {
     assert_eq!(searches(), 2, "one more request for the one attempt");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(soundlake::sim::CLIENT_SECRET));
 }
+
+/// `soundlake args…` in `dir` under a pseudo-terminal (util-linux
+/// `script`), as a person at a terminal runs it: everything the terminal
+/// showed.
+fn under_a_terminal(dir: &std::path::Path, args: &str) -> String {
+    let out = Command::new("/usr/bin/script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_soundlake")),
+            "/dev/null",
+        ])
+        .current_dir(dir)
+        .env_clear()
+        .env("TERM", "xterm")
+        .env("SOUNDLAKE__DEFINITIONS__DIR", crate::support::shipped())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}");
+    shown
+}
+
+#[test]
+fn progress_shows_at_a_terminal_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::support::soundlake(crate::support::shipped())
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let generated = run(&["generate", "catalog", "--tracks", "2000", "--out", "."]);
+    assert!(generated.status.success());
+
+    // At a terminal: the import's bytes and the run's tasks.
+    let shown = under_a_terminal(dir.path(), "import tracks tracks.ndjson");
+    assert!(
+        shown.contains("import tracks.ndjson [")
+            && shown.contains("MiB/")
+            && shown.contains("loading"),
+        "{shown}"
+    );
+    let shown = under_a_terminal(
+        dir.path(),
+        "run spotify_catalog --select bronze.tracks,silver.tracks",
+    );
+    assert!(
+        shown.contains("run spotify_catalog [") && shown.contains(" tasks"),
+        "{shown}"
+    );
+
+    // JSON logs at a terminal, and a pipe: none.
+    let shown = under_a_terminal(dir.path(), "--log-format json import albums albums.ndjson");
+    assert!(!shown.contains("albums.ndjson ["), "{shown}");
+    let piped = run(&["import", "artists", "artists.ndjson"]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&piped.stdout),
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(piped.status.success(), "{printed}");
+    assert!(
+        !printed.contains('[') && !printed.contains("\u{1b}"),
+        "{printed}"
+    );
+}

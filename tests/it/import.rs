@@ -5,10 +5,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use soundlake::clock::{SharedClock, VirtualClock};
-use soundlake::import::import;
+use soundlake::import::ImportReport;
 use soundlake::landing::{self, Collection, SharedStore, UpsertCounts};
 
 use crate::support::t0;
+
+/// `soundlake::import::import` with no progress shown.
+async fn import(
+    store: &SharedStore,
+    collection: Collection,
+    path: &Path,
+    strict: bool,
+    run_id: &str,
+) -> soundlake::Result<ImportReport> {
+    let hidden = soundlake::progress::Bar::default();
+    soundlake::import::import(store, collection, path, strict, run_id, &hidden).await
+}
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spotify");
 

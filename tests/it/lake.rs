@@ -747,6 +747,79 @@ async fn a_table_of_the_pre_delta_format_converts_on_first_use_keeping_rows_and_
     assert_eq!((v2.version, v2.rows()), (2, 4));
 }
 
+/// A copy of the folder `from` (files and subfolders) at `to`.
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `tests/fixtures/legacy-lake`: a lake and landing store the last
+/// pre-Delta build wrote, and every table's row count as it read them.
+#[test]
+fn a_lake_written_by_the_pre_delta_build_converts_keeping_rows_and_watermarks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-lake");
+    copy_folder(&fixture, dir.path());
+    let cli = |args: &[&str]| {
+        crate::support::succeed(
+            crate::support::soundlake(crate::support::shipped())
+                .current_dir(dir.path())
+                .env(
+                    "SOUNDLAKE__LANDING__URL",
+                    format!("embedded://{}/landing", dir.path().display()),
+                )
+                .env(
+                    "SOUNDLAKE__LAKE__URL",
+                    format!("file://{}/lake", dir.path().display()),
+                )
+                .args(args),
+        )
+    };
+    let count = |table: &str| -> u64 {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&cli(&[
+            "query",
+            "--format",
+            "json",
+            &format!("SELECT count(*) AS n FROM {table}"),
+        ]))
+        .unwrap();
+        rows[0]["n"].as_u64().unwrap()
+    };
+    let counts: std::collections::BTreeMap<String, u64> =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("counts.json")).unwrap())
+            .unwrap();
+    assert!(counts.len() >= 20, "{counts:?}");
+    for (table, rows) in &counts {
+        assert_eq!(count(table), *rows, "{table} after conversion");
+    }
+    let tracks = dir.path().join("lake/bronze/tracks");
+    assert!(tracks.join("_delta_log").exists() && !tracks.join("_soundlake").exists());
+    let history = cli(&["history", "bronze.tracks", "--json"]);
+    assert!(history.contains("\"convert\""), "{history}");
+
+    // The watermarks came along: the same landing store gives bronze nothing
+    // new, and a new landing gives it exactly the new versions.
+    let bronze = ["run", "spotify_catalog", "--select", "bronze.*", "--json"];
+    let report: serde_json::Value = serde_json::from_str(&cli(&bronze)).unwrap();
+    for task in report["tasks"].as_array().unwrap() {
+        assert_eq!(task["report"]["rows_written"], 0, "{task}");
+    }
+    let more = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/spotify/tracks_several_with_null.json");
+    cli(&["import", "tracks", more.to_str().unwrap()]);
+    cli(&bronze);
+    assert_eq!(count("bronze.tracks"), counts["bronze.tracks"] + 1);
+}
+
 /// The tests that need the real servers or Python readers `tests/run.sh`
 /// installs.
 #[cfg(feature = "servers")]

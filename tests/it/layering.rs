@@ -15,6 +15,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
             "rng",
             "artist_names",
             "definitions",
+            "progress",
         ],
     ),
     ("storage", &["landing", "lake"]),

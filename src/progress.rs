@@ -1,0 +1,142 @@
+//! Progress for a person watching long work: bars on standard error while
+//! standard output is a terminal and logs are text, and nothing at all
+//! otherwise (a pipe, a file, JSON logs), so scripts and log collectors
+//! never see them. Log lines are written above the bars, not through them.
+
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Where bars are drawn, if anywhere. Cloning shares the display.
+#[derive(Clone, Default)]
+pub struct Progress(Option<MultiProgress>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(shown)"
+        } else {
+            "Progress(hidden)"
+        })
+    }
+}
+
+/// What a bar counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    /// Things counted one by one, named by the word given (`rows`,
+    /// `tasks`, `names`).
+    Items(&'static str),
+}
+
+impl Progress {
+    /// Bars when standard output and standard error are terminals and the
+    /// logs are not JSON; none otherwise.
+    pub fn for_terminal(json_logs: bool) -> Progress {
+        use std::io::IsTerminal;
+        if json_logs || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+            return Progress::default();
+        }
+        Progress(Some(MultiProgress::with_draw_target(
+            ProgressDrawTarget::stderr(),
+        )))
+    }
+
+    /// A bar of `total` (unknown: a spinner) for `what`, drawn at once
+    /// and ticking on its own; hidden when there is no display.
+    pub fn bar(&self, what: &str, total: Option<u64>, unit: Unit) -> Bar {
+        let Some(multi) = &self.0 else {
+            return Bar(None);
+        };
+        let template = match (unit, total) {
+            (Unit::Bytes, Some(_)) => {
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}"
+                    .into()
+            }
+            (Unit::Bytes, None) => "{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}".into(),
+            (Unit::Items(word), Some(_)) => {
+                format!(
+                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+                )
+            }
+            (Unit::Items(word), None) => {
+                format!("{{prefix}} {{spinner}} {{human_pos}} {word} ({{per_sec}}) {{msg}}")
+            }
+        };
+        let style = ProgressStyle::with_template(&template)
+            .expect("the templates are valid")
+            .progress_chars("=> ");
+        let bar = multi.add(match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::no_length(),
+        });
+        bar.set_style(style);
+        bar.set_prefix(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar(Some(bar))
+    }
+
+    /// A writer for log lines that suspends the bars while it writes.
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter(self.0.clone())
+    }
+}
+
+/// One bar; every method does nothing when progress is not shown.
+#[derive(Clone, Default)]
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn inc(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n);
+        }
+    }
+
+    pub fn set_position(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(n);
+        }
+    }
+
+    pub fn set_message(&self, message: impl Into<String>) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.into());
+        }
+    }
+
+    /// Leave the bar at its last state, no longer ticking.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish();
+        }
+    }
+}
+
+/// Standard error for log lines, above the bars when there are any.
+#[derive(Clone)]
+pub struct LogWriter(Option<MultiProgress>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.0 {
+            Some(multi) => multi.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        self.clone()
+    }
+}
