@@ -119,7 +119,9 @@ async fn run(cli: Cli, progress: Progress) -> Result<()> {
         Command::Register(args) => tables::register(args, &settings).await,
         Command::Demo => demo(&settings).await,
         Command::Init(args) => init(args),
-        Command::Generate(GenerateCommand::Catalog(args)) => data::generate_catalog(args),
+        Command::Generate(GenerateCommand::Catalog(args)) => {
+            data::generate_catalog(args, &progress)
+        }
         Command::Generate(GenerateCommand::Events(args)) => {
             data::generate_events(args, &settings).await
         }

@@ -58,11 +58,11 @@ impl Progress {
             (Unit::Bytes, None) => "{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}".into(),
             (Unit::Items(word), Some(_)) => {
                 format!(
-                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} (ETA {{eta}}) {{msg}}"
                 )
             }
             (Unit::Items(word), None) => {
-                format!("{{prefix}} {{spinner}} {{human_pos}} {word} ({{per_sec}}) {{msg}}")
+                format!("{{prefix}} {{spinner}} {{human_pos}} {word} {{msg}}")
             }
         };
         let style = ProgressStyle::with_template(&template)

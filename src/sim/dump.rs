@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{Catalog, View};
 use crate::error::{Error, Result};
 use crate::landing::Collection;
+use crate::progress::Bar;
 use crate::spotify::AppMode;
 
 /// The `href`s point where Spotify's would.
@@ -31,7 +32,7 @@ pub struct Written {
 /// `dir` (created if missing), one thread per file. Each file appears under
 /// its name only once complete, so an interrupted run leaves no file that
 /// looks whole.
-pub fn write_ndjson(catalog: &Catalog, dir: &Path) -> Result<Vec<Written>> {
+pub fn write_ndjson(catalog: &Catalog, dir: &Path, bar: &Bar) -> Result<Vec<Written>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io("cannot create the output folder", dir, e))?;
     let view = View {
@@ -60,14 +61,16 @@ pub fn write_ndjson(catalog: &Catalog, dir: &Path) -> Result<Vec<Written>> {
             .map(|&(collection, count)| {
                 let file = dir.join(format!("{}.ndjson", collection.name()));
                 scope.spawn(move || {
-                    write_file(&file, (0..count).filter_map(|i| render(collection, i))).map(
-                        |(documents, bytes)| Written {
-                            collection,
-                            file,
-                            documents,
-                            bytes,
-                        },
-                    )
+                    // Counted per object of the catalog, rendered or not.
+                    let documents = (0..count)
+                        .inspect(|_| bar.inc(1))
+                        .filter_map(|i| render(collection, i));
+                    write_file(&file, documents).map(|(documents, bytes)| Written {
+                        collection,
+                        file,
+                        documents,
+                        bytes,
+                    })
                 })
             })
             .collect();
