@@ -22,13 +22,14 @@ summed RSS, sampled every 20 ms). Before timing counts, the outputs are
 compared: every table's row count and a checksum over its key columns must
 equal soundlake's silver, so the race is on equal work.
 
-With `--compare BINARY`, another soundlake build (an older commit, say)
-races too, on the same landing copy and checked the same way, as
-"compared" and "compared + gold": a change's before and after, side by
-side in one run.
+With `--compare BINARY` (and `--compare-definitions` its checkout),
+another soundlake build (an older commit, say) races too, on the same
+landing copy and checked the same way, as "compared" and "compared +
+gold": a change's before and after, side by side in one run.
 
 usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3]
-                                       [--compare OTHER_SOUNDLAKE]
+                                       [--compare OTHER_SOUNDLAKE
+                                        --compare-definitions ITS_CHECKOUT]
 """
 
 import argparse
@@ -137,12 +138,12 @@ def combine(steps):
     )
 
 
-def soundlake_env(root):
+def soundlake_env(root, definitions=REPO):
     env = dict(os.environ)
     env.update(
         SOUNDLAKE__LANDING__URL=f"embedded://{root}/landing/store",
         SOUNDLAKE__LAKE__URL=f"file://{root}/lake",
-        SOUNDLAKE__DEFINITIONS__DIR=str(REPO),
+        SOUNDLAKE__DEFINITIONS__DIR=str(definitions),
         SOUNDLAKE_LOG="warn",
     )
     return env
@@ -171,10 +172,10 @@ def prepare(binary, work, tracks):
     return data, landing, generated, json.loads((landing / "imported.json").read_text())
 
 
-def run_soundlake(binary, landing, root):
+def run_soundlake(binary, landing, root, definitions=REPO):
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(landing / "landing", root / "landing")
-    env, log = soundlake_env(root), root / "log"
+    env, log = soundlake_env(root, definitions), root / "log"
     run = [binary, "run", "spotify_catalog", "--select"]
     flatten = measure(run + ["bronze.*,silver.*"], log, env)
     gold = measure(run + ["gold.*"], log, env)
@@ -257,6 +258,10 @@ def main():
     parser.add_argument("--work", default=str(REPO / "target" / "bench"), help="data and outputs")
     parser.add_argument("--compare", help="another soundlake binary to race beside --binary")
     parser.add_argument(
+        "--compare-definitions", default=str(REPO),
+        help="the definitions folder of the --compare build (its checkout)",
+    )
+    parser.add_argument(
         "--baselines", default=str(HERE),
         help="folder of duckdb_flatten.py and spark_flatten.py, to race a variant of a baseline",
     )
@@ -296,7 +301,9 @@ def main():
                 print(f"{tracks} tracks, run {run + 1}: {system} {results[system][-1].wall:.2f} s", file=sys.stderr)
             if args.compare:
                 root = work / f"run-{tracks}" / "compared"
-                flatten, whole, _, out = run_soundlake(args.compare, landing, root)
+                flatten, whole, _, out = run_soundlake(
+                    args.compare, landing, root, Path(args.compare_definitions)
+                )
                 results["compared"].append(flatten)
                 results["compared + gold"].append(whole)
                 check_equal("the compared build", checksums(out), want)
