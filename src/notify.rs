@@ -198,7 +198,9 @@ impl Notice {
 #[derive(Clone, Default)]
 pub struct Notifier {
     targets: Arc<Vec<NotifySettings>>,
-    http: reqwest::Client,
+    /// Made on the first webhook notice: building an HTTPS client loads the
+    /// system's root certificates, which every command would pay for.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
 }
 
 /// The deliveries in flight in this process, whichever notifier started
@@ -242,7 +244,8 @@ impl Notifier {
             .iter()
             .filter(|t| t.events.contains(&notice.event))
         {
-            let (target, http, notice) = (target.clone(), self.http.clone(), notice.clone());
+            let http = self.http.get_or_init(reqwest::Client::new).clone();
+            let (target, notice) = (target.clone(), notice.clone());
             in_flight.spawn(deliver(target, http, notice));
         }
     }
