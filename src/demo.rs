@@ -169,7 +169,7 @@ pub async fn run(
 /// Where the demo left its data, and the commands to try next.
 pub fn next_steps(built: &Built, landing_url: &str) -> String {
     format!(
-        "\nThe lake is {} (Parquet; bronze/, silver/, gold/), the landing store {}.\n\
+        "\nThe lake is {} (Delta tables in bronze/, silver/, gold/), the landing store {}.\n\
          Next:\n  \
          soundlake query \"DESCRIBE gold.dim_track\"\n  \
          soundlake ddl --engine duckdb      # or trino, dremio, spark\n  \
