@@ -123,7 +123,7 @@ async fn run(cli: Cli, progress: Progress) -> Result<()> {
             data::generate_catalog(args, &progress)
         }
         Command::Generate(GenerateCommand::Events(args)) => {
-            data::generate_events(args, &settings).await
+            data::generate_events(args, &settings, &progress).await
         }
     }
 }

@@ -127,8 +127,13 @@ pub async fn run(
 
     // The second pipeline on synthetic listening over the catalog just built.
     let lake = &deployment.lake;
-    let events =
-        crate::events::generate(lake, &EVENTS, &crate::events::Destination::Landing).await?;
+    let events = crate::events::generate(
+        lake,
+        &EVENTS,
+        &crate::events::Destination::Landing,
+        &Default::default(),
+    )
+    .await?;
     let listening = project.pipeline(EVENTS_PIPELINE)?;
     let all = listening.dag.ids().map(str::to_string).collect();
     let label = format!(

@@ -38,6 +38,7 @@ pub(super) async fn import(
 pub(super) async fn generate_events(
     args: EventArgs,
     settings: &crate::config::Settings,
+    progress: &Progress,
 ) -> Result<()> {
     use crate::events::Destination;
 
@@ -51,7 +52,13 @@ pub(super) async fn generate_events(
         args.partitions,
     )
     .await?;
-    let report = crate::events::generate(&lake, &options, &destination).await?;
+    let bar = progress.bar(
+        "generate events",
+        Some(options.events),
+        Unit::Items("events"),
+    );
+    let report = crate::events::generate(&lake, &options, &destination, &bar).await?;
+    bar.finish();
     if args.report.json {
         print_json(&report);
     } else {

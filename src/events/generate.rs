@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::{CSV_HEADER, Event, LANDING_FOLDER};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::progress::Bar;
 use crate::rng::Rng;
 use crate::sql::Engine;
 
@@ -165,6 +166,7 @@ pub async fn generate(
     lake: &Lake,
     options: &EventOptions,
     destination: &Destination,
+    bar: &Bar,
 ) -> Result<GeneratedEvents> {
     check(options)?;
     let tracks = catalog(lake).await?;
@@ -227,6 +229,8 @@ pub async fn generate(
         }
         // Late arrivals come in after the day's own events.
         delivered.append(&mut yesterdays_late);
+        bar.set_message(day.to_string());
+        bar.inc(target);
         match destination {
             Destination::Landing => {
                 for (part, chunk) in delivered.chunks(FILE_EVENTS).enumerate() {
