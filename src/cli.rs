@@ -140,12 +140,11 @@ async fn crawl(
     settings: &crate::config::Settings,
     progress: Progress,
 ) -> Result<()> {
-    let mut deployment = Deployment::open_for_crawl(settings).await?;
-    deployment.progress = progress;
+    let deployment = Deployment::open_for_crawl(settings).await?;
     let executor = deployment.executor(&Project::default(), &Default::default());
     let (store, clock) = (&deployment.store, &deployment.clock);
     let run = RecordedRun::start(store, clock, TaskKind::Crawl.name()).await?;
-    let report = match executor.crawl(None, run.id()).await {
+    let report = match executor.crawl(None, run.id(), &progress).await {
         Ok(report) => report,
         Err(e) => return Err(run.fail(e).await),
     };

@@ -64,7 +64,6 @@ fn config_template() -> String {
 /// configured by default, and an empty list says nothing.
 fn notify_example() -> String {
     let example = crate::notify::NotifySettings {
-        url: Default::default(),
         command: vec!["/usr/local/bin/page-on-call".into()],
         ..toml::from_str("command = [\"x\"]").expect("the defaults deserialize")
     };

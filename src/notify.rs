@@ -244,7 +244,9 @@ impl Notifier {
             .iter()
             .filter(|t| t.events.contains(&notice.event))
         {
-            let http = self.http.get_or_init(reqwest::Client::new).clone();
+            // A webhook's client; a command needs none.
+            let http = (!target.url.is_empty())
+                .then(|| self.http.get_or_init(reqwest::Client::new).clone());
             let (target, notice) = (target.clone(), notice.clone());
             in_flight.spawn(deliver(target, http, notice));
         }
@@ -254,15 +256,14 @@ impl Notifier {
 /// The first wait between attempts; it doubles.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
-async fn deliver(target: NotifySettings, http: reqwest::Client, notice: Notice) {
+async fn deliver(target: NotifySettings, http: Option<reqwest::Client>, notice: Notice) {
     let body = serde_json::to_vec(&notice).expect("notices serialize");
     let timeout = Duration::from_secs(target.timeout_secs);
     let mut wait = FIRST_RETRY;
     for attempt in 0..=target.retries {
-        let sent = if target.url.is_empty() {
-            run_command(&target.command, &body, timeout).await
-        } else {
-            post(&http, target.url.expose(), &body, timeout).await
+        let sent = match &http {
+            Some(http) => post(http, target.url.expose(), &body, timeout).await,
+            None => run_command(&target.command, &body, timeout).await,
         };
         match sent {
             Ok(()) => return,

@@ -14,7 +14,6 @@ use crate::lake::Lake;
 use crate::landing::SharedStore;
 use crate::notify::Notifier;
 use crate::orchestrator::run_id;
-use crate::progress::Progress;
 use crate::tasks::{TaskExecutor, TaskKind};
 
 /// Every definition of the definitions folder, loaded and checked: the
@@ -116,8 +115,6 @@ pub struct Deployment {
     pub lake: Lake,
     pub clock: SharedClock,
     pub notifier: Notifier,
-    /// Where its tasks show their progress (nowhere, by default).
-    pub progress: Progress,
 }
 
 impl Deployment {
@@ -139,7 +136,6 @@ impl Deployment {
             lake,
             clock,
             notifier: Notifier::new(&settings.notify)?,
-            progress: Progress::default(),
         })
     }
 
@@ -157,7 +153,6 @@ impl Deployment {
             gold: project.gold.clone(),
             streamed: streamed.clone(),
             notifier: self.notifier.clone(),
-            progress: self.progress.clone(),
         })
     }
 

@@ -129,8 +129,6 @@ pub struct TaskExecutor {
     /// Kafka streams): their tasks report the table as the stream left it.
     pub streamed: BTreeSet<String>,
     pub notifier: Notifier,
-    /// Where the crawl shows its progress.
-    pub progress: Progress,
 }
 
 /// The definition of `table`, or an error saying the definitions changed
@@ -148,9 +146,15 @@ fn definition<'d, T>(defs: &'d [T], name_of: fn(&T) -> &str, table: &TableId) ->
 }
 
 impl TaskExecutor {
-    /// One crawl run over the names file; a long rate-limit wait ends it
-    /// with [`Outcome::Paused`] and the frontier saved.
-    pub async fn crawl(&self, names_per_run: Option<u32>, run_id: &str) -> Result<CrawlReport> {
+    /// One crawl run over the names file, shown on `progress`; a long
+    /// rate-limit wait ends it with [`Outcome::Paused`] and the frontier
+    /// saved.
+    pub async fn crawl(
+        &self,
+        names_per_run: Option<u32>,
+        run_id: &str,
+        progress: &Progress,
+    ) -> Result<CrawlReport> {
         let mut crawl = self.settings.crawl.clone();
         if let Some(n) = names_per_run {
             crawl.names_per_run = n;
@@ -159,7 +163,7 @@ impl TaskExecutor {
         let client =
             crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl)
-            .with_progress(self.progress.clone());
+            .with_progress(progress.clone());
         let report = crawler.run(&names, run_id).await?;
         if let Some(paused) = report.paused() {
             self.notify(
@@ -329,7 +333,7 @@ impl Executor for TaskExecutor {
                     .get("names_per_run")
                     .and_then(toml::Value::as_integer)
                     .map(|n| u32::try_from(n).unwrap_or(0));
-                let report = self.crawl(names_per_run, run_id).await?;
+                let report = self.crawl(names_per_run, run_id, &options.progress).await?;
                 // A long rate-limit wait ends this run cleanly; the next run resumes.
                 match report.paused() {
                     Some(error) => Err(error),

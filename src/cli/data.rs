@@ -73,11 +73,9 @@ pub(super) async fn generate_events(
 pub(super) fn generate_catalog(args: CatalogArgs, progress: &Progress) -> Result<()> {
     let tracks = usize::try_from(args.tracks).expect("bounded by the parser");
     let catalog = crate::sim::Catalog::of_size(args.seed, tracks);
-    // Artists, albums, tracks and each track's audio features.
-    let objects = catalog.artists.len() + catalog.albums.len() + 2 * catalog.tracks.len();
     let bar = progress.bar(
         "generate catalog",
-        Some(objects as u64),
+        Some(crate::sim::objects(&catalog)),
         Unit::Items("objects"),
     );
     let written = crate::sim::write_ndjson(&catalog, &args.out, &bar)?;

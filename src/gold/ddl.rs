@@ -339,7 +339,7 @@ fn dremio(out: &mut String, models: &[GoldModel], location: &Location, lake: &La
         let path: Vec<String> = std::iter::once("lake".to_string())
             .chain(root.iter().cloned())
             .chain([LAYER.to_string(), m.name.clone()])
-            .map(|p| format!("\"{p}\""))
+            .map(|p| quote_identifier(&p))
             .collect();
         let _ = writeln!(
             out,

@@ -125,7 +125,10 @@ impl Lake {
     pub fn open(settings: &LakeSettings) -> Result<Lake> {
         let url = settings.url.trim();
         let shown = redact_url(url);
+        let mut folder = None;
         let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
+            let dir = if dir.is_empty() { "." } else { dir };
+            folder = Some(PathBuf::from(dir));
             local(dir, &shown)?
         } else if url == "memory://" || url == "memory:" {
             Arc::new(object_store::memory::InMemory::new())
@@ -141,14 +144,7 @@ impl Lake {
                  hdfs://namenode:8020/path or memory://",
             ));
         };
-        let mut lake = Lake::with_store(store, &shown, settings)?;
-        if let Some(dir) = url.strip_prefix("file://") {
-            let dir = if dir.is_empty() { "." } else { dir };
-            Arc::get_mut(&mut lake.inner)
-                .expect("a lake just made is not shared")
-                .folder = Some(PathBuf::from(dir));
-        }
-        Ok(lake)
+        Lake::build(store, &shown, settings, folder)
     }
 
     /// A lake over an object store built elsewhere (a wrapped or custom
@@ -158,12 +154,21 @@ impl Lake {
         label: &str,
         settings: &LakeSettings,
     ) -> Result<Lake> {
+        Lake::build(store, label, settings, None)
+    }
+
+    fn build(
+        store: Arc<dyn ObjectStore>,
+        label: &str,
+        settings: &LakeSettings,
+        folder: Option<PathBuf>,
+    ) -> Result<Lake> {
         Ok(Lake {
             inner: Arc::new(Inner {
                 store,
                 url: label.into(),
                 write: WriteOptions::from_settings(settings)?,
-                folder: None,
+                folder,
             }),
         })
     }
@@ -379,7 +384,6 @@ fn scrub(message: &str) -> String {
 }
 
 fn local(dir: &str, shown: &str) -> Result<Arc<dyn ObjectStore>> {
-    let dir = if dir.is_empty() { "." } else { dir };
     std::fs::create_dir_all(dir).map_err(|e| Error::Lake {
         url: shown.into(),
         problem: format!("cannot create the lake folder {dir}: {e}"),

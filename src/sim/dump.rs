@@ -28,6 +28,24 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// Each file [`write_ndjson`] writes, as its collection and how many of the
+/// catalog's objects it covers (audio features: one per track, some
+/// without).
+fn jobs(catalog: &Catalog) -> [(Collection, usize); 4] {
+    [
+        (Collection::Artists, catalog.artists.len()),
+        (Collection::Albums, catalog.albums.len()),
+        (Collection::Tracks, catalog.tracks.len()),
+        (Collection::AudioFeatures, catalog.tracks.len()),
+    ]
+}
+
+/// How many objects [`write_ndjson`] goes through, written or not: the
+/// length of the bar it advances.
+pub fn objects(catalog: &Catalog) -> u64 {
+    jobs(catalog).iter().map(|(_, n)| *n as u64).sum()
+}
+
 /// Write `artists`, `albums`, `tracks` and `audio_features` `.ndjson` into
 /// `dir` (created if missing), one thread per file. Each file appears under
 /// its name only once complete, so an interrupted run leaves no file that
@@ -49,12 +67,7 @@ pub fn write_ndjson(catalog: &Catalog, dir: &Path, bar: &Bar) -> Result<Vec<Writ
             Collection::Searches | Collection::AlbumTracks | Collection::Events => None,
         }
     };
-    let jobs = [
-        (Collection::Artists, catalog.artists.len()),
-        (Collection::Albums, catalog.albums.len()),
-        (Collection::Tracks, catalog.tracks.len()),
-        (Collection::AudioFeatures, catalog.tracks.len()),
-    ];
+    let jobs = jobs(catalog);
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()

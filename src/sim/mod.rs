@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{AlbumType, Catalog, Entity, Group, View};
-pub use dump::{Written, render as render_written, write_ndjson};
+pub use dump::{Written, objects, render as render_written, write_ndjson};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
