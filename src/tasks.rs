@@ -231,7 +231,7 @@ impl TaskExecutor {
         let task = format!("{}.{}", crate::silver::LAYER, def.name);
         let drift = &report.drift;
         // A table's first version adds every column: that is no drift.
-        let had_columns = report.version.is_some_and(|v| v > 1);
+        let had_columns = report.version.is_some_and(|v| v > 0);
         if had_columns && (!drift.columns_added.is_empty() || !drift.columns_widened.is_empty()) {
             let changes: Vec<String> = drift
                 .columns_added

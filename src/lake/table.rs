@@ -23,9 +23,8 @@
 //! period, together with files of writes that never committed (a crash
 //! before step 2 leaves nothing else behind).
 //!
-//! The first commit of a table, version 0, creates it (schema and
-//! partition columns) with no data, as `CREATE TABLE` does in Spark; data
-//! versions count from 1. What a layer records with its data (bronze's
+//! The first commit of a table, version 0, creates it (protocol, schema
+//! and partition columns) together with its first files. What a layer records with its data (bronze's
 //! watermark and source positions, silver's schema) are table properties
 //! `soundlake.<key>` in the Delta metadata, committed in the same commit
 //! as the data they describe; what a layer records about one file (the
@@ -35,20 +34,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{
-    Action, CommitInfo, Metadata, Protocol, Transaction as AppTransaction,
-};
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake_core::kernel::{Action, CommitInfo, Metadata, Transaction as AppTransaction};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::operations::vacuum::VacuumMode;
-use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::protocol::DeltaOperation;
+use deltalake_core::table::config::TablePropertiesExt;
 use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError};
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::Lake;
 use super::ordered::Ordered;
@@ -74,6 +72,11 @@ pub(super) const REBUILD: &str = "restore it, or delete the table folder and reb
 /// engine's maintenance) that do not conflict came first.
 const COMMIT_RETRIES: usize = 10;
 
+/// Whether the commit of version `next` is one Delta checkpoints after.
+fn checkpoint_due(state: Option<&DeltaTableState>, next: u64) -> bool {
+    state.is_some_and(|s| (next + 1).is_multiple_of(s.table_config().checkpoint_interval().get()))
+}
+
 /// A Parquet file of a committed version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFile {
@@ -89,7 +92,8 @@ pub struct DataFile {
 /// A committed version of a table.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// The Delta version; 0 for a table with no data commit yet.
+    /// The Delta version; 0 also for a table that does not exist yet
+    /// ([`Snapshot::exists`] tells them apart).
     pub version: u64,
     pub committed_at: DateTime<Utc>,
     /// Every file of the table at this version, by path.
@@ -326,37 +330,65 @@ impl Table {
         Ok(Transaction::new(self.clone(), delta, base, run_id, now))
     }
 
-    /// Commit `actions` on top of `base` as version `base.version + 1`.
-    /// A commit whose answer was lost (the store client retried it and
-    /// found it existing) is recognised by its transaction id.
+    /// Commit `actions` on top of `base` as its next version (version 0
+    /// with no base: the commit creates the table), which is `expected`
+    /// unless another commit came first. A commit whose answer was lost
+    /// (the store client retried it and found it existing) is recognised
+    /// by its transaction id.
     pub(super) async fn commit_actions(
         &self,
-        table: &DeltaTable,
+        base: Option<&DeltaTable>,
         actions: Vec<Action>,
         operation: DeltaOperation,
         txn_id: &str,
+        expected: Snapshot,
     ) -> Result<Snapshot> {
-        let state = table
-            .snapshot()
-            .map_err(|e| self.delta_error("read the Delta log", e))?;
-        let base = state.version();
+        let state = base
+            .map(|table| {
+                table
+                    .snapshot()
+                    .map_err(|e| self.delta_error("read the Delta log", e))
+            })
+            .transpose()?;
+        let next = expected.version;
+        // A creation that lost its race has nothing to retry on.
+        let retries = if state.is_some() { COMMIT_RETRIES } else { 0 };
         let properties = CommitProperties::default()
-            .with_application_transaction(AppTransaction::new(APP_ID, (base + 1) as i64))
-            .with_max_retries(COMMIT_RETRIES);
-        let committed = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(state), table.log_store(), operation)
-            .await;
+            .with_application_transaction(AppTransaction::new(APP_ID, next as i64))
+            .with_max_retries(retries);
+        let committed = async {
+            let landed = CommitBuilder::from(properties)
+                .with_actions(actions)
+                .build(
+                    state.map(|s| s as &dyn TableReference),
+                    self.log_store(),
+                    operation,
+                )
+                .into_prepared_commit_future()
+                .await?
+                .await?;
+            // Delta's post-commit step reads the new version back and,
+            // every hundredth version, writes a checkpoint and clears the
+            // log past its retention. Reading back costs more than the
+            // commit, and the version is known when it landed as expected.
+            if landed.version == next && !checkpoint_due(state, next) {
+                return Ok(None);
+            }
+            landed.await.map(|done| Some(done.snapshot))
+        }
+        .await;
         match committed {
-            Ok(done) => self.snapshot_of_state(&done.snapshot),
+            Ok(None) => Ok(expected),
+            Ok(Some(state)) => self.snapshot_of_state(&state),
             Err(e) => {
-                let newest = self.load().await?.and_then(|t| t.version()).unwrap_or(base);
-                for version in base + 1..=newest {
-                    if self.commit_id(version).await?.as_deref() == Some(txn_id) {
+                let newest = self.load().await?.and_then(|t| t.version());
+                for version in next..=newest.unwrap_or(0) {
+                    if newest.is_some() && self.commit_id(version).await?.as_deref() == Some(txn_id)
+                    {
                         return self.snapshot_of(&self.load_version(version).await?);
                     }
                 }
-                if newest > base {
+                if let Some(newest) = newest.filter(|newest| *newest >= next) {
                     return Err(Error::Lake {
                         url: self.lake.describe().into(),
                         problem: format!(
@@ -369,7 +401,7 @@ impl Table {
                             .into(),
                     });
                 }
-                Err(self.delta_error(&format!("commit version {}", base + 1), e))
+                Err(self.delta_error(&format!("commit version {next}"), e))
             }
         }
     }
@@ -509,44 +541,6 @@ impl Table {
             }
         }
         Ok(None)
-    }
-
-    /// Create the table (version 0): its schema and partition columns, no
-    /// data. A table another writer created meanwhile is taken as it is.
-    pub(super) async fn create(
-        &self,
-        metadata: Metadata,
-        now: DateTime<Utc>,
-    ) -> Result<DeltaTable> {
-        let protocol: Protocol =
-            serde_json::from_value(json!({"minReaderVersion": 1, "minWriterVersion": 2}))
-                .expect("a valid protocol action");
-        let operation = DeltaOperation::Create {
-            mode: SaveMode::ErrorIfExists,
-            location: self.log_store().root_url().clone(),
-            protocol: protocol.clone(),
-            metadata: metadata.clone(),
-        };
-        let mut info = operation.get_commit_info();
-        info.timestamp = Some(now.timestamp_millis());
-        let actions = vec![
-            Action::CommitInfo(info),
-            Action::Protocol(protocol),
-            Action::Metadata(metadata),
-        ];
-        let created = CommitBuilder::default()
-            .with_actions(actions)
-            .with_max_retries(0)
-            .build(None, self.log_store(), operation)
-            .await;
-        match created {
-            Ok(_) | Err(DeltaTableError::VersionAlreadyExists(_)) => {}
-            Err(DeltaTableError::Transaction { .. }) if self.load().await?.is_some() => {}
-            Err(e) => return Err(self.delta_error("create the Delta table", e)),
-        }
-        self.load()
-            .await?
-            .ok_or_else(|| self.damaged("version 0 was written but the table does not load"))
     }
 }
 

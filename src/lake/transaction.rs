@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::{
-    Action, Add, DataType as DeltaType, Metadata, Remove, StructField, StructType,
+    Action, Add, DataType as DeltaType, Metadata, Protocol, Remove, StructField, StructType,
 };
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use serde_json::{Map, Value, json};
@@ -170,16 +170,6 @@ impl Transaction {
     ) -> Result<Snapshot> {
         let table = &self.table;
         let metadata = self.metadata(&properties, now)?;
-        // Delta checks the commits made since the base for conflicts, so
-        // the commit builds on the base version, not on the newest.
-        let delta = match self.delta {
-            Some(delta) => delta,
-            None => {
-                table
-                    .create(with_configuration(&metadata, HashMap::new()), now)
-                    .await?
-            }
-        };
         let mode = if operation == "replace" {
             SaveMode::Overwrite
         } else {
@@ -207,14 +197,29 @@ impl Transaction {
             json!({"txn": self.id, "runId": self.run_id, "operation": operation}),
         );
         let mut actions = vec![Action::CommitInfo(info)];
-        let current = delta
-            .snapshot()
-            .map_err(|e| table.delta_error("read the Delta log", e))?
-            .metadata()
-            .clone();
-        if !same_metadata(&current, &metadata) {
-            actions.push(Action::Metadata(with_id(&metadata, current.id())));
-        }
+        // Delta checks the commits made since the base for conflicts, so
+        // the commit builds on the base version, not on the newest. The
+        // first commit creates the table with its first files.
+        let metadata = match &self.delta {
+            None => {
+                actions.push(Action::Protocol(protocol()));
+                actions.push(Action::Metadata(metadata.clone()));
+                metadata
+            }
+            Some(delta) => {
+                let current = delta
+                    .snapshot()
+                    .map_err(|e| table.delta_error("read the Delta log", e))?
+                    .metadata();
+                if same_metadata(current, &metadata) {
+                    current.clone()
+                } else {
+                    let changed = with_id(&metadata, current.id());
+                    actions.push(Action::Metadata(changed.clone()));
+                    changed
+                }
+            }
+        };
         let millis = now.timestamp_millis();
         actions.extend(
             self.added
@@ -226,8 +231,35 @@ impl Transaction {
                 .iter()
                 .map(|f| Action::Remove(remove_action(f, millis))),
         );
+        // What the version is if it lands right after the base, as it
+        // does unless another writer came between.
+        let mut files: Vec<DataFile> = self
+            .base
+            .files
+            .into_iter()
+            .filter(|f| !self.removed.iter().any(|r| r.path == f.path))
+            .chain(self.added)
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let expected = Snapshot {
+            version: self
+                .delta
+                .as_ref()
+                .and_then(DeltaTable::version)
+                .map_or(0, |v| v + 1),
+            committed_at: now,
+            files,
+            properties,
+            metadata: Some(metadata),
+        };
         table
-            .commit_actions(&delta, actions, delta_operation, &self.id)
+            .commit_actions(
+                self.delta.as_ref(),
+                actions,
+                delta_operation,
+                &self.id,
+                expected,
+            )
             .await
     }
 
@@ -334,10 +366,11 @@ fn with_id(metadata: &Metadata, id: &str) -> Metadata {
     serde_json::from_value(value).expect("a valid metadata action")
 }
 
-fn with_configuration(metadata: &Metadata, configuration: HashMap<String, String>) -> Metadata {
-    let mut value = metadata_json(metadata);
-    value["configuration"] = json!(configuration);
-    serde_json::from_value(value).expect("a valid metadata action")
+/// The protocol soundlake's tables ask of readers and writers: the
+/// oldest, which every engine reads.
+fn protocol() -> Protocol {
+    serde_json::from_value(json!({"minReaderVersion": 1, "minWriterVersion": 2}))
+        .expect("a valid protocol action")
 }
 
 fn add_action(file: &DataFile, millis: i64) -> Add {

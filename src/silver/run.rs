@@ -121,7 +121,7 @@ impl Silver {
         let definition = definition_hash(def);
         let full_refresh_reason = if scope == Scope::Full {
             None
-        } else if root_txn.base().version == 0 {
+        } else if !root_txn.base().exists() {
             Some("first run".to_string())
         } else if properties.get("definition") != Some(&json!(definition)) {
             Some(format!("{} changed since the last run", def.file.display()))

@@ -387,8 +387,8 @@ mod with_servers {
         let points: [(&Path, &str, usize); 3] = [
             (table, ".parquet", 1),
             (table, ".parquet", 4),
-            // Version 0 creates the table; version 1 is the first data.
-            (&log, ".json", 2),
+            // Version 0 creates the table with the first data.
+            (&log, ".json", 1),
         ];
         for (watched, suffix, count) in points {
             let killed = kill_when(&mut command(), watched, suffix, count);
@@ -396,8 +396,8 @@ mod with_servers {
                 assert!(killed, "killed while writing");
                 let snapshot = lake.table("bronze", "tracks").snapshot().await.unwrap();
                 assert_eq!(
-                    (snapshot.version, snapshot.files.len()),
-                    (0, 0),
+                    (snapshot.exists(), snapshot.files.len()),
+                    (false, 0),
                     "nothing visible before a commit"
                 );
             }
@@ -433,7 +433,7 @@ mod with_servers {
         let day1 = current(&s.store).await;
         for job in &jobs {
             let r = job.run(&def, Extract::Incremental, "b1").await.unwrap();
-            assert_eq!((r.version, r.rows_written), (Some(1), 300));
+            assert_eq!((r.version, r.rows_written), (Some(0), 300));
             assert_eq!(
                 r.partitions.keys().collect::<Vec<_>>(),
                 ["ingest_date=2026-11-21"]
@@ -459,7 +459,7 @@ mod with_servers {
             let r = job.run(&def, Extract::Incremental, "b3").await.unwrap();
             assert_eq!(
                 (r.version, r.rows_written, r.table_rows),
-                (Some(2), 150, 450)
+                (Some(1), 150, 450)
             );
             assert_eq!(
                 r.partitions.keys().collect::<Vec<_>>(),

@@ -115,10 +115,10 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     let table = lake.table("bronze", "things");
 
     let empty = table.snapshot().await.unwrap();
-    assert_eq!((empty.version, empty.files.len()), (0, 0));
+    assert_eq!((empty.exists(), empty.files.len()), (false, 0));
 
     // A written file is in no version until the commit names it. The first
-    // commit creates the table (version 0) and adds the data (version 1).
+    // commit, version 0, creates the table with its data.
     let mut txn = table.begin("r1", t0()).await.unwrap();
     let mut w = txn
         .create_file(&[("part", "a".into())], schema(), &[])
@@ -127,20 +127,20 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     txn.add(w.finish().await.unwrap());
     assert_eq!(visible(&store, &table).await.len(), 1, "{label}");
     let before = table.snapshot().await.unwrap();
-    assert_eq!((before.version, before.files.len()), (0, 0), "{label}");
+    assert_eq!((before.exists(), before.files.len()), (false, 0), "{label}");
     let mut properties = Map::new();
     properties.insert(
         "watermark".into(),
         serde_json::json!({"stamp": 7, "id": "x"}),
     );
-    let v1 = txn
+    let v0 = txn
         .commit("append", properties.clone(), t0())
         .await
         .unwrap();
-    assert_eq!(v1.version, 1);
+    assert_eq!(v0.version, 0);
     assert_eq!(
         log(&store, &table).await,
-        ["00000000000000000000.json", "00000000000000000001.json"],
+        ["00000000000000000000.json"],
         "{label}"
     );
     let shown = visible(&store, &table).await;
@@ -148,17 +148,17 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
         shown[0].starts_with("bronze/things/part=a/part-"),
         "{label}: {shown:?}"
     );
-    assert_eq!(ids(&table, &v1).await, ["a1", "a2"]);
+    assert_eq!(ids(&table, &v0).await, ["a1", "a2"]);
     assert_eq!(table.snapshot().await.unwrap().properties, properties);
 
     // A second version adds to the first; properties are each commit's own.
-    let v2 = append(&table, "r2", &[("b", &["b1"]), ("a", &["a3"])]).await;
-    assert_eq!((v2.version, v2.rows()), (2, 4));
+    let v1 = append(&table, "r2", &[("b", &["b1"]), ("a", &["a3"])]).await;
+    assert_eq!((v1.version, v1.rows()), (1, 4));
     assert_eq!(
         ids(&table, &table.snapshot().await.unwrap()).await,
         ["a1", "a2", "a3", "b1"]
     );
-    assert!(v2.properties.is_empty(), "{label}: {:?}", v2.properties);
+    assert!(v1.properties.is_empty(), "{label}: {:?}", v1.properties);
 
     // Two writers on the same base: the second commit is refused.
     let mut first = table.begin("w1", t0()).await.unwrap();
@@ -177,11 +177,11 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("another writer committed version 3"),
+        err.contains("another writer committed version 2"),
         "{label}: {err}"
     );
-    let v3 = table.snapshot().await.unwrap();
-    assert_eq!((v3.version, v3.rows()), (3, 5));
+    let v2 = table.snapshot().await.unwrap();
+    assert_eq!((v2.version, v2.rows()), (2, 5));
 
     // An abandoned write changes no version.
     let mut abandoned = table.begin("crashed", t0()).await.unwrap();
@@ -193,13 +193,13 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
     drop(abandoned);
     assert_eq!(
         ids(&table, &table.snapshot().await.unwrap()).await,
-        ids(&table, &v3).await
+        ids(&table, &v2).await
     );
 
     // Replace: the removed files leave the new version and stay on
     // storage, so a reader of the older version keeps reading it.
     let mut txn = table.begin("r4", t0()).await.unwrap();
-    for f in v3.files.iter().filter(|f| f.partition["part"] == "a") {
+    for f in v2.files.iter().filter(|f| f.partition["part"] == "a") {
         txn.remove(f);
     }
     let mut w = txn
@@ -207,14 +207,14 @@ async fn protocol(store: Arc<dyn ObjectStore>, label: &str) {
         .unwrap();
     w.write(&batch(&["a9"])).await.unwrap();
     txn.add(w.finish().await.unwrap());
-    let v4 = txn.commit("replace", Map::new(), t0()).await.unwrap();
-    assert_eq!(ids(&table, &v4).await, ["a9", "b1", "c1"]);
-    assert_eq!(ids(&table, &v3).await, ["a1", "a2", "a3", "b1", "c1"]);
+    let v3 = txn.commit("replace", Map::new(), t0()).await.unwrap();
+    assert_eq!(ids(&table, &v3).await, ["a9", "b1", "c1"]);
+    assert_eq!(ids(&table, &v2).await, ["a1", "a2", "a3", "b1", "c1"]);
 
     for i in 0..12 {
         append(&table, &format!("p{i}"), &[("d", &["d"])]).await;
     }
-    assert_eq!(table.snapshot().await.unwrap().version, 16);
+    assert_eq!(table.snapshot().await.unwrap().version, 15);
 }
 
 #[tokio::test]
@@ -325,12 +325,12 @@ impl ObjectStore for Dying {
 #[tokio::test]
 async fn a_commit_whose_answer_was_lost_is_the_writers_own() {
     let healthy: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    // The commit of version 1 is stored, and its answer lost.
+    // The commit of version 0 is stored, and its answer lost.
     let lossy: Arc<dyn ObjectStore> = Arc::new(Dying(healthy.clone(), |op, path| {
         op == "answer"
             && path
                 .as_ref()
-                .ends_with("_delta_log/00000000000000000001.json")
+                .ends_with("_delta_log/00000000000000000000.json")
     }));
     let lake = Lake::with_store(lossy, "memory://", &LakeSettings::default()).unwrap();
     let table = lake.table("silver", "t");
@@ -338,10 +338,10 @@ async fn a_commit_whose_answer_was_lost_is_the_writers_own() {
     let mut w = txn.create_file(&[], schema(), &[]).unwrap();
     w.write(&batch(&["x", "y"])).await.unwrap();
     txn.add(w.finish().await.unwrap());
-    let v1 = txn.commit("append", Map::new(), t0()).await.unwrap();
-    assert_eq!(v1.version, 1);
-    assert_eq!(ids(&table, &v1).await, ["x", "y"]);
-    assert_eq!(table.snapshot().await.unwrap().version, 1, "committed once");
+    let v0 = txn.commit("append", Map::new(), t0()).await.unwrap();
+    assert_eq!(v0.version, 0);
+    assert_eq!(ids(&table, &v0).await, ["x", "y"]);
+    assert_eq!(table.snapshot().await.unwrap().version, 0, "committed once");
 }
 
 #[tokio::test]
@@ -405,41 +405,40 @@ async fn history_time_travel_and_vacuum_keep_older_versions_readable_until_reten
         summary,
         [
             (
-                3,
+                2,
                 Some("replace".into()),
                 Some("r3".into()),
                 Some(1),
                 Some(3)
             ),
             (
-                2,
+                1,
                 Some("append".into()),
                 Some("r2".into()),
                 Some(1),
                 Some(0)
             ),
             (
-                1,
+                0,
                 Some("append".into()),
                 Some("r1".into()),
                 Some(2),
                 Some(0)
             ),
-            (0, None, None, None, None),
         ]
     );
     assert_eq!(history[0].at, at(2));
-    assert_eq!(history[3].operation, "CREATE TABLE");
+    assert_eq!(history[2].operation, "WRITE");
     assert_eq!(table.history(Some(2)).await.unwrap().len(), 2);
 
     // Time travel, by version and by time.
-    let v1 = table.snapshot_at(&At::Version(1)).await.unwrap();
-    assert_eq!(ids(&table, &v1).await, ["a", "b"]);
+    let v0 = table.snapshot_at(&At::Version(0)).await.unwrap();
+    assert_eq!(ids(&table, &v0).await, ["a", "b"]);
     let before_replace = table
         .snapshot_at(&At::Time(at(1) + chrono::TimeDelta::minutes(30)))
         .await
         .unwrap();
-    assert_eq!(before_replace.version, 2);
+    assert_eq!(before_replace.version, 1);
     assert_eq!(ids(&table, &before_replace).await, ["a", "b", "c"]);
     let err = table
         .snapshot_at(&At::Time(at(-1)))
@@ -488,8 +487,8 @@ async fn a_table_with_many_commits_is_checkpointed_and_reads_from_the_checkpoint
     for i in 0..100 {
         append(&table, &format!("r{i}"), &[("p", &["x"])]).await;
     }
-    // Version 100 is the hundredth data commit; Delta checkpoints every
-    // hundred versions.
+    // Version 99 is the hundredth commit; Delta checkpoints every hundred
+    // versions.
     let log = log(&store, &table).await;
     assert!(
         log.contains(&"00000000000000000099.checkpoint.parquet".to_string()),
@@ -505,7 +504,7 @@ async fn a_table_with_many_commits_is_checkpointed_and_reads_from_the_checkpoint
             .unwrap();
     }
     let snapshot = table.snapshot().await.unwrap();
-    assert_eq!((snapshot.version, snapshot.rows()), (100, 100));
+    assert_eq!((snapshot.version, snapshot.rows()), (99, 100));
 }
 
 #[tokio::test]
@@ -538,7 +537,7 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
     let (code, out, err) = run(&["history", "gold.t"]);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[2].trim_start().starts_with("2 ") && lines[2].contains("replace"));
+    assert!(lines[2].trim_start().starts_with("1 ") && lines[2].contains("replace"));
     assert!(
         lines[2].contains("second-run") && lines[2].contains(" 1 ") && lines[2].contains(" 2 ")
     );
@@ -546,7 +545,7 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
         lines[3].contains("append") && lines[3].contains("first-run"),
         "{out}"
     );
-    assert!(lines[4].contains("create table"), "{out}");
+    assert_eq!(lines.len(), 4, "two versions: {out}");
     let (_, json, _) = run(&["history", "gold.t", "--json", "--limit", "1"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
@@ -564,8 +563,8 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
         assert_eq!(code, Some(0), "{err}");
         out
     };
-    assert_eq!(count("1"), "n\n2\n");
-    assert_eq!(count("2"), "n\n1\n");
+    assert_eq!(count("0"), "n\n2\n");
+    assert_eq!(count("1"), "n\n1\n");
 
     let (code, out, err) = run(&["vacuum", "--retain-hours", "0", "--dry-run"]);
     assert_eq!(code, Some(0), "{err}");
@@ -598,7 +597,7 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
     assert!(out.contains("part=a/part-"), "the superseded file: {out}");
     let (_, again, _) = run(&["vacuum", "gold.t", "--retain-hours", "0", "--json"]);
     assert!(again.contains("\"files\": []"), "{out}\n{again}");
-    assert_eq!(count("2"), "n\n1\n");
+    assert_eq!(count("1"), "n\n1\n");
 
     for (args, needle) in [
         (&["history", "nope"][..], "\"nope\" is not a table"),
@@ -721,7 +720,7 @@ async fn a_table_of_the_pre_delta_format_converts_on_first_use_keeping_rows_and_
     .unwrap();
     let table = lake.table("bronze", "old");
     let converted = table.snapshot().await.unwrap();
-    assert_eq!(converted.version, 1);
+    assert_eq!(converted.version, 0);
     assert_eq!(ids(&table, &converted).await, ["a1", "a2", "b1"]);
     assert_eq!(
         converted.properties["watermark"],
@@ -737,14 +736,14 @@ async fn a_table_of_the_pre_delta_format_converts_on_first_use_keeping_rows_and_
         0,
         "the old records are gone"
     );
-    assert!(root.join("_delta_log/00000000000000000001.json").exists());
+    assert!(root.join("_delta_log/00000000000000000000.json").exists());
     let history = table.history(None).await.unwrap();
     assert_eq!(history[0].mode.as_deref(), Some("convert"));
     assert_eq!(history[0].run_id.as_deref(), Some("run2"));
 
     // And it is an ordinary Delta table from then on.
-    let v2 = append(&table, "next", &[("a", &["a3"])]).await;
-    assert_eq!((v2.version, v2.rows()), (2, 4));
+    let v1 = append(&table, "next", &[("a", &["a3"])]).await;
+    assert_eq!((v1.version, v1.rows()), (1, 4));
 }
 
 /// A copy of the folder `from` (files and subfolders) at `to`.

@@ -725,13 +725,12 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
         "{out}"
     );
 
-    // Killed once the third interval's bronze is committed (version 0
-    // creates the table).
+    // Killed once the third interval's bronze is committed.
     assert!(crate::support::kill_when(
         &mut cmd(&["--parallel", "2"]),
         &lake.path().join("bronze/tracks/_delta_log"),
         ".json",
-        4,
+        3,
     ));
     let done_at_kill: std::collections::BTreeMap<String, Value> = store
         .state_with_prefix("backfill/catalog/")
