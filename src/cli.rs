@@ -115,6 +115,7 @@ async fn run(cli: Cli, progress: Progress) -> Result<()> {
         Command::Query(args) => tables::query(args, &settings).await,
         Command::History(args) => tables::history(args, &settings).await,
         Command::Vacuum(args) => tables::vacuum(args, &settings).await,
+        Command::Purge(args) => tables::purge(args, &settings).await,
         Command::Ddl(args) => tables::ddl(args, &settings),
         Command::Register(args) => tables::register(args, &settings).await,
         Command::Demo => demo(&settings).await,

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod orchestrator;
 pub mod progress;
 pub mod project;
+pub mod retention;
 pub mod rng;
 pub mod secret;
 pub mod silver;

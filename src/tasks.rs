@@ -34,15 +34,18 @@ pub enum TaskKind {
     /// Delete the lake files no version within the retention needs: one
     /// task over every table.
     Vacuum,
+    /// Apply `[retention]` to bronze's history: one task.
+    Purge,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::Crawl,
         TaskKind::Bronze,
         TaskKind::Silver,
         TaskKind::Gold,
         TaskKind::Vacuum,
+        TaskKind::Purge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl TaskKind {
             TaskKind::Silver => crate::silver::LAYER,
             TaskKind::Gold => crate::gold::LAYER,
             TaskKind::Vacuum => "vacuum",
+            TaskKind::Purge => "purge",
         }
     }
 
@@ -66,6 +70,7 @@ impl TaskKind {
             TaskKind::Crawl => vec![("names_per_run", "integer")],
             TaskKind::Silver => vec![("full_refresh", "boolean")],
             TaskKind::Vacuum => vec![("retain_hours", "integer")],
+            TaskKind::Purge => vec![("history_days", "integer")],
             TaskKind::Bronze | TaskKind::Gold => Vec::new(),
         }
     }
@@ -89,7 +94,7 @@ pub fn kinds(
     for kind in TaskKind::ALL {
         kinds.params.insert(kind.name().into(), kind.params());
         let tables = match kind {
-            TaskKind::Crawl | TaskKind::Vacuum => {
+            TaskKind::Crawl | TaskKind::Vacuum | TaskKind::Purge => {
                 kinds.single.insert(kind.name().into());
                 continue;
             }
@@ -373,6 +378,25 @@ impl Executor for TaskExecutor {
                 let vacuumed = self.vacuum(hours).await?;
                 Ok(serde_json::to_value(&vacuumed).expect("reports serialize"))
             }
+            TaskKind::Purge => {
+                let days = task
+                    .params
+                    .get("history_days")
+                    .and_then(toml::Value::as_integer)
+                    .map_or(self.settings.retention.history_days, |d| {
+                        u32::try_from(d).unwrap_or(0)
+                    });
+                let purged = crate::retention::purge_history(
+                    &self.lake,
+                    &self.bronze,
+                    days,
+                    self.clock.now(),
+                    run_id,
+                    false,
+                )
+                .await?;
+                Ok(serde_json::to_value(&purged).expect("reports serialize"))
+            }
         }
     }
 
@@ -414,7 +438,12 @@ mod tests {
         let kinds = kinds(&bronze, &silver, &gold, &known);
         assert_eq!(
             kinds.single,
-            ["crawl".to_string(), "vacuum".to_string()].into()
+            [
+                "crawl".to_string(),
+                "purge".to_string(),
+                "vacuum".to_string()
+            ]
+            .into()
         );
         assert_eq!(kinds.params["vacuum"], [("retain_hours", "integer")]);
         assert_eq!(kinds.params["crawl"], [("names_per_run", "integer")]);

@@ -79,6 +79,11 @@ pub enum Command {
     /// Delete the files no version within the retention needs: files newer
     /// versions superseded and files of writes that never committed.
     Vacuum(VacuumArgs),
+    /// Apply [retention]: delete from bronze the versions of Spotify
+    /// objects replaced more than history_days ago (the current version of
+    /// each stays). With --artist, take an artist down instead: delete
+    /// every landing document and lake row that names it, then vacuum.
+    Purge(PurgeArgs),
     /// Print the statements that expose every gold table to another engine
     /// over the configured lake URL.
     Ddl(DdlArgs),
@@ -129,6 +134,22 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The artist to take down: its id, URL or spotify:artist: URI.
+    #[arg(long)]
+    pub artist: Option<String>,
+    /// Instead of [retention] history_days.
+    #[arg(long)]
+    pub history_days: Option<u32>,
+    /// Count what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
 }

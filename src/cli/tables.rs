@@ -2,7 +2,7 @@
 //! history and vacuum; and those that show gold tables to other engines:
 //! ddl and register.
 
-use super::args::{DdlArgs, HistoryArgs, QueryArgs, RegisterArgs, VacuumArgs};
+use super::args::{DdlArgs, HistoryArgs, PurgeArgs, QueryArgs, RegisterArgs, VacuumArgs};
 use super::print_json;
 use crate::config::Settings;
 use crate::definitions::TableId;
@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::lake::maintenance::{render_history, render_vacuum, retention, vacuum as vacuum_tables};
 use crate::lake::{At, Lake};
 use crate::project::Project;
+use crate::retention;
 use crate::sql::LAYERS;
 
 async fn open_lake(settings: &Settings) -> Result<Lake> {
@@ -79,6 +80,57 @@ pub(super) async fn vacuum(args: VacuumArgs, settings: &Settings) -> Result<()> 
         print_json(&vacuumed);
     } else {
         out!("{}", render_vacuum(&vacuumed, args.dry_run));
+    }
+    Ok(())
+}
+
+pub(super) async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
+    let lake = open_lake(settings).await?;
+    let now = crate::clock::system().now();
+    let run_id = format!("purge-{}", now.format("%Y%m%dT%H%M%SZ"));
+    let Some(artist) = args.artist else {
+        let days = args.history_days.unwrap_or(settings.retention.history_days);
+        let bronze = Project::load(settings)?.bronze;
+        let purged =
+            retention::purge_history(&lake, &bronze, days, now, &run_id, args.dry_run).await?;
+        if args.json {
+            print_json(&purged);
+        } else {
+            out!("{}", retention::render_history(&purged, args.dry_run));
+        }
+        return Ok(());
+    };
+    let artist = retention::artist_id(&artist)?;
+    let store = crate::landing::open(&settings.landing.url, crate::clock::system()).await?;
+    let taken = retention::take_down(&store, &lake, &artist, now, &run_id, args.dry_run).await?;
+    // A takedown leaves nothing to read back: the rewritten files' old
+    // versions go now, not after the vacuum retention.
+    let vacuumed = if args.dry_run {
+        Vec::new()
+    } else {
+        let tables: Vec<(String, String)> = taken
+            .tables
+            .iter()
+            .filter_map(|t| t.table.split_once('.'))
+            .map(|(layer, name)| (layer.to_string(), name.to_string()))
+            .collect();
+        // The files were removed at `now`; a vacuum deletes what was
+        // removed before its cutoff.
+        let after = now + chrono::TimeDelta::seconds(1);
+        vacuum_tables(
+            &lake,
+            &LAYERS,
+            &tables,
+            chrono::TimeDelta::zero(),
+            after,
+            false,
+        )
+        .await?
+    };
+    if args.json {
+        print_json(&serde_json::json!({"takedown": taken, "vacuumed": vacuumed}));
+    } else {
+        out!("{}", retention::render_takedown(&taken, args.dry_run));
     }
     Ok(())
 }

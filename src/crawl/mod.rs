@@ -94,6 +94,8 @@ pub struct CrawlReport {
     pub rate_limit_wait_secs: f64,
     /// Steps left out, and why (audio features refused, for example).
     pub skipped: Vec<String>,
+    /// Documents not landed because they name a taken-down artist.
+    pub withheld: u64,
 }
 
 impl CrawlReport {
@@ -188,6 +190,8 @@ pub struct Crawler {
 /// One run in flight: its budget and what it has done so far.
 struct Run<'a> {
     crawler: &'a Crawler,
+    /// Artists taken down: no document naming one is landed.
+    taken_down: std::collections::HashSet<String>,
     started: DateTime<Utc>,
     stats_before: ClientStats,
     report: CrawlReport,
@@ -221,6 +225,7 @@ impl Crawler {
         let foreign_before = governor.foreign_throttles();
         let mut run = Run {
             crawler: self,
+            taken_down: crate::retention::taken_down(&self.store).await?,
             started: self.clock.now(),
             stats_before: self.client.stats(),
             report: CrawlReport {
@@ -239,6 +244,7 @@ impl Crawler {
                 reauthentications: 0,
                 rate_limit_wait_secs: 0.0,
                 skipped: Vec::new(),
+                withheld: 0,
             },
         };
         run.report.outcome = match run.go(names).await {
@@ -452,8 +458,15 @@ impl Run<'_> {
         &mut self,
         collection: Collection,
         endpoint: &str,
-        docs: Vec<(String, Value)>,
+        mut docs: Vec<(String, Value)>,
     ) -> Step {
+        if !self.taken_down.is_empty() {
+            let before = docs.len();
+            docs.retain(|(_, doc)| {
+                !crate::retention::names_any(&doc.to_string(), &self.taken_down)
+            });
+            self.report.withheld += (before - docs.len()) as u64;
+        }
         if docs.is_empty() {
             return Ok(());
         }

@@ -4,6 +4,7 @@
 //! module sees only [`Lake`] and [`Table`]. The lake knows nothing of
 //! Spotify or of what the layers mean.
 
+mod delete;
 mod legacy;
 pub mod maintenance;
 mod ordered;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
+pub use delete::Deleted;
 pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
 pub use table::{At, Commit, DataFile, Located, Snapshot, Table};
 pub use transaction::{TableDocs, Transaction};

@@ -160,8 +160,8 @@ impl Transaction {
     }
 
     /// Publish: one Delta commit adds the new files, removes the
-    /// superseded ones and records `properties`. `operation` is `append`
-    /// or `replace`.
+    /// superseded ones and records `properties`. `operation` is `append`,
+    /// `replace`, or `delete` (rows deleted, files rewritten without them).
     pub async fn commit(
         self,
         operation: &str,
@@ -170,15 +170,18 @@ impl Transaction {
     ) -> Result<Snapshot> {
         let table = &self.table;
         let metadata = self.metadata(&properties, now)?;
-        let mode = if operation == "replace" {
-            SaveMode::Overwrite
-        } else {
-            SaveMode::Append
-        };
-        let delta_operation = DeltaOperation::Write {
-            mode,
-            partition_by: None,
-            predicate: None,
+        let delta_operation = match operation {
+            "delete" => DeltaOperation::Delete { predicate: None },
+            "replace" => DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: None,
+                predicate: None,
+            },
+            _ => DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
         };
         let mut info = delta_operation.get_commit_info();
         info.timestamp = Some(now.timestamp_millis());

@@ -304,6 +304,24 @@ impl DocumentStore for EmbeddedStore {
         Ok(n.max(0) as u64)
     }
 
+    async fn delete(&self, collection: Collection, ids: &[String]) -> Result<u64> {
+        let sql = format!("DELETE FROM {} WHERE id = ?1", collection.name());
+        let ids = ids.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut deleted = 0;
+            {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                for id in &ids {
+                    deleted += stmt.execute([id])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
     async fn stable_stamp(&self) -> Result<Option<Stamp>> {
         // The stamp is taken inside the writing transaction, so whatever
         // a reader sees committed is complete up to it.

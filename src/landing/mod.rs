@@ -257,6 +257,10 @@ pub trait DocumentStore: Send + Sync + fmt::Debug {
 
     async fn count(&self, collection: Collection) -> Result<u64>;
 
+    /// Delete the documents of `ids` (a takedown); returns how many were
+    /// there.
+    async fn delete(&self, collection: Collection, ids: &[String]) -> Result<u64>;
+
     /// A stamp at or below which every version is already visible to
     /// [`DocumentStore::scan`]: no writer still holds a smaller stamp. Bronze reads
     /// up to it, so a batch being written is never half-extracted. `None`

@@ -362,6 +362,19 @@ impl DocumentStore for MongoStore {
             .await
             .map_err(|e| self.error(e))
     }
+
+    async fn delete(&self, collection: Collection, ids: &[String]) -> Result<u64> {
+        let mut deleted = 0;
+        for chunk in ids.chunks(1000) {
+            deleted += self
+                .docs(collection)
+                .delete_many(doc! {"_id": {"$in": chunk}})
+                .await
+                .map_err(|e| self.error(e))?
+                .deleted_count;
+        }
+        Ok(deleted)
+    }
 }
 
 #[async_trait::async_trait]

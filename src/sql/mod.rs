@@ -4,7 +4,7 @@
 //! where the files are (local disk, S3, HDFS) without copying them. Gold
 //! models run on it and `soundlake query` asks it.
 
-mod functions;
+pub mod functions;
 pub mod output;
 pub mod references;
 mod snapshots;

@@ -24,7 +24,10 @@ const LAYERS: [(&str, &[&str]); 7] = [
         &["spotify", "sim", "kafka", "trino", "notify", "import"],
     ),
     ("engine", &["sql"]),
-    ("layers", &["crawl", "bronze", "silver", "gold", "events"]),
+    (
+        "layers",
+        &["crawl", "bronze", "silver", "gold", "events", "retention"],
+    ),
     ("orchestration", &["orchestrator"]),
     // The settings that name every module, and the wiring that runs each
     // task kind from them.

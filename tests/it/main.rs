@@ -30,6 +30,7 @@ mod layering;
 mod listening;
 mod notify;
 mod orchestrator;
+mod retention;
 #[cfg(feature = "servers")]
 mod servers;
 mod silver;
