@@ -191,6 +191,16 @@ async fn versions_and_metadata(c: &Case) {
     assert_eq!(s.count(Collection::Tracks).await.unwrap(), 2);
     assert_eq!(s.count(Collection::Albums).await.unwrap(), 0);
     assert!(s.get(Collection::Albums, "a").await.unwrap().is_none());
+
+    // A takedown deletes by id; ids not there are no error.
+    let deleted = s
+        .delete(Collection::Tracks, &["b".into(), "zzz".into()])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(s.get(Collection::Tracks, "b").await.unwrap().is_none());
+    assert_eq!(s.count(Collection::Tracks).await.unwrap(), 1);
+    assert_eq!(s.delete(Collection::Albums, &[]).await.unwrap(), 0);
 }
 
 async fn stamps_increase(c: &Case) {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use soundlake::landing::{Collection, DocumentStore};
+use soundlake::landing::{Collection, DocumentStore, StateStore};
 
 use crate::events::Lake;
 
@@ -152,4 +152,196 @@ async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
         vacuumed.contains("would delete 0 files in all"),
         "{parquet}: {vacuumed}"
     );
+}
+
+/// Every row of silver.tracks, sorted.
+async fn silver_rows(lake: &soundlake::lake::Lake) -> Vec<String> {
+    use futures::TryStreamExt;
+    let table = lake.table("silver", "tracks");
+    let snapshot = table.snapshot().await.unwrap();
+    let mut rows = Vec::new();
+    for file in &snapshot.files {
+        let batches: Vec<arrow_array::RecordBatch> = table
+            .read(file, 512)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for batch in batches {
+            let text = |name: &str| {
+                batch
+                    .column(batch.schema().index_of(name).unwrap())
+                    .as_any()
+                    .downcast_ref::<arrow_array::StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let (id, name) = (text("id"), text("name"));
+            for row in 0..batch.num_rows() {
+                rows.push(format!("{} {}", id.value(row), name.value(row)));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn history_goes_once_replaced_longer_ago_than_history_days_and_the_current_versions_stay() {
+    use chrono::TimeDelta;
+    use soundlake::bronze::{Bronze, Extract};
+    use soundlake::clock::{Clock, SharedClock, VirtualClock};
+    use soundlake::silver::{Scope, Silver};
+
+    use crate::bronze::{definition, ids, land, versions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = VirtualClock::manual(crate::support::t0());
+    let shared: SharedClock = clock.clone();
+    let url = format!("embedded://{}/landing.db", dir.path().display());
+    let store = soundlake::landing::open(&url, shared.clone())
+        .await
+        .unwrap();
+    let lake = soundlake::lake::Lake::in_memory();
+    let def = definition("tracks");
+    let bronze = Bronze::new(store.clone(), lake.clone(), shared.clone());
+    let silver_def = crate::silver::silver_defs()
+        .into_iter()
+        .find(|d| d.name == "tracks")
+        .unwrap();
+    let silver = Silver::new(store.clone(), lake.clone(), shared.clone());
+    let day = |n: i64| TimeDelta::days(n).to_std().unwrap();
+
+    // Day 0: ten tracks; day 10: five of them change; day 40: two again.
+    land(&store, &ids(0..10), 1, 10).await;
+    bronze.run(&def, Extract::Incremental, "b1").await.unwrap();
+    clock.advance(day(10));
+    land(&store, &ids(0..5), 2, 10).await;
+    bronze.run(&def, Extract::Incremental, "b2").await.unwrap();
+    clock.advance(day(30));
+    land(&store, &ids(0..2), 3, 10).await;
+    bronze.run(&def, Extract::Incremental, "b3").await.unwrap();
+    silver
+        .run(&silver_def, &def, Scope::New, "s1")
+        .await
+        .unwrap();
+    let silver_before = silver_rows(&lake).await;
+    assert_eq!(silver_before.len(), 10, "{silver_before:?}");
+    let table = lake.table("bronze", "tracks");
+    let all = versions(&table).await;
+    assert_eq!(all.len(), 17);
+
+    // Day 45, 30 days kept: the cutoff is day 15. Day 0's versions were
+    // replaced on day 10, before it: they go. Day 10's two replaced on day
+    // 40 stay, as do the current versions.
+    clock.advance(day(5));
+    let now = clock.now();
+    let defs = [def.clone()];
+    let dry = soundlake::retention::purge_history(&lake, &defs, 30, now, "p0", true)
+        .await
+        .unwrap();
+    assert_eq!((dry.tables[0].rows, dry.tables[0].version), (5, None));
+    assert_eq!(versions(&table).await, all, "a dry run deletes nothing");
+    let purged = soundlake::retention::purge_history(&lake, &defs, 30, now, "p1", false)
+        .await
+        .unwrap();
+    assert_eq!(purged.tables[0].rows, 5);
+    let kept = versions(&table).await;
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|v| !(v.0.as_str() < "t00005" && v.1 == all[0].1))
+        .cloned()
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(kept.len(), 12);
+    let history = table.history(Some(1)).await.unwrap();
+    assert_eq!(history[0].mode.as_deref(), Some("delete"));
+    // The day-0 file's ten rows, rewritten as its five that stay.
+    assert_eq!(
+        (history[0].rows_removed, history[0].rows_added),
+        (Some(10), Some(5))
+    );
+
+    // Again: nothing more goes, and no version is written.
+    let again = soundlake::retention::purge_history(&lake, &defs, 30, now, "p2", false)
+        .await
+        .unwrap();
+    assert_eq!((again.tables[0].rows, again.tables[0].version), (0, None));
+
+    // Silver reads the rewritten bronze files and keeps what it held.
+    silver
+        .run(&silver_def, &def, Scope::New, "s2")
+        .await
+        .unwrap();
+    assert_eq!(silver_rows(&lake).await, silver_before);
+
+    // With no history kept, only the current version of each track stays,
+    // and bronze still extracts what lands next.
+    soundlake::retention::purge_history(&lake, &defs, 0, now, "p3", false)
+        .await
+        .unwrap();
+    assert_eq!(versions(&table).await.len(), 10);
+    land(&store, &ids(9..11), 4, 10).await;
+    let next = bronze.run(&def, Extract::Incremental, "b4").await.unwrap();
+    assert_eq!(next.rows_written, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crawl_lands_nothing_naming_a_taken_down_artist() {
+    use soundlake::sim::SimOptions;
+
+    use crate::crawl::{Setup, all_at_once};
+
+    let names = crate::support::names(6);
+    let options = || SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        ..SimOptions::default()
+    };
+    let first = Setup::start(options()).await;
+    first
+        .crawler(first.h.settings(), all_at_once(6))
+        .run(&names, "look")
+        .await
+        .unwrap();
+    let artists = first
+        .store
+        .scan_text(Collection::Artists, None, usize::MAX)
+        .await
+        .unwrap();
+    let artist = artists[0].id.clone();
+    let taken: HashSet<String> = [artist.clone()].into();
+
+    let s = Setup::start(options()).await;
+    s.store
+        .put_state(
+            &format!("{}{artist}", soundlake::retention::TAKEDOWN),
+            &serde_json::json!({"at": "2026-11-21T00:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    let report = s
+        .crawler(s.h.settings(), all_at_once(6))
+        .run(&names, "crawl")
+        .await
+        .unwrap();
+    assert!(report.withheld > 0, "{report:?}");
+    let mut landed = 0;
+    for collection in Collection::ALL {
+        for doc in s
+            .store
+            .scan_text(collection, None, usize::MAX)
+            .await
+            .unwrap()
+        {
+            landed += 1;
+            assert!(
+                !soundlake::retention::names_any(&doc.doc, &taken),
+                "{collection}/{} names the taken-down artist",
+                doc.id
+            );
+        }
+    }
+    assert!(landed > 0, "the other artists were landed");
 }
