@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use soundlake::landing::{Collection, DocumentStore, StateStore};
+use soundlake::landing::{Collection, DocumentStore};
 
 use crate::events::Lake;
 
