@@ -792,6 +792,13 @@ pub fn render(r: &CrawlReport) -> String {
             c.new, c.changed, c.unchanged
         );
     }
+    if r.withheld > 0 {
+        let _ = writeln!(
+            out,
+            "  withheld {} documents naming a taken-down artist",
+            r.withheld
+        );
+    }
     let by_endpoint: Vec<String> = r.requests.iter().map(|(e, n)| format!("{e} {n}")).collect();
     if r.requests_total == 0 {
         return out;

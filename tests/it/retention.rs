@@ -327,6 +327,11 @@ async fn the_crawl_lands_nothing_naming_a_taken_down_artist() {
         .await
         .unwrap();
     assert!(report.withheld > 0, "{report:?}");
+    let shown = soundlake::crawl::render(&report);
+    assert!(
+        shown.contains(&format!("withheld {} documents", report.withheld)),
+        "{shown}"
+    );
     let mut landed = 0;
     for collection in Collection::ALL {
         for doc in s
