@@ -47,26 +47,49 @@ impl Progress {
     /// A bar of `total` (unknown: a spinner) for `what`, drawn at once
     /// and ticking on its own; hidden when there is no display.
     pub fn bar(&self, what: &str, total: Option<u64>, unit: Unit) -> Bar {
+        self.bar_with_note(what, total, unit, || None)
+    }
+
+    /// [`Progress::bar`], ending with what `note` says each time the bar
+    /// is drawn (a wait and when it ends, say), if anything.
+    pub fn bar_with_note(
+        &self,
+        what: &str,
+        total: Option<u64>,
+        unit: Unit,
+        note: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Bar {
         let Some(multi) = &self.0 else {
             return Bar(None);
         };
         let template = match (unit, total) {
             (Unit::Bytes, Some(_)) => {
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}"
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}{note}"
                     .into()
             }
-            (Unit::Bytes, None) => "{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}".into(),
+            (Unit::Bytes, None) => {
+                "{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}{note}".into()
+            }
             (Unit::Items(word), Some(_)) => {
                 format!(
-                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} (ETA {{eta}}) {{msg}}"
+                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} (ETA {{eta}}) {{msg}}{{note}}"
                 )
             }
             (Unit::Items(word), None) => {
-                format!("{{prefix}} {{spinner}} {{human_pos}} {word} {{msg}}")
+                format!("{{prefix}} {{spinner}} {{human_pos}} {word} {{msg}}{{note}}")
             }
         };
+        let note = std::sync::Arc::new(note);
         let style = ProgressStyle::with_template(&template)
             .expect("the templates are valid")
+            .with_key(
+                "note",
+                move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    if let Some(note) = note() {
+                        let _ = write!(out, "; {note}");
+                    }
+                },
+            )
             .progress_chars("=> ");
         let bar = multi.add(match total {
             Some(total) => ProgressBar::new(total),

@@ -356,10 +356,19 @@ impl Run<'_> {
             Err(next_due) => return Ok(Outcome::NothingDue { next_due }),
         };
         self.report.names_taken = batch.iter().map(|(n, _)| n.clone()).collect();
-        let bar =
-            self.crawler
-                .progress
-                .bar("crawl", Some(batch.len() as u64), Unit::Items("names"));
+        let governor = self.crawler.client.governor().clone();
+        let bar = self.crawler.progress.bar_with_note(
+            "crawl",
+            Some(batch.len() as u64),
+            Unit::Items("names"),
+            move || {
+                let until = governor.waiting_until()?;
+                Some(format!(
+                    "waiting for the rate limit until {}",
+                    until.format("%H:%M:%S UTC")
+                ))
+            },
+        );
         let (client, before) = (&self.crawler.client, self.stats_before.clone());
         let stage = |what: &str| {
             let requests = client.stats().since(&before).total_requests();

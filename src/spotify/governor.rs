@@ -82,6 +82,8 @@ struct State {
     /// When the last 429 came.
     last_throttle: Option<DateTime<Utc>>,
     waited: Duration,
+    /// When the caller waiting for a slot gets one, for progress displays.
+    waiting_until: Option<DateTime<Utc>>,
 }
 
 impl Governor {
@@ -98,6 +100,7 @@ impl Governor {
                 foreign_throttles: 0,
                 last_throttle: None,
                 waited: Duration::ZERO,
+                waiting_until: None,
             }),
             settings,
             clock,
@@ -136,10 +139,12 @@ impl Governor {
                 match self.wait_needed(&mut s, now)? {
                     None => {
                         s.grants.push_back(now);
+                        s.waiting_until = None;
                         return Ok(now);
                     }
                     Some(wait) => {
                         s.waited += wait;
+                        s.waiting_until = chrono::Duration::from_std(wait).ok().map(|w| now + w);
                         wait
                     }
                 }
@@ -270,6 +275,13 @@ impl Governor {
         s.pause.filter(|(until, _)| *until > self.clock.now())
     }
 
+    /// Until when a caller is waiting for a request slot (the window is
+    /// spent, or a 429 paused every caller), if one is.
+    pub fn waiting_until(&self) -> Option<DateTime<Utc>> {
+        let s = self.state.lock().expect("governor lock");
+        s.waiting_until.filter(|until| *until > self.clock.now())
+    }
+
     /// The current (adaptive) budget per window.
     pub fn budget(&self) -> u32 {
         self.state.lock().expect("governor lock").budget
@@ -325,6 +337,26 @@ mod tests {
         ));
         assert_eq!(clock.now(), start());
         assert_eq!(g.paused_until().map(|p| p.0), Some(until));
+    }
+
+    #[tokio::test]
+    async fn a_caller_waiting_for_a_slot_says_until_when() {
+        let clock = VirtualClock::manual(start());
+        let g = Governor::new(settings(1), clock.clone());
+        g.acquire().await.unwrap();
+        assert_eq!(g.waiting_until(), None, "a slot was free");
+        let waiting = tokio::spawn({
+            let g = g.clone();
+            async move { g.acquire().await.unwrap() }
+        });
+        while clock.sleepers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let window_end = start() + chrono::Duration::seconds(30);
+        assert_eq!(g.waiting_until(), Some(window_end));
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(waiting.await.unwrap(), window_end);
+        assert_eq!(g.waiting_until(), None, "the wait is over");
     }
 
     #[tokio::test]

@@ -624,7 +624,7 @@ async fn a_blocked_application_is_a_configuration_error_and_is_not_retried() {
 /// `soundlake args…` in `dir` under a pseudo-terminal (util-linux
 /// `script`), as a person at a terminal runs it: everything the terminal
 /// showed.
-fn under_a_terminal(dir: &std::path::Path, args: &str) -> String {
+fn under_a_terminal(dir: &std::path::Path, args: &str, env: &[(&str, String)]) -> String {
     let out = Command::new("/usr/bin/script")
         .args([
             "-qec",
@@ -635,6 +635,7 @@ fn under_a_terminal(dir: &std::path::Path, args: &str) -> String {
         .env_clear()
         .env("TERM", "xterm")
         .env("SOUNDLAKE__DEFINITIONS__DIR", crate::support::shipped())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -657,7 +658,7 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
     assert!(generated.status.success());
 
     // At a terminal: the import's bytes and the run's tasks.
-    let shown = under_a_terminal(dir.path(), "import tracks tracks.ndjson");
+    let shown = under_a_terminal(dir.path(), "import tracks tracks.ndjson", &[]);
     assert!(
         shown.contains("import tracks.ndjson [")
             && shown.contains("MiB/")
@@ -667,6 +668,7 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
     let shown = under_a_terminal(
         dir.path(),
         "run spotify_catalog --select bronze.tracks,silver.tracks",
+        &[],
     );
     assert!(
         shown.contains("run spotify_catalog [") && shown.contains(" tasks"),
@@ -674,7 +676,11 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
     );
 
     // JSON logs at a terminal, and a pipe: none.
-    let shown = under_a_terminal(dir.path(), "--log-format json import albums albums.ndjson");
+    let shown = under_a_terminal(
+        dir.path(),
+        "--log-format json import albums albums.ndjson",
+        &[],
+    );
     assert!(!shown.contains("albums.ndjson ["), "{shown}");
     let piped = run(&["import", "artists", "artists.ndjson"]);
     let printed = format!(
@@ -687,4 +693,41 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
         !printed.contains('[') && !printed.contains("\u{1b}"),
         "{printed}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crawl_shows_a_rate_limit_wait_and_when_it_ends_at_a_terminal() {
+    let names = names(1);
+    let h = Harness::start(SimOptions {
+        names: names.clone(),
+        rate_limit: 0,
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("artists.txt"), names.join("\n")).unwrap();
+    let base = h.sim.base_url();
+    // Two requests per two seconds: the crawl of one artist waits.
+    let env = [
+        ("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1")),
+        ("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token")),
+        ("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID.to_string()),
+        (
+            "SPOTIFY_CLIENT_SECRET",
+            soundlake::sim::CLIENT_SECRET.to_string(),
+        ),
+        ("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "2".to_string()),
+        ("SOUNDLAKE__SPOTIFY__WINDOW_SECS", "2".to_string()),
+    ];
+    let shown = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || under_a_terminal(&dir, "crawl", &env)
+    })
+    .await
+    .unwrap();
+    assert!(
+        shown.contains("crawl [") && shown.contains("waiting for the rate limit until "),
+        "{shown}"
+    );
+    assert!(!shown.contains(soundlake::sim::CLIENT_SECRET));
 }
