@@ -314,6 +314,7 @@ async fn run_pipeline(
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
         progress,
+        ..RunOptions::default()
     };
     let report = runner.run(pipeline, &selected, &options, &id).await?;
     if args.report.json {
@@ -384,6 +385,7 @@ async fn backfill(
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
         progress,
+        ..RunOptions::default()
     };
     let id = run_id(&format!("backfill-{}", pipeline.name), clock.now());
     let report = plan

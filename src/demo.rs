@@ -97,7 +97,7 @@ pub async fn run(
         full_refresh: false,
         stop: Some(stop),
         grace: chrono::TimeDelta::seconds(60),
-        progress: Default::default(),
+        ..RunOptions::default()
     };
     progress(&format!(
         "soundlake demo: {} names of {} through the simulator at {base} ({} mode)",

@@ -47,18 +47,12 @@ impl Progress {
     /// A bar of `total` (unknown: a spinner) for `what`, drawn at once
     /// and ticking on its own; hidden when there is no display.
     pub fn bar(&self, what: &str, total: Option<u64>, unit: Unit) -> Bar {
-        self.bar_with_note(what, total, unit, || None)
+        self.bar_with_note(what, total, unit, Note::default())
     }
 
     /// [`Progress::bar`], ending with what `note` says each time the bar
     /// is drawn (a wait and when it ends, say), if anything.
-    pub fn bar_with_note(
-        &self,
-        what: &str,
-        total: Option<u64>,
-        unit: Unit,
-        note: impl Fn() -> Option<String> + Send + Sync + 'static,
-    ) -> Bar {
+    pub fn bar_with_note(&self, what: &str, total: Option<u64>, unit: Unit, note: Note) -> Bar {
         let Some(multi) = &self.0 else {
             return Bar(None);
         };
@@ -79,14 +73,13 @@ impl Progress {
                 format!("{{prefix}} {{spinner}} {{human_pos}} {word} {{msg}}{{note}}")
             }
         };
-        let note = std::sync::Arc::new(note);
         let style = ProgressStyle::with_template(&template)
             .expect("the templates are valid")
             .with_key(
                 "note",
                 move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                    if let Some(note) = note() {
-                        let _ = write!(out, "; {note}");
+                    if let Some(note) = note.0.as_ref().and_then(|f| f()) {
+                        let _ = write!(out, " · {note}");
                     }
                 },
             )
@@ -108,6 +101,24 @@ impl Progress {
 }
 
 /// One bar; every method does nothing when progress is not shown.
+/// What a bar says besides its count, asked each time it is drawn.
+#[derive(Clone, Default)]
+pub struct Note(Option<std::sync::Arc<NoteFn>>);
+
+type NoteFn = dyn Fn() -> Option<String> + Send + Sync;
+
+impl Note {
+    pub fn new(f: impl Fn() -> Option<String> + Send + Sync + 'static) -> Note {
+        Note(Some(std::sync::Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Note")
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct Bar(Option<ProgressBar>);
 

@@ -25,7 +25,7 @@ use crate::artist_names::match_key;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
-use crate::progress::{Progress, Unit};
+use crate::progress::{Note, Progress, Unit};
 use crate::spotify::ApiError;
 use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
@@ -361,13 +361,13 @@ impl Run<'_> {
             "crawl",
             Some(batch.len() as u64),
             Unit::Items("names"),
-            move || {
+            Note::new(move || {
                 let until = governor.waiting_until()?;
                 Some(format!(
                     "waiting for the rate limit until {}",
                     until.format("%H:%M:%S UTC")
                 ))
-            },
+            }),
         );
         let (client, before) = (&self.crawler.client, self.stats_before.clone());
         let stage = |what: &str| {

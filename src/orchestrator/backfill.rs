@@ -26,6 +26,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::SharedStore;
 use crate::notify::{Event, Notice, Notifier};
+use crate::progress::Note;
 
 /// A pipeline's backfill over some intervals, as a DAG.
 #[derive(Debug, Clone)]
@@ -328,14 +329,35 @@ impl Backfill {
         let run = if selected.is_empty() {
             None
         } else {
+            // Each interval's tasks still to finish; the bar counts the
+            // intervals with none left.
+            let mut left: BTreeMap<String, usize> = BTreeMap::new();
+            for interval in &self.intervals {
+                let prefix = format!("{}/", interval.key());
+                let count = selected.iter().filter(|id| id.starts_with(&prefix)).count();
+                if count > 0 {
+                    left.insert(interval.key(), count);
+                }
+            }
+            let left = Arc::new(std::sync::Mutex::new(left));
+            let total = self.intervals.len();
+            let counted = left.clone();
+            let options = RunOptions {
+                note: Note::new(move || {
+                    let left = counted.lock().expect("intervals lock").len();
+                    Some(format!("{} of {total} intervals done", total - left))
+                }),
+                ..options.clone()
+            };
             let marking = Arc::new(MarkDone {
                 inner: executor.clone(),
                 store: store.clone(),
                 clock: clock.clone(),
                 pipeline: self.plan.name.clone(),
+                left,
             });
             let runner = Runner::new(store.clone(), clock.clone(), marking);
-            Some(runner.run(&self.plan, &selected, options, run_id).await?)
+            Some(runner.run(&self.plan, &selected, &options, run_id).await?)
         };
         let outcome_of = |id: &str| {
             run.as_ref()
@@ -443,6 +465,8 @@ struct MarkDone {
     store: SharedStore,
     clock: SharedClock,
     pipeline: String,
+    /// Each interval's tasks still to finish, by interval key.
+    left: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
 #[async_trait::async_trait]
@@ -453,6 +477,15 @@ impl Executor for MarkDone {
         self.store
             .put_state(&done_key(&self.pipeline, &task.id), &mark)
             .await?;
+        if let Some((interval, _)) = task.id.split_once('/') {
+            let mut left = self.left.lock().expect("intervals lock");
+            if let Some(count) = left.get_mut(interval) {
+                *count -= 1;
+                if *count == 0 {
+                    left.remove(interval);
+                }
+            }
+        }
         Ok(report)
     }
 

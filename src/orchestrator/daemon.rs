@@ -420,7 +420,7 @@ impl Daemon {
             full_refresh: false,
             stop: Some(stop),
             grace: self.options.grace,
-            progress: Default::default(),
+            ..RunOptions::default()
         };
         let started_at = self.clock.now();
         tracing::info!(pipeline = %pipeline.name, %fire, run = %run_id, "scheduled run starts");

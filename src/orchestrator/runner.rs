@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::landing::{SharedStore, lease};
 use crate::notify::{Event, Notice, Notifier};
-use crate::progress::{Progress, Unit};
+use crate::progress::{Note, Progress, Unit};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
 /// runner renews it as tasks finish, at most every quarter of it.
@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub grace: TimeDelta,
     /// Where a run shows its tasks done (nowhere, by default).
     pub progress: Progress,
+    /// What the run's bar says besides its tasks (a backfill's intervals).
+    pub note: Note,
 }
 
 /// How a run, a task attempt, a backfill interval or a task after a
@@ -221,10 +223,11 @@ impl Runner {
 
         let mut frontier = Frontier::new(pipeline, selected);
         let mut running = FuturesUnordered::new();
-        let bar = options.progress.bar(
+        let bar = options.progress.bar_with_note(
             &format!("run {}", pipeline.name),
             Some(selected.len() as u64),
             Unit::Items("tasks"),
+            options.note.clone(),
         );
         let mut stop = options.stop.clone();
         // Once asked to stop: no new task starts, and running ones have until

@@ -675,6 +675,30 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
         "{shown}"
     );
 
+    // A backfill counts its intervals as well as its tasks.
+    let defs = crate::support::copy_of_shipped(&["bronze", "silver", "gold", "pipelines"]);
+    for shipped in ["spotify_catalog", "listening_events", "lake_maintenance"] {
+        std::fs::remove_file(defs.path().join(format!("pipelines/{shipped}.toml"))).unwrap();
+    }
+    std::fs::write(
+        defs.path().join("pipelines/catalog.toml"),
+        "schedule = \"0 3 * * *\"\n[tasks.bronze]\ntables = [\"tracks\"]\n\
+         [tasks.silver]\ntables = [\"tracks\"]\n",
+    )
+    .unwrap();
+    let shown = under_a_terminal(
+        dir.path(),
+        "backfill catalog --from 2026-11-01 --to 2026-11-04",
+        &[(
+            "SOUNDLAKE__DEFINITIONS__DIR",
+            defs.path().display().to_string(),
+        )],
+    );
+    assert!(
+        shown.contains("run catalog [") && shown.contains("5 of 5 intervals done"),
+        "{shown}"
+    );
+
     // JSON logs at a terminal, and a pipe: none.
     let shown = under_a_terminal(
         dir.path(),
