@@ -92,7 +92,7 @@ pub async fn import(
     };
     for &(dry, what) in passes {
         loader.dry = dry;
-        bar.set_position(0);
+        bar.restart();
         bar.set_message(what);
         read(
             path,
@@ -249,7 +249,13 @@ async fn read(
                     continue;
                 }
                 match serde_json::from_str::<Value>(text) {
-                    Ok(v) => loader.take(objects(collection, v), &place, rejects).await?,
+                    Ok(v) => {
+                        let found = objects(collection, v);
+                        if let Ok(found) = &found {
+                            bar.count(found.len() as u64);
+                        }
+                        loader.take(found, &place, rejects).await?
+                    }
                     Err(e) => rejects.push(reject(place, format!("not valid JSON ({e})"))),
                 }
             }

@@ -4,6 +4,7 @@
 //! never see them. Log lines are written above the bars, not through them.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -54,15 +55,17 @@ impl Progress {
     /// is drawn (a wait and when it ends, say), if anything.
     pub fn bar_with_note(&self, what: &str, total: Option<u64>, unit: Unit, note: Note) -> Bar {
         let Some(multi) = &self.0 else {
-            return Bar(None);
+            return Bar::default();
         };
+        let items = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = items.clone();
         let template = match (unit, total) {
             (Unit::Bytes, Some(_)) => {
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}{note}"
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}){items} {msg}{note}"
                     .into()
             }
             (Unit::Bytes, None) => {
-                "{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}{note}".into()
+                "{prefix} {spinner} {bytes} ({bytes_per_sec}){items} {msg}{note}".into()
             }
             (Unit::Items(word), Some(_)) => {
                 format!(
@@ -83,6 +86,21 @@ impl Progress {
                     }
                 },
             )
+            .with_key(
+                "items",
+                move |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let n = counted.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let rate = n as f64 / state.elapsed().as_secs_f64().max(1e-3);
+                        let _ = write!(
+                            out,
+                            ", {} documents ({}/s)",
+                            indicatif::HumanCount(n),
+                            indicatif::HumanCount(rate as u64)
+                        );
+                    }
+                },
+            )
             .progress_chars("=> ");
         let bar = multi.add(match total {
             Some(total) => ProgressBar::new(total),
@@ -91,7 +109,10 @@ impl Progress {
         bar.set_style(style);
         bar.set_prefix(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
-        Bar(Some(bar))
+        Bar {
+            bar: Some(bar),
+            items,
+        }
     }
 
     /// A writer for log lines that suspends the bars while it writes.
@@ -120,30 +141,43 @@ impl std::fmt::Debug for Note {
 }
 
 #[derive(Clone, Default)]
-pub struct Bar(Option<ProgressBar>);
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    /// Documents counted so far: a bar of bytes shows them and their rate.
+    items: std::sync::Arc<AtomicU64>,
+}
 
 impl Bar {
     pub fn inc(&self, n: u64) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.inc(n);
         }
     }
 
-    pub fn set_position(&self, n: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_position(n);
+    /// Count `n` more documents done.
+    pub fn count(&self, n: u64) {
+        self.items.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Start over from nothing done, for a second pass over the same work.
+    pub fn restart(&self) {
+        self.items.store(0, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_position(0);
+            bar.reset_elapsed();
+            bar.reset_eta();
         }
     }
 
     pub fn set_message(&self, message: impl Into<String>) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.set_message(message.into());
         }
     }
 
     /// Leave the bar at its last state, no longer ticking.
     pub fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.finish();
         }
     }

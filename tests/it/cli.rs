@@ -662,6 +662,7 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
     assert!(
         shown.contains("import tracks.ndjson [")
             && shown.contains("MiB/")
+            && shown.contains(" documents (")
             && shown.contains("loading"),
         "{shown}"
     );
