@@ -306,7 +306,9 @@ async fn run_pipeline(
     }
     let deployment = Deployment::open(settings).await?;
     let tasks = deployment.executor(&defs, &Default::default());
-    let Deployment { store, clock, .. } = deployment;
+    let Deployment {
+        store, clock, lake, ..
+    } = deployment;
     let runner = Runner::new(store, clock.clone(), tasks);
     let id = run_id(&pipeline.name, clock.now());
     let options = RunOptions {
@@ -314,6 +316,7 @@ async fn run_pipeline(
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
         progress,
+        rows: lake.rows_written().clone(),
         ..RunOptions::default()
     };
     let report = runner.run(pipeline, &selected, &options, &id).await?;
@@ -374,7 +377,9 @@ async fn backfill(
     let plan = Backfill::for_range(pipeline, &args.from, &args.to, args.parallel)?;
     let deployment = Deployment::open(settings).await?;
     let executor = deployment.executor(&project, &Default::default());
-    let Deployment { store, clock, .. } = deployment;
+    let Deployment {
+        store, clock, lake, ..
+    } = deployment;
     if args.dry_run {
         let dry_run = plan.dry_run(&store, args.force).await?;
         out!("{}", crate::orchestrator::render_dry_run(&dry_run));
@@ -385,6 +390,7 @@ async fn backfill(
         stop: Some(stop_on_signals()?),
         grace: chrono::TimeDelta::seconds(args.grace_secs.into()),
         progress,
+        rows: lake.rows_written().clone(),
         ..RunOptions::default()
     };
     let id = run_id(&format!("backfill-{}", pipeline.name), clock.now());

@@ -48,34 +48,34 @@ impl Progress {
     /// A bar of `total` (unknown: a spinner) for `what`, drawn at once
     /// and ticking on its own; hidden when there is no display.
     pub fn bar(&self, what: &str, total: Option<u64>, unit: Unit) -> Bar {
-        self.bar_with_note(what, total, unit, Note::default())
+        self.bar_with(what, total, unit, Extras::default())
     }
 
-    /// [`Progress::bar`], ending with what `note` says each time the bar
-    /// is drawn (a wait and when it ends, say), if anything.
-    pub fn bar_with_note(&self, what: &str, total: Option<u64>, unit: Unit, note: Note) -> Bar {
+    /// [`Progress::bar`], also showing `extras`.
+    pub fn bar_with(&self, what: &str, total: Option<u64>, unit: Unit, extras: Extras) -> Bar {
+        let Extras { note, tally } = extras;
+        let (word, tally) = tally.unwrap_or(("", Tally::default()));
         let Some(multi) = &self.0 else {
-            return Bar::default();
+            return Bar { bar: None, tally };
         };
-        let items = std::sync::Arc::new(AtomicU64::new(0));
-        let counted = items.clone();
         let template = match (unit, total) {
             (Unit::Bytes, Some(_)) => {
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}){items} {msg}{note}"
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}){tally} {msg}{note}"
                     .into()
             }
             (Unit::Bytes, None) => {
-                "{prefix} {spinner} {bytes} ({bytes_per_sec}){items} {msg}{note}".into()
+                "{prefix} {spinner} {bytes} ({bytes_per_sec}){tally} {msg}{note}".into()
             }
             (Unit::Items(word), Some(_)) => {
                 format!(
-                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} (ETA {{eta}}) {{msg}}{{note}}"
+                    "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {word} (ETA {{eta}}){{tally}} {{msg}}{{note}}"
                 )
             }
             (Unit::Items(word), None) => {
-                format!("{{prefix}} {{spinner}} {{human_pos}} {word} {{msg}}{{note}}")
+                format!("{{prefix}} {{spinner}} {{human_pos}} {word}{{tally}} {{msg}}{{note}}")
             }
         };
+        let counted = tally.clone();
         let style = ProgressStyle::with_template(&template)
             .expect("the templates are valid")
             .with_key(
@@ -87,14 +87,14 @@ impl Progress {
                 },
             )
             .with_key(
-                "items",
+                "tally",
                 move |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                    let n = counted.load(Ordering::Relaxed);
+                    let n = counted.get();
                     if n > 0 {
                         let rate = n as f64 / state.elapsed().as_secs_f64().max(1e-3);
                         let _ = write!(
                             out,
-                            ", {} documents ({}/s)",
+                            ", {} {word} ({}/s)",
                             indicatif::HumanCount(n),
                             indicatif::HumanCount(rate as u64)
                         );
@@ -111,7 +111,7 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(200));
         Bar {
             bar: Some(bar),
-            items,
+            tally,
         }
     }
 
@@ -121,7 +121,16 @@ impl Progress {
     }
 }
 
-/// One bar; every method does nothing when progress is not shown.
+/// What a bar shows besides its count and message.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Asked each time the bar is drawn.
+    pub note: Note,
+    /// Things done along the way (`rows`, `documents`), shown with their
+    /// rate once there are any.
+    pub tally: Option<(&'static str, Tally)>,
+}
+
 /// What a bar says besides its count, asked each time it is drawn.
 #[derive(Clone, Default)]
 pub struct Note(Option<std::sync::Arc<NoteFn>>);
@@ -140,11 +149,30 @@ impl std::fmt::Debug for Note {
     }
 }
 
+/// A count shared by the work that adds to it and the bar that shows it;
+/// cheap enough to add to whether or not anything is shown.
+#[derive(Clone, Debug, Default)]
+pub struct Tally(std::sync::Arc<AtomicU64>);
+
+impl Tally {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// One bar; every method does nothing when progress is not shown.
 #[derive(Clone, Default)]
 pub struct Bar {
     bar: Option<ProgressBar>,
-    /// Documents counted so far: a bar of bytes shows them and their rate.
-    items: std::sync::Arc<AtomicU64>,
+    tally: Tally,
 }
 
 impl Bar {
@@ -154,14 +182,14 @@ impl Bar {
         }
     }
 
-    /// Count `n` more documents done.
+    /// Add `n` to the bar's tally.
     pub fn count(&self, n: u64) {
-        self.items.fetch_add(n, Ordering::Relaxed);
+        self.tally.add(n);
     }
 
     /// Start over from nothing done, for a second pass over the same work.
     pub fn restart(&self) {
-        self.items.store(0, Ordering::Relaxed);
+        self.tally.reset();
         if let Some(bar) = &self.bar {
             bar.set_position(0);
             bar.reset_elapsed();

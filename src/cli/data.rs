@@ -8,7 +8,7 @@ use super::print_json;
 use crate::clock;
 use crate::error::Result;
 use crate::orchestrator::{run_id, stop_on_signals};
-use crate::progress::{Progress, Unit};
+use crate::progress::{Extras, Progress, Tally, Unit};
 use crate::sim::Simulator;
 
 pub(super) async fn import(
@@ -20,10 +20,14 @@ pub(super) async fn import(
     let store = crate::landing::open(&settings.landing.url, clock.clone()).await?;
     let id = run_id("import", clock.now());
     let size = std::fs::metadata(&args.file).ok().map(|m| m.len());
-    let bar = progress.bar(
+    let bar = progress.bar_with(
         &format!("import {}", args.file.display()),
         size,
         Unit::Bytes,
+        Extras {
+            tally: Some(("documents", Tally::default())),
+            ..Extras::default()
+        },
     );
     let report =
         crate::import::import(&store, args.collection, &args.file, args.strict, &id, &bar).await?;

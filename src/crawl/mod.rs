@@ -25,7 +25,7 @@ use crate::artist_names::match_key;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
-use crate::progress::{Note, Progress, Unit};
+use crate::progress::{Extras, Note, Progress, Unit};
 use crate::spotify::ApiError;
 use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
@@ -357,17 +357,18 @@ impl Run<'_> {
         };
         self.report.names_taken = batch.iter().map(|(n, _)| n.clone()).collect();
         let governor = self.crawler.client.governor().clone();
-        let bar = self.crawler.progress.bar_with_note(
+        let note = Note::new(move || {
+            let until = governor.waiting_until()?;
+            Some(format!(
+                "waiting for the rate limit until {}",
+                until.format("%H:%M:%S UTC")
+            ))
+        });
+        let bar = self.crawler.progress.bar_with(
             "crawl",
             Some(batch.len() as u64),
             Unit::Items("names"),
-            Note::new(move || {
-                let until = governor.waiting_until()?;
-                Some(format!(
-                    "waiting for the rate limit until {}",
-                    until.format("%H:%M:%S UTC")
-                ))
-            }),
+            Extras { note, tally: None },
         );
         let (client, before) = (&self.crawler.client, self.stats_before.clone());
         let stage = |what: &str| {

@@ -119,6 +119,8 @@ struct Inner {
     /// A lake on disk: its folder, which can hold empty folders that an
     /// object store cannot.
     folder: Option<PathBuf>,
+    /// Rows written to data files through this lake, for progress bars.
+    written: crate::progress::Tally,
 }
 
 impl Lake {
@@ -171,6 +173,7 @@ impl Lake {
                 url: label.into(),
                 write: WriteOptions::from_settings(settings)?,
                 folder,
+                written: Default::default(),
             }),
         })
     }
@@ -202,6 +205,12 @@ impl Lake {
         if let Some(folder) = &self.inner.folder {
             remove(&folder.join(prefix.as_ref()));
         }
+    }
+
+    /// Rows written to data files through this lake (and its clones) so
+    /// far, counted as they are written.
+    pub fn rows_written(&self) -> &crate::progress::Tally {
+        &self.inner.written
     }
 
     /// The lake URL with credentials redacted.

@@ -132,6 +132,7 @@ impl FileWriter {
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        self.lake.rows_written().add(batch.num_rows() as u64);
         self.writer
             .write(batch)
             .await

@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::landing::{SharedStore, lease};
 use crate::notify::{Event, Notice, Notifier};
-use crate::progress::{Note, Progress, Unit};
+use crate::progress::{Extras, Note, Progress, Tally, Unit};
 
 /// How long a run holds its pipeline's lock before it must renew it; the
 /// runner renews it as tasks finish, at most every quarter of it.
@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// What the run's bar says besides its tasks (a backfill's intervals).
     pub note: Note,
+    /// Rows the run's tasks have written, which its bar shows with their
+    /// rate: tasks add to it as they write.
+    pub rows: Tally,
 }
 
 /// How a run, a task attempt, a backfill interval or a task after a
@@ -223,11 +226,14 @@ impl Runner {
 
         let mut frontier = Frontier::new(pipeline, selected);
         let mut running = FuturesUnordered::new();
-        let bar = options.progress.bar_with_note(
+        let bar = options.progress.bar_with(
             &format!("run {}", pipeline.name),
             Some(selected.len() as u64),
             Unit::Items("tasks"),
-            options.note.clone(),
+            Extras {
+                note: options.note.clone(),
+                tally: Some(("rows", options.rows.clone())),
+            },
         );
         let mut stop = options.stop.clone();
         // Once asked to stop: no new task starts, and running ones have until

@@ -672,7 +672,9 @@ fn progress_shows_at_a_terminal_and_nowhere_else() {
         &[],
     );
     assert!(
-        shown.contains("run spotify_catalog [") && shown.contains(" tasks"),
+        shown.contains("run spotify_catalog [")
+            && shown.contains(" tasks")
+            && shown.contains(" rows ("),
         "{shown}"
     );
 
