@@ -117,28 +117,38 @@ pub async fn purge_history(
         }
         let table = lake.table(crate::bronze::LAYER, &def.name);
         let snapshot = table.snapshot().await?;
+        let cutoff_stamp = cutoff.timestamp_micros();
         // A version is replaced by the next one; the newest version of an
         // id already current at the cutoff keeps it, older ones go.
         let mut current_at_cutoff: HashMap<String, i64> = HashMap::new();
-        let columns = [def.key.as_str(), "ingested_at"];
         for file in &snapshot.files {
-            let mut batches =
-                table
-                    .open_file(file)
-                    .await?
-                    .read(None, Some(&columns), BATCH_ROWS)?;
-            while let Some(batch) = batches.next().await {
-                let batch = batch?;
-                let (ids, stamps) = (texts(&batch, 0), stamps(&batch, 1));
-                for row in 0..batch.num_rows() {
-                    let (Some(id), Some(stamp)) = (ids(row), stamps(row)) else {
-                        continue;
-                    };
-                    if stamp < cutoff.timestamp_micros() {
-                        let held = current_at_cutoff.entry(id.to_string()).or_insert(stamp);
-                        *held = (*held).max(stamp);
-                    }
+            each_version(&table, file, &def.key, |id, stamp| {
+                if stamp < cutoff_stamp {
+                    let held = current_at_cutoff.entry(id.to_string()).or_insert(stamp);
+                    *held = (*held).max(stamp);
                 }
+            })
+            .await?;
+        }
+        let doomed = |id: Option<&str>, stamp: Option<i64>| {
+            id.and_then(|id| current_at_cutoff.get(id))
+                .zip(stamp)
+                .is_some_and(|(current, stamp)| stamp < *current)
+        };
+        // Only files holding a version older than the cutoff can hold one
+        // to delete; of those, only the ones that do are read whole.
+        let mut holding = HashSet::new();
+        for file in &snapshot.files {
+            if crate::bronze::stamp_range(file).is_some_and(|(min, _)| min >= cutoff_stamp) {
+                continue;
+            }
+            let mut found = false;
+            each_version(&table, file, &def.key, |id, stamp| {
+                found |= doomed(Some(id), Some(stamp));
+            })
+            .await?;
+            if found {
+                holding.insert(file.path.clone());
             }
         }
         let key = def.key.clone();
@@ -151,18 +161,13 @@ pub async fn purge_history(
             };
             let (ids, stamps) = (texts(batch, k), stamps(batch, s));
             Ok((0..batch.num_rows())
-                .map(|row| {
-                    let older = ids(row)
-                        .and_then(|id| current_at_cutoff.get(id))
-                        .zip(stamps(row))
-                        .is_some_and(|(current, stamp)| stamp < *current);
-                    Some(!older)
-                })
+                .map(|row| Some(!doomed(ids(row), stamps(row))))
                 .collect())
         };
+        let may_hold = |file: &crate::lake::DataFile| holding.contains(&file.path);
         tables.push(
             table
-                .delete_rows(keep, &["doc"], run_id, now, dry_run)
+                .delete_rows(may_hold, keep, &["doc"], run_id, now, dry_run)
                 .await?,
         );
     }
@@ -246,7 +251,7 @@ pub async fn take_down(
             let payload: &[&str] = &["doc", "text"];
             let deleted = lake
                 .table(layer, &name)
-                .delete_rows(keep, payload, run_id, now, dry_run)
+                .delete_rows(|_| true, keep, payload, run_id, now, dry_run)
                 .await?;
             if deleted.rows > 0 {
                 tables.push(deleted);
@@ -266,6 +271,31 @@ pub async fn take_down(
         documents,
         tables,
     })
+}
+
+/// Call `f` with the id and ingest stamp of every version `file` holds,
+/// reading those two columns only.
+async fn each_version(
+    table: &crate::lake::Table,
+    file: &crate::lake::DataFile,
+    key: &str,
+    mut f: impl FnMut(&str, i64),
+) -> Result<()> {
+    let mut batches =
+        table
+            .open_file(file)
+            .await?
+            .read(None, Some(&[key, "ingested_at"]), BATCH_ROWS)?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let (ids, stamps) = (texts(&batch, 0), stamps(&batch, 1));
+        for row in 0..batch.num_rows() {
+            if let (Some(id), Some(stamp)) = (ids(row), stamps(row)) {
+                f(id, stamp);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rows naming none of `ids` in a text column, and holding none of `keys`

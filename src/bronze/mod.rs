@@ -510,7 +510,7 @@ fn watermark(value: Option<&Value>) -> Option<Watermark> {
 }
 
 /// The ingest stamps a file holds, from its commit entry.
-fn stamp_range(file: &DataFile) -> Option<(Stamp, Stamp)> {
+pub fn stamp_range(file: &DataFile) -> Option<(Stamp, Stamp)> {
     let get = |k: &str| file.stats.get(k).and_then(Value::as_i64);
     Some((get("min_ingested_at")?, get("max_ingested_at")?))
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Map;
 
-use super::table::Table;
+use super::table::{DataFile, Table};
 use crate::error::Result;
 
 /// Rows read per batch while deciding what a file keeps.
@@ -29,11 +29,12 @@ pub struct Deleted {
 
 impl Table {
     /// Delete the rows `keep` does not mark (false: delete) from the
-    /// newest version. `payload` names the large text columns, written as the
-    /// layer wrote them (no statistics, no dictionary). With `dry_run`,
-    /// only count them.
+    /// newest version, reading only the files `may_hold` picks. `payload`
+    /// names the large text columns, written as the layer wrote them (no
+    /// statistics, no dictionary). With `dry_run`, only count them.
     pub async fn delete_rows(
         &self,
+        may_hold: impl Fn(&DataFile) -> bool,
         mut keep: impl FnMut(&RecordBatch) -> Result<BooleanArray>,
         payload: &[&str],
         run_id: &str,
@@ -45,7 +46,14 @@ impl Table {
             table: self.root().to_string().replace('/', "."),
             ..Deleted::default()
         };
-        for file in txn.base().files.clone() {
+        let files: Vec<DataFile> = txn
+            .base()
+            .files
+            .iter()
+            .filter(|f| may_hold(f))
+            .cloned()
+            .collect();
+        for file in files {
             let parquet = txn.open(&file).await?;
             let mut kept = Vec::new();
             let mut dropped = 0;
