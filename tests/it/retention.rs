@@ -152,6 +152,20 @@ async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
         vacuumed.contains("would delete 0 files in all"),
         "{parquet}: {vacuumed}"
     );
+
+    // The shipped maintenance pipeline purges bronze's history, then
+    // vacuums.
+    let run: Value =
+        serde_json::from_str(&lake.ok(&["run", "lake_maintenance", "--json"])).unwrap();
+    let tasks = run["tasks"].as_array().unwrap();
+    let purge = tasks.iter().find(|t| t["id"] == "purge").unwrap();
+    assert_eq!(purge["status"], "succeeded", "{run}");
+    assert_eq!(purge["report"]["history_days"], 30, "{run}");
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["id"] == "vacuum" && t["status"] == "succeeded")
+    );
 }
 
 /// Every row of silver.tracks, sorted.
