@@ -3,7 +3,6 @@
 //! recorded in the state store. What a task does is the executor's
 //! business; the runner only knows ids, kinds and outcomes.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -440,12 +439,7 @@ struct Frontier<'p> {
     /// tasks have not succeeded; at zero a task is ready. Kept up to date
     /// as tasks finish, so a run costs time linear in its tasks and edges.
     blocked: BTreeMap<&'p str, usize>,
-    /// Ready tasks, the head of the longest chain first (critical-path
-    /// scheduling): a long chain starts at once instead of after the
-    /// short tasks whose names sort before it.
-    ready: BTreeSet<(Reverse<usize>, &'p str)>,
-    /// The length of the longest chain of the pipeline from each task.
-    chain: BTreeMap<&'p str, usize>,
+    ready: BTreeSet<&'p str>,
     in_flight: BTreeSet<&'p str>,
     outcomes: BTreeMap<String, TaskOutcome>,
 }
@@ -462,17 +456,15 @@ impl<'p> Frontier<'p> {
                 )
             })
             .collect();
-        let chain = pipeline.dag.chain_lengths();
         let ready = blocked
             .iter()
             .filter(|(_, n)| **n == 0)
-            .map(|(id, _)| (Reverse(chain[id]), *id))
+            .map(|(id, _)| *id)
             .collect();
         Frontier {
             pipeline,
             blocked,
             ready,
-            chain,
             in_flight: BTreeSet::new(),
             outcomes: BTreeMap::new(),
         }
@@ -480,7 +472,7 @@ impl<'p> Frontier<'p> {
 
     /// A ready task, now counted as running.
     fn start_next(&mut self) -> Option<&'p str> {
-        let (_, id) = self.ready.pop_first()?;
+        let id = self.ready.pop_first()?;
         self.blocked.remove(id);
         self.in_flight.insert(id);
         Some(id)
@@ -496,14 +488,14 @@ impl<'p> Frontier<'p> {
                 if let Some(n) = self.blocked.get_mut(down) {
                     *n -= 1;
                     if *n == 0 {
-                        self.ready.insert((Reverse(self.chain[down]), down));
+                        self.ready.insert(down);
                     }
                 }
             }
         } else {
             for down in dag.descendants(&outcome.id) {
                 if let Some((id, _)) = self.blocked.remove_entry(down.as_str()) {
-                    self.ready.remove(&(Reverse(self.chain[id]), id));
+                    self.ready.remove(id);
                     self.outcomes.insert(down, skipped(id));
                 }
             }

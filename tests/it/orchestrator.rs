@@ -330,35 +330,6 @@ after = ["crawl"]
     }
 
     #[tokio::test]
-    async fn the_head_of_the_longest_chain_starts_first() {
-        let clock: SharedClock = VirtualClock::starting_at(t0());
-        let (_dir, store) = store(clock.clone()).await;
-        // bronze.c leads to silver.c; bronze.a and bronze.b lead nowhere,
-        // and sort before it.
-        let p = pipeline(
-            "schedule = \"0 3 * * *\"\nmax_concurrent_tasks = 1\n[tasks.bronze]\n\
-             [tasks.silver]\ntables = [\"c\"]\n",
-        );
-        let f = fake(&clock, &[], &[]);
-        let runner = Runner::new(store, clock.clone(), f.clone());
-        let all = p.dag.select("").unwrap();
-        let report = runner
-            .run(&p, &all, &RunOptions::default(), "run-o")
-            .await
-            .unwrap();
-        assert!(report.succeeded());
-        let started: Vec<String> = f
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, what, _)| *what == "start")
-            .map(|(id, _, _)| id.clone())
-            .collect();
-        assert_eq!(started, ["bronze.c", "bronze.a", "bronze.b", "silver.c"]);
-    }
-
-    #[tokio::test]
     async fn a_stop_lets_running_tasks_finish_within_the_grace_period() {
         for finish_in_time in [true, false] {
             let manual = VirtualClock::manual(t0());
