@@ -134,6 +134,11 @@ struct TableBuf {
     positions: Vec<Int32Builder>,
     columns: Vec<ColumnBuf>,
     index: FastMap<String, usize>,
+    /// The columns of an object's fields by field name: slot 0 for the
+    /// table's own object, slot `c + 1` for the object in column `c`. A
+    /// field is found by its short name instead of hashing and comparing
+    /// its whole path, once per value.
+    fields: Vec<FastMap<Box<str>, usize>>,
     meta: Option<(TimestampMicrosecondBuilder, StringBuilder)>,
 }
 
@@ -300,7 +305,8 @@ impl Flattener {
                 self.offenses.clear();
                 let mut path = String::new();
                 let mut chain = Vec::new();
-                let checked = self.fields(Mode::Check, v, &fields, 0, &mut path, &mut chain, 0);
+                let checked =
+                    self.fields(Mode::Check, v, &fields, 0, None, &mut path, &mut chain, 0);
                 for (t, c) in self.touched.drain(..) {
                     self.tables[t].columns[c].tentative = None;
                 }
@@ -315,7 +321,16 @@ impl Flattener {
                     }
                     Ok(()) => {
                         self.new_row(0, v, &chain);
-                        let _ = self.fields(Mode::Apply, v, &fields, 0, &mut path, &mut chain, 0);
+                        let _ = self.fields(
+                            Mode::Apply,
+                            v,
+                            &fields,
+                            0,
+                            None,
+                            &mut path,
+                            &mut chain,
+                            0,
+                        );
                     }
                 }
             }
@@ -352,6 +367,7 @@ impl Flattener {
             positions: (0..depth).map(|_| Int32Builder::new()).collect(),
             columns: Vec::new(),
             index: FastMap::default(),
+            fields: Vec::new(),
             meta: parent.is_none().then(|| {
                 (
                     TimestampMicrosecondBuilder::new().with_timezone("UTC"),
@@ -432,22 +448,53 @@ impl Flattener {
         v: &Version,
         fields: &simd_json::borrowed::Object,
         table: usize,
+        object: Option<usize>,
         path: &mut String,
         chain: &mut Vec<i32>,
         depth: usize,
     ) -> std::result::Result<(), Stop> {
+        if depth + 1 > MAX_DEPTH && !fields.is_empty() {
+            return Err(Stop::TooDeep);
+        }
+        let slot = object.map_or(0, |c| c + 1);
         for (key, value) in fields.iter() {
             let len = path.len();
             push_key(path, key);
-            let walked = self.walk(mode, v, value, table, path, chain, depth + 1, false);
+            // The document's own key is the row key, not a column.
+            if table == 0
+                && *path == self.plan.def.key
+                && matches!(value, Json::String(s) if s == v.key)
+            {
+                path.truncate(len);
+                continue;
+            }
+            let known = self.tables[table]
+                .fields
+                .get(slot)
+                .and_then(|columns| columns.get(key.as_ref()))
+                .copied();
+            let column = match known {
+                Some(column) => column,
+                None => {
+                    let column = self.column(table, path);
+                    let t = &mut self.tables[table];
+                    if t.fields.len() <= slot {
+                        t.fields.resize_with(slot + 1, FastMap::default);
+                    }
+                    t.fields[slot].insert(key.as_ref().into(), column);
+                    column
+                }
+            };
+            let walked = self.walk(mode, v, value, table, column, path, chain, depth + 1, false);
             path.truncate(len);
             walked?;
         }
         Ok(())
     }
 
-    /// One value at `path` in the current row of `table`. `element` is set
-    /// for the elements of an array, whose rules the array already applied.
+    /// One value at `path`, in `column` of the current row of `table`.
+    /// `element` is set for the elements of an array, whose rules the
+    /// array already applied.
     #[allow(clippy::too_many_arguments)]
     fn walk(
         &mut self,
@@ -455,6 +502,7 @@ impl Flattener {
         v: &Version,
         value: &Json,
         table: usize,
+        column: usize,
         path: &mut String,
         chain: &mut Vec<i32>,
         depth: usize,
@@ -463,13 +511,6 @@ impl Flattener {
         if depth > MAX_DEPTH {
             return Err(Stop::TooDeep);
         }
-        if table == 0
-            && *path == self.plan.def.key
-            && matches!(value, Json::String(s) if s == v.key)
-        {
-            return Ok(());
-        }
-        let column = self.column(table, path);
         let rule = if element {
             Rule::default()
         } else {
@@ -510,7 +551,7 @@ impl Flattener {
             Json::String(s) => self.leaf(mode, v, table, column, Val::Str(s)),
             Json::Object(fields) => {
                 self.leaf(mode, v, table, column, Val::Object);
-                self.fields(mode, v, fields, table, path, chain, depth)?;
+                self.fields(mode, v, fields, table, Some(column), path, chain, depth)?;
             }
             Json::Array(items) => {
                 self.leaf(mode, v, table, column, Val::Array);
@@ -527,9 +568,23 @@ impl Flattener {
                     if mode == Mode::Apply {
                         self.new_row(child, v, chain);
                     }
+                    if depth + 1 > MAX_DEPTH {
+                        chain.pop();
+                        return Err(Stop::TooDeep);
+                    }
                     let mut item_path = child_path.clone();
-                    let walked =
-                        self.walk(mode, v, item, child, &mut item_path, chain, depth + 1, true);
+                    let element = self.column(child, &item_path);
+                    let walked = self.walk(
+                        mode,
+                        v,
+                        item,
+                        child,
+                        element,
+                        &mut item_path,
+                        chain,
+                        depth + 1,
+                        true,
+                    );
                     chain.pop();
                     walked?;
                 }
