@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
-use arrow_array::{LargeStringArray, StringViewArray, TimestampMicrosecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -303,7 +304,7 @@ async fn each_version(
 fn keep_unnamed(batch: &RecordBatch, ids: &HashSet<String>, keys: &HashSet<i64>) -> BooleanArray {
     let mut keep = vec![true; batch.num_rows()];
     for column in 0..batch.num_columns() {
-        if let Some(values) = batch.column(column).as_any().downcast_ref::<Int64Array>() {
+        if let Some(values) = batch.column(column).as_primitive_opt::<Int64Type>() {
             for (row, value) in values.iter().enumerate() {
                 keep[row] &= !value.is_some_and(|v| keys.contains(&v));
             }
@@ -319,10 +320,10 @@ fn keep_unnamed(batch: &RecordBatch, ids: &HashSet<String>, keys: &HashSet<i64>)
 
 /// A text column's value by row; `None` for nulls and other types.
 fn texts<'b>(batch: &'b RecordBatch, column: usize) -> impl Fn(usize) -> Option<&'b str> {
-    let array = batch.column(column).as_any();
-    let utf8 = array.downcast_ref::<StringArray>();
-    let large = array.downcast_ref::<LargeStringArray>();
-    let view = array.downcast_ref::<StringViewArray>();
+    let array = batch.column(column);
+    let utf8 = array.as_string_opt::<i32>();
+    let large = array.as_string_opt::<i64>();
+    let view = array.as_string_view_opt();
     move |row| {
         if let Some(a) = utf8 {
             return a.is_valid(row).then(|| a.value(row));
@@ -338,8 +339,7 @@ fn texts<'b>(batch: &'b RecordBatch, column: usize) -> impl Fn(usize) -> Option<
 fn stamps(batch: &RecordBatch, column: usize) -> impl Fn(usize) -> Option<i64> {
     let array = batch
         .column(column)
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>();
+        .as_primitive_opt::<TimestampMicrosecondType>();
     move |row| array.and_then(|a| a.is_valid(row).then(|| a.value(row)))
 }
 

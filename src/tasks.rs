@@ -333,11 +333,7 @@ impl Executor for TaskExecutor {
         };
         match kind {
             TaskKind::Crawl => {
-                let names_per_run = task
-                    .params
-                    .get("names_per_run")
-                    .and_then(toml::Value::as_integer)
-                    .map(|n| u32::try_from(n).unwrap_or(0));
+                let names_per_run = task.integer_param("names_per_run");
                 let report = self.crawl(names_per_run, run_id, &options.progress).await?;
                 // A long rate-limit wait ends this run cleanly; the next run resumes.
                 match report.paused() {
@@ -369,23 +365,15 @@ impl Executor for TaskExecutor {
             }
             TaskKind::Vacuum => {
                 let hours = task
-                    .params
-                    .get("retain_hours")
-                    .and_then(toml::Value::as_integer)
-                    .map_or(self.settings.lake.vacuum_retention_hours, |h| {
-                        u64::try_from(h).unwrap_or(0)
-                    });
+                    .integer_param("retain_hours")
+                    .unwrap_or(self.settings.lake.vacuum_retention_hours);
                 let vacuumed = self.vacuum(hours).await?;
                 Ok(serde_json::to_value(&vacuumed).expect("reports serialize"))
             }
             TaskKind::Purge => {
                 let days = task
-                    .params
-                    .get("history_days")
-                    .and_then(toml::Value::as_integer)
-                    .map_or(self.settings.retention.history_days, |d| {
-                        u32::try_from(d).unwrap_or(0)
-                    });
+                    .integer_param("history_days")
+                    .unwrap_or(self.settings.retention.history_days);
                 let purged = crate::retention::purge_history(
                     &self.lake,
                     &self.bronze,

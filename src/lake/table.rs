@@ -382,13 +382,12 @@ impl Table {
             Ok(Some(state)) => self.snapshot_of_state(&state),
             Err(e) => {
                 let newest = self.load().await?.and_then(|t| t.version());
-                for version in next..=newest.unwrap_or(0) {
-                    if newest.is_some() && self.commit_id(version).await?.as_deref() == Some(txn_id)
-                    {
-                        return self.snapshot_of(&self.load_version(version).await?);
-                    }
-                }
                 if let Some(newest) = newest.filter(|newest| *newest >= next) {
+                    for version in next..=newest {
+                        if self.commit_id(version).await?.as_deref() == Some(txn_id) {
+                            return self.snapshot_of(&self.load_version(version).await?);
+                        }
+                    }
                     return Err(Error::Lake {
                         url: self.lake.describe().into(),
                         problem: format!(

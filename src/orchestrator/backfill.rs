@@ -331,12 +331,11 @@ impl Backfill {
         } else {
             // Each interval's tasks still to finish; the bar counts the
             // intervals with none left.
+            let keys: BTreeSet<String> = self.intervals.iter().map(Interval::key).collect();
             let mut left: BTreeMap<String, usize> = BTreeMap::new();
-            for interval in &self.intervals {
-                let prefix = format!("{}/", interval.key());
-                let count = selected.iter().filter(|id| id.starts_with(&prefix)).count();
-                if count > 0 {
-                    left.insert(interval.key(), count);
+            for id in &selected {
+                if let Some((key, _)) = id.split_once('/').filter(|(key, _)| keys.contains(*key)) {
+                    *left.entry(key.to_string()).or_default() += 1;
                 }
             }
             let left = Arc::new(std::sync::Mutex::new(left));

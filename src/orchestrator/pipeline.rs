@@ -66,6 +66,13 @@ impl Task {
     pub fn is_layer(&self) -> bool {
         self.table.is_some()
     }
+
+    /// An integer parameter, if the pipeline gives it (validation checked
+    /// its type); one out of `T`'s range (a negative count) reads as 0.
+    pub fn integer_param<T: TryFrom<i64> + Default>(&self, name: &str) -> Option<T> {
+        let value = self.params.get(name)?.as_integer()?;
+        Some(T::try_from(value).unwrap_or_default())
+    }
 }
 
 /// A pipeline, expanded and checked.

@@ -51,8 +51,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// What the run's bar says besides its tasks (a backfill's intervals).
     pub note: Note,
-    /// Rows the run's tasks have written, which its bar shows with their
-    /// rate: tasks add to it as they write.
+    /// A count of rows written that the run's bar shows with its rate
+    /// (`run` and `backfill` pass the lake's, which every data file adds
+    /// to as it is written).
     pub rows: Tally,
 }
 

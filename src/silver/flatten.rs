@@ -563,6 +563,9 @@ impl Flattener {
                 if mode == Mode::Apply {
                     self.tables[child].applied = true;
                 }
+                // Every element is in the same column of the child table,
+                // found once the first element is met.
+                let mut element_column = None;
                 for (i, item) in items.iter().enumerate() {
                     chain.push(i32::try_from(i).unwrap_or(i32::MAX));
                     if mode == Mode::Apply {
@@ -572,8 +575,11 @@ impl Flattener {
                         chain.pop();
                         return Err(Stop::TooDeep);
                     }
+                    let element = match element_column {
+                        Some(column) => column,
+                        None => *element_column.insert(self.column(child, &child_path)),
+                    };
                     let mut item_path = child_path.clone();
-                    let element = self.column(child, &item_path);
                     let walked = self.walk(
                         mode,
                         v,

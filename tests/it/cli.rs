@@ -214,18 +214,28 @@ async fn no_secret_or_token_in_logs_errors_or_statistics() {
     }
 }
 
+/// `names` as the artists file in `dir`, and the settings that point a
+/// crawl at the simulator with its credentials.
+fn crawl_env(dir: &std::path::Path, h: &Harness, names: &[String]) -> Vec<(&'static str, String)> {
+    std::fs::write(dir.join("artists.txt"), names.join("\n")).unwrap();
+    let base = h.sim.base_url();
+    vec![
+        ("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1")),
+        ("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token")),
+        ("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID.to_string()),
+        (
+            "SPOTIFY_CLIENT_SECRET",
+            soundlake::sim::CLIENT_SECRET.to_string(),
+        ),
+    ]
+}
+
 /// `soundlake crawl` pointed at a simulator and an embedded store in `dir`.
 fn crawl_in(dir: &std::path::Path, h: &Harness, names: &[String]) -> Command {
-    let names_file = dir.join("artists.txt");
-    std::fs::write(&names_file, names.join("\n")).unwrap();
-    let base = h.sim.base_url();
     let mut c = soundlake();
     c.current_dir(dir)
         .env_clear()
-        .env("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1"))
-        .env("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token"))
-        .env("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID)
-        .env("SPOTIFY_CLIENT_SECRET", soundlake::sim::CLIENT_SECRET)
+        .envs(crawl_env(dir, h, names))
         .env("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "100000")
         .env("SOUNDLAKE__CRAWL__NAMES_PER_RUN", "10");
     c
@@ -732,20 +742,10 @@ async fn the_crawl_shows_a_rate_limit_wait_and_when_it_ends_at_a_terminal() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("artists.txt"), names.join("\n")).unwrap();
-    let base = h.sim.base_url();
     // Two requests per two seconds: the crawl of one artist waits.
-    let env = [
-        ("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1")),
-        ("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token")),
-        ("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID.to_string()),
-        (
-            "SPOTIFY_CLIENT_SECRET",
-            soundlake::sim::CLIENT_SECRET.to_string(),
-        ),
-        ("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "2".to_string()),
-        ("SOUNDLAKE__SPOTIFY__WINDOW_SECS", "2".to_string()),
-    ];
+    let mut env = crawl_env(dir.path(), &h, &names);
+    env.push(("SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW", "2".to_string()));
+    env.push(("SOUNDLAKE__SPOTIFY__WINDOW_SECS", "2".to_string()));
     let shown = tokio::task::spawn_blocking({
         let dir = dir.path().to_path_buf();
         move || under_a_terminal(&dir, "crawl", &env)

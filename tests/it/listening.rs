@@ -15,7 +15,7 @@ use super::events::Lake;
 impl Lake {
     /// A lake with the whole generated catalog through gold (the marts
     /// join its dimensions and bridges).
-    fn with_gold_catalog() -> Lake {
+    pub fn with_gold_catalog() -> Lake {
         let lake = Lake::with_catalog();
         lake.ok(&[
             "run",

@@ -45,13 +45,7 @@ fn every_row(lake: &Lake) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
-    let lake = Lake::with_catalog();
-    lake.ok(&[
-        "run",
-        "spotify_catalog",
-        "--select",
-        "bronze.*,silver.*,gold.*",
-    ]);
+    let lake = Lake::with_gold_catalog();
     let data = lake.dir.path().join("data");
     let line = |collection: &str| -> Vec<String> {
         std::fs::read_to_string(data.join(format!("{collection}.ndjson")))
