@@ -21,7 +21,7 @@ use soundlake::crawl::CrawlSettings;
 use soundlake::crawl::{CrawlReport, Crawler, Outcome};
 use soundlake::landing::{self, Collection};
 use soundlake::sim::{Entity, LoggedRequest, SimOptions, Simulator};
-use soundlake::spotify::{AppMode, Endpoint, SpotifyClient, SpotifySettings};
+use soundlake::spotify::{AppMode, Endpoint, RateScope, SpotifyClient, SpotifySettings};
 
 /// The rate-limited crawl's window and the simulator's limit in it: the
 /// shape of Spotify's rolling 30 s window, scaled down so a crawl of a few
@@ -67,7 +67,8 @@ async fn crawl(names: &[String], mode: AppMode, rate_limit: u32, budget: u32) ->
         window_secs: WINDOW.as_secs(),
         ..soundlake::sim::client_settings(&sim.base_url())
     };
-    let client = SpotifyClient::new(&spotify, clock.clone()).expect("client");
+    let client = SpotifyClient::new(&spotify, clock.clone(), RateScope::Store(store.clone()))
+        .expect("client");
     let settings = CrawlSettings {
         names_per_run: names.len() as u32,
         ..CrawlSettings::default()
@@ -142,11 +143,79 @@ fn efficiency(names: &[String], runtime: &tokio::runtime::Runtime) {
     println!();
 }
 
-fn budget_use(names: &[String], runtime: &tokio::runtime::Runtime) {
-    let c = runtime.block_on(crawl(names, AppMode::Extended, LIMIT, CONFIGURED));
+/// Two `soundlake crawl` processes with one credential and one state
+/// store, each taking half the names, against one simulator; the log, the
+/// time until both finished and the requests each one reported.
+async fn two_processes(names: &[String]) -> (Vec<LoggedRequest>, Duration, [u64; 2]) {
+    let sim = Simulator::start(
+        SimOptions {
+            names: names.to_vec(),
+            rate_limit: LIMIT,
+            window: WINDOW,
+            ..SimOptions::default()
+        },
+        clock::system(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("simulator starts");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let base = sim.base_url();
+    let spawn = |half: &[String], label: &str| {
+        let file = dir.path().join(format!("{label}.txt"));
+        std::fs::write(&file, half.join("\n")).expect("names file");
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_soundlake"))
+            .arg("crawl")
+            .env_clear()
+            .env(
+                "SOUNDLAKE__LANDING__URL",
+                format!("embedded://{}/landing", dir.path().display()),
+            )
+            .env("SOUNDLAKE__SPOTIFY__API_URL", format!("{base}/v1"))
+            .env("SOUNDLAKE__SPOTIFY__TOKEN_URL", format!("{base}/api/token"))
+            .env("SPOTIFY_CLIENT_ID", soundlake::sim::CLIENT_ID)
+            .env("SPOTIFY_CLIENT_SECRET", soundlake::sim::CLIENT_SECRET)
+            .env(
+                "SOUNDLAKE__SPOTIFY__REQUESTS_PER_WINDOW",
+                CONFIGURED.to_string(),
+            )
+            .env(
+                "SOUNDLAKE__SPOTIFY__WINDOW_SECS",
+                WINDOW.as_secs().to_string(),
+            )
+            .env("SOUNDLAKE__CRAWL__ARTISTS_FILE", &file)
+            .env("SOUNDLAKE__CRAWL__NAMES_PER_RUN", half.len().to_string())
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let started = Instant::now();
+    let (a, b) = names.split_at(names.len() / 2);
+    let (a, b) = tokio::join!(spawn(a, "a"), spawn(b, "b"));
+    let elapsed = started.elapsed();
+    let requests = [a, b].map(|out| {
+        let out = out.expect("soundlake crawl runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success() && text.contains("completed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (_, rest) = text.split_once("requests: ").expect("a requests line");
+        rest.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a request count")
+    });
+    (sim.request_log(), elapsed, requests)
+}
+
+/// One row of the budget table: the share of the limit used over the whole
+/// crawl and in its steady state.
+fn budget_row(processes: &str, log: &[LoggedRequest], elapsed: Duration, split: &str) {
     let at = |r: &LoggedRequest| r.at;
-    let accepted: Vec<DateTime<Utc>> = c.log.iter().filter(|r| r.status == 200).map(at).collect();
-    let throttled: Vec<DateTime<Utc>> = c.log.iter().filter(|r| r.status == 429).map(at).collect();
+    let api = log.iter().filter(|r| r.endpoint.is_some());
+    let accepted: Vec<DateTime<Utc>> = api.clone().filter(|r| r.status == 200).map(at).collect();
+    let throttled: Vec<DateTime<Utc>> = api.filter(|r| r.status == 429).map(at).collect();
     let (first, last) = (accepted[0], *accepted.last().expect("requests"));
     let window = chrono::Duration::from_std(WINDOW).expect("window");
     // Steady state: from one window after the last 429 (or the start) to
@@ -159,35 +228,51 @@ fn budget_use(names: &[String], runtime: &tokio::runtime::Runtime) {
         (n / allowed * 100.0, (to - from).as_seconds_f64())
     };
     let (whole, whole_secs) = share(first, last);
-    println!(
-        "## Rate budget used: {} requests/{} s allowed, client configured {}\n",
-        LIMIT,
-        WINDOW.as_secs(),
-        CONFIGURED
-    );
-    println!("| requests | 429s | crawl s | used, whole crawl | used, after the last 429 |");
-    println!("|---:|---:|---:|---:|---:|");
     let steady = if to > from {
         let (pct, secs) = share(from, to);
         format!("{pct:.1}% over {secs:.0} s")
     } else {
         "— (429s until the end)".to_string()
     };
-    println!(
-        "| {} | {} | {:.0} | {whole:.1}% over {whole_secs:.0} s | {steady} |",
-        c.log.len(),
-        throttled.len(),
-        c.elapsed.as_secs_f64(),
-    );
     let seconds: Vec<String> = throttled
         .iter()
         .map(|t| format!("{:.0}", (*t - first).as_seconds_f64()))
         .collect();
     println!(
-        "\n429s at {} s into the crawl; governor waited {:.0} s in all.\n",
+        "| {processes} | {} | {} ({} s) | {:.0} | {whole:.1}% over {whole_secs:.0} s | {steady} | {split} |",
+        accepted.len() + throttled.len(),
+        throttled.len(),
         seconds.join(", "),
-        c.report.rate_limit_wait_secs
+        elapsed.as_secs_f64(),
     );
+}
+
+fn budget_use(names: &[String], runtime: &tokio::runtime::Runtime) {
+    println!(
+        "## Rate budget used: {} requests/{} s allowed, client configured {}\n",
+        LIMIT,
+        WINDOW.as_secs(),
+        CONFIGURED
+    );
+    println!(
+        "| processes | requests | 429s (at s) | crawl s | used, whole crawl | used, after the last 429 | requests per process |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---|");
+    let one = runtime.block_on(crawl(names, AppMode::Extended, LIMIT, CONFIGURED));
+    budget_row(
+        "1",
+        &one.log,
+        one.elapsed,
+        &one.report.requests_total.to_string(),
+    );
+    let (log, elapsed, [a, b]) = runtime.block_on(two_processes(names));
+    let split = format!(
+        "{a} + {b} ({:.0}% + {:.0}%)",
+        a as f64 * 100.0 / (a + b) as f64,
+        b as f64 * 100.0 / (a + b) as f64
+    );
+    budget_row("2", &log, elapsed, &split);
+    println!();
 }
 
 fn main() {

@@ -353,11 +353,20 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
         misfire_grace: seconds(settings.daemon.misfire_grace_secs),
         grace: seconds(settings.daemon.grace_secs),
     };
+    let rates = crate::orchestrator::RateSource {
+        store: store.clone(),
+        clock: clock.clone(),
+        budget: settings.spotify.requests_per_window,
+    };
     let daemon = Daemon::new(store, clock, loader, options)?;
     let reload = crate::orchestrator::reload_on_hangup()?;
-    let (addr, server) =
-        crate::orchestrator::serve_status(settings.daemon.listen, daemon.status(), stop.clone())
-            .await?;
+    let (addr, server) = crate::orchestrator::serve_status(
+        settings.daemon.listen,
+        daemon.status(),
+        rates,
+        stop.clone(),
+    )
+    .await?;
     outln!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
     daemon.run(reload, stop).await?;
     while streams.join_next().await.is_some() {}

@@ -20,6 +20,7 @@ use crate::notify::{Event, Notice, Notifier};
 use crate::orchestrator::{Executor, Kinds, RunOptions, Task};
 use crate::progress::Progress;
 use crate::silver::{Scope, Silver, SilverReport, SilverTable};
+use crate::spotify::RateScope;
 
 /// The kinds of task a pipeline holds, by their name in `pipelines/*.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -165,8 +166,11 @@ impl TaskExecutor {
             crawl.names_per_run = n;
         }
         let names = crate::artist_names::read(&crawl.artists_file)?;
-        let client =
-            crate::spotify::SpotifyClient::new(&self.settings.spotify, self.clock.clone())?;
+        let client = crate::spotify::SpotifyClient::new(
+            &self.settings.spotify,
+            self.clock.clone(),
+            RateScope::Store(self.store.clone()),
+        )?;
         let crawler = Crawler::new(client, self.store.clone(), self.clock.clone(), crawl)
             .with_progress(progress.clone());
         let report = crawler.run(&names, run_id).await?;

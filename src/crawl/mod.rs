@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use resolve::{Resolution, Status, resolve};
 
@@ -27,8 +27,8 @@ use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts, album_tracks_key};
 use crate::progress::{Extras, Note, Progress, Unit};
 use crate::spotify::ApiError;
-use crate::spotify::WaitReason;
 use crate::spotify::{ALL_GROUPS, AppMode, ClientStats, Endpoint, SpotifyClient};
+use crate::spotify::{WaitCause, WaitReason};
 
 /// `[crawl]`: what a crawl run takes on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,8 +90,11 @@ pub struct CrawlReport {
     pub throttled_by_others: u64,
     pub retries: u64,
     pub reauthentications: u64,
-    /// Time spent waiting for the rate governor.
-    pub rate_limit_wait_secs: f64,
+    /// Time spent waiting for a request slot, by cause (wall time).
+    pub waited_secs: BTreeMap<WaitCause, f64>,
+    /// Requests sent over what the configured budget allowed in the time
+    /// the run took (at least one window): 1.0 is the whole budget.
+    pub rate_budget_used: f64,
     /// Steps left out, and why (audio features refused, for example).
     pub skipped: Vec<String>,
     /// Documents not landed because they name a taken-down artist.
@@ -161,10 +164,6 @@ fn artist_key(id: &str) -> String {
     format!("crawl/artist/{id}")
 }
 
-fn pause_key(client_id: &str) -> String {
-    format!("governor/{client_id}/pause")
-}
-
 /// Why a run stops before its batch is done.
 enum Halt {
     Budget(String),
@@ -221,8 +220,7 @@ impl Crawler {
     /// Crawl the next due names of `names` (the names file, in order).
     pub async fn run(&self, names: &[String], run_id: &str) -> Result<CrawlReport> {
         let governor = self.client.governor();
-        let (_, waited_before) = governor.throttle_stats();
-        let foreign_before = governor.foreign_throttles();
+        let governed_before = governor.stats();
         let mut run = Run {
             crawler: self,
             taken_down: crate::retention::taken_down(&self.store).await?,
@@ -242,7 +240,8 @@ impl Crawler {
                 throttled_by_others: 0,
                 retries: 0,
                 reauthentications: 0,
-                rate_limit_wait_secs: 0.0,
+                waited_secs: BTreeMap::new(),
+                rate_budget_used: 0.0,
                 skipped: Vec::new(),
                 withheld: 0,
             },
@@ -250,43 +249,45 @@ impl Crawler {
         run.report.outcome = match run.go(names).await {
             Ok(outcome) => outcome,
             Err(Halt::Budget(budget)) => Outcome::BudgetReached { budget },
+            // The pause is in the credential's rate ledger: the next run
+            // finds it there.
             Err(Halt::Failed(e))
                 if let Some(&ApiError::ComeBackAt { until, reason }) = e.source_error() =>
             {
-                self.store
-                    .put_state(
-                        &pause_key(self.client.client_id()),
-                        &json!({"until": until, "reason": reason}),
-                    )
-                    .await?;
                 Outcome::Paused { until, reason }
             }
             Err(Halt::Failed(e)) => return Err(e),
         };
         let stats = self.client.stats().since(&run.stats_before);
-        let (_, waited) = self.client.governor().throttle_stats();
+        let governed = governor.stats();
         let r = &mut run.report;
         r.mode = self.client.mode();
         r.requests_total = stats.total_requests();
         r.requests = stats.requests;
         r.throttled = stats.throttled;
-        r.throttled_by_others = governor.foreign_throttles() - foreign_before;
+        r.throttled_by_others = governed.foreign_throttles - governed_before.foreign_throttles;
         r.retries = stats.retries;
         r.reauthentications = stats.reauthentications;
-        r.rate_limit_wait_secs = waited.saturating_sub(waited_before).as_secs_f64();
+        r.waited_secs = governed
+            .waited
+            .iter()
+            .map(|(cause, total)| {
+                let before = governed_before
+                    .waited
+                    .get(cause)
+                    .copied()
+                    .unwrap_or_default();
+                (*cause, total.saturating_sub(before).as_secs_f64())
+            })
+            .filter(|(_, secs)| *secs > 0.0)
+            .collect();
+        let settings = governor.settings();
+        let windows = (self.clock.now() - run.started)
+            .as_seconds_f64()
+            .max(settings.window.as_secs_f64())
+            / settings.window.as_secs_f64();
+        r.rate_budget_used = r.requests_total as f64 / (f64::from(settings.budget) * windows);
         Ok(run.report)
-    }
-
-    /// A saved "come back at" of this credential still in force.
-    async fn saved_pause(&self) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
-        let saved = self
-            .store
-            .get_state(&pause_key(self.client.client_id()))
-            .await?;
-        Ok(saved
-            .and_then(|v| serde_json::from_value::<SavedPause>(v).ok())
-            .map(|p| (p.until, p.reason))
-            .filter(|(until, _)| *until > self.clock.now()))
     }
 
     /// Names to take this run, in this order: interrupted ones, never
@@ -331,12 +332,6 @@ impl Crawler {
     }
 }
 
-#[derive(Deserialize)]
-struct SavedPause {
-    until: DateTime<Utc>,
-    reason: WaitReason,
-}
-
 impl Run<'_> {
     fn store(&self) -> &SharedStore {
         &self.crawler.store
@@ -347,8 +342,14 @@ impl Run<'_> {
     }
 
     async fn go(&mut self, names: &[String]) -> Step<Outcome> {
-        if let Some((until, reason)) = self.crawler.saved_pause().await? {
-            self.client().governor().pause_until(until, reason);
+        // A pause a 429 imposed (on an earlier run, or another process) and
+        // longer than the client sleeps through: nothing to do until then.
+        if let Some((until, reason)) = self.client().governor().pause_in_force().await?
+            && (until - self.crawler.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                > self.client().governor().settings().max_wait
+        {
             return Ok(Outcome::Paused { until, reason });
         }
         let batch = match self.crawler.select(names).await? {
@@ -815,13 +816,27 @@ pub fn render(r: &CrawlReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  requests: {} ({}); 429s {} ({} from other traffic), retries {}, rate-limit wait {:.1} s",
+        "  requests: {} ({}); 429s {} ({} from other traffic), retries {}",
         r.requests_total,
         by_endpoint.join(", "),
         r.throttled,
         r.throttled_by_others,
         r.retries,
-        r.rate_limit_wait_secs
+    );
+    let waits: Vec<String> = r
+        .waited_secs
+        .iter()
+        .map(|(cause, secs)| format!("{} {secs:.1} s", cause.describe()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  rate budget: {:.0}% used; waited {}",
+        r.rate_budget_used * 100.0,
+        if waits.is_empty() {
+            "never".to_string()
+        } else {
+            waits.join(", ")
+        }
     );
     for s in &r.skipped {
         let _ = writeln!(out, "  skipped {s}");

@@ -94,13 +94,38 @@ impl EmbeddedStore {
     }
 }
 
+/// How long opening the file waits for another process that is creating
+/// or opening it at the same moment.
+const OPEN_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Open the file, waiting while another process holds it: switching to WAL
+/// and creating the tables answer "busy" at once, without SQLite's busy
+/// handler, when two processes open a new file together.
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let started = std::time::Instant::now();
+    loop {
+        match try_connect(path) {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < OPEN_BUSY_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.busy_timeout(OPEN_BUSY_WAIT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     let mut ddl = String::from(
         "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS versioned (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, record TEXT NOT NULL);
          CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
@@ -378,6 +403,63 @@ impl StateStore for EmbeddedStore {
             )?;
             stmt.query_map([prefix], |r| {
                 Ok((r.get(0)?, json_column(&r.get::<_, String>(1)?, 1)?))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(u64, Value)>> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT version, value FROM versioned WHERE key = ?1",
+                [key],
+                |r| {
+                    let version: i64 = r.get(0)?;
+                    Ok((version as u64, json_column(&r.get::<_, String>(1)?, 1)?))
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_versioned(&self, key: &str, version: u64, value: &Value) -> Result<bool> {
+        let (key, value) = (key.to_string(), value.to_string());
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let changed = if version <= 1 {
+                conn.execute(
+                    "INSERT INTO versioned (key, version, value) VALUES (?1, 1, ?2)
+                     ON CONFLICT (key) DO NOTHING",
+                    params![key, value],
+                )?
+            } else {
+                conn.execute(
+                    "UPDATE versioned SET version = ?3, value = ?2 WHERE key = ?1 AND version = ?3 - 1",
+                    params![key, value, version],
+                )?
+            };
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn versioned_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64, Value)>> {
+        let prefix = prefix.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, version, value FROM versioned
+                 WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )?;
+            stmt.query_map([prefix], |r| {
+                let version: i64 = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    version as u64,
+                    json_column(&r.get::<_, String>(2)?, 2)?,
+                ))
             })?
             .collect()
         })

@@ -279,6 +279,17 @@ pub trait StateStore: Send + Sync {
     /// State entries whose key starts with `prefix`, by key.
     async fn state_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Value)>>;
 
+    /// The latest version of a value several processes change at once, with
+    /// its number (versions count from 1).
+    async fn get_versioned(&self, key: &str) -> Result<Option<(u64, Value)>>;
+    /// Store `value` as version `version` of `key` if the latest is
+    /// `version - 1` (or there is none, for version 1); `false`, writing
+    /// nothing, when another writer got there first. One atomic step.
+    async fn put_versioned(&self, key: &str, version: u64, value: &Value) -> Result<bool>;
+    /// The latest version of every versioned value whose key starts with
+    /// `prefix`, by key.
+    async fn versioned_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64, Value)>>;
+
     /// Take or renew the lock `name` for `holder` until `until`. Succeeds
     /// when the lock is free, already `holder`'s, or its lease ended before `now`.
     async fn try_lock(

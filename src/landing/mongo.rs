@@ -100,6 +100,10 @@ impl MongoStore {
         self.db.collection("state")
     }
 
+    fn versioned(&self) -> mongodb::Collection<Document> {
+        self.db.collection("versioned")
+    }
+
     fn error(&self, e: mongodb::error::Error) -> Error {
         failure(&self.url, &self.url, e)
     }
@@ -425,6 +429,79 @@ impl StateStore for MongoStore {
         Ok(out)
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<Option<(u64, Value)>> {
+        let latest = self
+            .versioned()
+            .find_one(doc! {"key": key})
+            .sort(doc! {"version": -1})
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(latest
+            .map(versioned_entry)
+            .map(|(_, version, value)| (version, value)))
+    }
+
+    /// Each version is a document of its own whose `_id` names the key and
+    /// the version, so two writers of one version collide on the `_id`
+    /// index: an insert is atomic on every MongoDB-compatible server, where
+    /// a conditional update is not (FerretDB v1 loses concurrent ones).
+    async fn put_versioned(&self, key: &str, version: u64, value: &Value) -> Result<bool> {
+        let number = i64::try_from(version).unwrap_or(i64::MAX);
+        if version > 1 {
+            let previous = self
+                .versioned()
+                .find_one(doc! {"_id": versioned_id(key, version - 1)})
+                .await
+                .map_err(|e| self.error(e))?;
+            if previous.is_none() {
+                return Ok(false);
+            }
+        }
+        let inserted = self
+            .versioned()
+            .insert_one(doc! {
+                "_id": versioned_id(key, version),
+                "key": key,
+                "version": number,
+                "value": json_to_bson(value),
+            })
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => return Ok(false),
+            Err(e) => return Err(self.error(e)),
+        }
+        // Older versions are history nobody reads; a failure to drop them
+        // costs space, not correctness. The last few stay, so a writer that
+        // checked for the one before its own still collides with its own.
+        if let Err(e) = self
+            .versioned()
+            .delete_many(doc! {"key": key, "version": {"$lt": number - KEPT_VERSIONS}})
+            .await
+        {
+            tracing::warn!(key, error = %e, "cannot drop old versions");
+        }
+        Ok(true)
+    }
+
+    async fn versioned_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64, Value)>> {
+        let pattern = format!("^{}", regex_escape(prefix));
+        let mut cursor = self
+            .versioned()
+            .find(doc! {"key": {"$regex": pattern}})
+            .sort(doc! {"key": 1, "version": -1})
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut out: Vec<(String, u64, Value)> = Vec::new();
+        while cursor.advance().await.map_err(|e| self.error(e))? {
+            let entry = versioned_entry(cursor.deserialize_current().map_err(|e| self.error(e))?);
+            if out.last().is_none_or(|(key, _, _)| *key != entry.0) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     async fn try_lock(
         &self,
         name: &str,
@@ -665,6 +742,21 @@ fn run_document(run: &RunRecord) -> Document {
         "started_at": bson_time(run.started_at),
         "record": record,
     }
+}
+
+/// Versions of a versioned value kept below the latest.
+const KEPT_VERSIONS: i64 = 8;
+
+fn versioned_id(key: &str, version: u64) -> String {
+    format!("{key}@{version}")
+}
+
+/// Key, version and value of a `versioned` document.
+fn versioned_entry(mut d: Document) -> (String, u64, Value) {
+    let key = d.get_str("key").unwrap_or_default().to_string();
+    let version = d.get_i64("version").unwrap_or_default();
+    let value = d.remove("value").map(bson_to_json).unwrap_or_default();
+    (key, u64::try_from(version).unwrap_or_default(), value)
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {

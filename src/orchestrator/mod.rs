@@ -30,7 +30,7 @@ pub use runner::{
 };
 pub use schedule::{Interval, Schedule, bound};
 pub use signals::{reload_on_hangup, stop_on_signals};
-pub use status::{render_metrics, render_page, serve as serve_status};
+pub use status::{RateSource, render_metrics, render_page, serve as serve_status};
 
 use serde::{Deserialize, Serialize};
 

@@ -15,13 +15,33 @@ use tokio::sync::watch;
 
 use super::daemon::Status;
 use super::runner::RunStatus;
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::landing::SharedStore;
+use crate::spotify::{CredentialRate, credential_rates};
+
+/// Where `/metrics` reads the rate ledgers of the credentials, live: a
+/// crawl runs while the daemon sleeps.
+#[derive(Clone)]
+pub struct RateSource {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    /// The configured budget per window (`[spotify] requests_per_window`).
+    pub budget: u32,
+}
+
+#[derive(Clone)]
+struct Served {
+    status: watch::Receiver<Status>,
+    rates: RateSource,
+}
 
 /// Serve the status of `status` on `addr` until `stop` turns true; the
 /// bound address is returned (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     status: watch::Receiver<Status>,
+    rates: RateSource,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -39,7 +59,7 @@ pub async fn serve(
         .route("/status.json", get(json))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(status);
+        .with_state(Served { status, rates });
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -53,18 +73,31 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-async fn json(State(status): State<watch::Receiver<Status>>) -> Json<Status> {
-    Json(status.borrow().clone())
+async fn json(State(served): State<Served>) -> Json<Status> {
+    Json(served.status.borrow().clone())
 }
 
-async fn page(State(status): State<watch::Receiver<Status>>) -> Html<String> {
-    Html(render_page(&status.borrow()))
+async fn page(State(served): State<Served>) -> Html<String> {
+    Html(render_page(&served.status.borrow()))
 }
 
-async fn metrics(State(status): State<watch::Receiver<Status>>) -> impl IntoResponse {
+async fn metrics(State(served): State<Served>) -> impl IntoResponse {
+    let RateSource {
+        store,
+        clock,
+        budget,
+    } = &served.rates;
+    // A store that cannot answer costs the rate families, not the page.
+    let rates = credential_rates(store, clock.now())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "metrics: cannot read the rate ledgers");
+            Vec::new()
+        });
+    let status = served.status.borrow().clone();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render_metrics(&status.borrow()),
+        render_metrics(&status, &rates, *budget),
     )
 }
 
@@ -146,8 +179,9 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The metrics in the Prometheus text format.
-pub fn render_metrics(s: &Status) -> String {
+/// The metrics in the Prometheus text format: the daemon's, and the shared
+/// rate state of each credential (`budget` is the configured one).
+pub fn render_metrics(s: &Status, rates: &[CredentialRate], budget: u32) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -258,6 +292,57 @@ pub fn render_metrics(s: &Status) -> String {
             })
             .collect(),
     );
+    let cred = |r: &CredentialRate| format!("{{credential=\"{}\"}}", label(&r.credential));
+    family(
+        "soundlake_rate_requests_total",
+        "counter",
+        "Request slots taken with the credential, by every process sharing its rate ledger.",
+        rates
+            .iter()
+            .map(|r| (cred(r), r.requests_total as f64))
+            .collect(),
+    );
+    family(
+        "soundlake_rate_window_used_ratio",
+        "gauge",
+        "Share of the rate budget (learned, or configured) taken in the current window.",
+        rates
+            .iter()
+            .map(|r| {
+                let of = r.learned_budget.unwrap_or(budget).min(budget).max(1);
+                (cred(r), f64::from(r.in_window) / f64::from(of))
+            })
+            .collect(),
+    );
+    family(
+        "soundlake_rate_learned_budget",
+        "gauge",
+        "The budget per window learned from 429s, when one was.",
+        rates
+            .iter()
+            .filter_map(|r| Some((cred(r), f64::from(r.learned_budget?))))
+            .collect(),
+    );
+    family(
+        "soundlake_rate_paused_seconds_total",
+        "counter",
+        "Time every caller of the credential was paused by 429s, by cause.",
+        rates
+            .iter()
+            .flat_map(|r| {
+                r.paused_secs.iter().map(|(cause, secs)| {
+                    (
+                        format!(
+                            "{{credential=\"{}\",cause=\"{}\"}}",
+                            label(&r.credential),
+                            cause.name()
+                        ),
+                        *secs,
+                    )
+                })
+            })
+            .collect(),
+    );
     out
 }
 
@@ -302,8 +387,20 @@ mod tests {
 
     #[test]
     fn metrics_are_prometheus_text_with_escaped_labels() {
-        let m = render_metrics(&status());
+        let rate = CredentialRate {
+            credential: "0123abcd".into(),
+            in_window: 45,
+            learned_budget: Some(60),
+            requests_total: 1234,
+            paused_secs: [(crate::spotify::WaitCause::OtherTraffic, 5.0)].into(),
+            paused_until: None,
+        };
+        let m = render_metrics(&status(), &[rate], 90);
         for line in [
+            "soundlake_rate_requests_total{credential=\"0123abcd\"} 1234",
+            "soundlake_rate_window_used_ratio{credential=\"0123abcd\"} 0.75",
+            "soundlake_rate_learned_budget{credential=\"0123abcd\"} 60",
+            "soundlake_rate_paused_seconds_total{credential=\"0123abcd\",cause=\"other_traffic\"} 5",
             "# TYPE soundlake_daemon_leader gauge",
             "soundlake_daemon_leader 1",
             "soundlake_daemon_reload_errors_total 1",

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::auth::Auth;
-use super::governor::{Governor, GovernorSettings};
+use super::governor::{Governor, GovernorSettings, RateScope};
 use super::{ApiError, AppMode, Endpoint, SpotifySettings, WaitReason};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -106,9 +106,10 @@ enum Failure {
 }
 
 impl SpotifyClient {
-    /// A client for the configured credentials. Fails with a message naming
-    /// what to set when the credentials are missing.
-    pub fn new(settings: &SpotifySettings, clock: SharedClock) -> Result<Self> {
+    /// A client for the configured credentials, keeping the credential's
+    /// rate ledger in `scope`. Fails with a message naming what to set when
+    /// the credentials are missing.
+    pub fn new(settings: &SpotifySettings, clock: SharedClock, scope: RateScope) -> Result<Self> {
         if settings.client_id.is_empty() || settings.client_secret.is_empty() {
             return Err(Error::MissingCredentials);
         }
@@ -140,6 +141,7 @@ impl SpotifyClient {
                 max_wait: Duration::from_secs(settings.max_wait_secs),
             },
             clock.clone(),
+            scope,
         );
         let seed = clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
         Ok(SpotifyClient {
@@ -264,7 +266,7 @@ impl SpotifyClient {
                         %reason,
                         "Rate limited; pausing every caller of this credential"
                     );
-                    inner.governor.throttled(retry_after, reason)?;
+                    inner.governor.throttled(retry_after, reason).await?;
                     if throttles > MAX_THROTTLES_PER_REQUEST {
                         return Err(Error::from(ApiError::Api {
                             endpoint,

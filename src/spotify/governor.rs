@@ -1,55 +1,39 @@
-//! The rate governor: one per credential, shared by every caller in the
-//! process (invariant 3 of the design).
+//! The rate governor: one per credential in a process, shared by every
+//! caller in it (invariant 3 of the design), over the credential's
+//! [ledger](super::rate_ledger), which every process using the credential
+//! shares when it lives in the state store.
 //!
 //! Spotify counts requests over a rolling 30-second window and publishes no
-//! numbers, so the governor grants at most `budget` requests in any window
-//! of `window` length. A 429 pauses *every* caller until `Retry-After` has
-//! passed. What else it means depends on who drew it. A lone 429 that comes
-//! while this process sent under half its budget in the window was drawn by
-//! other traffic on the same quota (a process that died, another one with
-//! the credential, another application): it says nothing about the pace
-//! this process may keep, so the budget stays. Otherwise the process found
-//! the limit: the budget drops to 90% of what was sent in the window when it
-//! came, but not below [`MIN_ADAPTIVE_BUDGET`], and the governor learns a
-//! ceiling, one request fewer than that window held. Below the ceiling the
-//! budget climbs back one request per clean window, so a crawl soon runs at
-//! the limit it found without hitting it again. After
-//! [`CEILING_MEMORY_WINDOWS`] windows without a 429 the ceiling is
-//! forgotten (the limit may have risen, or the traffic that shared it gone)
-//! and the budget probes upwards one request per [`RECOVERY_WINDOWS`] clean
-//! windows, up to the configured budget. A pause longer than `max_wait` is
-//! not slept through: callers get [`ApiError::ComeBackAt`] so the crawl can
-//! checkpoint, persist the time and stop.
+//! numbers, so the ledger grants at most `budget` requests in any window of
+//! `window` length, whichever process sends them. With the ledger in the
+//! store a process takes slots a few at a time (a thirtieth of the budget)
+//! and spends them from memory, so the store sees one write per thirtieth of
+//! a window at most. The slots count for a thirtieth of a window longer than
+//! the window; the process sends them within the first half of that, so a
+//! request that takes less than the other half to reach the server is
+//! forgotten by the ledger after the server forgets it. Slots not sent in
+//! time are given back on the process's next visit. A 429 pauses every caller of every
+//! process until `Retry-After` has passed; how it teaches the budget is
+//! [`Ledger::throttled`]. A pause longer than `max_wait` is not slept
+//! through: callers get [`ApiError::ComeBackAt`] so the crawl can
+//! checkpoint and stop, and the next run finds the pause in the ledger.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
+use super::rate_ledger::{self, Grant, Ledger, Rules, WaitCause};
 use super::{ApiError, WaitReason};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::landing::SharedStore;
 
-/// The adaptive budget never drops below this (or the configured budget, if
-/// smaller).
-pub const MIN_ADAPTIVE_BUDGET: u32 = 10;
-/// A 429 within this many windows of the one before is never put down to
-/// other traffic: two in a row mean the limit is lower than this process's
-/// pace, however far under its budget that pace is.
-const REPEAT_WINDOWS: i32 = 2;
-/// Clean windows after which a budget above any learned ceiling grows by
-/// one request.
-pub const RECOVERY_WINDOWS: u32 = 10;
-/// Windows without a 429 after which the learned ceiling is forgotten: an
-/// hour of Spotify's 30 s windows.
-pub const CEILING_MEMORY_WINDOWS: u32 = 120;
-/// The first pause after a 429 that carries no `Retry-After`; doubles on
-/// each consecutive one.
-const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
-/// The pause after `QUOTA_EXCEEDED` without `Retry-After`: quota buckets
-/// refill over hours, so retrying in seconds only prolongs the lock-out.
-pub const QUOTA_DEFAULT_WAIT: Duration = Duration::from_secs(3600);
+/// A process with the ledger in the store takes this fraction of the budget
+/// per visit, to spend within this fraction of the window.
+const VISITS_PER_WINDOW: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GovernorSettings {
@@ -58,48 +42,108 @@ pub struct GovernorSettings {
     pub max_wait: Duration,
 }
 
+/// Where a credential's ledger lives.
+#[derive(Debug, Clone)]
+pub enum RateScope {
+    /// In this process: nothing else's requests are known.
+    Process,
+    /// In the state store, shared by every process that uses it.
+    Store(SharedStore),
+}
+
+#[derive(Debug)]
+enum Home {
+    Process(Mutex<Ledger>),
+    Store { store: SharedStore, key: String },
+}
+
 #[derive(Debug)]
 pub struct Governor {
     settings: GovernorSettings,
     clock: SharedClock,
-    state: Mutex<State>,
+    home: Home,
+    /// This governor's name in the ledger.
+    owner: String,
+    /// One visit to the ledger at a time per process.
+    visit: tokio::sync::Mutex<()>,
+    local: Mutex<Local>,
+}
+
+/// Slots taken and not sent yet.
+#[derive(Debug, Clone, Copy)]
+struct Tickets {
+    left: u32,
+    usable_until: DateTime<Utc>,
+    /// The `until` of their ledger entry, to give them back by.
+    entry_until: DateTime<Utc>,
 }
 
 #[derive(Debug)]
-struct State {
-    grants: VecDeque<DateTime<Utc>>,
+struct Local {
+    tickets: Option<Tickets>,
+    /// The budget the ledger last showed.
     budget: u32,
-    /// One request under the window that drew the last 429, and when that
-    /// ceiling is forgotten.
-    ceiling: Option<(u32, DateTime<Utc>)>,
-    pause: Option<(DateTime<Utc>, WaitReason)>,
-    consecutive_unadvised: u32,
-    /// When the budget last grew back (or was cut).
-    last_change: Option<DateTime<Utc>>,
     throttles: u64,
-    /// The 429s put down to other traffic on the quota.
     foreign_throttles: u64,
-    /// When the last 429 came.
-    last_throttle: Option<DateTime<Utc>>,
-    waited: Duration,
-    /// When the caller waiting for a slot gets one, for progress displays.
+    waited: BTreeMap<WaitCause, Duration>,
+    /// How far each cause's wait is counted already: callers waiting at
+    /// once wait the same time.
+    counted_until: BTreeMap<WaitCause, DateTime<Utc>>,
     waiting_until: Option<DateTime<Utc>>,
 }
 
+/// What a governor saw, for run reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GovernorStats {
+    /// 429s seen.
+    pub throttles: u64,
+    /// Of those, the ones drawn by other traffic on the quota.
+    pub foreign_throttles: u64,
+    /// Time callers spent waiting for a slot, by cause (wall time: callers
+    /// waiting at once count once).
+    pub waited: BTreeMap<WaitCause, Duration>,
+}
+
+enum Visit {
+    Granted(DateTime<Utc>),
+    Wait {
+        until: DateTime<Utc>,
+        cause: WaitCause,
+        reason: Option<WaitReason>,
+    },
+}
+
 impl Governor {
-    pub fn new(settings: GovernorSettings, clock: SharedClock) -> Arc<Governor> {
+    pub fn new(settings: GovernorSettings, clock: SharedClock, scope: RateScope) -> Arc<Governor> {
+        Self::with_key(&rate_ledger::ledger_key(""), settings, clock, scope)
+    }
+
+    fn with_key(
+        key: &str,
+        settings: GovernorSettings,
+        clock: SharedClock,
+        scope: RateScope,
+    ) -> Arc<Governor> {
+        static GOVERNORS: AtomicU64 = AtomicU64::new(0);
+        let n = GOVERNORS.fetch_add(1, Ordering::Relaxed);
+        let home = match scope {
+            RateScope::Process => Home::Process(Mutex::new(Ledger::default())),
+            RateScope::Store(store) => Home::Store {
+                store,
+                key: key.to_string(),
+            },
+        };
         Arc::new(Governor {
-            state: Mutex::new(State {
-                grants: VecDeque::new(),
+            home,
+            owner: crate::landing::lease::holder(&format!("governor-{n}")),
+            visit: tokio::sync::Mutex::new(()),
+            local: Mutex::new(Local {
+                tickets: None,
                 budget: settings.budget.max(1),
-                ceiling: None,
-                pause: None,
-                consecutive_unadvised: 0,
-                last_change: None,
                 throttles: 0,
                 foreign_throttles: 0,
-                last_throttle: None,
-                waited: Duration::ZERO,
+                waited: BTreeMap::new(),
+                counted_until: BTreeMap::new(),
                 waiting_until: None,
             }),
             settings,
@@ -107,25 +151,46 @@ impl Governor {
         })
     }
 
-    /// The governor of `credential` in this process, created on first use.
-    /// Every client built for the same credential shares it.
+    /// The governor of `credential` over `scope` in this process, created
+    /// on first use. Every client built for the same credential shares it.
     pub fn for_credential(
         credential: &str,
         settings: GovernorSettings,
         clock: SharedClock,
+        scope: RateScope,
     ) -> Arc<Governor> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<Governor>>>> = OnceLock::new();
+        let scoped = match &scope {
+            RateScope::Process => format!("{credential}\u{0}process"),
+            RateScope::Store(store) => format!("{credential}\u{0}{}", store.describe()),
+        };
         let mut registry = REGISTRY
             .get_or_init(Default::default)
             .lock()
             .expect("governor registry lock");
         registry.retain(|_, g| g.strong_count() > 0);
-        if let Some(existing) = registry.get(credential).and_then(Weak::upgrade) {
+        if let Some(existing) = registry.get(&scoped).and_then(Weak::upgrade) {
             return existing;
         }
-        let governor = Governor::new(settings, clock);
-        registry.insert(credential.to_string(), Arc::downgrade(&governor));
+        let key = rate_ledger::ledger_key(credential);
+        let governor = Governor::with_key(&key, settings, clock, scope);
+        registry.insert(scoped, Arc::downgrade(&governor));
         governor
+    }
+
+    pub fn settings(&self) -> GovernorSettings {
+        self.settings
+    }
+
+    fn rules(&self) -> Rules {
+        Rules {
+            budget: self.settings.budget.max(1),
+            window: TimeDelta::from_std(self.settings.window).expect("window fits"),
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().expect("governor lock")
     }
 
     /// Wait for a request slot; the instant the slot was granted (the one
@@ -133,169 +198,203 @@ impl Governor {
     /// pause longer than `max_wait` is in force.
     pub async fn acquire(&self) -> Result<DateTime<Utc>> {
         loop {
-            let wait = {
-                let mut s = self.state.lock().expect("governor lock");
-                let now = self.clock.now();
-                match self.wait_needed(&mut s, now)? {
-                    None => {
-                        s.grants.push_back(now);
-                        s.waiting_until = None;
-                        return Ok(now);
-                    }
-                    Some(wait) => {
-                        s.waited += wait;
-                        s.waiting_until = chrono::Duration::from_std(wait).ok().map(|w| now + w);
-                        wait
-                    }
-                }
-            };
-            self.clock.sleep(wait).await;
-        }
-    }
-
-    fn wait_needed(&self, s: &mut State, now: DateTime<Utc>) -> Result<Option<Duration>> {
-        if let Some((until, reason)) = s.pause {
-            if until > now {
-                let wait = (until - now).to_std().unwrap_or_default();
-                if wait > self.settings.max_wait {
-                    return Err(Error::from(ApiError::ComeBackAt { until, reason }));
-                }
-                return Ok(Some(wait));
+            let now = self.clock.now();
+            if self.take_ticket(now) {
+                return Ok(now);
             }
-            s.pause = None;
-        }
-        let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
-        while s.grants.front().is_some_and(|t| *t <= now - window) {
-            s.grants.pop_front();
-        }
-        self.recover(s, now, window);
-        if (s.grants.len() as u32) < s.budget {
-            return Ok(None);
-        }
-        let oldest = *s.grants.front().expect("budget is at least 1");
-        Ok(Some((oldest + window - now).to_std().unwrap_or_default()))
-    }
-
-    fn recover(&self, s: &mut State, now: DateTime<Utc>, window: chrono::Duration) {
-        let Some(mut changed) = s.last_change else {
-            return;
-        };
-        if let Some((_, forget_at)) = s.ceiling
-            && now >= forget_at
-        {
-            // Probing starts from here, not from the last step below it.
-            s.ceiling = None;
-            changed = changed.max(forget_at);
-            s.last_change = Some(changed);
-        }
-        let limit = s
-            .ceiling
-            .map_or(self.settings.budget, |(c, _)| c.min(self.settings.budget));
-        if s.budget >= limit {
-            return;
-        }
-        let step = window
-            * if s.ceiling.is_some() {
-                1
-            } else {
-                RECOVERY_WINDOWS as i32
-            };
-        let steps = (now - changed).num_milliseconds() / step.num_milliseconds().max(1);
-        let steps = u32::try_from(steps).unwrap_or(u32::MAX);
-        if steps > 0 {
-            s.budget = s.budget.saturating_add(steps).min(limit);
-            s.last_change = Some(changed + step * steps.min(i32::MAX as u32) as i32);
+            match self.visit().await? {
+                Visit::Granted(at) => return Ok(at),
+                Visit::Wait {
+                    until,
+                    cause,
+                    reason,
+                } => {
+                    let now = self.clock.now();
+                    if let Some(reason) = reason
+                        && (until - now).to_std().unwrap_or_default() > self.settings.max_wait
+                    {
+                        return Err(Error::from(ApiError::ComeBackAt { until, reason }));
+                    }
+                    self.note_wait(now, until, cause);
+                    self.clock.sleep_until(until).await;
+                }
+            }
         }
     }
 
-    /// Record a 429. Pauses every caller until `retry_after` has passed (or
-    /// a doubling default when the header is missing). Returns
-    /// [`ApiError::ComeBackAt`] when the pause exceeds `max_wait`.
-    pub fn throttled(&self, retry_after: Option<Duration>, reason: WaitReason) -> Result<()> {
-        let mut s = self.state.lock().expect("governor lock");
+    /// Spend one of the slots taken earlier, if one is left and usable.
+    fn take_ticket(&self, now: DateTime<Utc>) -> bool {
+        let mut local = self.local();
+        match &mut local.tickets {
+            Some(t) if t.left > 0 && now <= t.usable_until => {
+                t.left -= 1;
+                local.waiting_until = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Take slots from the ledger (giving back what is left of the last
+    /// ones), or learn how long to wait.
+    async fn visit(&self) -> Result<Visit> {
+        let _visit = self.visit.lock().await;
         let now = self.clock.now();
-        let already_paused = s.pause.is_some_and(|(until, _)| until > now);
-        let wait = match (retry_after, reason) {
-            (Some(wait), _) => {
-                s.consecutive_unadvised = 0;
-                wait
-            }
-            (None, WaitReason::QuotaExceeded) => QUOTA_DEFAULT_WAIT,
-            (None, WaitReason::RateLimit) => {
-                let wait = DEFAULT_PAUSE * 2u32.saturating_pow(s.consecutive_unadvised.min(16));
-                s.consecutive_unadvised += 1;
-                wait
-            }
-        };
-        let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-        if s.pause.is_none_or(|(current, _)| until > current) {
-            s.pause = Some((until, reason));
+        // Another caller may have taken slots while this one waited its turn.
+        if self.take_ticket(now) {
+            return Ok(Visit::Granted(now));
         }
-        s.throttles += 1;
-        let window = chrono::Duration::from_std(self.settings.window).expect("window fits");
-        let in_window = s.grants.len() as u32;
-        let lone = s
-            .last_throttle
-            .is_none_or(|last| now - last > window * REPEAT_WINDOWS);
-        s.last_throttle = Some(now);
-        // One 429 storm counts once: replies to requests that were already
-        // in flight carry no new information.
-        let drawn_by_others = lone && in_window * 2 < s.budget;
-        if !already_paused && drawn_by_others {
-            s.foreign_throttles += 1;
-            tracing::info!(
-                sent_in_window = in_window,
-                budget = s.budget,
-                "429 drawn by other traffic on the quota; pausing, keeping the budget"
-            );
-        } else if !already_paused {
-            let floor = MIN_ADAPTIVE_BUDGET.min(self.settings.budget).max(1);
-            s.budget = (in_window.min(s.budget) * 9 / 10).max(floor);
-            let forget_at = now + window * CEILING_MEMORY_WINDOWS as i32;
-            s.ceiling = Some((in_window.saturating_sub(1).max(s.budget), forget_at));
-            s.last_change = Some(now);
+        let rules = self.rules();
+        let stale = self.local().tickets;
+        let ((grant, hold), budget) = self
+            .with_ledger(|ledger| {
+                let (want, hold) = match self.home {
+                    Home::Process(_) => (1, TimeDelta::zero()),
+                    Home::Store { .. } => (
+                        ledger.budget(rules).div_ceil(VISITS_PER_WINDOW),
+                        rules.window / VISITS_PER_WINDOW as i32,
+                    ),
+                };
+                let gave_back = stale.is_some_and(|t| t.left > 0);
+                if let Some(t) = stale {
+                    ledger.give_back(&self.owner, t.entry_until, t.left);
+                }
+                let grant = ledger.take(rules, now, want, hold, &self.owner);
+                let changed = gave_back || matches!(grant, Grant::Slots { .. });
+                ((grant, hold), changed)
+            })
+            .await?;
+        let mut local = self.local();
+        local.budget = budget;
+        Ok(match grant {
+            Grant::Slots { n, until } => {
+                local.tickets = Some(Tickets {
+                    left: n - 1,
+                    // Sent within the first half of the hold, a request
+                    // reaches the server before its slot leaves the ledger
+                    // if it takes less than the other half to get there.
+                    usable_until: now + hold / 2,
+                    entry_until: until,
+                });
+                local.waiting_until = None;
+                Visit::Granted(now)
+            }
+            Grant::Wait {
+                until,
+                cause,
+                reason,
+            } => {
+                local.tickets = None;
+                Visit::Wait {
+                    until,
+                    cause,
+                    reason,
+                }
+            }
+        })
+    }
+
+    /// Run `change` on the ledger and keep what it did when it says it
+    /// changed something; with the ledger in the store, read, change and
+    /// swap until no other process wrote in between. Returns what `change`
+    /// returned and the budget in force after it.
+    async fn with_ledger<T>(
+        &self,
+        mut change: impl FnMut(&mut Ledger) -> (T, bool),
+    ) -> Result<(T, u32)> {
+        let rules = self.rules();
+        match &self.home {
+            Home::Process(ledger) => {
+                let mut ledger = ledger.lock().expect("ledger lock");
+                let (out, _) = change(&mut ledger);
+                Ok((out, ledger.budget(rules)))
+            }
+            Home::Store { store, key } => loop {
+                let (version, mut ledger) = rate_ledger::load(store, key).await?;
+                let (out, changed) = change(&mut ledger);
+                if !changed || rate_ledger::swap(store, key, version, &ledger).await? {
+                    return Ok((out, ledger.budget(rules)));
+                }
+            },
         }
-        if wait > self.settings.max_wait {
+    }
+
+    fn note_wait(&self, now: DateTime<Utc>, until: DateTime<Utc>, cause: WaitCause) {
+        let mut local = self.local();
+        local.waiting_until = Some(until);
+        let from = local.counted_until.get(&cause).map_or(now, |c| now.max(*c));
+        if until > from {
+            *local.waited.entry(cause).or_default() += (until - from).to_std().unwrap_or_default();
+            local.counted_until.insert(cause, until);
+        }
+    }
+
+    /// Record a 429. Pauses every caller of the credential until
+    /// `retry_after` has passed (or a doubling default when the header is
+    /// missing), giving back the slots this process had not sent. Returns
+    /// [`ApiError::ComeBackAt`] when the pause exceeds `max_wait`.
+    pub async fn throttled(&self, retry_after: Option<Duration>, reason: WaitReason) -> Result<()> {
+        let _visit = self.visit.lock().await;
+        let now = self.clock.now();
+        let rules = self.rules();
+        let retry_after = retry_after.map(|d| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX));
+        let unsent = self.local().tickets.take();
+        let (throttle, budget) = self
+            .with_ledger(|ledger| {
+                if let Some(t) = unsent {
+                    ledger.give_back(&self.owner, t.entry_until, t.left);
+                }
+                (ledger.throttled(rules, now, retry_after, reason), true)
+            })
+            .await?;
+        {
+            let mut local = self.local();
+            local.budget = budget;
+            local.throttles += 1;
+            if throttle.fresh && throttle.cause == WaitCause::OtherTraffic {
+                local.foreign_throttles += 1;
+                tracing::info!(
+                    budget,
+                    "429 drawn by other traffic on the quota; pausing, keeping the budget"
+                );
+            }
+        }
+        let until = throttle.until;
+        if (until - now).to_std().unwrap_or_default() > self.settings.max_wait {
             return Err(Error::from(ApiError::ComeBackAt { until, reason }));
         }
         Ok(())
     }
 
-    /// Resume a pause saved by an earlier run (a persisted "come back at").
-    pub fn pause_until(&self, until: DateTime<Utc>, reason: WaitReason) {
-        let mut s = self.state.lock().expect("governor lock");
-        if s.pause.is_none_or(|(current, _)| until > current) {
-            s.pause = Some((until, reason));
-        }
-    }
-
-    /// The pause in force, if any, to persist before stopping.
-    pub fn paused_until(&self) -> Option<(DateTime<Utc>, WaitReason)> {
-        let s = self.state.lock().expect("governor lock");
-        s.pause.filter(|(until, _)| *until > self.clock.now())
+    /// The pause in force for the credential, if any (a 429's, perhaps
+    /// drawn by another process or an earlier run).
+    pub async fn pause_in_force(&self) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        let now = self.clock.now();
+        let (pause, _) = self
+            .with_ledger(|ledger| (ledger.pause_in_force(now), false))
+            .await?;
+        Ok(pause.map(|p| (p.until, p.reason)))
     }
 
     /// Until when a caller is waiting for a request slot (the window is
     /// spent, or a 429 paused every caller), if one is.
     pub fn waiting_until(&self) -> Option<DateTime<Utc>> {
-        let s = self.state.lock().expect("governor lock");
-        s.waiting_until.filter(|until| *until > self.clock.now())
+        let now = self.clock.now();
+        self.local().waiting_until.filter(|until| *until > now)
     }
 
-    /// The current (adaptive) budget per window.
+    /// The budget per window the ledger last showed (learned, or configured).
     pub fn budget(&self) -> u32 {
-        self.state.lock().expect("governor lock").budget
+        self.local().budget
     }
 
-    /// 429s seen, and total time callers spent waiting for a slot.
-    pub fn throttle_stats(&self) -> (u64, Duration) {
-        let s = self.state.lock().expect("governor lock");
-        (s.throttles, s.waited)
-    }
-
-    /// The 429s put down to other traffic on the same quota.
-    pub fn foreign_throttles(&self) -> u64 {
-        self.state.lock().expect("governor lock").foreign_throttles
+    pub fn stats(&self) -> GovernorStats {
+        let local = self.local();
+        GovernorStats {
+            throttles: local.throttles,
+            foreign_throttles: local.foreign_throttles,
+            waited: local.waited.clone(),
+        }
     }
 }
 
@@ -303,6 +402,7 @@ impl Governor {
 mod tests {
     use super::*;
     use crate::clock::{Clock, VirtualClock};
+    use crate::spotify::rate_ledger::{CEILING_MEMORY_WINDOWS, RECOVERY_WINDOWS};
 
     fn start() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
@@ -321,9 +421,10 @@ mod tests {
     #[tokio::test]
     async fn long_retry_after_is_a_typed_come_back_at_for_every_caller() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(10), clock.clone());
+        let g = Governor::new(settings(10), clock.clone(), RateScope::Process);
         let err = g
             .throttled(Some(Duration::from_secs(7200)), WaitReason::RateLimit)
+            .await
             .unwrap_err();
         let Some(&ApiError::ComeBackAt { until, reason }) = err.source_error() else {
             panic!("expected ComeBackAt, got {err}");
@@ -336,13 +437,13 @@ mod tests {
             Err(Some(_))
         ));
         assert_eq!(clock.now(), start());
-        assert_eq!(g.paused_until().map(|p| p.0), Some(until));
+        assert_eq!(g.pause_in_force().await.unwrap().map(|p| p.0), Some(until));
     }
 
     #[tokio::test]
     async fn a_caller_waiting_for_a_slot_says_until_when() {
         let clock = VirtualClock::manual(start());
-        let g = Governor::new(settings(1), clock.clone());
+        let g = Governor::new(settings(1), clock.clone(), RateScope::Process);
         g.acquire().await.unwrap();
         assert_eq!(g.waiting_until(), None, "a slot was free");
         let waiting = tokio::spawn({
@@ -360,28 +461,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn saved_pause_is_honoured_and_expires() {
+    async fn a_quota_pause_is_waited_out_and_teaches_nothing_about_the_window() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(10), clock.clone());
-        g.pause_until(
-            start() + chrono::Duration::seconds(60),
-            WaitReason::QuotaExceeded,
+        let g = Governor::new(settings(10), clock.clone(), RateScope::Process);
+        for _ in 0..10 {
+            g.acquire().await.unwrap();
+        }
+        g.throttled(Some(Duration::from_secs(60)), WaitReason::QuotaExceeded)
+            .await
+            .unwrap();
+        let until = start() + chrono::Duration::seconds(60);
+        assert_eq!(
+            g.pause_in_force().await.unwrap(),
+            Some((until, WaitReason::QuotaExceeded))
         );
         g.acquire().await.unwrap();
-        assert_eq!(clock.now(), start() + chrono::Duration::seconds(60));
-        assert_eq!(g.paused_until(), None);
+        assert_eq!(clock.now(), until);
+        assert_eq!(g.pause_in_force().await.unwrap(), None);
+        assert_eq!(g.budget(), 10, "the budget stays");
+        assert_eq!(
+            g.stats().waited,
+            BTreeMap::from([(WaitCause::Quota, Duration::from_secs(60))])
+        );
     }
 
     #[tokio::test]
     async fn budget_drops_once_per_storm_and_recovers() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(20), clock.clone());
+        let g = Governor::new(settings(20), clock.clone(), RateScope::Process);
         for _ in 0..20 {
             g.acquire().await.unwrap();
         }
         g.throttled(Some(Duration::from_secs(2)), WaitReason::RateLimit)
+            .await
             .unwrap();
         g.throttled(Some(Duration::from_secs(2)), WaitReason::RateLimit)
+            .await
             .unwrap();
         assert_eq!(g.budget(), 18);
         clock.advance(Duration::from_secs(30 * u64::from(RECOVERY_WINDOWS) + 1));
@@ -393,12 +508,13 @@ mod tests {
     async fn the_limit_found_is_kept_then_probed_past_after_an_hour() {
         let clock = VirtualClock::starting_at(start());
         let window = |n: u64| Duration::from_secs(30 * n);
-        let g = Governor::new(settings(80), clock.clone());
+        let g = Governor::new(settings(80), clock.clone(), RateScope::Process);
         // The server allows 60: the 61st request of the window is refused.
         for _ in 0..61 {
             g.acquire().await.unwrap();
         }
         g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .await
             .unwrap();
         assert_eq!(g.budget(), 54);
         let budget_after = |n: u64| {
@@ -410,13 +526,14 @@ mod tests {
             }
         };
         assert_eq!(
-            budget_after(3).await,
+            budget_after(1).await,
             57,
-            "one request back per clean window"
+            "half the way back per clean window"
         );
-        assert_eq!(budget_after(3).await, 60);
+        assert_eq!(budget_after(1).await, 59);
+        assert_eq!(budget_after(1).await, 60);
         assert_eq!(budget_after(100).await, 60, "never past the limit found");
-        let remembered = u64::from(CEILING_MEMORY_WINDOWS) - 107;
+        let remembered = u64::from(CEILING_MEMORY_WINDOWS) - 104;
         assert_eq!(budget_after(remembered).await, 60);
         assert_eq!(
             budget_after(u64::from(RECOVERY_WINDOWS)).await,
@@ -429,16 +546,17 @@ mod tests {
     #[tokio::test]
     async fn a_lone_429_the_process_did_not_draw_pauses_without_lowering_the_budget() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(90), clock.clone());
+        let g = Governor::new(settings(90), clock.clone(), RateScope::Process);
         // A restarted crawl: its predecessor's requests still count at the
         // server, this process has sent three.
         for _ in 0..3 {
             g.acquire().await.unwrap();
         }
         g.throttled(Some(Duration::from_secs(5)), WaitReason::RateLimit)
+            .await
             .unwrap();
         assert_eq!(g.budget(), 90, "the budget stays");
-        assert_eq!(g.foreign_throttles(), 1);
+        assert_eq!(g.stats().foreign_throttles, 1);
         // After the pause, the whole budget in one window.
         for _ in 0..87 {
             g.acquire().await.unwrap();
@@ -455,12 +573,13 @@ mod tests {
     #[tokio::test]
     async fn a_429_soon_after_another_is_the_process_own_even_far_under_budget() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(180), clock.clone());
+        let g = Governor::new(settings(180), clock.clone(), RateScope::Process);
         // The server allows 40, the client was told 180.
         for _ in 0..41 {
             g.acquire().await.unwrap();
         }
         g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .await
             .unwrap();
         assert_eq!(g.budget(), 180, "a lone 429 under half the budget");
         clock.advance(Duration::from_secs(30));
@@ -468,27 +587,28 @@ mod tests {
             g.acquire().await.unwrap();
         }
         g.throttled(Some(Duration::from_secs(1)), WaitReason::RateLimit)
+            .await
             .unwrap();
         assert_eq!(g.budget(), 36, "the second one teaches the limit");
-        assert_eq!(g.foreign_throttles(), 1);
-        let small = Governor::new(settings(3), clock);
-        small.throttled(None, WaitReason::RateLimit).unwrap();
-        small.throttled(None, WaitReason::RateLimit).unwrap();
+        assert_eq!(g.stats().foreign_throttles, 1);
+        let small = Governor::new(settings(3), clock, RateScope::Process);
+        small.throttled(None, WaitReason::RateLimit).await.unwrap();
+        small.throttled(None, WaitReason::RateLimit).await.unwrap();
         assert_eq!(small.budget(), 3, "never above the configured budget");
     }
 
     #[tokio::test]
     async fn missing_retry_after_backs_off_exponentially() {
         let clock = VirtualClock::starting_at(start());
-        let g = Governor::new(settings(5), clock.clone());
-        g.throttled(None, WaitReason::RateLimit).unwrap();
+        let g = Governor::new(settings(5), clock.clone(), RateScope::Process);
+        g.throttled(None, WaitReason::RateLimit).await.unwrap();
         assert_eq!(
-            g.paused_until().unwrap().0,
+            g.pause_in_force().await.unwrap().unwrap().0,
             start() + chrono::Duration::seconds(1)
         );
-        g.throttled(None, WaitReason::RateLimit).unwrap();
+        g.throttled(None, WaitReason::RateLimit).await.unwrap();
         assert_eq!(
-            g.paused_until().unwrap().0,
+            g.pause_in_force().await.unwrap().unwrap().0,
             start() + chrono::Duration::seconds(2)
         );
     }
@@ -496,9 +616,14 @@ mod tests {
     #[test]
     fn one_governor_per_credential() {
         let clock: SharedClock = VirtualClock::starting_at(start());
-        let a = Governor::for_credential("unit-test-cred", settings(5), clock.clone());
-        let b = Governor::for_credential("unit-test-cred", settings(5), clock.clone());
-        let c = Governor::for_credential("unit-test-other", settings(5), clock);
+        let governor = |credential| {
+            Governor::for_credential(credential, settings(5), clock.clone(), RateScope::Process)
+        };
+        let (a, b, c) = (
+            governor("unit-test-cred"),
+            governor("unit-test-cred"),
+            governor("unit-test-other"),
+        );
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
     }

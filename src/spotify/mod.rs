@@ -7,12 +7,14 @@ mod client;
 mod endpoints;
 mod error;
 mod governor;
+mod rate_ledger;
 mod settings;
 
 pub use client::{ClientStats, MAX_BODY_BYTES, SpotifyClient};
 pub use endpoints::{ALBUM_TRACKS_LIMIT, ALL_GROUPS};
 pub use error::{ApiError, WaitReason};
-pub use governor::{Governor, GovernorSettings};
+pub use governor::{Governor, GovernorSettings, GovernorStats, RateScope};
+pub use rate_ledger::{CredentialRate, WaitCause, credential_rates, ledger_key};
 pub use settings::SpotifySettings;
 
 use serde::{Deserialize, Serialize};

@@ -63,6 +63,7 @@ async fn sim_on_port_zero_prints_its_address_serves_and_stops_on_sigterm() {
     let client = soundlake::spotify::SpotifyClient::new(
         &soundlake::sim::client_settings(&base),
         soundlake::clock::system(),
+        soundlake::spotify::RateScope::Process,
     )
     .unwrap();
     let found = client.search_artists("bjork", 10, 0).await.unwrap();

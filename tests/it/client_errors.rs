@@ -232,7 +232,12 @@ async fn bad_and_missing_credentials_say_what_to_set_and_hide_the_secret() {
         client_id: String::new(),
         ..h.settings()
     };
-    let err = soundlake::spotify::SpotifyClient::new(&missing, h.clock.clone()).unwrap_err();
+    let err = soundlake::spotify::SpotifyClient::new(
+        &missing,
+        h.clock.clone(),
+        soundlake::spotify::RateScope::Process,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("SPOTIFY_CLIENT_ID"), "{err}");
 }
 
@@ -250,7 +255,7 @@ async fn long_retry_after_is_come_back_at_and_stops_every_caller() {
     assert_eq!(until, t0() + ChronoDuration::seconds(7200));
     assert_eq!(reason, WaitReason::RateLimit);
     assert_eq!(
-        client.governor().paused_until(),
+        client.governor().pause_in_force().await.unwrap(),
         Some((until, WaitReason::RateLimit))
     );
     // Another caller of the same credential is refused without a request.

@@ -12,8 +12,9 @@ use soundlake::sim::SimOptions;
 use crate::crawl::{Setup, all_at_once, snapshot};
 use crate::support::names;
 
-fn crawl_command(s: &Setup, landing_url: &str, names_file: &Path, names: usize) -> Command {
-    let base = s.h.sim.base_url();
+/// `soundlake crawl` of the names in `names_file` against the simulator at
+/// `base`, into `landing_url`, with no rate budget of its own to speak of.
+pub fn crawl_command(base: &str, landing_url: &str, names_file: &Path, names: usize) -> Command {
     let mut cmd = crate::support::soundlake(crate::support::shipped());
     cmd.arg("crawl")
         .env("SOUNDLAKE__LANDING__URL", landing_url)
@@ -57,12 +58,16 @@ async fn kill_and_rerun(landing_url: &str, count: usize, after_kills: impl Async
     let mut answered = total;
     for percent in [2, 10, 20, 20, 20, 10] {
         let kill_at = answered + total * percent / 100;
-        let mut child =
-            tokio::process::Command::from(crawl_command(&s, landing_url, &names_file, count))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+        let mut child = tokio::process::Command::from(crawl_command(
+            &s.h.sim.base_url(),
+            landing_url,
+            &names_file,
+            count,
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         tokio::select! {
             _ = s.h.sim.answered(kill_at) => child.start_kill().unwrap(),
             status = child.wait() => panic!("the crawl ended before its kill point: {status:?}"),
@@ -73,7 +78,7 @@ async fn kill_and_rerun(landing_url: &str, count: usize, after_kills: impl Async
     }
     after_kills().await;
 
-    let out = crawl_command(&s, landing_url, &names_file, count)
+    let out = crawl_command(&s.h.sim.base_url(), landing_url, &names_file, count)
         .output()
         .unwrap();
     assert!(
@@ -83,7 +88,7 @@ async fn kill_and_rerun(landing_url: &str, count: usize, after_kills: impl Async
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("completed"), "{text}");
-    let again = crawl_command(&s, landing_url, &names_file, count)
+    let again = crawl_command(&s.h.sim.base_url(), landing_url, &names_file, count)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing due"));

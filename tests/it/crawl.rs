@@ -11,7 +11,9 @@ use soundlake::crawl::CrawlSettings;
 use soundlake::crawl::{CrawlReport, Crawler, Outcome, Status};
 use soundlake::landing::{self, Collection, SharedStore};
 use soundlake::sim::{Entity, Faults, SimOptions};
-use soundlake::spotify::{AppMode, Endpoint, SpotifySettings};
+use soundlake::spotify::{
+    AppMode, Endpoint, RateScope, SpotifyClient, SpotifySettings, WaitCause, credential_rates,
+};
 
 use crate::support::{Harness, canned, names};
 
@@ -24,10 +26,15 @@ pub struct Setup {
 
 impl Setup {
     pub async fn start(options: SimOptions) -> Setup {
-        let h = Harness::start(options).await;
         let dir = tempfile::tempdir().unwrap();
-        let clock: SharedClock = h.clock.clone();
         let url = format!("embedded://{}/landing.db", dir.path().display());
+        Setup::start_on(options, url, dir).await
+    }
+
+    /// With the landing and state store at `url`.
+    pub async fn start_on(options: SimOptions, url: String, dir: tempfile::TempDir) -> Setup {
+        let h = Harness::start(options).await;
+        let clock: SharedClock = h.clock.clone();
         let store = landing::open(&url, clock).await.unwrap();
         Setup {
             h,
@@ -39,12 +46,13 @@ impl Setup {
 
     pub fn crawler(&self, spotify: SpotifySettings, crawl: CrawlSettings) -> Crawler {
         let clock: SharedClock = self.h.clock.clone();
-        Crawler::new(
-            self.h.client_with(spotify),
-            self.store.clone(),
-            clock,
-            crawl,
+        let client = SpotifyClient::new(
+            &spotify,
+            clock.clone(),
+            RateScope::Store(self.store.clone()),
         )
+        .unwrap();
+        Crawler::new(client, self.store.clone(), clock, crawl)
     }
 
     /// Crawl with fresh clients until a run completes; the reports of all runs.
@@ -229,7 +237,10 @@ async fn three_hundred_names_at_the_endpoint_minimum_and_unchanged_by_faults() {
     assert_eq!(report.outcome, Outcome::Completed);
     assert!(report.throttled >= 16, "a 429 storm: {}", report.throttled);
     assert!(report.retries > 100, "10% 5xx: {} retries", report.retries);
-    assert!(report.rate_limit_wait_secs > 0.0);
+    assert!(
+        report.waited_secs[&WaitCause::RateLimit] > 0.0,
+        "{report:?}"
+    );
     let same = snapshot(&faulty.store, &faulty.h.sim.base_url()).await
         == snapshot(&clean.store, &clean.h.sim.base_url()).await;
     assert!(same, "faults changed what was landed");
@@ -481,11 +492,16 @@ async fn a_429_drawn_by_other_traffic_pauses_the_crawl_but_keeps_its_pace() {
     let report = crawler.run(&names, "restarted").await.unwrap();
     assert_eq!(report.outcome, Outcome::Completed);
     assert_eq!((report.throttled, report.throttled_by_others), (1, 1));
-    assert!(report.rate_limit_wait_secs >= 5.0, "{report:?}");
-    // The same credential's governor, as every client in the process shares it.
-    let clock: SharedClock = s.h.clock.clone();
-    let client = soundlake::spotify::SpotifyClient::new(&settings, clock).unwrap();
-    assert_eq!(client.governor().budget(), settings.requests_per_window);
+    assert!(
+        report.waited_secs[&WaitCause::OtherTraffic] >= 5.0,
+        "{report:?}"
+    );
+    let rates = credential_rates(&s.store, s.h.clock.now()).await.unwrap();
+    assert_eq!(rates.len(), 1);
+    assert_eq!(
+        rates[0].learned_budget, None,
+        "the credential's budget stays"
+    );
     assert!(soundlake::crawl::render(&report).contains("429s 1 (1 from other traffic)"));
 }
 

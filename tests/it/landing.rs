@@ -107,6 +107,7 @@ async fn document_contract(backend: &Backend) {
 /// What a [`StateStore`] must do: each case sees the store as one.
 async fn state_contract(backend: &Backend) {
     state_entries(&*fresh(backend, "state").await.store).await;
+    versioned_values(fresh(backend, "versioned").await.store).await;
     leased_locks(&*fresh(backend, "locks").await.store).await;
     run_records(&*fresh(backend, "runs").await.store).await;
 }
@@ -395,6 +396,70 @@ async fn state_entries(s: &dyn StateStore) {
     s.delete_state("never-there").await.unwrap();
     assert_eq!(s.get_state("crawl/axb").await.unwrap(), None);
     assert_eq!(s.state_with_prefix("crawl/").await.unwrap().len(), 1);
+}
+
+/// Versioned values: a stale writer is refused, writers racing with
+/// retries lose no update, and a listing shows the latest versions.
+async fn versioned_values(s: SharedStore) {
+    assert_eq!(s.get_versioned("rate/x").await.unwrap(), None);
+    assert!(
+        s.put_versioned("rate/x", 1, &json!({"n": 0}))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_versioned("rate/x", 1, &json!({"n": 9}))
+            .await
+            .unwrap(),
+        "version 1 exists already"
+    );
+    assert!(
+        !s.put_versioned("rate/x", 5, &json!({"n": 9}))
+            .await
+            .unwrap(),
+        "version 4 is not the latest"
+    );
+    assert!(
+        !s.put_versioned("rate/absent", 2, &json!({})).await.unwrap(),
+        "nothing to follow"
+    );
+    assert_eq!(s.get_versioned("rate/absent").await.unwrap(), None);
+    let writers = (0..4).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                loop {
+                    let (version, value) = s.get_versioned("rate/x").await.unwrap().unwrap();
+                    let next = json!({"n": value["n"].as_u64().unwrap() + 1});
+                    if s.put_versioned("rate/x", version + 1, &next).await.unwrap() {
+                        break;
+                    }
+                }
+            }
+        })
+    });
+    for w in writers.collect::<Vec<_>>() {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        s.get_versioned("rate/x").await.unwrap(),
+        Some((41, json!({"n": 40}))),
+        "every increment landed once"
+    );
+    assert!(s.put_versioned("rate/y", 1, &json!("y")).await.unwrap());
+    assert!(s.put_versioned("other", 1, &json!("o")).await.unwrap());
+    assert_eq!(
+        s.versioned_with_prefix("rate/").await.unwrap(),
+        vec![
+            ("rate/x".to_string(), 41, json!({"n": 40})),
+            ("rate/y".to_string(), 1, json!("y")),
+        ]
+    );
+    assert_eq!(
+        s.get_state("rate/x").await.unwrap(),
+        None,
+        "apart from plain state"
+    );
 }
 
 async fn leased_locks(s: &dyn StateStore) {

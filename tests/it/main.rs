@@ -30,6 +30,7 @@ mod layering;
 mod listening;
 mod notify;
 mod orchestrator;
+mod rate_sharing;
 mod retention;
 #[cfg(feature = "servers")]
 mod servers;

@@ -1442,6 +1442,33 @@ async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
     let state = tempfile::tempdir().unwrap();
     let lake = tempfile::tempdir().unwrap();
     let landing = format!("embedded://{}/landing.db", state.path().display());
+    // Another process used a credential before: its rate ledger is in the
+    // store, and the daemon's metrics show it.
+    {
+        use soundlake::spotify::{Governor, GovernorSettings, RateScope, WaitReason};
+        let store = soundlake::landing::open(&landing, soundlake::clock::system())
+            .await
+            .unwrap();
+        let governor = Governor::new(
+            GovernorSettings {
+                budget: 90,
+                window: std::time::Duration::from_secs(30),
+                max_wait: std::time::Duration::from_secs(900),
+            },
+            soundlake::clock::system(),
+            RateScope::Store(store),
+        );
+        for _ in 0..3 {
+            governor.acquire().await.unwrap();
+        }
+        governor
+            .throttled(
+                Some(std::time::Duration::from_secs(1)),
+                WaitReason::RateLimit,
+            )
+            .await
+            .unwrap();
+    }
     let mut child = soundlake(defs.path())
         .arg("daemon")
         .env("SOUNDLAKE__LANDING__URL", &landing)
@@ -1479,6 +1506,8 @@ async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
         "soundlake_pipeline_next_fire_timestamp_seconds{pipeline=\"catalog\"} ",
         "soundlake_pipeline_running{pipeline=\"catalog\"} 0",
         "soundlake_daemon_reloads_total 0",
+        "# TYPE soundlake_rate_requests_total counter",
+        "cause=\"other_traffic\"} 1",
     ] {
         assert!(metrics.contains(needle), "{needle:?} in {metrics}");
     }

@@ -105,7 +105,12 @@ impl Harness {
     }
 
     pub fn client_with(&self, settings: SpotifySettings) -> SpotifyClient {
-        SpotifyClient::new(&settings, self.clock.clone()).unwrap()
+        SpotifyClient::new(
+            &settings,
+            self.clock.clone(),
+            soundlake::spotify::RateScope::Process,
+        )
+        .unwrap()
     }
 }
 
