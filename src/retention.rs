@@ -203,7 +203,17 @@ pub async fn take_down(
     run_id: &str,
     dry_run: bool,
 ) -> Result<Takedown> {
+    let key = format!("{TAKEDOWN}{artist}");
+    // The ids an earlier, interrupted takedown found: their landing
+    // documents may be gone already, and with them what links the lake's
+    // rows of the artist's albums and tracks to the artist.
+    let earlier: Vec<String> = store
+        .get_state(&key)
+        .await?
+        .and_then(|record| serde_json::from_value(record["ids"].clone()).ok())
+        .unwrap_or_default();
     let mut named: HashSet<String> = HashSet::from([artist.to_string()]);
+    named.extend(earlier);
     let mut doomed: BTreeMap<Collection, Vec<String>> = BTreeMap::new();
     // Albums before their track pages and tracks, tracks before their
     // audio features: each adds the ids the next ones are named by.
@@ -232,6 +242,16 @@ pub async fn take_down(
             named.extend(doomed.get(&collection).into_iter().flatten().cloned());
         }
     }
+    let mut ids: Vec<&String> = named.iter().collect();
+    ids.sort();
+    let record =
+        |complete: bool| json!({"at": now, "run_id": run_id, "ids": ids, "complete": complete});
+    if !dry_run {
+        // Before anything is deleted: a takedown killed part-way knows on
+        // its rerun every id it has to delete, and the crawl withholds the
+        // artist from now on.
+        store.put_state(&key, &record(false)).await?;
+    }
     let mut documents = BTreeMap::new();
     for (collection, ids) in &doomed {
         let count = if dry_run {
@@ -241,6 +261,7 @@ pub async fn take_down(
         };
         documents.insert(*collection, count);
     }
+    fail::fail_point!("takedown-between-store-and-lake");
     let keys: HashSet<i64> = named
         .iter()
         .map(|id| crate::sql::functions::surrogate_key(&[Some(id)]))
@@ -260,12 +281,7 @@ pub async fn take_down(
         }
     }
     if !dry_run {
-        store
-            .put_state(
-                &format!("{TAKEDOWN}{artist}"),
-                &json!({"at": now, "run_id": run_id}),
-            )
-            .await?;
+        store.put_state(&key, &record(true)).await?;
     }
     Ok(Takedown {
         artist: artist.to_string(),

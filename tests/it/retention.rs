@@ -43,9 +43,9 @@ fn every_row(lake: &Lake) -> Vec<(String, Value)> {
     rows
 }
 
-#[tokio::test]
-async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
-    let lake = Lake::with_gold_catalog();
+/// The first artist of the lake's generated catalog, and the ids that
+/// name it: its own, its albums' and their tracks'.
+fn an_artist_and_its_ids(lake: &Lake) -> (String, HashSet<String>) {
     let data = lake.dir.path().join("data");
     let line = |collection: &str| -> Vec<String> {
         std::fs::read_to_string(data.join(format!("{collection}.ndjson")))
@@ -56,7 +56,6 @@ async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
     };
     let artist: Value = serde_json::from_str(&line("artists")[0]).unwrap();
     let artist = artist["id"].as_str().unwrap().to_string();
-    // What names the artist: its albums, their tracks and its tracks.
     let mut named: HashSet<String> = [artist.clone()].into();
     for collection in ["albums", "tracks"] {
         for text in line(collection) {
@@ -70,21 +69,31 @@ async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
         named.len() > 3,
         "the artist has albums and tracks: {named:?}"
     );
+    (artist, named)
+}
+
+/// The tables of the rows that name an id of `named` (or its surrogate key).
+fn tables_naming(rows: &[(String, Value)], named: &HashSet<String>) -> Vec<String> {
     let keys: HashSet<i64> = named
         .iter()
         .map(|id| soundlake::sql::functions::surrogate_key(&[Some(id)]))
         .collect();
-    let mentions = |rows: &[(String, Value)]| -> Vec<String> {
-        rows.iter()
-            .filter(|(_, row)| {
-                row.as_object().unwrap().values().any(|v| match v {
-                    Value::Number(n) => n.as_i64().is_some_and(|n| keys.contains(&n)),
-                    other => !ids_in(&other.to_string()).is_disjoint(&named),
-                })
+    rows.iter()
+        .filter(|(_, row)| {
+            row.as_object().unwrap().values().any(|v| match v {
+                Value::Number(n) => n.as_i64().is_some_and(|n| keys.contains(&n)),
+                other => !ids_in(&other.to_string()).is_disjoint(named),
             })
-            .map(|(table, _)| table.clone())
-            .collect()
-    };
+        })
+        .map(|(table, _)| table.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
+    let lake = Lake::with_gold_catalog();
+    let (artist, named) = an_artist_and_its_ids(&lake);
+    let mentions = |rows: &[(String, Value)]| tables_naming(rows, &named);
     let before = every_row(&lake);
     let tables_before: HashSet<String> = mentions(&before).into_iter().collect();
     for table in [
@@ -357,4 +366,73 @@ async fn the_crawl_lands_nothing_naming_a_taken_down_artist() {
         }
     }
     assert!(landed > 0, "the other artists were landed");
+}
+
+/// `purge --artist` killed with SIGKILL after it deleted the landing
+/// documents and before the lake rows: the documents that linked the
+/// albums and tracks to the artist are gone, yet the rerun deletes every
+/// lake row of them, from the ids the takedown recorded before deleting.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_takedown_killed_between_the_store_and_the_lake_finishes_on_rerun() {
+    let lake = Lake::with_gold_catalog();
+    let (artist, named) = an_artist_and_its_ids(&lake);
+    let landing = lake.dir.path().join(".soundlake/landing");
+    let store = soundlake::landing::EmbeddedStore::open(
+        landing.to_str().unwrap(),
+        soundlake::clock::system(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        store
+            .get(Collection::Artists, &artist)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let mut child = lake
+        .command(&["purge", "--artist", &artist])
+        .env(
+            "FAILPOINTS",
+            "takedown-between-store-and-lake=sleep(120000)",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store
+        .get(Collection::Artists, &artist)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(child.try_wait().unwrap().is_none(), "purge ended early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "purge never deleted the documents"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(
+        !tables_naming(&every_row(&lake), &named).is_empty(),
+        "killed before the lake: its rows are still there"
+    );
+
+    lake.ok(&["purge", "--artist", &artist]);
+    let left: std::collections::BTreeSet<String> = tables_naming(&every_row(&lake), &named)
+        .into_iter()
+        .collect();
+    assert!(
+        left.is_empty(),
+        "rows of the artist, its albums or its tracks left after the rerun in {left:?}"
+    );
 }
