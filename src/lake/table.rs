@@ -42,6 +42,7 @@ use deltalake_core::protocol::DeltaOperation;
 use deltalake_core::table::config::TablePropertiesExt;
 use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -65,6 +66,8 @@ pub(super) const COMMIT_RECORD: &str = "soundlake";
 /// fails instead of retrying), and a commit whose answer was lost is
 /// recognised as the writer's own instead of being committed twice.
 const APP_ID: &str = "soundlake";
+/// The folder of a table's Delta log.
+const DELTA_LOG: &str = "_delta_log";
 /// How to recover a table whose log or records are damaged.
 pub(super) const REBUILD: &str = "restore it, or delete the table folder and rebuild it (bronze \
      from the landing store, silver and gold with --full-refresh)";
@@ -184,17 +187,31 @@ impl Table {
     /// The Delta table at its newest version, or `None` if it has no log.
     /// A table of the pre-Delta format is converted first.
     async fn load(&self) -> Result<Option<DeltaTable>> {
-        let mut table = DeltaTable::new(self.log_store());
-        match table.load().await {
-            Ok(()) => Ok(Some(table)),
-            Err(DeltaTableError::NotATable(_)) => {
-                if Box::pin(self.convert_legacy()).await? {
-                    Box::pin(self.load()).await
-                } else {
-                    Ok(None)
-                }
+        if self.has_log().await? {
+            let mut table = DeltaTable::new(self.log_store());
+            match table.load().await {
+                Ok(()) => return Ok(Some(table)),
+                Err(DeltaTableError::NotATable(_)) => {}
+                Err(e) => return Err(self.delta_error("read the Delta log", e)),
             }
-            Err(e) => Err(self.delta_error("read the Delta log", e)),
+        }
+        if Box::pin(self.convert_legacy()).await? {
+            Box::pin(self.load()).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether anything is under `_delta_log/`: one listing, so that a
+    /// table not written yet never reaches the Delta kernel, which logs an
+    /// error for every log it finds empty (a first run would print one per
+    /// table) and costs more than the listing.
+    async fn has_log(&self) -> Result<bool> {
+        let log = self.root.clone().join(DELTA_LOG);
+        match self.lake.store().list(Some(&log)).next().await {
+            None | Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(self.lake.error(&format!("list {log}"), e)),
         }
     }
 

@@ -49,6 +49,16 @@ pub fn succeed(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{cmd:?}:\n{stdout}\n{stderr}");
+    // A command that succeeded has no error to log.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{cmd:?} succeeded and logged errors:\n{}",
+        errors.join("\n")
+    );
     stdout
 }
 
