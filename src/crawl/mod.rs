@@ -259,27 +259,19 @@ impl Crawler {
             Err(Halt::Failed(e)) => return Err(e),
         };
         let stats = self.client.stats().since(&run.stats_before);
-        let governed = governor.stats();
+        let governed = governor.stats().since(&governed_before);
         let r = &mut run.report;
         r.mode = self.client.mode();
         r.requests_total = stats.total_requests();
         r.requests = stats.requests;
         r.throttled = stats.throttled;
-        r.throttled_by_others = governed.foreign_throttles - governed_before.foreign_throttles;
+        r.throttled_by_others = governed.foreign_throttles;
         r.retries = stats.retries;
         r.reauthentications = stats.reauthentications;
         r.waited_secs = governed
             .waited
             .iter()
-            .map(|(cause, total)| {
-                let before = governed_before
-                    .waited
-                    .get(cause)
-                    .copied()
-                    .unwrap_or_default();
-                (*cause, total.saturating_sub(before).as_secs_f64())
-            })
-            .filter(|(_, secs)| *secs > 0.0)
+            .map(|(cause, waited)| (*cause, waited.as_secs_f64()))
             .collect();
         let settings = governor.settings();
         let windows = (self.clock.now() - run.started)
@@ -344,12 +336,7 @@ impl Run<'_> {
     async fn go(&mut self, names: &[String]) -> Step<Outcome> {
         // A pause a 429 imposed (on an earlier run, or another process) and
         // longer than the client sleeps through: nothing to do until then.
-        if let Some((until, reason)) = self.client().governor().pause_in_force().await?
-            && (until - self.crawler.clock.now())
-                .to_std()
-                .unwrap_or_default()
-                > self.client().governor().settings().max_wait
-        {
+        if let Some((until, reason)) = self.client().governor().long_pause().await? {
             return Ok(Outcome::Paused { until, reason });
         }
         let batch = match self.crawler.select(names).await? {

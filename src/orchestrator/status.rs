@@ -171,12 +171,20 @@ pub fn render_page(s: &Status) -> String {
     out
 }
 
-/// A Prometheus label value: backslash, quote and newline escaped.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A sample's Prometheus labels, `{name="value",...}`, each value with
+/// backslash, quote and newline escaped.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let escaped: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| {
+            let value = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{name}=\"{value}\"")
+        })
+        .collect();
+    format!("{{{}}}", escaped.join(","))
 }
 
 /// The metrics in the Prometheus text format: the daemon's, and the shared
@@ -190,7 +198,7 @@ pub fn render_metrics(s: &Status, rates: &[CredentialRate], budget: u32) -> Stri
         }
     };
     let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
-    let of = |p: &str| format!("{{pipeline=\"{}\"}}", label(p));
+    let of = |p: &str| labels(&[("pipeline", p)]);
     family(
         "soundlake_daemon_leader",
         "gauge",
@@ -281,18 +289,14 @@ pub fn render_metrics(s: &Status, rates: &[CredentialRate], budget: u32) -> Stri
             .flat_map(|p| {
                 p.runs.iter().map(|(status, n)| {
                     (
-                        format!(
-                            "{{pipeline=\"{}\",status=\"{}\"}}",
-                            label(&p.name),
-                            label(status.as_str())
-                        ),
+                        labels(&[("pipeline", &p.name), ("status", status.as_str())]),
                         *n as f64,
                     )
                 })
             })
             .collect(),
     );
-    let cred = |r: &CredentialRate| format!("{{credential=\"{}\"}}", label(&r.credential));
+    let cred = |r: &CredentialRate| labels(&[("credential", &r.credential)]);
     family(
         "soundlake_rate_requests_total",
         "counter",
@@ -309,8 +313,10 @@ pub fn render_metrics(s: &Status, rates: &[CredentialRate], budget: u32) -> Stri
         rates
             .iter()
             .map(|r| {
-                let of = r.learned_budget.unwrap_or(budget).min(budget).max(1);
-                (cred(r), f64::from(r.in_window) / f64::from(of))
+                (
+                    cred(r),
+                    f64::from(r.in_window) / f64::from(r.budget(budget)),
+                )
             })
             .collect(),
     );
@@ -332,11 +338,7 @@ pub fn render_metrics(s: &Status, rates: &[CredentialRate], budget: u32) -> Stri
             .flat_map(|r| {
                 r.paused_secs.iter().map(|(cause, secs)| {
                     (
-                        format!(
-                            "{{credential=\"{}\",cause=\"{}\"}}",
-                            label(&r.credential),
-                            cause.name()
-                        ),
+                        labels(&[("credential", &r.credential), ("cause", cause.name())]),
                         *secs,
                     )
                 })

@@ -104,6 +104,25 @@ pub struct GovernorStats {
     pub waited: BTreeMap<WaitCause, Duration>,
 }
 
+impl GovernorStats {
+    /// What happened after `earlier`, a snapshot of the same governor.
+    pub fn since(&self, earlier: &GovernorStats) -> GovernorStats {
+        GovernorStats {
+            throttles: self.throttles - earlier.throttles,
+            foreign_throttles: self.foreign_throttles - earlier.foreign_throttles,
+            waited: self
+                .waited
+                .iter()
+                .map(|(cause, total)| {
+                    let before = earlier.waited.get(cause).copied().unwrap_or_default();
+                    (*cause, total.saturating_sub(before))
+                })
+                .filter(|(_, waited)| !waited.is_zero())
+                .collect(),
+        }
+    }
+}
+
 enum Visit {
     Granted(DateTime<Utc>),
     Wait {
@@ -211,7 +230,7 @@ impl Governor {
                 } => {
                     let now = self.clock.now();
                     if let Some(reason) = reason
-                        && (until - now).to_std().unwrap_or_default() > self.settings.max_wait
+                        && self.beyond_max_wait(now, until)
                     {
                         return Err(Error::from(ApiError::ComeBackAt { until, reason }));
                     }
@@ -255,10 +274,7 @@ impl Governor {
                         rules.window / VISITS_PER_WINDOW as i32,
                     ),
                 };
-                let gave_back = stale.is_some_and(|t| t.left > 0);
-                if let Some(t) = stale {
-                    ledger.give_back(&self.owner, t.entry_until, t.left);
-                }
+                let gave_back = self.give_back(ledger, stale);
                 let grant = ledger.take(rules, now, want, hold, &self.owner);
                 let changed = gave_back || matches!(grant, Grant::Slots { .. });
                 ((grant, hold), changed)
@@ -341,9 +357,7 @@ impl Governor {
         let unsent = self.local().tickets.take();
         let (throttle, budget) = self
             .with_ledger(|ledger| {
-                if let Some(t) = unsent {
-                    ledger.give_back(&self.owner, t.entry_until, t.left);
-                }
+                self.give_back(ledger, unsent);
                 (ledger.throttled(rules, now, retry_after, reason), true)
             })
             .await?;
@@ -360,10 +374,26 @@ impl Governor {
             }
         }
         let until = throttle.until;
-        if (until - now).to_std().unwrap_or_default() > self.settings.max_wait {
+        if self.beyond_max_wait(now, until) {
             return Err(Error::from(ApiError::ComeBackAt { until, reason }));
         }
         Ok(())
+    }
+
+    /// Give back to `ledger` the slots of `tickets` not sent yet; whether
+    /// there were any.
+    fn give_back(&self, ledger: &mut Ledger, tickets: Option<Tickets>) -> bool {
+        let Some(t) = tickets.filter(|t| t.left > 0) else {
+            return false;
+        };
+        ledger.give_back(&self.owner, t.entry_until, t.left);
+        true
+    }
+
+    /// Whether a wait from `now` until `until` is longer than callers sleep
+    /// through.
+    fn beyond_max_wait(&self, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        (until - now).to_std().unwrap_or_default() > self.settings.max_wait
     }
 
     /// The pause in force for the credential, if any (a 429's, perhaps
@@ -374,6 +404,16 @@ impl Governor {
             .with_ledger(|ledger| (ledger.pause_in_force(now), false))
             .await?;
         Ok(pause.map(|p| (p.until, p.reason)))
+    }
+
+    /// The pause in force for the credential when it is longer than
+    /// callers sleep through: a run has nothing to do until it ends.
+    pub async fn long_pause(&self) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        let now = self.clock.now();
+        Ok(self
+            .pause_in_force()
+            .await?
+            .filter(|(until, _)| self.beyond_max_wait(now, *until)))
     }
 
     /// Until when a caller is waiting for a request slot (the window is

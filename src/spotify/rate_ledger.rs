@@ -163,7 +163,7 @@ pub(super) struct Throttle {
 impl Ledger {
     /// The budget in force for a process with `rules`.
     pub fn budget(&self, rules: Rules) -> u32 {
-        self.budget.unwrap_or(rules.budget).min(rules.budget).max(1)
+        budget_in_force(self.budget, rules.budget)
     }
 
     /// Slots counting against the window at `now`.
@@ -356,6 +356,12 @@ impl Ledger {
     }
 }
 
+/// The budget per window in force: the learned one, never above the
+/// configured one, and at least one request.
+fn budget_in_force(learned: Option<u32>, configured: u32) -> u32 {
+    learned.unwrap_or(configured).min(configured).max(1)
+}
+
 /// The state key of the ledger of `credential` (a fingerprint: the key
 /// names no client id).
 pub fn ledger_key(credential: &str) -> String {
@@ -412,6 +418,14 @@ pub struct CredentialRate {
     pub requests_total: u64,
     pub paused_secs: BTreeMap<WaitCause, f64>,
     pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl CredentialRate {
+    /// The budget per window in force for a process configured with
+    /// `configured`.
+    pub fn budget(&self, configured: u32) -> u32 {
+        budget_in_force(self.learned_budget, configured)
+    }
 }
 
 /// Every credential's shared rate state in `store`, at `now`.

@@ -67,6 +67,14 @@ impl Lake {
         crate::support::succeed(self.command(args).envs(env.iter().copied()))
     }
 
+    /// The deployment's landing store (the embedded default).
+    pub async fn landing_store(&self) -> soundlake::landing::EmbeddedStore {
+        let file = self.dir.path().join(".soundlake/landing");
+        soundlake::landing::EmbeddedStore::open(file.to_str().unwrap(), soundlake::clock::system())
+            .await
+            .unwrap()
+    }
+
     pub fn landing(&self) -> std::path::PathBuf {
         self.dir.path().join("lake/landing/events")
     }

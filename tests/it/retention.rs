@@ -132,13 +132,7 @@ async fn purging_an_artist_leaves_no_document_and_no_row_of_it() {
 
     // Nothing of it is left in the landing store, and every superseded
     // file is gone from disk.
-    let landing = lake.dir.path().join(".soundlake/landing");
-    let store = soundlake::landing::EmbeddedStore::open(
-        landing.to_str().unwrap(),
-        soundlake::clock::system(),
-    )
-    .await
-    .unwrap();
+    let store = lake.landing_store().await;
     for collection in Collection::ALL {
         let docs = store.scan_text(collection, None, usize::MAX).await.unwrap();
         for doc in docs {
@@ -377,13 +371,7 @@ async fn the_crawl_lands_nothing_naming_a_taken_down_artist() {
 async fn a_takedown_killed_between_the_store_and_the_lake_finishes_on_rerun() {
     let lake = Lake::with_gold_catalog();
     let (artist, named) = an_artist_and_its_ids(&lake);
-    let landing = lake.dir.path().join(".soundlake/landing");
-    let store = soundlake::landing::EmbeddedStore::open(
-        landing.to_str().unwrap(),
-        soundlake::clock::system(),
-    )
-    .await
-    .unwrap();
+    let store = lake.landing_store().await;
     assert!(
         store
             .get(Collection::Artists, &artist)
