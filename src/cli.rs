@@ -72,9 +72,11 @@ pub fn exit_code(error: &Error) -> u8 {
 }
 
 /// soundlake's own events at info. The Delta kernel logs every log replay
-/// at info, and a table with no log yet as an error, though soundlake
+/// at info, and a table with no log yet as an error; Delta's commits warn
+/// of every concurrent append and log a refused one as an error. soundlake
 /// reports what matters of those itself.
-const DEFAULT_LOG: &str = "info,buoyant_kernel=off,buoyant_kernel_engine=off,deltalake_core=warn";
+const DEFAULT_LOG: &str = "info,buoyant_kernel=off,buoyant_kernel_engine=off,deltalake_core=warn,\
+                           deltalake_core::kernel::transaction=off";
 
 /// Logs on standard error, and the progress display they write above.
 fn init_logging(format: LogFormat) -> Progress {

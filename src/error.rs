@@ -60,8 +60,19 @@ pub enum Error {
         fix: String,
     },
 
-    /// An input file (an import, a dump) is malformed; nothing of it was loaded
-    /// unless the message says otherwise.
+    /// Another writer committed to a lake table after this write began,
+    /// and the two writes cannot both stand: nothing of this one is
+    /// visible.
+    #[error(
+        "lake {url}: another writer committed version {version} of {table} while this run was writing\n  fix: run one writer per table at a time (soundlake's scheduler locks each table); run the task again, it starts from the new version"
+    )]
+    Conflict {
+        url: String,
+        table: String,
+        version: u64,
+    },
+
+    /// The Kafka brokers failed or refused, or a Kafka setting is wrong.
     #[error("kafka {brokers}: {problem}\n  fix: {fix}")]
     Kafka {
         brokers: String,
@@ -69,6 +80,8 @@ pub enum Error {
         fix: String,
     },
 
+    /// An input file (an import, a dump) is malformed; nothing of it was loaded
+    /// unless the message says otherwise.
     #[error("{place}: {problem}\n  fix: {fix}")]
     Input {
         place: String,

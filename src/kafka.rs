@@ -401,12 +401,14 @@ impl Producer {
 }
 
 /// What a consumer was given by the group, as rebalances change it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Changes {
     /// The partitions it owns now.
     pub owned: BTreeSet<Partition>,
     /// Whether partitions were taken away since the caller last looked.
     pub revoked: bool,
+    /// Whether partitions were given since the caller last looked.
+    pub assigned: bool,
 }
 
 /// The consumer's context: applies the caller's start offsets to each
@@ -459,6 +461,7 @@ impl ConsumerContext for Assignments {
                     }
                 }
                 changes.owned.extend(parts);
+                changes.assigned = true;
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -572,16 +575,36 @@ impl GroupConsumer {
     }
 
     /// The partitions this member owns, and whether any were taken away
-    /// since the last call.
-    pub fn changes(&self) -> (BTreeSet<Partition>, bool) {
+    /// or given since the last call.
+    pub fn changes(&self) -> Changes {
         let mut changes = self
             .inner
             .context()
             .changes
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let revoked = std::mem::take(&mut changes.revoked);
-        (changes.owned.clone(), revoked)
+        let now = changes.clone();
+        changes.revoked = false;
+        changes.assigned = false;
+        now
+    }
+
+    /// Fetch `partition` from `offset` next. Returns whether it could: a
+    /// partition no longer assigned is its new owner's to read.
+    pub async fn seek(&self, (topic, partition): &Partition, offset: i64) -> bool {
+        let consumer = self.inner.clone();
+        let (topic, partition) = (topic.clone(), *partition);
+        tokio::task::spawn_blocking(move || {
+            consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            )
+        })
+        .await
+        .expect("a seek does not panic")
+        .is_ok()
     }
 
     /// Commit `offsets` to the group, so lag monitors and other tools see

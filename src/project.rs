@@ -158,8 +158,9 @@ impl Deployment {
 
     /// Under the daemon, every Kafka-fed bronze table a pipeline runs is
     /// consumed continuously, in micro-batches, until `stop`; a stream that
-    /// fails (brokers away, the table locked by another process) starts
-    /// again after a pause. Returns the tables and the tasks streaming them.
+    /// fails (brokers away) starts again after a pause. Daemons on one
+    /// state store and lake share each table's partitions through the
+    /// consumer group. Returns the tables and the tasks streaming them.
     pub fn start_streams(
         &self,
         project: &Project,

@@ -406,7 +406,12 @@ impl FilesRun<'_> {
         report.commits += 1;
         report.lines_quarantined += pending.rejected();
         self.publisher()
-            .publish(txns, (json!(marks), json!(qmarks)), pending, self.now)
+            .publish(
+                txns,
+                (Some(json!(marks)), Some(json!(qmarks))),
+                pending,
+                self.now,
+            )
             .await
     }
 }

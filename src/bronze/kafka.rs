@@ -1,12 +1,23 @@
 //! Bronze from Kafka: the JSON messages of topics, each message once.
 //!
-//! Every commit of the table records, per topic partition, the offset of
-//! the next message to take, in the same commit as the rows; the consumer
-//! group's offsets are committed to Kafka only after that, for lag
-//! monitors. A member starts each partition it is assigned at the table's
-//! recorded offset, so after a crash or a rebalance the messages already
-//! published are recognised and skipped, and the rest are read again. A
-//! producer's duplicate (one event under two offsets) is silver's dedupe.
+//! Every commit of the table records, for each topic partition it took
+//! messages from, the offset of the next message to take, in the same
+//! commit as the rows: a Delta `txn` action with the application id
+//! `kafka/<topic>/<partition>` (see [`claim_id`]). The consumer group's
+//! offsets are committed to Kafka only after that, for lag monitors. A
+//! member starts each partition it is assigned at the table's recorded
+//! offset, so after a crash or a rebalance the messages already published
+//! are recognised and skipped, and the rest are read again. A producer's
+//! duplicate (one event under two offsets) is silver's dedupe.
+//!
+//! Several processes (daemons on several machines) may consume one table
+//! in one group: the group splits the partitions between them and their
+//! commits land side by side, because they claim different ids. Should two
+//! take the same partition at once (a member that stalled past its session
+//! while the group moved its partitions on), Delta refuses the second
+//! commit claiming that partition since the first one's base; the loser
+//! drops its batch and reads again from the offsets the table now records.
+//! No table lock is taken: the claims are the fence.
 //!
 //! Two ways to run: bounded (a pipeline run takes the messages up to the
 //! end offsets seen at its start, then stops) and continuous (under the
@@ -21,19 +32,27 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::records::{self, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
-use super::{BronzeTable, IngestSettings, LOCK_LEASE};
+use super::{BronzeTable, IngestSettings};
 use crate::clock::SharedClock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kafka::{Client, GroupConsumer, KafkaSettings, Offsets, Partition, Polled};
 use crate::lake::{Lake, Transaction};
-use crate::landing::{SharedStore, lease};
+use crate::landing::SharedStore;
 
 /// The longest a poll waits before the run looks at its clock and flags.
 const POLL: Duration = Duration::from_millis(200);
+/// The table property where versions before per-partition claims recorded
+/// every partition's offset. Tables written by them keep it, unchanged, as
+/// the offset of each partition not claimed since.
+const RECORDED_BEFORE_CLAIMS: &str = "kafka";
+
+/// The application id under which a table records a partition's offset.
+pub fn claim_id((topic, partition): &Partition) -> String {
+    format!("kafka/{topic}/{partition}")
+}
 
 /// What one Kafka run took in.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,6 +67,10 @@ pub struct KafkaReport {
     pub replayed: u64,
     /// Micro-batches published.
     pub batches: u64,
+    /// Micro-batches dropped because another member of the group published
+    /// some of the same partitions first; their messages were read again
+    /// from the offsets the table then recorded.
+    pub dropped_batches: u64,
     /// The recorded offsets after the run: the next message to take.
     pub offsets: Offsets,
     /// Why a bounded run stopped before the end offsets seen at its start.
@@ -60,8 +83,6 @@ pub struct KafkaRun<'a> {
     pub lake: &'a Lake,
     pub store: &'a SharedStore,
     pub clock: &'a SharedClock,
-    /// The table's lock and its holder, renewed at each publish.
-    pub lock: (&'a str, &'a str),
     pub def: &'a BronzeTable,
     pub topics: &'a [String],
     pub ingest: &'a IngestSettings,
@@ -72,19 +93,32 @@ pub struct KafkaRun<'a> {
 /// Where a run stands between publishes.
 struct Progress {
     txns: Option<(Transaction, Transaction)>,
-    /// The table's recorded offsets, and its quarantine's.
+    /// The partitions whose recorded offsets a run reads: its topics'
+    /// partitions, and any assigned since.
+    known: BTreeSet<Partition>,
+    /// The offsets the table's base version records, and its quarantine's.
     at: Offsets,
     quarantined_at: Offsets,
     /// The recorded offsets plus what `pending` holds.
     next: Offsets,
     pending: Pending,
-    /// When the pending batch took its first message: its rows' stamp.
-    batch_started: Option<DateTime<Utc>>,
-    last_renewal: DateTime<Utc>,
-    /// Whether the group holds the recorded offsets.
-    committed: bool,
+    /// What the pending batch took, counted into the report once published.
+    batch: Batch,
+    /// Offsets published but not yet committed to the group.
+    uncommitted: Offsets,
     version: Option<u64>,
     rows: u64,
+}
+
+/// The messages of the pending batch.
+#[derive(Default)]
+struct Batch {
+    /// Per partition: the offset of the first message taken, and how many.
+    taken: BTreeMap<Partition, (i64, u64)>,
+    rows: u64,
+    quarantined: u64,
+    /// When it took its first message: its rows' stamp.
+    started: Option<DateTime<Utc>>,
 }
 
 /// Where a bounded run stops: every partition of its topics up to where
@@ -103,6 +137,11 @@ struct Ends {
 impl Ends {
     fn finished(&self) -> bool {
         self.bounded && self.partitions.iter().all(|p| self.done.contains(p))
+    }
+
+    /// Partitions to read again are not finished.
+    fn reopen(&mut self, again: &[Partition]) {
+        self.done.retain(|p| !again.contains(p));
     }
 }
 
@@ -163,26 +202,6 @@ impl KafkaRun<'_> {
         let client = Client::new(self.kafka, None)?;
         let group = format!("{}.{}", self.kafka.group, self.def.name);
         let now = self.clock.now();
-        let txns = self.publisher().begin(now).await?;
-        let at: Offsets = records::positions(&txns.0, "kafka");
-        let mut report = KafkaReport {
-            group: group.clone(),
-            offsets: at.clone(),
-            ..KafkaReport::default()
-        };
-        let mut progress = Progress {
-            quarantined_at: records::positions(&txns.1, "kafka"),
-            rows: txns.0.base().rows(),
-            txns: Some(txns),
-            next: at.clone(),
-            at,
-            pending: Pending::default(),
-            batch_started: None,
-            last_renewal: now,
-            committed: true,
-            version: None,
-        };
-
         // A bounded run takes every partition of the topics up to where the
         // brokers say it has nothing more (its fetches' high watermark), or
         // to its first message stamped after the run began, whichever comes
@@ -194,7 +213,26 @@ impl KafkaRun<'_> {
             partitions: client.partitions(self.topics).await?,
             done: BTreeSet::new(),
         };
-        let start = Arc::new(Mutex::new(progress.at.clone()));
+        let mut progress = Progress {
+            txns: None,
+            known: ends.partitions.clone(),
+            at: Offsets::new(),
+            quarantined_at: Offsets::new(),
+            next: Offsets::new(),
+            pending: Pending::default(),
+            batch: Batch::default(),
+            uncommitted: Offsets::new(),
+            version: None,
+            rows: 0,
+        };
+        let start = Arc::new(Mutex::new(Offsets::new()));
+        self.begin(&mut progress, &start).await?;
+        self.create(&mut progress, &start).await?;
+        let mut report = KafkaReport {
+            group: group.clone(),
+            offsets: progress.at.clone(),
+            ..KafkaReport::default()
+        };
         let consumer = client.consumer(&group, start.clone())?;
         consumer.subscribe(self.topics)?;
         let limit = self.ingest.commit_mib * 1024 * 1024;
@@ -202,13 +240,23 @@ impl KafkaRun<'_> {
         let (mut moved, mut problem) = (Instant::now(), None::<String>);
         loop {
             let polled = consumer.next(POLL).await;
-            let (owned, revoked) = consumer.changes();
-            if revoked && !progress.pending.is_empty() {
+            let changes = consumer.changes();
+            progress.known.extend(changes.owned.iter().cloned());
+            if changes.revoked && !progress.pending.is_empty() {
                 // Publish what the revoked partitions gave before another
                 // member starts them from the recorded offsets.
-                self.publish(&mut progress, &consumer, &start, &mut report)
+                let again = self
+                    .publish(&mut progress, &consumer, &start, &mut report)
                     .await?;
+                ends.reopen(&again);
+            } else if changes.assigned && progress.pending.is_empty() {
+                // Partitions given anew may have moved on under another
+                // member since this run's base: read where the table has
+                // them now, rather than take messages it holds and drop
+                // the batch at the commit.
+                self.begin(&mut progress, &start).await?;
             }
+            let owned = changes.owned;
             match self.receive(polled, &owned, &mut ends, &mut progress, &mut report)? {
                 Received::Moved => moved = Instant::now(),
                 Received::Problem(text) => problem = Some(text),
@@ -226,20 +274,21 @@ impl KafkaRun<'_> {
             }
             let full = progress.pending.bytes >= limit;
             let due = progress
-                .batch_started
+                .batch
+                .started
                 .is_some_and(|started| !ends.bounded && now - started >= batch_age);
             let ending = stopping || finished || waited_out;
             if full || due || (ending && !progress.pending.is_empty()) {
-                self.publish(&mut progress, &consumer, &start, &mut report)
+                let again = self
+                    .publish(&mut progress, &consumer, &start, &mut report)
                     .await?;
-            } else if now - progress.last_renewal >= LOCK_LEASE / 4 {
-                self.renew(&mut progress).await?;
+                ends.reopen(&again);
             }
             if ending {
                 break;
             }
         }
-        if !progress.committed {
+        if !progress.uncommitted.is_empty() {
             self.commit_at_end(&progress, &consumer, &client).await;
         }
         report.offsets = progress.at.clone();
@@ -284,7 +333,7 @@ impl KafkaRun<'_> {
                     ends.done.insert(part);
                     return Ok(Received::Skipped);
                 }
-                self.take(progress, &part, offset, payload.as_deref(), report);
+                self.take(progress, &part, offset, payload.as_deref());
                 Ok(Received::Moved)
             }
             Polled::CaughtUp(partition) => {
@@ -315,7 +364,7 @@ impl KafkaRun<'_> {
         problem: Option<&str>,
         report: &mut KafkaReport,
     ) -> Result<()> {
-        if ends.done.is_empty() && report.taken.is_empty() {
+        if ends.done.is_empty() && report.taken.is_empty() && report.dropped_batches == 0 {
             return Err(client.error(
                 format!(
                     "nothing from {} within {} s in group {group}{}",
@@ -345,24 +394,13 @@ impl KafkaRun<'_> {
     }
 
     /// Take one message as a row, or quarantine it.
-    fn take(
-        &self,
-        progress: &mut Progress,
-        part: &Partition,
-        offset: i64,
-        payload: Option<&[u8]>,
-        report: &mut KafkaReport,
-    ) {
-        let stamp = *progress
-            .batch_started
-            .get_or_insert_with(|| self.clock.now());
+    fn take(&self, progress: &mut Progress, part: &Partition, offset: i64, payload: Option<&[u8]>) {
+        let batch = &mut progress.batch;
+        let stamp = *batch.started.get_or_insert_with(|| self.clock.now());
         let bytes = payload.unwrap_or_default();
         progress.pending.bytes += bytes.len() as u64;
         set_offset(&mut progress.next, part, offset + 1);
-        *report
-            .taken
-            .entry(format!("{}:{}", part.0, part.1))
-            .or_default() += 1;
+        batch.taken.entry(part.clone()).or_insert((offset, 0)).1 += 1;
         let origin = Origin::Message {
             topic: part.0.clone(),
             partition: part.1,
@@ -389,7 +427,7 @@ impl KafkaRun<'_> {
                 progress
                     .pending
                     .row(self.def, &origin, checked, doc, (stamp, self.run_id));
-                report.rows += 1;
+                batch.rows += 1;
             }
             Err(problem) => {
                 // The quarantine holds it already when a crash came between
@@ -397,54 +435,116 @@ impl KafkaRun<'_> {
                 let seen = offset_of(&progress.quarantined_at, part).is_some_and(|q| offset < q);
                 if !seen {
                     progress.pending.reject(origin, problem, bytes);
-                    report.quarantined += 1;
+                    batch.quarantined += 1;
                 }
             }
         }
     }
 
-    /// Publish the pending batch with its offsets, then commit them to the
-    /// group: a crash between the two leaves the group behind the table,
-    /// and the next member skips what the table holds.
+    /// Start the next batch on the table's newest version: the offsets it
+    /// records are where each partition goes on from.
+    async fn begin(&self, progress: &mut Progress, start: &Mutex<Offsets>) -> Result<()> {
+        debug_assert!(progress.pending.is_empty(), "a batch is left behind");
+        let txns = self.publisher().begin(self.clock.now()).await?;
+        progress.at = recorded(&txns.0, &progress.known).await?;
+        progress.quarantined_at = recorded(&txns.1, &progress.known).await?;
+        progress.next = progress.at.clone();
+        progress.rows = txns.0.base().rows();
+        progress.txns = Some(txns);
+        *start.lock().unwrap_or_else(PoisonError::into_inner) = progress.at.clone();
+        Ok(())
+    }
+
+    /// Create the table and its quarantine, empty, if they do not exist:
+    /// members starting together race to create them, and a creation that
+    /// lost its race has nothing to retry on, while appends do.
+    async fn create(&self, progress: &mut Progress, start: &Mutex<Offsets>) -> Result<()> {
+        let txns = progress.txns.take().expect("a transaction is open");
+        self.publisher().create(txns, self.clock.now()).await?;
+        self.begin(progress, start).await
+    }
+
+    /// Publish the pending batch, claiming the offsets of its partitions,
+    /// then commit them to the group: a crash between the two leaves the
+    /// group behind the table, and the next member skips what the table
+    /// holds. Returns the partitions to read again: those of a batch
+    /// dropped because another member claimed one of them first.
     async fn publish(
         &self,
         progress: &mut Progress,
         consumer: &GroupConsumer,
         start: &Mutex<Offsets>,
         report: &mut KafkaReport,
-    ) -> Result<()> {
+    ) -> Result<Vec<Partition>> {
         let now = self.clock.now();
-        let publisher = self.publisher();
         fail::fail_point!("kafka-before-publish");
         let pending = std::mem::take(&mut progress.pending);
-        let quarantined_at = furthest(&progress.next, &progress.quarantined_at);
-        let txns = progress.txns.take().expect("a transaction is open");
-        let snapshot = publisher
-            .publish(
-                txns,
-                (json!(progress.next), json!(quarantined_at)),
-                pending,
-                now,
-            )
-            .await?;
-        progress.at = progress.next.clone();
-        progress.quarantined_at = quarantined_at;
-        progress.batch_started = None;
-        progress.version = Some(snapshot.version);
-        progress.rows = snapshot.rows();
-        report.batches += 1;
-        *start.lock().unwrap_or_else(PoisonError::into_inner) = progress.at.clone();
-        fail::fail_point!("kafka-after-publish");
-        progress.committed = consumer.commit(&progress.at).await.is_ok();
-        tracing::info!(
-            table = %self.def.name,
-            version = snapshot.version,
-            rows = snapshot.rows(),
-            "published a Kafka micro-batch"
-        );
-        self.renew(progress).await?;
-        progress.txns = Some(publisher.begin(now).await?);
-        Ok(())
+        let batch = std::mem::take(&mut progress.batch);
+        let (mut txn, mut qtxn) = progress.txns.take().expect("a transaction is open");
+        let mut published = Offsets::new();
+        for part in batch.taken.keys() {
+            let next = offset_of(&progress.next, part).expect("a partition taken goes on");
+            let quarantined =
+                offset_of(&progress.quarantined_at, part).map_or(next, |q| q.max(next));
+            txn.claim(claim_id(part), next);
+            qtxn.claim(claim_id(part), quarantined);
+            set_offset(&mut published, part, next);
+        }
+        let before_claims =
+            |t: &Transaction| t.base().properties.get(RECORDED_BEFORE_CLAIMS).cloned();
+        let positions = (before_claims(&txn), before_claims(&qtxn));
+        match self
+            .publisher()
+            .publish((txn, qtxn), positions, pending, now)
+            .await
+        {
+            Ok(snapshot) => {
+                report.batches += 1;
+                report.rows += batch.rows;
+                report.quarantined += batch.quarantined;
+                for ((topic, partition), (_, n)) in &batch.taken {
+                    *report
+                        .taken
+                        .entry(format!("{topic}:{partition}"))
+                        .or_default() += n;
+                }
+                progress.version = Some(snapshot.version);
+                tracing::info!(
+                    table = %self.def.name,
+                    version = snapshot.version,
+                    rows = snapshot.rows(),
+                    "published a Kafka micro-batch"
+                );
+                fail::fail_point!("kafka-after-publish");
+                progress.uncommitted = furthest(&progress.uncommitted, &published);
+                if consumer.commit(&progress.uncommitted).await.is_ok() {
+                    progress.uncommitted.clear();
+                }
+                self.begin(progress, start).await?;
+                Ok(Vec::new())
+            }
+            // A quarantine that landed before the rows' conflict keeps its
+            // messages: read again, they are recognised by its offsets.
+            Err(Error::Conflict { version, .. }) => {
+                report.dropped_batches += 1;
+                tracing::warn!(
+                    table = %self.def.name,
+                    version,
+                    "another member of the group published some of this batch's partitions \
+                     first; the batch is dropped and read again from the table's offsets"
+                );
+                self.begin(progress, start).await?;
+                let mut again = Vec::new();
+                for (part, (first, _)) in batch.taken {
+                    let from = offset_of(&progress.at, &part).unwrap_or(first);
+                    if consumer.seek(&part, from).await {
+                        again.push(part);
+                    }
+                }
+                Ok(again)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The group's offsets could not be committed after the last publish
@@ -454,7 +554,7 @@ impl KafkaRun<'_> {
     async fn commit_at_end(&self, progress: &Progress, consumer: &GroupConsumer, client: &Client) {
         let waited = Instant::now();
         loop {
-            match consumer.commit(&progress.at).await {
+            match consumer.commit(&progress.uncommitted).await {
                 Ok(()) => return,
                 Err(e) if waited.elapsed() > client.timeout() => {
                     tracing::warn!(
@@ -470,12 +570,18 @@ impl KafkaRun<'_> {
             }
         }
     }
+}
 
-    async fn renew(&self, progress: &mut Progress) -> Result<()> {
-        let (lock, holder) = self.lock;
-        progress.last_renewal = self.clock.now();
-        lease::hold(self.store, lock, holder, progress.last_renewal, LOCK_LEASE).await
+/// The offsets `txn`'s base version records for `partitions`: each one's
+/// claim, else what the table recorded before claims.
+async fn recorded(txn: &Transaction, partitions: &BTreeSet<Partition>) -> Result<Offsets> {
+    let mut offsets: Offsets = records::positions(txn, RECORDED_BEFORE_CLAIMS);
+    for part in partitions {
+        if let Some(offset) = txn.claimed(&claim_id(part)).await? {
+            set_offset(&mut offsets, part, offset);
+        }
     }
+    Ok(offsets)
 }
 
 /// A Kafka run as a few lines of text.
@@ -501,4 +607,53 @@ pub fn render(table: &str, r: &KafkaReport, version: Option<u64>, rows: u64) -> 
         out.push_str(&format!("\n  stopped early: {why}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Schema};
+    use chrono::DateTime;
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    fn partitions(list: &[(&str, i32)]) -> BTreeSet<Partition> {
+        list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    #[tokio::test]
+    async fn claims_override_the_offsets_recorded_before_claims() {
+        let lake = Lake::in_memory();
+        let table = lake.table("bronze", "events");
+        let now = DateTime::UNIX_EPOCH;
+        // A table written before claims: every offset in one property.
+        let mut txn = table.begin("old", now).await.unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        txn.declare(schema, Some(&[]));
+        let mut properties = Map::new();
+        properties.insert(
+            RECORDED_BEFORE_CLAIMS.into(),
+            json!({"plays": {"0": 5, "1": 7}}),
+        );
+        txn.commit("append", properties.clone(), now).await.unwrap();
+        // Then one commit claims partition 1 only, keeping the property.
+        let mut txn = table.begin("new", now).await.unwrap();
+        txn.claim(claim_id(&("plays".into(), 1)), 9);
+        txn.commit("append", properties, now).await.unwrap();
+
+        let txn = table.begin("reader", now).await.unwrap();
+        let known = partitions(&[("plays", 0), ("plays", 1), ("plays", 2)]);
+        let offsets = recorded(&txn, &known).await.unwrap();
+        assert_eq!(offsets["plays"], BTreeMap::from([(0, 5), (1, 9)]));
+    }
+
+    #[test]
+    fn claim_ids_name_the_topic_and_partition() {
+        assert_eq!(
+            claim_id(&("listening-events".into(), 3)),
+            "kafka/listening-events/3"
+        );
+    }
 }

@@ -180,19 +180,35 @@ impl Bronze {
         self.lake.table(LAYER, &def.name)
     }
 
-    /// Extract and publish one table. Holds the table's lock for the run;
-    /// a run killed at any point leaves the table at its last committed
-    /// version, and the next run converges to the same rows.
+    /// Extract and publish one table. Holds the table's lock for the run
+    /// (a Kafka-fed table's writers fence each other per partition
+    /// instead); a run killed at any point leaves the table at its last
+    /// committed version, and the next run converges to the same rows.
     pub async fn run(
         &self,
         def: &BronzeTable,
         extract: Extract,
         run_id: &str,
     ) -> Result<BronzeReport> {
-        self.locked(def, run_id, async |lock, holder| {
-            self.run_locked(def, extract, run_id, lock, holder).await
-        })
-        .await
+        match &def.source {
+            BronzeSource::Collection(collection) => {
+                self.locked(def, run_id, async |lock, holder| {
+                    self.run_store(def, *collection, extract, run_id, (lock, holder))
+                        .await
+                })
+                .await
+            }
+            // Files are the raw record: an interval has nothing to re-derive,
+            // so every run takes what is new.
+            BronzeSource::Files(folder) => {
+                self.locked(def, run_id, async |lock, holder| {
+                    self.run_files(def, folder, run_id, lock, holder).await
+                })
+                .await
+            }
+            // A run takes the messages up to the end offsets seen at its start.
+            BronzeSource::Kafka(topics) => self.run_kafka(def, topics, run_id, None).await,
+        }
     }
 
     /// `work(lock, holder)` while holding the table's lock.
@@ -216,32 +232,6 @@ impl Bronze {
 
     async fn renew_lock(&self, lock: &str, holder: &str) -> Result<()> {
         lease::hold(&self.store, lock, holder, self.clock.now(), LOCK_LEASE).await
-    }
-
-    async fn run_locked(
-        &self,
-        def: &BronzeTable,
-        extract: Extract,
-        run_id: &str,
-        lock: &str,
-        holder: &str,
-    ) -> Result<BronzeReport> {
-        let collection = match &def.source {
-            BronzeSource::Collection(c) => *c,
-            // Files are the raw record: an interval has nothing to re-derive,
-            // so every run takes what is new.
-            BronzeSource::Files(folder) => {
-                return self.run_files(def, folder, run_id, lock, holder).await;
-            }
-            // A run takes the messages up to the end offsets seen at its start.
-            BronzeSource::Kafka(topics) => {
-                return self
-                    .run_kafka(def, topics, run_id, (lock, holder), None)
-                    .await;
-            }
-        };
-        self.run_store(def, collection, extract, run_id, (lock, holder))
-            .await
     }
 
     /// A run over a landing-store collection: plan what to read, copy it
@@ -441,7 +431,7 @@ impl Bronze {
 
     /// Consume a Kafka-fed table continuously, a micro-batch at a time,
     /// until `stop` turns true (then publish what is pending and return).
-    /// Holds the table's lock throughout.
+    /// Other processes may consume it too, in the same consumer group.
     pub async fn stream(
         &self,
         def: &BronzeTable,
@@ -459,11 +449,7 @@ impl Bronze {
                 "only tables with source = { kafka = ... } stream",
             ));
         };
-        self.locked(def, run_id, async |lock, holder| {
-            self.run_kafka(def, topics, run_id, (lock, holder), Some(stop))
-                .await
-        })
-        .await
+        self.run_kafka(def, topics, run_id, Some(stop)).await
     }
 
     async fn run_kafka(
@@ -471,14 +457,12 @@ impl Bronze {
         def: &BronzeTable,
         topics: &[String],
         run_id: &str,
-        lock: (&str, &str),
         stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<BronzeReport> {
         let run = kafka::KafkaRun {
             lake: &self.lake,
             store: &self.store,
             clock: &self.clock,
-            lock,
             def,
             topics,
             ingest: &self.ingest,

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::rows::{Row, RowBatch};
 use super::{BronzeTable, LAYER, PAYLOAD, schema};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lake::{DataFile, Lake, Snapshot, Table, Transaction};
 use crate::landing::{Batch, Collection, SharedStore, Stamp};
 
@@ -278,11 +278,12 @@ impl Publisher<'_> {
     }
 
     /// Publish one batch: the quarantine with its positions, then the rows
-    /// with theirs. Returns the table's new snapshot.
+    /// with theirs (as the property `positions`; none: the source records
+    /// them as claims of the transactions). Returns the table's new snapshot.
     pub async fn publish(
         &self,
         (mut txn, mut qtxn): (Transaction, Transaction),
-        (at, quarantined_at): (Value, Value),
+        (at, quarantined_at): (Option<Value>, Option<Value>),
         pending: Pending,
         now: DateTime<Utc>,
     ) -> Result<Snapshot> {
@@ -296,7 +297,9 @@ impl Publisher<'_> {
             self.copy_to_landing(collection, &pending).await?;
         }
         let mut qprops = Map::new();
-        qprops.insert(self.positions.into(), quarantined_at);
+        if let Some(positions) = quarantined_at {
+            qprops.insert(self.positions.into(), positions);
+        }
         qtxn.commit("append", qprops, now).await?;
         fail::fail_point!("bronze-between-quarantine-and-rows");
 
@@ -311,11 +314,38 @@ impl Publisher<'_> {
             let file: DataFile = writer.finish().await?;
             txn.add(file);
         }
+        txn.commit("append", self.properties(at), now).await
+    }
+
+    /// The table's properties, with `positions` if given.
+    fn properties(&self, positions: Option<Value>) -> Map<String, Value> {
         let mut props = Map::new();
         props.insert("source".into(), json!(self.def.source.describe()));
         props.insert("key".into(), json!(self.def.key));
-        props.insert(self.positions.into(), at);
-        txn.commit("append", props, now).await
+        if let Some(positions) = positions {
+            props.insert(self.positions.into(), positions);
+        }
+        props
+    }
+
+    /// Create the table and its quarantine, empty, where they do not exist
+    /// yet. Writers starting together race to create them: the losers
+    /// find them created, which is all they wanted.
+    pub async fn create(
+        &self,
+        (txn, qtxn): (Transaction, Transaction),
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for (txn, properties) in [(qtxn, Map::new()), (txn, self.properties(None))] {
+            if txn.base().exists() {
+                continue;
+            }
+            match txn.commit("append", properties, now).await {
+                Ok(_) | Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Upsert the batch's records into a landing collection, by key,

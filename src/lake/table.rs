@@ -63,8 +63,8 @@ pub(super) const FILE_FACTS: &str = "soundlake.facts";
 pub(super) const COMMIT_RECORD: &str = "soundlake";
 /// The application id of soundlake's writers in `txn` actions. Two
 /// soundlake commits racing for one table always conflict (the loser
-/// fails instead of retrying), and a commit whose answer was lost is
-/// recognised as the writer's own instead of being committed twice.
+/// fails instead of retrying), unless they claim ids of their own (see
+/// [`Transaction::claim`]).
 const APP_ID: &str = "soundlake";
 /// The folder of a table's Delta log.
 const DELTA_LOG: &str = "_delta_log";
@@ -349,15 +349,17 @@ impl Table {
 
     /// Commit `actions` on top of `base` as its next version (version 0
     /// with no base: the commit creates the table), which is `expected`
-    /// unless another commit came first. A commit whose answer was lost
-    /// (the store client retried it and found it existing) is recognised
-    /// by its transaction id.
+    /// unless another commit came first. The commit records `claims` as
+    /// `txn` actions (none: the table-wide one), and fails with
+    /// [`Error::Conflict`] if a commit since `base` recorded one of them.
+    /// A commit whose answer was lost (the store client retried it and
+    /// found it existing) is recognised by its transaction id.
     pub(super) async fn commit_actions(
         &self,
         base: Option<&DeltaTable>,
         actions: Vec<Action>,
         operation: DeltaOperation,
-        txn_id: &str,
+        (txn_id, claims): (&str, &[(String, i64)]),
         expected: Snapshot,
     ) -> Result<Snapshot> {
         let state = base
@@ -370,8 +372,16 @@ impl Table {
         let next = expected.version;
         // A creation that lost its race has nothing to retry on.
         let retries = if state.is_some() { COMMIT_RETRIES } else { 0 };
+        let claims = if claims.is_empty() {
+            vec![AppTransaction::new(APP_ID, next as i64)]
+        } else {
+            claims
+                .iter()
+                .map(|(id, version)| AppTransaction::new(id, *version))
+                .collect()
+        };
         let properties = CommitProperties::default()
-            .with_application_transaction(AppTransaction::new(APP_ID, next as i64))
+            .with_application_transactions(claims)
             .with_max_retries(retries);
         let committed = async {
             let landed = CommitBuilder::from(properties)
@@ -405,16 +415,10 @@ impl Table {
                             return self.snapshot_of(&self.load_version(version).await?);
                         }
                     }
-                    return Err(Error::Lake {
+                    return Err(Error::Conflict {
                         url: self.lake.describe().into(),
-                        problem: format!(
-                            "another writer committed version {newest} of {} while this run \
-                             was writing",
-                            self.root
-                        ),
-                        fix: "run one writer per table at a time (soundlake's scheduler locks \
-                              each table); run the task again, it starts from the new version"
-                            .into(),
+                        table: self.root.to_string(),
+                        version: newest,
                     });
                 }
                 Err(self.delta_error(&format!("commit version {next}"), e))

@@ -43,6 +43,8 @@ pub struct Transaction {
     docs: Option<TableDocs>,
     added: Vec<DataFile>,
     removed: Vec<DataFile>,
+    /// Application transactions this commit records (see [`Transaction::claim`]).
+    claims: Vec<(String, i64)>,
     next_file: u32,
 }
 
@@ -66,6 +68,7 @@ impl Transaction {
             docs: None,
             added: Vec::new(),
             removed: Vec::new(),
+            claims: Vec::new(),
             next_file: 0,
         }
     }
@@ -73,6 +76,33 @@ impl Transaction {
     /// The version this write builds on.
     pub fn base(&self) -> &Snapshot {
         &self.base
+    }
+
+    /// The version the base recorded for application id `app`, if any.
+    pub async fn claimed(&self, app: &str) -> Result<Option<i64>> {
+        let Some(delta) = &self.delta else {
+            return Ok(None);
+        };
+        let state = delta
+            .snapshot()
+            .map_err(|e| self.table.delta_error("read the Delta log", e))?;
+        state
+            .transaction_version(delta.log_store().as_ref(), app)
+            .await
+            .map_err(|e| {
+                self.table
+                    .delta_error("read the application transactions", e)
+            })
+    }
+
+    /// Record `version` for application id `app` in the commit, Delta's
+    /// way of making writes idempotent. A commit with claims takes no
+    /// table-wide claim, so writers claiming different ids (consumers of
+    /// different Kafka partitions) commit side by side, while a commit
+    /// finds [`Error::Conflict`] if another committed one of its ids
+    /// since the base.
+    pub fn claim(&mut self, app: String, version: i64) {
+        self.claims.push((app, version));
     }
 
     /// Say what the table's columns are and, if given, its partition
@@ -260,7 +290,7 @@ impl Transaction {
                 self.delta.as_ref(),
                 actions,
                 delta_operation,
-                &self.id,
+                (&self.id, &self.claims),
                 expected,
             )
             .await

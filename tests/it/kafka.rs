@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -59,15 +61,25 @@ impl KafkaLake {
 
     /// `soundlake <args>` on the Kafka definitions: a short session
     /// timeout (the test broker allows 1 s and up), so a killed member's
-    /// partitions come back quickly.
+    /// partitions come back quickly, and heartbeats well within it, so a
+    /// member that is alive but not polling keeps them.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = self.lake.command(args);
         command
             .env("SOUNDLAKE__DEFINITIONS__DIR", self.defs.path())
             .env("SOUNDLAKE__KAFKA__BROKERS", self.broker.brokers())
             .env("SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS", "2000")
+            .env("SOUNDLAKE__KAFKA__CLIENT__HEARTBEAT_INTERVAL_MS", "500")
             .env("SOUNDLAKE__KAFKA__TIMEOUT_SECS", "20");
         command
+    }
+
+    /// Make `toml` the one pipeline, `events_stream`.
+    fn only_pipeline(&self, toml: &str) {
+        let pipelines = self.defs.path().join("pipelines");
+        std::fs::remove_dir_all(&pipelines).unwrap();
+        std::fs::create_dir(&pipelines).unwrap();
+        std::fs::write(pipelines.join("events_stream.toml"), toml).unwrap();
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -81,10 +93,37 @@ impl KafkaLake {
 
     /// `generate events` to the topic: (distinct events, messages sent).
     fn produce_events(&self, days: &str, end: &str, events: &str, seed: &str) -> (i64, i64) {
+        self.produce_to_partitions(days, end, events, seed, "3")
+    }
+
+    /// `produce_events` creating the topic with `partitions`.
+    fn produce_to_partitions(
+        &self,
+        days: &str,
+        end: &str,
+        events: &str,
+        seed: &str,
+        partitions: &str,
+    ) -> (i64, i64) {
         let target = self.target();
         let out = self.ok(&[
-            "generate", "events", "--users", "60", "--events", events, "--days", days, "--end",
-            end, "--seed", seed, "--to", &target, "--json",
+            "generate",
+            "events",
+            "--users",
+            "60",
+            "--events",
+            events,
+            "--days",
+            days,
+            "--end",
+            end,
+            "--seed",
+            seed,
+            "--to",
+            &target,
+            "--partitions",
+            partitions,
+            "--json",
         ]);
         let report: Value = serde_json::from_str(&out).unwrap();
         assert!(report["files"].as_array().unwrap().is_empty());
@@ -92,6 +131,20 @@ impl KafkaLake {
             report["events"].as_i64().unwrap(),
             report["messages"].as_i64().unwrap(),
         )
+    }
+
+    /// Create the topic with `partitions` and no message yet.
+    async fn create_topic(&self, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.brokers())
+            .create()
+            .unwrap();
+        let topic = NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1));
+        let created = admin
+            .create_topics(&[topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        created[0].as_ref().unwrap();
     }
 
     fn producer(&self) -> FutureProducer {
@@ -134,7 +187,9 @@ impl KafkaLake {
         files_ending(&dir, ".json")
     }
 
-    /// The group's committed offsets, by partition (absent: none).
+    /// The group's committed offsets, by partition (absent: none). The
+    /// broker may answer "not coordinator" while the group moves: asked
+    /// again, it answers.
     fn committed(&self) -> BTreeMap<i32, i64> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.broker.brokers())
@@ -148,9 +203,15 @@ impl KafkaLake {
         for p in metadata.topics()[0].partitions() {
             tpl.add_partition(TOPIC, p.id());
         }
-        consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap()
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let offsets = loop {
+            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+                Ok(offsets) => break offsets,
+                Err(e) => assert!(Instant::now() < deadline, "{e}"),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        offsets
             .elements()
             .iter()
             .filter_map(|e| match e.offset() {
@@ -280,12 +341,13 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
         .path()
         .join("lake/bronze/events_quarantine/_delta_log");
 
-    // 1. Between the bronze publish and the offset commit.
+    // 1. Between the bronze publish and the offset commit (the run creates
+    // the table first, empty: version 0).
     assert!(kill_when(
         &mut bronze("kafka-after-publish=pause"),
         &commits,
         ".json",
-        1
+        2
     ));
     assert!(
         k.committed().is_empty(),
@@ -299,13 +361,13 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
         ".json",
         q + 1
     ));
-    assert_eq!(k.bronze_commits("events"), 1, "the rows were not published");
+    assert_eq!(k.bronze_commits("events"), 2, "the rows were not published");
     // 3. Mid-stream, before the second publish of a run.
     assert!(kill_when(
         &mut bronze("kafka-before-publish=1*off->pause"),
         &commits,
         ".json",
-        2
+        3
     ));
     // 4. To the end.
     let out = bronze("").output().unwrap();
@@ -314,7 +376,7 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(k.bronze_commits("events") >= 4, "several micro-batches");
+    assert!(k.bronze_commits("events") >= 5, "several micro-batches");
 
     assert_eq!(
         k.count("SELECT count(*) AS n FROM bronze.events"),
@@ -424,15 +486,10 @@ async fn a_run_ends_a_partition_at_its_first_message_stamped_after_it_began() {
 async fn the_daemon_streams_micro_batches_through_a_rebalance() {
     let k = KafkaLake::new();
     // One pipeline, bronze and silver events, firing every second.
-    let pipelines = k.defs.path().join("pipelines");
-    std::fs::remove_dir_all(&pipelines).unwrap();
-    std::fs::create_dir(&pipelines).unwrap();
-    std::fs::write(
-        pipelines.join("events_stream.toml"),
+    k.only_pipeline(
         "schedule = \"* * * * * *\"\n[tasks.bronze]\ntables = [\"events\"]\n\
          [tasks.silver]\ntables = [\"events\"]\n",
-    )
-    .unwrap();
+    );
     let (events_a, a) = k.produce_events("1", "2026-11-19", "1500", "21");
 
     let mut command = k.command(&["daemon"]);
@@ -492,6 +549,184 @@ async fn the_daemon_streams_micro_batches_through_a_rebalance() {
     // SAFETY: signalling a child process this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A pipeline whose bronze.events the daemons stream, and that fires
+/// nothing during a test.
+const STREAM_ONLY: &str = "schedule = \"0 0 * * * *\"\n[tasks.bronze]\ntables = [\"events\"]\n";
+
+/// Wait (a minute at most) until the consumer group is stable with
+/// `members`.
+async fn wait_for_members(k: &KafkaLake, members: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stable_members(k) != members {
+        assert!(
+            Instant::now() < deadline,
+            "the group never had {members} members"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The members of the consumer group, once it is stable (none while its
+/// coordinator is still loading).
+fn stable_members(k: &KafkaLake) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", k.broker.brokers())
+        .create()
+        .unwrap();
+    let Ok(groups) = consumer.fetch_group_list(Some(GROUP), Duration::from_secs(10)) else {
+        return 0;
+    };
+    groups
+        .groups()
+        .iter()
+        .filter(|g| g.state() == "Stable")
+        .map(|g| g.members().len())
+        .sum()
+}
+
+/// `count(*)` of bronze.events (0 before it is written), once it has not
+/// moved for two seconds.
+async fn settled_count(k: &KafkaLake) -> i64 {
+    let mut last = (-1, Instant::now());
+    loop {
+        let sql = "SELECT count(*) AS n FROM bronze.events";
+        let out = k.lake.run(&["query", "--format", "json", sql]);
+        let n = serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|rows| rows[0]["n"].as_i64())
+            .unwrap_or(0);
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(2) {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_daemons_share_the_partitions_and_a_killed_ones_go_on_once() {
+    let k = KafkaLake::new();
+    k.only_pipeline(STREAM_ONLY);
+    // The topic exists with six partitions, and nothing to take while the
+    // daemons join the group.
+    k.create_topic(6).await;
+
+    // Three daemons on one state store and one lake, one consumer group.
+    // The third publishes its first micro-batch, then stops before its
+    // second, holding messages it read but did not publish.
+    let mut daemons = Vec::new();
+    for failpoints in ["", "", "kafka-before-publish=1*off->pause"] {
+        let mut command = k.command(&["daemon"]);
+        command
+            .env("SOUNDLAKE__KAFKA__BATCH_SECS", "1")
+            .env("FAILPOINTS", failpoints);
+        daemons.push(super::orchestrator::start_daemon(command).await.0);
+    }
+    wait_for_members(&k, 3).await;
+    let (_, first) = k.produce_to_partitions("1", "2026-11-19", "3000", "31", "6");
+    // Each daemon publishes messages of its partitions; the third, then,
+    // holds the rest of its share.
+    wait_for_count(
+        &k,
+        "SELECT count(DISTINCT run_id) AS n FROM bronze.events",
+        3,
+    )
+    .await;
+
+    let (_, second) = k.produce_to_partitions("1", "2026-11-20", "3000", "32", "6");
+    let all = first + second;
+    let published = settled_count(&k).await;
+    assert!(
+        published < all,
+        "the third daemon holds a batch: {published} of {all}"
+    );
+    let mut victim = daemons.pop().unwrap();
+    signal(&victim, libc::SIGKILL);
+    victim.wait().await.unwrap();
+
+    // The two others take its partitions over from the offsets the table
+    // records, and every message is in bronze once.
+    wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", all).await;
+    assert_eq!(
+        k.count("SELECT count(DISTINCT endpoint) AS n FROM bronze.events"),
+        all,
+        "no message twice"
+    );
+    assert_eq!(settled_count(&k).await, all, "and none taken again later");
+    for mut daemon in daemons {
+        signal(&daemon, libc::SIGTERM);
+        let status = daemon.wait().await.unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// Send `signal` to a child process.
+fn signal(child: &tokio::process::Child, signal: i32) {
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signalling a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+#[tokio::test]
+async fn a_member_stalled_past_its_session_drops_its_batch_instead_of_doubling_it() {
+    let k = KafkaLake::new();
+    k.only_pipeline(STREAM_ONLY);
+    let (_, first) = k.produce_to_partitions("1", "2026-11-18", "300", "40", "4");
+    // One daemon publishes every second; the other holds its batch (an
+    // hour's batch) until its partitions are taken away.
+    let mut brisk = k.command(&["daemon"]);
+    brisk.env("SOUNDLAKE__KAFKA__BATCH_SECS", "1");
+    let (mut brisk, _) = super::orchestrator::start_daemon(brisk).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut slow = k.command(&["daemon"]);
+    slow.env("SOUNDLAKE__KAFKA__BATCH_SECS", "3600");
+    let (mut stalled, _) =
+        super::orchestrator::start_daemon_logging(slow, log.reopen().unwrap()).await;
+    wait_for_members(&k, 2).await;
+    let (_, second) = k.produce_to_partitions("1", "2026-11-19", "2000", "41", "4");
+    let all = first + second;
+    assert!(
+        settled_count(&k).await < all,
+        "the slow daemon holds its share"
+    );
+
+    // Stalled past its session (SIGSTOP: no heartbeat), it loses its
+    // partitions; the other takes them from the group and publishes them.
+    signal(&stalled, libc::SIGSTOP);
+    wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", all).await;
+    // Woken, it still holds the batch: its commit claims partitions the
+    // other claimed since its base, so Delta refuses it and it drops it.
+    signal(&stalled, libc::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(log.path())
+        .unwrap()
+        .contains("the batch is dropped")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled daemon never dropped its batch"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Stopped, it publishes what it took since; the other goes on alone.
+    signal(&stalled, libc::SIGTERM);
+    let status = stalled.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+    let (_, third) = k.produce_to_partitions("1", "2026-11-20", "600", "42", "4");
+    let all = all + third;
+    wait_for_count(&k, "SELECT count(*) AS n FROM bronze.events", all).await;
+    assert_eq!(settled_count(&k).await, all);
+    assert_eq!(
+        k.count("SELECT count(DISTINCT endpoint) AS n FROM bronze.events"),
+        all,
+        "no message twice"
+    );
+    signal(&brisk, libc::SIGTERM);
+    let status = brisk.wait().await.unwrap();
     assert!(status.success(), "{status}");
 }
 

@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Map;
 use soundlake::lake::LakeSettings;
-use soundlake::lake::{At, Lake, Snapshot, Table};
+use soundlake::lake::{At, Lake, Snapshot, Table, Transaction};
 
 use crate::support::t0;
 
@@ -320,6 +320,76 @@ impl ObjectStore for Dying {
         }
         self.0.rename_opts(from, to, options).await
     }
+}
+
+/// A write on the newest version adding one file of `ids` and claiming
+/// `claims`.
+async fn claiming(table: &Table, run: &str, ids: &[&str], claims: &[(&str, i64)]) -> Transaction {
+    let mut txn = table.begin(run, t0()).await.unwrap();
+    let mut w = txn
+        .create_file(&[("part", "k".into())], schema(), &[])
+        .unwrap();
+    w.write(&batch(ids)).await.unwrap();
+    txn.add(w.finish().await.unwrap());
+    for (app, version) in claims {
+        txn.claim(app.to_string(), *version);
+    }
+    txn
+}
+
+#[tokio::test]
+async fn writers_claiming_different_ids_commit_side_by_side_and_the_same_id_conflicts() {
+    let lake = Lake::in_memory();
+    let table = lake.table("bronze", "events");
+    append(&table, "create", &[("k", &["k0"])]).await;
+
+    // Three writers on one base: two claim disjoint ids, the third one id
+    // of the first. The first two both land, one retried on top of the
+    // other; the third is refused, with nothing of it visible.
+    let a = claiming(&table, "a", &["a1"], &[("kafka/t/0", 10), ("kafka/t/1", 5)]).await;
+    let b = claiming(&table, "b", &["b1"], &[("kafka/t/2", 7)]).await;
+    let c = claiming(&table, "c", &["c1"], &[("kafka/t/1", 9)]).await;
+    let unclaimed = table.begin("plain", t0()).await.unwrap();
+    assert_eq!(unclaimed.claimed("kafka/t/0").await.unwrap(), None);
+    a.commit("append", Map::new(), t0()).await.unwrap();
+    let landed = b.commit("append", Map::new(), t0()).await.unwrap();
+    assert_eq!(landed.version, 2, "b landed after a, on a's version");
+    let err = c.commit("append", Map::new(), t0()).await.unwrap_err();
+    assert!(
+        matches!(err, soundlake::error::Error::Conflict { version: 2, .. }),
+        "{err}"
+    );
+    let now = table.snapshot().await.unwrap();
+    assert_eq!(ids(&table, &now).await, ["a1", "b1", "k0"]);
+
+    // The claims are read back from the newest version; a later claim of
+    // an id replaces its version.
+    let next = table.begin("reader", t0()).await.unwrap();
+    for (app, version) in [
+        ("kafka/t/0", Some(10)),
+        ("kafka/t/1", Some(5)),
+        ("kafka/t/2", Some(7)),
+    ] {
+        assert_eq!(next.claimed(app).await.unwrap(), version, "{app}");
+    }
+    claiming(&table, "d", &["d1"], &[("kafka/t/1", 12)])
+        .await
+        .commit("append", Map::new(), t0())
+        .await
+        .unwrap();
+    let after = table.begin("reader", t0()).await.unwrap();
+    assert_eq!(after.claimed("kafka/t/1").await.unwrap(), Some(12));
+
+    // A writer claiming nothing takes the table-wide id: it conflicts with
+    // another such writer (see `protocol`), not with one claiming its own.
+    let plain = claiming(&table, "e", &["e1"], &[]).await;
+    claiming(&table, "f", &["f1"], &[("kafka/t/0", 11)])
+        .await
+        .commit("append", Map::new(), t0())
+        .await
+        .unwrap();
+    let refused = plain.commit("append", Map::new(), t0()).await;
+    assert!(refused.is_ok(), "{refused:?}");
 }
 
 #[tokio::test]

@@ -1398,13 +1398,21 @@ pub fn address_in(first: &str) -> String {
 /// dropped; returns the process (killed when dropped) and the status
 /// page's base URL.
 pub async fn start_daemon(command: std::process::Command) -> (tokio::process::Child, String) {
+    start_daemon_logging(command, std::process::Stdio::null()).await
+}
+
+/// [`start_daemon`] with its log going to `log`.
+pub async fn start_daemon_logging(
+    command: std::process::Command,
+    log: impl Into<std::process::Stdio>,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
 
     let mut daemon = tokio::process::Command::from(command);
     daemon
         .env("SOUNDLAKE__DAEMON__LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .kill_on_drop(true);
     let mut child = daemon.spawn().unwrap();
     let mut first = String::new();
