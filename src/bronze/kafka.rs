@@ -600,6 +600,13 @@ pub fn render(table: &str, r: &KafkaReport, version: Option<u64>, rows: u64) -> 
             r.replayed
         ));
     }
+    if r.dropped_batches > 0 {
+        out.push_str(&format!(
+            "\n  {} micro-batches dropped: another member of the group published their \
+             partitions first (read again from the table's offsets)",
+            r.dropped_batches
+        ));
+    }
     for (partition, n) in &r.taken {
         out.push_str(&format!("\n  {partition}: {n} messages"));
     }
@@ -647,6 +654,23 @@ mod tests {
         let known = partitions(&[("plays", 0), ("plays", 1), ("plays", 2)]);
         let offsets = recorded(&txn, &known).await.unwrap();
         assert_eq!(offsets["plays"], BTreeMap::from([(0, 5), (1, 9)]));
+    }
+
+    #[test]
+    fn a_report_says_what_was_dropped_and_why() {
+        let report = KafkaReport {
+            taken: BTreeMap::from([("plays:0".to_string(), 3)]),
+            batches: 1,
+            dropped_batches: 2,
+            ..KafkaReport::default()
+        };
+        let text = render("events", &report, Some(4), 3);
+        assert!(
+            text.contains("2 micro-batches dropped: another member"),
+            "{text}"
+        );
+        let quiet = render("events", &KafkaReport::default(), None, 0);
+        assert!(!quiet.contains("dropped"), "{quiet}");
     }
 
     #[test]
