@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Real servers and readers the server suite uses: SecantusDB for the
 # MongoDB wire protocol, DuckDB, PyArrow and PySpark to read the lake (PyPI,
-# into .venv); Apache Kafka and HDFS (Maven Central), MinIO and FerretDB (Go
-# module proxy), into the servers cache outside the repository.
+# into .venv); Apache Kafka, HDFS and Trino (Maven Central, with soundlake's
+# functions for Trino built by Maven), MinIO and FerretDB (Go module proxy),
+# into the servers cache outside the repository.
 source tests/venv.sh
 bash tests/servers/install.sh
 

@@ -132,6 +132,31 @@ fn the_compose_stack_validates_and_its_services_agree() {
         services["trino"]["environment"], *minio_env,
         "Trino reads MinIO's credentials"
     );
+    // Trino's image adds soundlake's functions to the release the tests run.
+    let trino = root().join("docker/trino");
+    assert_eq!(
+        services["trino"]["build"]["context"]
+            .as_str()
+            .map(|c| Path::new(c) == trino),
+        Some(true)
+    );
+    let dockerfile = std::fs::read_to_string(trino.join("Dockerfile")).unwrap();
+    let jars = std::fs::read_to_string(root().join("tests/servers/jars.sh")).unwrap();
+    let release = jars
+        .lines()
+        .find_map(|l| l.strip_prefix("trino_version="))
+        .unwrap();
+    for line in [
+        "COPY soundlake-functions/ ./".to_string(),
+        format!("FROM trinodb/trino:{release}"),
+        "COPY --from=functions /src/target/soundlake-functions /usr/lib/trino/plugin/soundlake-functions"
+            .to_string(),
+    ] {
+        assert!(
+            dockerfile.lines().any(|l| l == line),
+            "docker/trino/Dockerfile lacks {line}"
+        );
+    }
 
     // Every SOUNDLAKE__ key of the daemon is a real setting: the binary
     // refuses unknown keys, so validate passes only if all are known.

@@ -271,3 +271,129 @@ async fn trino_reads_the_gold_tables_of_a_lake_on_s3() {
     let tracks = trino_agrees(dir.path(), &env, &client(&server)).await;
     assert!(tracks > 20, "{tracks} tracks");
 }
+
+/// `'text'` as a SQL string literal, NULL for none.
+fn literal(text: Option<&str>) -> String {
+    text.map_or("CAST(NULL AS VARCHAR)".into(), |t| {
+        format!("'{}'", t.replace('\'', "''"))
+    })
+}
+
+/// The one column of `sql`'s rows, ordered by the query, as numbers or
+/// null: from Trino, and from `soundlake query`.
+async fn both_columns(dir: &Path, trino: &Trino, sql: &str) -> (Vec<Value>, Vec<Value>) {
+    let env = [(
+        "SOUNDLAKE__LAKE__URL",
+        format!("file://{}", dir.join("lake").display()),
+    )];
+    let theirs: Vec<Value> = trino
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("Trino: {e}"))
+        .rows
+        .into_iter()
+        .map(|mut row| row.remove(0))
+        .collect();
+    let ours: Vec<serde_json::Map<String, Value>> =
+        serde_json::from_str(&cli(dir, &env, &["query", "--format", "json", sql])).unwrap();
+    let ours = ours.into_iter().map(|row| row["v"].clone()).collect();
+    (theirs, ours)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trino_with_soundlakes_functions_computes_the_keys_and_json_values_soundlake_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TrinoServer::local();
+    let trino = client(&server);
+
+    // Parts of every length XXH3 treats apart (up to 16, 128 and 240 bytes,
+    // and longer), empty, NULL, quotes and characters beyond ASCII.
+    let long = |n: usize| "é".repeat(n / 2);
+    let texts: Vec<Option<String>> = [
+        Some("4Z8W4fKeB5YxbusRsdQVPb".to_string()),
+        Some(String::new()),
+        None,
+        Some("it's".into()),
+        Some("a".into()),
+        Some(long(40)),
+        Some(long(200)),
+        Some(long(1000)),
+        Some("日本語 🎵".into()),
+    ]
+    .into_iter()
+    .collect();
+    let mut rows = Vec::new();
+    for (i, a) in texts.iter().enumerate() {
+        let b = &texts[(i + 1) % texts.len()];
+        let c = &texts[(i + 4) % texts.len()];
+        rows.push(format!(
+            "({i}, {}, {}, {})",
+            literal(a.as_deref()),
+            literal(b.as_deref()),
+            literal(c.as_deref())
+        ));
+    }
+    for parts in ["a", "a, b", "a, b, c", "c, b, a, b, c, a"] {
+        let sql = format!(
+            "SELECT surrogate_key({parts}) AS v FROM (VALUES {}) AS t(i, a, b, c) ORDER BY i",
+            rows.join(", ")
+        );
+        let (theirs, ours) = both_columns(dir.path(), &trino, &sql).await;
+        assert_eq!(theirs.len(), texts.len());
+        assert_eq!(theirs, ours, "surrogate_key({parts})");
+    }
+    let (fixed, _) = both_columns(
+        dir.path(),
+        &trino,
+        "SELECT surrogate_key('4Z8W4fKeB5YxbusRsdQVPb') AS v",
+    )
+    .await;
+    assert_eq!(fixed, [serde_json::json!(6_406_336_228_339_052_549_i64)]);
+
+    // Documents as bronze keeps them, and hostile ones.
+    let docs = [
+        (
+            r#"{"popularity": 7, "followers": {"total": 12}}"#,
+            "popularity",
+        ),
+        (
+            r#"{"popularity": 7, "followers": {"total": 12}}"#,
+            "followers.total",
+        ),
+        (r#"{"followers": {"total": 12.5}}"#, "followers.total"),
+        (r#"{"n": 1.0}"#, "n"),
+        (r#"{"n": 1e3}"#, "n"),
+        (r#"{"n": -9223372036854775808}"#, "n"),
+        (r#"{"n": 9223372036854775808}"#, "n"),
+        (r#"{"n": "12"}"#, "n"),
+        (r#"{"n": [1]}"#, "n"),
+        (r#"{"n": null}"#, "n"),
+        (r#"{"n": 1, "n": 2}"#, "n"),
+        (r#"{"pop\u0075larity": 9}"#, "popularity"),
+        (r#"{"a": {"b": {"c": 3}}}"#, "a.b.c"),
+        (r#"{"a": {"b": 3}}"#, "a.b.c"),
+        (r#"{"a": 1} trailing"#, "a"),
+        ("not json", "a"),
+        ("", "a"),
+        (r#"  {"a": 5}  "#, "a"),
+        (r#"[{"a": 1}]"#, "a"),
+    ];
+    let rows: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, (doc, path))| format!("({i}, {}, {})", literal(Some(doc)), literal(Some(path))))
+        .collect();
+    let sql = format!(
+        "SELECT json_bigint(doc, path) AS v FROM (VALUES {}) AS t(i, doc, path) ORDER BY i",
+        rows.join(", ")
+    );
+    let (theirs, ours) = both_columns(dir.path(), &trino, &sql).await;
+    for (i, (doc, path)) in docs.iter().enumerate() {
+        assert_eq!(theirs[i], ours[i], "json_bigint({doc:?}, {path:?})");
+    }
+    assert_eq!(
+        ours[1],
+        serde_json::json!(12),
+        "the test reads real values too"
+    );
+}

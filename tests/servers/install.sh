@@ -62,3 +62,20 @@ if [ ! -f "$trino/installed" ]; then
   rm "$tarball"
   touch "$trino/installed"
 fi
+
+# soundlake's functions for Trino (surrogate_key, json_bigint), built with
+# Maven on the Java Trino runs on; rebuilt when their sources change.
+functions="$(functions_dir)"
+if [ ! -f "$functions/installed" ]; then
+  java="$(trino_java_bin)"
+  rm -rf "$functions"
+  mkdir -p "$functions"
+  JAVA_HOME="$(dirname "$(dirname "$java")")" mvn -q -B -Dstyle.color=never \
+    -f "$functions_src/pom.xml" -Dsoundlake.build="$functions" package 2>&1 \
+    | grep -v "WARNING:" || true
+  if [ ! -f "$functions/soundlake-functions/soundlake-functions-1.jar" ]; then
+    echo "building $functions_src failed" >&2
+    exit 1
+  fi
+  touch "$functions/installed"
+fi

@@ -29,3 +29,32 @@ trino_java=24
 trino_dir() {
   echo "$servers/trino-$trino_version"
 }
+
+# soundlake's functions for Trino (docker/trino/soundlake-functions), built
+# into a folder keyed by their sources, so a change builds afresh.
+functions_src="$(cd "$here/../../docker/trino/soundlake-functions" && pwd)"
+functions_dir() {
+  echo "$servers/soundlake-functions-$(find "$functions_src/pom.xml" "$functions_src/src" -type f \
+    | sort | xargs cat | sha256sum | cut -c1-12)"
+}
+
+# The java binary Trino runs on: SOUNDLAKE_TRINO_JAVA, else the newest under
+# /usr/lib/jvm, or a message and exit 1 when that is older than Trino needs.
+trino_java_bin() {
+  if [ -n "${SOUNDLAKE_TRINO_JAVA:-}" ]; then
+    echo "$SOUNDLAKE_TRINO_JAVA"
+    return
+  fi
+  local newest=0 java="" candidate major
+  for candidate in /usr/lib/jvm/*/bin/java; do
+    major="$("$candidate" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+    if [ "${major:-0}" -gt "$newest" ]; then
+      newest=$major java=$candidate
+    fi
+  done
+  if [ "$newest" -lt "$trino_java" ]; then
+    echo "Trino $trino_version needs Java $trino_java or newer; /usr/lib/jvm has Java $newest at most: install one, or name it in SOUNDLAKE_TRINO_JAVA" >&2
+    exit 1
+  fi
+  echo "$java"
+}

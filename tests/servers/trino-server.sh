@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start a real Trino (coordinator and worker in one) on 127.0.0.1:PORT with
 # its configuration and data in DIR; DIR/etc/catalog/ holds the catalogs the
-# caller wrote there. Trino and its Delta Lake plugin come from
-# tests/servers/install.sh. Recent Trino needs a newer Java than the
+# caller wrote there. Trino, its Delta Lake plugin and soundlake's functions
+# come from tests/servers/install.sh. Recent Trino needs a newer Java than the
 # default one: the newest JDK under /usr/lib/jvm runs it, or the java named
 # by SOUNDLAKE_TRINO_JAVA. Runs in the foreground; its log ends the start-up
 # with "SERVER STARTED".
@@ -18,22 +18,15 @@ if [ ! -f "$trino/installed" ]; then
   echo "$trino is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
   exit 1
 fi
-java="${SOUNDLAKE_TRINO_JAVA:-}"
-if [ -z "$java" ]; then
-  newest=0
-  for candidate in /usr/lib/jvm/*/bin/java; do
-    major="$("$candidate" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
-    if [ "${major:-0}" -gt "$newest" ]; then
-      newest=$major java=$candidate
-    fi
-  done
-  if [ "$newest" -lt "$trino_java" ]; then
-    echo "Trino $trino_version needs Java $trino_java or newer; /usr/lib/jvm has Java $newest at most: install one, or name it in SOUNDLAKE_TRINO_JAVA" >&2
-    exit 1
-  fi
+java="$(trino_java_bin)"
+functions="$(functions_dir)"
+if [ ! -f "$functions/installed" ]; then
+  echo "$functions is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
+  exit 1
 fi
 mkdir -p "$dir/etc/catalog" "$dir/plugin"
 ln -sfn "$trino/plugin/delta-lake" "$dir/plugin/delta-lake"
+ln -sfn "$functions/soundlake-functions" "$dir/plugin/soundlake-functions"
 cat > "$dir/etc/config.properties" <<PROPERTIES
 coordinator=true
 node-scheduler.include-coordinator=true
