@@ -1,5 +1,5 @@
 """The flattening race: soundlake against PySpark (schema inferred and
-explicit) and DuckDB, on the same generated landing data, in one run.
+explicit), DuckDB and Polars, on the same generated landing data, in one run.
 
 For each scale (tracks) it generates the catalog once (`soundlake generate
 catalog`), loads it into an embedded landing store once (`soundlake import`,
@@ -14,7 +14,10 @@ system `--runs` times from a fresh copy of its input:
              streaming each file once per table it feeds, and loading each
              file once into memory first;
   spark      benches/flatten/spark_flatten.py, local[*]: the same, with the
-             schema inferred and with an explicit schema.
+             schema inferred and with an explicit schema;
+  polars     benches/flatten/polars_flatten.py: the same with Polars
+             expressions, scanning each file once per table it feeds
+             (lazy) and reading each file once into memory first.
 
 Each process tree is measured from outside: wall time, CPU time (user +
 system of every process in the tree) and peak resident memory (the tree's
@@ -69,7 +72,15 @@ KEYS = {
     "tracks__album__images": ["track_id", "idx", "url"],
     "audio_features": ["id", "tempo", "key"],
 }
-SYSTEMS = ["soundlake", "duckdb-stream", "duckdb-memory", "spark-explicit", "spark-inferred"]
+SYSTEMS = [
+    "soundlake",
+    "duckdb-stream",
+    "duckdb-memory",
+    "polars-lazy",
+    "polars-memory",
+    "spark-explicit",
+    "spark-inferred",
+]
 
 
 class Measured:
@@ -263,7 +274,7 @@ def main():
     )
     parser.add_argument(
         "--baselines", default=str(HERE),
-        help="folder of duckdb_flatten.py and spark_flatten.py, to race a variant of a baseline",
+        help="folder of the baselines' <engine>_flatten.py, to race a variant of one",
     )
     args = parser.parse_args()
     binary, work = args.binary, Path(args.work).resolve()
