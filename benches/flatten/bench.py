@@ -1,5 +1,6 @@
 """The flattening race: soundlake against PySpark (schema inferred and
-explicit), DuckDB and Polars, on the same generated landing data, in one run.
+explicit), DuckDB, chDB and Polars, on the same generated landing data, in
+one run.
 
 For each scale (tracks) it generates the catalog once (`soundlake generate
 catalog`), loads it into an embedded landing store once (`soundlake import`,
@@ -15,6 +16,8 @@ system `--runs` times from a fresh copy of its input:
              file once into memory first;
   spark      benches/flatten/spark_flatten.py, local[*]: the same, with the
              schema inferred and with an explicit schema;
+  chdb       benches/flatten/chdb_flatten.py: the same in ClickHouse's SQL,
+             in process, streaming and loading into memory first;
   polars     benches/flatten/polars_flatten.py: the same with Polars
              expressions, scanning each file once per table it feeds
              (lazy) and reading each file once into memory first.
@@ -76,6 +79,8 @@ SYSTEMS = [
     "soundlake",
     "duckdb-stream",
     "duckdb-memory",
+    "chdb-stream",
+    "chdb-memory",
     "polars-lazy",
     "polars-memory",
     "spark-explicit",

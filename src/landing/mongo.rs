@@ -457,6 +457,7 @@ impl StateStore for MongoStore {
                 return Ok(false);
             }
         }
+        let now = self.clock.now();
         let inserted = self
             .versioned()
             .insert_one(doc! {
@@ -464,6 +465,7 @@ impl StateStore for MongoStore {
                 "key": key,
                 "version": number,
                 "value": json_to_bson(value),
+                "written_at": bson_time(now),
             })
             .await;
         match inserted {
@@ -472,13 +474,17 @@ impl StateStore for MongoStore {
             Err(e) => return Err(self.error(e)),
         }
         // Older versions are history nobody reads; a failure to drop them
-        // costs space, not correctness. The last few stay, so a writer that
-        // checked for the one before its own still collides with its own.
-        if let Err(e) = self
-            .versioned()
-            .delete_many(doc! {"key": key, "version": {"$lt": number - KEPT_VERSIONS}})
-            .await
-        {
+        // costs space, not correctness. A version stays while a writer may
+        // still be about to write it: a writer that read a version, fell
+        // many versions behind, and found the one before its own still
+        // there would otherwise create its own again, once dropped, and
+        // take its stale write for a success.
+        let dropped = doc! {
+            "key": key,
+            "version": {"$lt": number - KEPT_VERSIONS},
+            "written_at": {"$lt": bson_time(now - KEPT_FOR)},
+        };
+        if let Err(e) = self.versioned().delete_many(dropped).await {
             tracing::warn!(key, error = %e, "cannot drop old versions");
         }
         Ok(true)
@@ -744,8 +750,11 @@ fn run_document(run: &RunRecord) -> Document {
     }
 }
 
-/// Versions of a versioned value kept below the latest.
+/// Versions of a versioned value kept below the latest, at least.
 const KEPT_VERSIONS: i64 = 8;
+/// How long a version is kept, at least: longer than any writer takes
+/// between reading a version and writing the next.
+const KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 fn versioned_id(key: &str, version: u64) -> String {
     format!("{key}@{version}")

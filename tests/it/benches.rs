@@ -16,8 +16,8 @@ fn the_flattening_race_is_run_on_equal_work() {
         .args(["--scales", "400", "--runs", "1"])
         .args([
             "--systems",
-            "soundlake,duckdb-stream,duckdb-memory,polars-lazy,polars-memory,spark-explicit,\
-             spark-inferred",
+            "soundlake,duckdb-stream,duckdb-memory,chdb-stream,chdb-memory,polars-lazy,\
+             polars-memory,spark-explicit,spark-inferred",
         ])
         .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
         .arg("--work")
@@ -34,6 +34,8 @@ fn the_flattening_race_is_run_on_equal_work() {
         "| soundlake + gold |",
         "| duckdb-stream |",
         "| duckdb-memory |",
+        "| chdb-stream |",
+        "| chdb-memory |",
         "| polars-lazy |",
         "| polars-memory |",
         "| spark-explicit |",
