@@ -459,6 +459,10 @@ impl KafkaRun<'_> {
     /// members starting together race to create them, and a creation that
     /// lost its race has nothing to retry on, while appends do.
     async fn create(&self, progress: &mut Progress, start: &Mutex<Offsets>) -> Result<()> {
+        let (txn, qtxn) = progress.txns.as_ref().expect("a transaction is open");
+        if txn.base().exists() && qtxn.base().exists() {
+            return Ok(());
+        }
         let txns = progress.txns.take().expect("a transaction is open");
         self.publisher().create(txns, self.clock.now()).await?;
         self.begin(progress, start).await

@@ -414,16 +414,21 @@ fn killed_around_the_publish_it_loses_and_doubles_nothing() {
 async fn wait_for_count(k: &KafkaLake, sql: &str, expected: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = k.lake.run(&["query", "--format", "json", sql]);
-        let n = serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|rows| rows[0]["n"].as_i64());
+        let n = count_if_there(k, sql);
         if n == Some(expected) {
             return;
         }
         assert!(Instant::now() < deadline, "{sql}: {n:?}, never {expected}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `sql`'s `n` from `soundlake query`; none while its table is not written.
+fn count_if_there(k: &KafkaLake, sql: &str) -> Option<i64> {
+    let out = k.lake.run(&["query", "--format", "json", sql]);
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|rows| rows[0]["n"].as_i64())
 }
 
 #[tokio::test]
@@ -592,12 +597,7 @@ fn stable_members(k: &KafkaLake) -> usize {
 async fn settled_count(k: &KafkaLake) -> i64 {
     let mut last = (-1, Instant::now());
     loop {
-        let sql = "SELECT count(*) AS n FROM bronze.events";
-        let out = k.lake.run(&["query", "--format", "json", sql]);
-        let n = serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|rows| rows[0]["n"].as_i64())
-            .unwrap_or(0);
+        let n = count_if_there(k, "SELECT count(*) AS n FROM bronze.events").unwrap_or(0);
         if n != last.0 {
             last = (n, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(2) {
