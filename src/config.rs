@@ -36,6 +36,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub kafka: KafkaSettings,
     pub trino: TrinoSettings,
+    pub gold: crate::gold::GoldSettings,
     pub retention: crate::retention::RetentionSettings,
     /// `[[notify]]`: where notifications go, and which.
     pub notify: Vec<crate::notify::NotifySettings>,

@@ -51,6 +51,11 @@ impl Project {
         } else {
             Some(Vec::new())
         };
+        let engines_fit = gold.as_deref().is_none_or(|models| {
+            crate::gold::check_engines(models, settings)
+                .map_err(&mut note)
+                .is_ok()
+        });
         let kinds = crate::tasks::kinds(
             bronze.as_deref().unwrap_or_default(),
             silver.as_deref().unwrap_or_default(),
@@ -60,7 +65,7 @@ impl Project {
         let pipelines = crate::orchestrator::load(&dir.join(crate::orchestrator::FOLDER), &kinds)
             .map_err(&mut note)
             .ok();
-        match (bronze, silver, gold, pipelines) {
+        match (bronze, silver, gold.filter(|_| engines_fit), pipelines) {
             (Some(bronze), Some(silver), Some(gold), Some(pipelines)) => Ok(Project {
                 bronze,
                 silver,

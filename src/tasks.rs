@@ -349,7 +349,13 @@ impl Executor for TaskExecutor {
             TaskKind::Silver => self.silver_task(table()?, task, run_id, options).await,
             TaskKind::Gold => {
                 let model = definition(&self.gold, |m| &m.name, table()?)?;
-                let job = Gold::new(self.store.clone(), self.lake.clone(), self.clock.clone());
+                let job = Gold::configured(
+                    self.store.clone(),
+                    self.lake.clone(),
+                    self.clock.clone(),
+                    &self.settings,
+                    std::slice::from_ref(model),
+                )?;
                 let report = job.run(model, run_id).await.inspect_err(|e| {
                     if let Error::DataTests { .. } = e {
                         let text = format!("{e}: the published version stays as it was");

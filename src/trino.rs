@@ -288,7 +288,9 @@ impl Trino {
             .http
             .request(method, url)
             .header("X-Trino-User", &self.settings.user)
-            .header("X-Trino-Source", "soundlake");
+            .header("X-Trino-Source", "soundlake")
+            // Timestamps without a zone mean UTC, as they do in soundlake.
+            .header("X-Trino-Time-Zone", "UTC");
         if self.settings.password.is_empty() {
             request
         } else {

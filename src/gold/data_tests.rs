@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::sql::Engine;
 
 /// Rows shown per failed test.
-const SAMPLE_ROWS: usize = 5;
+pub(super) const SAMPLE_ROWS: usize = 5;
 
 /// One test of a model, as SQL.
 #[derive(Debug, Clone)]
@@ -178,26 +178,46 @@ pub fn place(model: &GoldModel) -> String {
     )
 }
 
+/// Where a model's staged rows are asked about: soundlake's engine, or
+/// the Trino cluster the model ran on.
+pub(super) trait Judge {
+    /// How many rows `sql` gives.
+    async fn count(&self, sql: &str) -> Result<u64>;
+    /// Some of the rows `sql` gives, each as `column=value, …`.
+    async fn sample(&self, sql: &str) -> Result<Vec<String>>;
+}
+
+/// Tests asked of soundlake's engine.
+pub(super) struct OnEngine<'e> {
+    pub engine: &'e Engine,
+    pub place: String,
+}
+
+impl Judge for OnEngine<'_> {
+    async fn count(&self, sql: &str) -> Result<u64> {
+        count(self.engine, &self.place, sql).await
+    }
+
+    async fn sample(&self, sql: &str) -> Result<Vec<String>> {
+        let sample_sql = format!("{sql} LIMIT {SAMPLE_ROWS}");
+        let (_, sample) = self.engine.collect(&self.place, &sample_sql).await?;
+        Ok(render_rows(&sample))
+    }
+}
+
 /// Run `tests`; the failures, each with a count and a sample of rows.
-pub async fn run<'t>(
-    engine: &Engine,
-    model: &GoldModel,
-    tests: impl IntoIterator<Item = &'t DataTest>,
-) -> Result<Vec<Failure>> {
-    let place = place(model);
+pub(super) async fn run(judge: &impl Judge, tests: &[&DataTest]) -> Result<Vec<Failure>> {
     let mut failures = Vec::new();
     for test in tests {
-        let rows = count(engine, &place, &test.sql).await?;
+        let rows = judge.count(&test.sql).await?;
         if rows == 0 {
             continue;
         }
-        let sample_sql = format!("{} LIMIT {SAMPLE_ROWS}", test.sql);
-        let (_, sample) = engine.collect(&place, &sample_sql).await?;
         failures.push(Failure {
             test: test.name.clone(),
             on_failure: test.on_failure,
             rows,
-            sample: render_rows(&sample),
+            sample: judge.sample(&test.sql).await?,
         });
     }
     Ok(failures)

@@ -71,29 +71,39 @@ impl Location {
         ))
     }
 
-    /// The URL of a table folder, with the scheme Hadoop-based engines use
-    /// for S3 (`s3a`) or the one DuckDB uses (`s3`).
+    /// The URL of a gold table's folder, with the scheme Hadoop-based
+    /// engines use for S3 (`s3a`) or the one DuckDB uses (`s3`).
     fn table(&self, name: &str, s3_scheme: &str) -> String {
+        self.folder(LAYER, name, s3_scheme)
+    }
+
+    /// The URL of the folder `<layer>/<path>` of the lake.
+    fn folder(&self, layer: &str, path: &str, s3_scheme: &str) -> String {
         match self {
-            Location::Folder(dir) => format!("{dir}/{LAYER}/{name}"),
+            Location::Folder(dir) => format!("{dir}/{layer}/{path}"),
             Location::S3 { bucket, prefix } => {
                 let prefix = if prefix.is_empty() {
                     String::new()
                 } else {
                     format!("{prefix}/")
                 };
-                format!("{s3_scheme}://{bucket}/{prefix}{LAYER}/{name}")
+                format!("{s3_scheme}://{bucket}/{prefix}{layer}/{path}")
             }
-            Location::Hdfs(root) => format!("{root}/{LAYER}/{name}"),
+            Location::Hdfs(root) => format!("{root}/{layer}/{path}"),
         }
     }
 
-    /// The URL Trino reads a table folder at: its lake URL, a local folder
-    /// as `local://` (under a catalog with `local.location=/`).
+    /// The URL Trino reads a gold table's folder at.
     pub(super) fn trino_table(&self, name: &str) -> String {
+        self.trino_folder(LAYER, name)
+    }
+
+    /// The URL Trino reads the folder `<layer>/<path>` at: its lake URL, a
+    /// local folder as `local://` (under a catalog with `local.location=/`).
+    pub(super) fn trino_folder(&self, layer: &str, path: &str) -> String {
         match self {
-            Location::Folder(_) => format!("local://{}", self.table(name, "s3")),
-            _ => self.table(name, "s3"),
+            Location::Folder(_) => format!("local://{}", self.folder(layer, path, "s3")),
+            _ => self.folder(layer, path, "s3"),
         }
     }
 }
@@ -172,7 +182,12 @@ fn trino(
             m.name,
             m.comment.trim(),
             m.grain.trim(),
-            register_table(settings, &m.name, &location.trino_table(&m.name))
+            register_table(
+                &settings.catalog,
+                &settings.schema,
+                &m.name,
+                &location.trino_table(&m.name)
+            )
         );
         if m.quarantines() {
             let quarantine = super::quarantine_table(&m.name);
@@ -180,7 +195,12 @@ fn trino(
                 out,
                 "-- {quarantine}: the rows of {} that broke a data test, with the test.\n{};\n",
                 m.name,
-                register_table(settings, &quarantine, &location.trino_table(&quarantine))
+                register_table(
+                    &settings.catalog,
+                    &settings.schema,
+                    &quarantine,
+                    &location.trino_table(&quarantine)
+                )
             );
         }
     }
@@ -199,12 +219,12 @@ pub(super) fn trino_tables(models: &[GoldModel]) -> Vec<String> {
 }
 
 /// Trino's statement registering the Delta table at `location` as
-/// `name` in the configured catalog and schema.
-pub(super) fn register_table(settings: &TrinoSettings, name: &str, location: &str) -> String {
+/// `catalog.schema.name`.
+pub(super) fn register_table(catalog: &str, schema: &str, name: &str, location: &str) -> String {
     format!(
         "CALL {}.system.register_table(schema_name => {}, table_name => {}, table_location => {})",
-        quote_identifier(&settings.catalog),
-        quote_literal(&settings.schema),
+        quote_identifier(catalog),
+        quote_literal(schema),
         quote_literal(name),
         quote_literal(location)
     )

@@ -187,6 +187,8 @@ pub struct GoldModel {
     pub freshness: Option<Freshness>,
     /// What each of the model's own failing tests does; absent: error.
     pub on_failure: BTreeMap<String, OnFailure>,
+    /// Where the model runs, if not where `[gold] engine` says.
+    pub engine: Option<super::GoldEngine>,
     pub sql_file: PathBuf,
 }
 
@@ -256,6 +258,7 @@ struct File {
     freshness: Option<Freshness>,
     #[serde(default)]
     on_failure: BTreeMap<String, OnFailure>,
+    engine: Option<super::GoldEngine>,
     columns: Vec<ColumnFile>,
 }
 
@@ -474,6 +477,7 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
         max_rows: file.max_rows,
         freshness: file.freshness,
         on_failure: file.on_failure,
+        engine: file.engine,
         sql_file,
     })
 }

@@ -8,7 +8,9 @@
 mod data_tests;
 pub mod ddl;
 mod definition;
+mod on_trino;
 pub mod register;
+mod trino_sql;
 
 use std::collections::BTreeSet;
 
@@ -26,6 +28,7 @@ pub use data_tests::{DataTest, Failure, declared as declared_tests};
 pub use definition::{
     Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, OnFailure, known, load,
 };
+pub use on_trino::check as check_engines;
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -37,11 +40,31 @@ use crate::sql::Engine;
 pub const LAYER: &str = "gold";
 const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
 
+/// Where a model's SQL runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GoldEngine {
+    /// soundlake's own engine, in the process.
+    #[default]
+    Datafusion,
+    /// The Trino cluster of `[trino]`, which writes the table's files.
+    Trino,
+}
+
+/// `[gold]`: how models run.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoldSettings {
+    /// Where models run unless their `.toml` says `engine`.
+    pub engine: GoldEngine,
+}
+
 /// What one model run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GoldReport {
     pub table: String,
     pub run_id: String,
+    pub engine: GoldEngine,
     pub version: u64,
     pub rows: u64,
     pub files: usize,
@@ -67,16 +90,54 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// Runs gold models over one lake.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gold {
     store: SharedStore,
     lake: Lake,
     clock: SharedClock,
+    /// Where a model runs when its definition does not say.
+    engine: GoldEngine,
+    /// The cluster models run on with `engine = "trino"`, if configured.
+    trino: Option<on_trino::Cluster>,
 }
 
 impl Gold {
+    /// Models run by soundlake's engine.
     pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Gold {
-        Gold { store, lake, clock }
+        Gold {
+            store,
+            lake,
+            clock,
+            engine: GoldEngine::Datafusion,
+            trino: None,
+        }
+    }
+
+    /// Models run where `settings` say: a Trino cluster is set up only
+    /// when some model runs on it.
+    pub fn configured(
+        store: SharedStore,
+        lake: Lake,
+        clock: SharedClock,
+        settings: &crate::config::Settings,
+        models: &[GoldModel],
+    ) -> Result<Gold> {
+        let engine = settings.gold.engine;
+        let on_trino = models
+            .iter()
+            .any(|m| m.engine.unwrap_or(engine) == GoldEngine::Trino);
+        let trino = if on_trino {
+            Some(on_trino::Cluster::new(&settings.trino, &settings.lake)?)
+        } else {
+            None
+        };
+        Ok(Gold {
+            store,
+            lake,
+            clock,
+            engine,
+            trino,
+        })
     }
 
     /// Build, test and publish one model, holding its table's lock.
@@ -94,6 +155,19 @@ impl Gold {
     }
 
     async fn run_locked(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
+        match (model.engine.unwrap_or(self.engine), &self.trino) {
+            (GoldEngine::Datafusion, _) => self.run_here(model, run_id).await,
+            (GoldEngine::Trino, Some(cluster)) => self.run_on_trino(cluster, model, run_id).await,
+            (GoldEngine::Trino, None) => Err(Error::config(
+                model.sql_file.with_extension("toml").display().to_string(),
+                "the model runs on Trino, and no Trino is configured for this run",
+                "set [trino] url, or run the model with engine = \"datafusion\"",
+            )),
+        }
+    }
+
+    /// Run a model on soundlake's own engine, writing its files here.
+    async fn run_here(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
         let engine = Engine::open(&self.lake).await?;
         let table = self.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
@@ -138,41 +212,21 @@ impl Gold {
             rows -= quarantined;
             Some((qtxn, quarantined))
         };
-        let judged_count = judged.len();
-        let (errors, warnings): (Vec<Failure>, Vec<Failure>) =
-            data_tests::run(&engine, model, judged)
-                .await?
-                .into_iter()
-                .partition(|f| f.on_failure == OnFailure::Error);
-        if !errors.is_empty() {
-            // The staged files are dropped by the next write to the table.
-            return Err(Error::DataTests {
-                table: format!("{LAYER}.{}", model.name),
-                failed: errors.len(),
-                report: data_tests::report(&errors),
-            });
-        }
-        let warnings: Vec<String> = warnings.iter().map(Failure::summary).collect();
-        for warning in &warnings {
-            tracing::warn!(table = %format!("{LAYER}.{}", model.name), %warning, "data test failed (on_failure = warn): published anyway");
-        }
-        let mut quarantined = 0;
-        if let Some((qtxn, count)) = quarantine {
-            qtxn.commit("replace", Map::new(), now).await?;
-            quarantined = count;
-        }
-        let snapshot = txn.commit("replace", Map::new(), now).await?;
-        Ok(GoldReport {
-            table: model.name.clone(),
-            run_id: run_id.into(),
-            version: snapshot.version,
+        let judge = data_tests::OnEngine {
+            engine: &engine,
+            place: data_tests::place(model),
+        };
+        let failures = data_tests::run(&judge, &judged).await?;
+        let staged = Staged {
+            txn,
+            quarantine,
             rows,
-            files: snapshot.files.len(),
-            tests_passed: judged_count - warnings.len(),
-            warnings,
-            quarantined,
-            empty_inputs: absent.iter().map(ToString::to_string).collect(),
-        })
+            tests: judged.len(),
+            failures,
+        };
+        staged
+            .publish(model, run_id, now, absent, GoldEngine::Datafusion)
+            .await
     }
 
     /// Set aside the staged rows that break `tests`: they become the new
@@ -190,21 +244,7 @@ impl Gold {
     ) -> Result<(Transaction, u64)> {
         let place = data_tests::place(model);
         let this = format!("{LAYER}.{}", model.name);
-        let broken: Vec<&str> = tests
-            .iter()
-            .map(|t| t.broken_row.as_deref().expect("only row tests quarantine"))
-            .collect();
-        let rows_breaking = tests
-            .iter()
-            .zip(&broken)
-            .map(|(t, b)| {
-                format!(
-                    "SELECT *, {} AS {FAILED_TEST} FROM {this} WHERE coalesce({b}, false)",
-                    crate::sql::quote_literal(&t.name)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
+        let (rows_breaking, any_broken) = set_aside_sql(model, tests);
         let table = self.lake.table(LAYER, &quarantine_table(&model.name));
         let mut qtxn = table.begin(run_id, now).await?;
         let schema = quarantine_schema(model);
@@ -221,13 +261,6 @@ impl Gold {
         if set_aside == 0 {
             return Ok((qtxn, 0));
         }
-        // A row breaking two tests is quarantined under each; it is kept out
-        // of the model once.
-        let any_broken = broken
-            .iter()
-            .map(|b| format!("coalesce({b}, false)"))
-            .collect::<Vec<_>>()
-            .join(" OR ");
         let kept_out = data_tests::count(
             engine,
             &place,
@@ -247,6 +280,93 @@ impl Gold {
         engine.pin(&target, LAYER, &model.name, txn.locate(), schema, now)?;
         Ok((qtxn, kept_out))
     }
+}
+
+/// A model's new version, written and tested but not yet published.
+struct Staged {
+    txn: Transaction,
+    /// The rows set aside, and how many were kept out of the model.
+    quarantine: Option<(Transaction, u64)>,
+    rows: u64,
+    /// How many tests judged the version (quarantining ones aside).
+    tests: usize,
+    failures: Vec<Failure>,
+}
+
+impl Staged {
+    /// Publish unless a test that errors failed: then the published
+    /// version stays as it was and the task fails.
+    async fn publish(
+        self,
+        model: &GoldModel,
+        run_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        absent: BTreeSet<crate::definitions::TableId>,
+        engine: GoldEngine,
+    ) -> Result<GoldReport> {
+        let (errors, warnings): (Vec<Failure>, Vec<Failure>) = self
+            .failures
+            .into_iter()
+            .partition(|f| f.on_failure == OnFailure::Error);
+        if !errors.is_empty() {
+            return Err(Error::DataTests {
+                table: format!("{LAYER}.{}", model.name),
+                failed: errors.len(),
+                report: data_tests::report(&errors),
+            });
+        }
+        let warnings: Vec<String> = warnings.iter().map(Failure::summary).collect();
+        for warning in &warnings {
+            tracing::warn!(table = %format!("{LAYER}.{}", model.name), %warning, "data test failed (on_failure = warn): published anyway");
+        }
+        let mut quarantined = 0;
+        if let Some((qtxn, count)) = self.quarantine {
+            qtxn.commit("replace", Map::new(), now).await?;
+            quarantined = count;
+        }
+        let snapshot = self.txn.commit("replace", Map::new(), now).await?;
+        Ok(GoldReport {
+            table: model.name.clone(),
+            run_id: run_id.into(),
+            engine,
+            version: snapshot.version,
+            rows: self.rows,
+            files: snapshot.files.len(),
+            tests_passed: self.tests - warnings.len(),
+            warnings,
+            quarantined,
+            empty_inputs: absent.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+/// The SQL that sets rows of `gold.<model>` aside for `tests`: the rows
+/// breaking them, each with the test it broke, and the condition on a row
+/// that breaks any of them. A row breaking two tests is quarantined under
+/// each; it is kept out of the model once.
+fn set_aside_sql(model: &GoldModel, tests: &[&DataTest]) -> (String, String) {
+    let this = format!("{LAYER}.{}", model.name);
+    let broken: Vec<&str> = tests
+        .iter()
+        .map(|t| t.broken_row.as_deref().expect("only row tests quarantine"))
+        .collect();
+    let rows_breaking = tests
+        .iter()
+        .zip(&broken)
+        .map(|(t, b)| {
+            format!(
+                "SELECT *, {} AS {FAILED_TEST} FROM {this} WHERE coalesce({b}, false)",
+                crate::sql::quote_literal(&t.name)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let any_broken = broken
+        .iter()
+        .map(|b| format!("coalesce({b}, false)"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    (rows_breaking, any_broken)
 }
 
 async fn add(txn: &mut Transaction, writer: FileWriter) -> Result<()> {

@@ -47,51 +47,20 @@ pub async fn register(
     lake_settings: &LakeSettings,
 ) -> Result<Vec<Registration>> {
     let location = Location::of(lake_settings)?;
-    let (catalog, schema) = (
-        quote_identifier(&settings.catalog),
-        quote_identifier(&settings.schema),
-    );
-    trino
-        .query(&format!("CREATE SCHEMA IF NOT EXISTS {catalog}.{schema}"))
-        .await?;
-    let known = trino
-        .query(&format!(
-            "SELECT table_name FROM {catalog}.information_schema.tables WHERE table_schema = {}",
-            quote_literal(&settings.schema)
-        ))
-        .await?;
-    let known: Vec<&str> = known
-        .rows
-        .iter()
-        .filter_map(|row| row.first()?.as_str())
-        .collect();
+    let known = schema_tables(trino, &settings.catalog, &settings.schema).await?;
     let mut done = Vec::new();
     for table in &super::ddl::trino_tables(models) {
         let wanted = location.trino_table(table);
-        let outcome = if !lake.table(LAYER, table).snapshot().await?.exists() {
-            Outcome::NotPublished
-        } else if !known.contains(&table.as_str()) {
-            trino
-                .query(&register_table(settings, table, &wanted))
-                .await?;
-            Outcome::Registered
+        let outcome = if lake.table(LAYER, table).snapshot().await?.exists() {
+            register_at(
+                trino,
+                (&settings.catalog, &settings.schema, table),
+                &wanted,
+                &known,
+            )
+            .await?
         } else {
-            let from = registered_location(trino, &catalog, &schema, table).await?;
-            if same_folder(&from, &wanted) {
-                Outcome::Unchanged
-            } else {
-                trino
-                    .query(&format!(
-                        "CALL {catalog}.system.unregister_table(schema_name => {}, table_name => {})",
-                        quote_literal(&settings.schema),
-                        quote_literal(table)
-                    ))
-                    .await?;
-                trino
-                    .query(&register_table(settings, table, &wanted))
-                    .await?;
-                Outcome::Moved { from }
-            }
+            Outcome::NotPublished
         };
         done.push(Registration {
             table: format!("{}.{}.{table}", settings.catalog, settings.schema),
@@ -100,6 +69,92 @@ pub async fn register(
         });
     }
     Ok(done)
+}
+
+/// The tables of a schema of Trino's catalog, created if missing.
+pub(super) async fn schema_tables(
+    trino: &Trino,
+    catalog: &str,
+    schema: &str,
+) -> Result<Vec<String>> {
+    trino
+        .query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}.{}",
+            quote_identifier(catalog),
+            quote_identifier(schema)
+        ))
+        .await?;
+    let known = trino
+        .query(&format!(
+            "SELECT table_name FROM {}.information_schema.tables WHERE table_schema = {}",
+            quote_identifier(catalog),
+            quote_literal(schema)
+        ))
+        .await?;
+    Ok(known
+        .rows
+        .iter()
+        .filter_map(|row| Some(row.first()?.as_str()?.to_string()))
+        .collect())
+}
+
+/// Register the Delta table at `wanted` as `(catalog, schema, table)`,
+/// unless it is registered there already; `known` is what the schema has.
+pub(super) async fn register_at(
+    trino: &Trino,
+    (catalog, schema, table): (&str, &str, &str),
+    wanted: &str,
+    known: &[String],
+) -> Result<Outcome> {
+    if !known.iter().any(|k| k == table) {
+        match trino
+            .query(&register_table(catalog, schema, table, wanted))
+            .await
+        {
+            Ok(_) => return Ok(Outcome::Registered),
+            // Registered since `known` was read (two models reading one
+            // table run side by side): where, is checked below.
+            Err(e) if trino_error_name(&e) == Some("ALREADY_EXISTS") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let from = registered_location(
+        trino,
+        &quote_identifier(catalog),
+        &quote_identifier(schema),
+        table,
+    )
+    .await?;
+    if same_folder(&from, wanted) {
+        return Ok(Outcome::Unchanged);
+    }
+    unregister(trino, catalog, schema, table).await?;
+    trino
+        .query(&register_table(catalog, schema, table, wanted))
+        .await?;
+    Ok(Outcome::Moved { from })
+}
+
+fn trino_error_name(e: &crate::error::Error) -> Option<&str> {
+    e.source_error::<crate::trino::TrinoError>()?.error_name()
+}
+
+/// Forget a table in Trino's catalog, leaving its files where they are.
+pub(super) async fn unregister(
+    trino: &Trino,
+    catalog: &str,
+    schema: &str,
+    table: &str,
+) -> Result<()> {
+    trino
+        .query(&format!(
+            "CALL {}.system.unregister_table(schema_name => {}, table_name => {})",
+            quote_identifier(catalog),
+            quote_literal(schema),
+            quote_literal(table)
+        ))
+        .await?;
+    Ok(())
 }
 
 /// The folder a registered table reads, from its `SHOW CREATE TABLE`.

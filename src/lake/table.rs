@@ -126,6 +126,15 @@ impl Snapshot {
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }
+
+    /// The Arrow type the Delta log declares for `column`, if it declares
+    /// that column.
+    pub fn declared_type(&self, column: &str) -> Option<arrow_schema::DataType> {
+        use deltalake_core::kernel::engine::arrow_conversion::TryIntoArrow;
+        let schema = self.metadata.as_ref()?.parse_schema().ok()?;
+        let field = schema.field(column)?;
+        field.data_type().try_into_arrow().ok()
+    }
 }
 
 /// Where a reader finds one file of a version.
@@ -171,6 +180,42 @@ impl Table {
                 size: file.bytes,
             })
             .collect()
+    }
+
+    /// The table another engine wrote into a folder of this one (its
+    /// staged output, published by adding its files to this table).
+    pub fn nested(&self, folder: &str) -> Table {
+        Table::new(self.lake.clone(), self.root.clone().join(folder))
+    }
+
+    /// Delete this table's Delta log, leaving its data files to whichever
+    /// table now names them.
+    pub async fn delete_log(&self) -> Result<()> {
+        self.delete_under(self.root.clone().join(DELTA_LOG)).await
+    }
+
+    /// Delete everything in this table's folder.
+    pub async fn delete_folder(&self) -> Result<()> {
+        self.delete_under(self.root.clone()).await
+    }
+
+    async fn delete_under(&self, prefix: Path) -> Result<()> {
+        use futures::TryStreamExt;
+        let store = self.lake.store();
+        let paths: Vec<Path> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.lake.error(&format!("list {prefix}"), e))?;
+        for path in paths {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.lake.error(&format!("delete {path}"), e)),
+            }
+        }
+        self.lake.remove_empty_folders(&prefix);
+        Ok(())
     }
 
     /// The Delta log store of this table, over the lake's object store.

@@ -60,6 +60,9 @@ impl Engine {
     pub async fn open_at(lake: &Lake, at: Option<At>) -> Result<Engine> {
         let mut config = SessionConfig::new().with_information_schema(true);
         let options = config.options_mut();
+        // A version's files may sit in sub-folders (those Trino wrote for a
+        // gold model); only the pinned files are ever listed.
+        options.execution.listing_table_ignore_subdirectory = false;
         // Plain strings, which every consumer of the results reads.
         options.execution.parquet.schema_force_view_types = false;
         options.sql_parser.map_string_types_to_utf8view = false;
@@ -336,7 +339,7 @@ impl LayerSchema {
             for file in &snapshot.files {
                 schemas.push(table.open_file(file).await?.schema().as_ref().clone());
             }
-            let schema = Schema::try_merge(schemas).map_err(|e| Error::Lake {
+            let merged = Schema::try_merge(schemas).map_err(|e| Error::Lake {
                 url: self.lake.describe().into(),
                 problem: format!(
                     "the files of {}.{name} disagree on columns: {e}",
@@ -344,6 +347,22 @@ impl LayerSchema {
                 ),
                 fix: "rebuild the table (run its task with --full-refresh)".into(),
             })?;
+            // Trino writes Delta timestamps as zoneless milliseconds: the
+            // log's type (UTC microseconds) is what the table holds, and
+            // the reader casts each file's column to it.
+            let fields: Vec<Field> = merged
+                .fields()
+                .iter()
+                .map(
+                    |f| match (f.data_type(), snapshot.declared_type(f.name())) {
+                        (DataType::Timestamp(..), Some(declared @ DataType::Timestamp(..))) => {
+                            f.as_ref().clone().with_data_type(declared)
+                        }
+                        _ => f.as_ref().clone(),
+                    },
+                )
+                .collect();
+            let schema = Schema::new_with_metadata(fields, merged.metadata().clone());
             Some(self.provider(
                 &table,
                 table.locate(&snapshot),
@@ -383,7 +402,9 @@ impl LayerSchema {
         let failed = |e: DataFusionError| sql_error(&format!("{}.{}", self.layer, root), &e);
         let url = ListingTableUrl::parse(format!("{LAKE_URL}{root}/")).map_err(failed)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
+            // The pinned files are the version's, named as their writer
+            // chose: Trino's have no extension.
+            .with_file_extension("")
             .with_table_partition_cols(partition_cols);
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)

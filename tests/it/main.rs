@@ -19,6 +19,8 @@ mod events;
 mod fixtures;
 mod gold;
 mod gold_inputs;
+#[cfg(feature = "servers")]
+mod gold_on_trino;
 mod governor;
 mod import;
 mod init;

@@ -282,22 +282,30 @@ fn literal(text: Option<&str>) -> String {
 /// The one column of `sql`'s rows, ordered by the query, as numbers or
 /// null: from Trino, and from `soundlake query`.
 async fn both_columns(dir: &Path, trino: &Trino, sql: &str) -> (Vec<Value>, Vec<Value>) {
-    let env = [(
-        "SOUNDLAKE__LAKE__URL",
-        format!("file://{}", dir.join("lake").display()),
-    )];
-    let theirs: Vec<Value> = trino
+    (trino_column(trino, sql).await, our_column(dir, sql))
+}
+
+/// The one column of `sql`'s rows, as Trino answers them.
+async fn trino_column(trino: &Trino, sql: &str) -> Vec<Value> {
+    trino
         .query(sql)
         .await
         .unwrap_or_else(|e| panic!("Trino: {e}"))
         .rows
         .into_iter()
         .map(|mut row| row.remove(0))
-        .collect();
+        .collect()
+}
+
+/// The column `v` of `sql`'s rows, as `soundlake query` answers them.
+fn our_column(dir: &Path, sql: &str) -> Vec<Value> {
+    let env = [(
+        "SOUNDLAKE__LAKE__URL",
+        format!("file://{}", dir.join("lake").display()),
+    )];
     let ours: Vec<serde_json::Map<String, Value>> =
         serde_json::from_str(&cli(dir, &env, &["query", "--format", "json", sql])).unwrap();
-    let ours = ours.into_iter().map(|row| row["v"].clone()).collect();
-    (theirs, ours)
+    ours.into_iter().map(|row| row["v"].clone()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,4 +404,38 @@ async fn trino_with_soundlakes_functions_computes_the_keys_and_json_values_sound
         serde_json::json!(12),
         "the test reads real values too"
     );
+
+    // soundlake_text, which a model's CAST(… AS VARCHAR) becomes on Trino,
+    // spells values as soundlake's cast does: timestamps at each precision
+    // included, which a key of mart_sessions is made of.
+    let utc =
+        |at: &str| format!("arrow_cast(TIMESTAMP '{at}', 'Timestamp(Microsecond, Some(\"UTC\"))')");
+    for (theirs, ours) in [
+        (
+            "TIMESTAMP '2026-11-20 10:00:00 UTC'",
+            utc("2026-11-20T10:00:00"),
+        ),
+        (
+            "TIMESTAMP '2026-11-20 10:00:00.120 UTC'",
+            utc("2026-11-20T10:00:00.120"),
+        ),
+        (
+            "TIMESTAMP '1969-12-31 23:59:59.999 UTC'",
+            utc("1969-12-31T23:59:59.999"),
+        ),
+        (
+            "TIMESTAMP '2026-11-20 10:00:00.123456 UTC'",
+            utc("2026-11-20T10:00:00.123456"),
+        ),
+        ("DATE '2026-01-02'", "DATE '2026-01-02'".into()),
+        ("BIGINT '-42'", "CAST(-42 AS BIGINT)".into()),
+        ("7", "CAST(7 AS INT)".into()),
+        ("false", "false".into()),
+        ("'it''s é'", "'it''s é'".into()),
+    ] {
+        let trino_text =
+            trino_column(&trino, &format!("SELECT soundlake_text({theirs}) AS v")).await;
+        let our_text = our_column(dir.path(), &format!("SELECT CAST({ours} AS VARCHAR) AS v"));
+        assert_eq!(trino_text, our_text, "soundlake_text({theirs})");
+    }
 }

@@ -63,7 +63,7 @@ if [ ! -f "$trino/installed" ]; then
   touch "$trino/installed"
 fi
 
-# soundlake's functions for Trino (surrogate_key, json_bigint), built with
+# soundlake's functions for Trino (surrogate_key, json_bigint, soundlake_text), built with
 # Maven on the Java Trino runs on; rebuilt when their sources change.
 functions="$(functions_dir)"
 if [ ! -f "$functions/installed" ]; then

@@ -8,6 +8,6 @@ import java.util.Set;
 public final class SoundlakeFunctionsPlugin implements Plugin {
     @Override
     public Set<Class<?>> getFunctions() {
-        return Set.of(SurrogateKey.class, JsonBigint.class);
+        return Set.of(SurrogateKey.class, JsonBigint.class, SoundlakeText.class, SoundlakeText.OfTimestamp.class);
     }
 }
