@@ -28,20 +28,29 @@ summed RSS, sampled every 20 ms). Before timing counts, the outputs are
 compared: every table's row count and a checksum over its key columns must
 equal soundlake's silver, so the race is on equal work.
 
+With `--trino`, a real Trino (tests/servers/trino-server.sh, sized for a
+benchmark) runs the same gold models again over the same silver tables
+(`[gold] engine = "trino"`), as "gold on Trino": its time, and the peak
+memory of soundlake and Trino's JVM together. Every gold table's row count
+must equal the one soundlake's own engine gave before the time counts.
+
 With `--compare BINARY` (and `--compare-definitions` its checkout),
 another soundlake build (an older commit, say) races too, on the same
 landing copy and checked the same way, as "compared" and "compared +
 gold": a change's before and after, side by side in one run.
 
-usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3]
+usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3] [--trino]
                                        [--compare OTHER_SOUNDLAKE
                                         --compare-definitions ITS_CHECKOUT]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import socket
+import tempfile
 import statistics
 import subprocess
 import sys
@@ -116,9 +125,11 @@ def process_tree(root):
     return {p: stats[p] for p in tree if p in stats}
 
 
-def measure(cmd, log, env=None):
-    """Run `cmd`; wall, CPU and peak memory of its whole process tree."""
+def measure(cmd, log, env=None, server=None):
+    """Run `cmd`; wall, CPU and peak memory of its whole process tree, and of
+    the `server` process it works through (its CPU while `cmd` ran)."""
     with open(log, "ab") as out:
+        server_cpu = process_tree(server)[server][0] if server else 0.0
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=out, env=env, cwd=REPO)
         peak, cpu_by_pid, done = 0, {}, threading.Event()
@@ -127,6 +138,8 @@ def measure(cmd, log, env=None):
             nonlocal peak
             while not done.is_set():
                 tree = process_tree(proc.pid)
+                if server:
+                    tree.update(process_tree(server))
                 peak = max(peak, sum(rss for _, rss in tree.values()))
                 for pid, (cpu, _) in tree.items():
                     cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), cpu)
@@ -144,8 +157,46 @@ def measure(cmd, log, env=None):
         sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}); see {log}")
     # wait4 counts the child and the descendants it reaped; a JVM that
     # outlives its Python driver is only seen by the sampler.
-    cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_by_pid.values()))
+    if server:
+        cpu_by_pid[server] -= server_cpu
+        cpu = sum(cpu_by_pid.values())
+    else:
+        cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_by_pid.values()))
     return Measured(wall, cpu, peak, stdout.decode())
+
+
+@contextlib.contextmanager
+def trino_server(work):
+    """A real Trino over the local file system: (its URL, its pid)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = Path(tempfile.mkdtemp(prefix="trino-", dir=work))
+    (folder / "etc" / "catalog").mkdir(parents=True)
+    (folder / "etc" / "catalog" / "delta.properties").write_text(
+        "connector.name=delta_lake\nhive.metastore=file\n"
+        "delta.register-table-procedure.enabled=true\n"
+        f"fs.native-local.enabled=true\nlocal.location=/\n"
+        f"hive.metastore.catalog.dir=local://{folder}/metastore\n"
+    )
+    log = folder / "log"
+    env = dict(os.environ, SOUNDLAKE_TRINO_SIZE="bench")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["bash", REPO / "tests/servers/trino-server.sh", str(port), folder],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        deadline = time.time() + 300
+        while "SERVER STARTED" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.time() > deadline:
+                sys.exit(f"Trino did not start; see {log}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def combine(steps):
@@ -196,6 +247,37 @@ def run_soundlake(binary, landing, root, definitions=REPO):
     flatten = measure(run + ["bronze.*,silver.*"], log, env)
     gold = measure(run + ["gold.*"], log, env)
     return flatten, combine([flatten, gold]), gold, root / "lake" / "silver"
+
+
+def gold_rows(binary, root):
+    """Gold table -> rows, as `soundlake query` counts them."""
+    env = soundlake_env(root)
+    query = lambda sql: json.loads(subprocess.run(
+        [binary, "query", "--format", "json", sql], env=env, cwd=REPO, check=True,
+        capture_output=True,
+    ).stdout)
+    names = [r["table_name"] for r in query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'gold'"
+    )]
+    counts = " UNION ALL ".join(
+        f"SELECT '{n}' AS t, count(*) AS n FROM gold.{n}" for n in names
+    )
+    return {r["t"]: r["n"] for r in query(counts)}
+
+
+def run_gold_on_trino(binary, root, trino):
+    """The gold models again, on Trino, over the silver tables at `root`;
+    every table's rows checked against what soundlake's engine wrote."""
+    url, pid = trino
+    want = gold_rows(binary, root)
+    env = dict(soundlake_env(root), SOUNDLAKE__GOLD__ENGINE="trino", SOUNDLAKE__TRINO__URL=url)
+    cmd = [binary, "run", "spotify_catalog", "--select", "gold.*"]
+    measured = measure(cmd, root / "log", env, server=pid)
+    got = gold_rows(binary, root)
+    if got != want:
+        wrong = [f"  {t}: {got.get(t)} rows (soundlake's engine: {n})" for t, n in want.items() if got.get(t) != n]
+        sys.exit("gold on Trino did not produce soundlake's tables:\n" + "\n".join(wrong))
+    return measured
 
 
 def run_baseline(system, baselines, data, root):
@@ -272,6 +354,7 @@ def main():
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
     parser.add_argument("--work", default=str(REPO / "target" / "bench"), help="data and outputs")
+    parser.add_argument("--trino", action="store_true", help="run the gold models on a real Trino too")
     parser.add_argument("--compare", help="another soundlake binary to race beside --binary")
     parser.add_argument(
         "--compare-definitions", default=str(REPO),
@@ -290,43 +373,54 @@ def main():
     if args.runs < 1:
         sys.exit("--runs must be at least 1")
     report = []
-    for tracks in (int(s) for s in args.scales.split(",")):
-        data, landing, generated, imported = prepare(binary, work, tracks)
-        results = {"soundlake": [], "soundlake + gold": [], "gold alone": []}
+    with contextlib.ExitStack() as stack:
+        trino = stack.enter_context(trino_server(work)) if args.trino else None
+        for tracks in (int(s) for s in args.scales.split(",")):
+            report.append(race(args, binary, work, systems, tracks, trino))
+            print(report[-1] + "\n", flush=True)
+
+
+def race(args, binary, work, systems, tracks, trino):
+    """One scale's table."""
+    data, landing, generated, imported = prepare(binary, work, tracks)
+    results = {"soundlake": [], "soundlake + gold": [], "gold alone": []}
+    if trino:
+        results["gold on Trino"] = []
+    if args.compare:
+        results.update({"compared": [], "compared + gold": []})
+    results.update({s: [] for s in systems if s != "soundlake"})
+    spark_startup, want = [], None
+    for run in range(args.runs):
+        for system in systems:
+            root = work / f"run-{tracks}" / system
+            if system == "soundlake":
+                flatten, whole, gold, out = run_soundlake(binary, landing, root)
+                results["soundlake"].append(flatten)
+                results["soundlake + gold"].append(whole)
+                results["gold alone"].append(gold)
+                if trino:
+                    results["gold on Trino"].append(run_gold_on_trino(binary, root, trino))
+                got = checksums(out)
+                want = want or got
+            else:
+                measured, out = run_baseline(system, Path(args.baselines), data, root)
+                results[system].append(measured)
+                if system.startswith("spark"):
+                    spark_startup.append(json.loads(measured.out)["startup_s"])
+                got = checksums(out)
+            check_equal(system, got, want)
+            print(f"{tracks} tracks, run {run + 1}: {system} {results[system][-1].wall:.2f} s", file=sys.stderr)
         if args.compare:
-            results.update({"compared": [], "compared + gold": []})
-        results.update({s: [] for s in systems if s != "soundlake"})
-        spark_startup, want = [], None
-        for run in range(args.runs):
-            for system in systems:
-                root = work / f"run-{tracks}" / system
-                if system == "soundlake":
-                    flatten, whole, gold, out = run_soundlake(binary, landing, root)
-                    results["soundlake"].append(flatten)
-                    results["soundlake + gold"].append(whole)
-                    results["gold alone"].append(gold)
-                    got = checksums(out)
-                    want = want or got
-                else:
-                    measured, out = run_baseline(system, Path(args.baselines), data, root)
-                    results[system].append(measured)
-                    if system.startswith("spark"):
-                        spark_startup.append(json.loads(measured.out)["startup_s"])
-                    got = checksums(out)
-                check_equal(system, got, want)
-                print(f"{tracks} tracks, run {run + 1}: {system} {results[system][-1].wall:.2f} s", file=sys.stderr)
-            if args.compare:
-                root = work / f"run-{tracks}" / "compared"
-                flatten, whole, _, out = run_soundlake(
-                    args.compare, landing, root, Path(args.compare_definitions)
-                )
-                results["compared"].append(flatten)
-                results["compared + gold"].append(whole)
-                check_equal("the compared build", checksums(out), want)
-                print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
-        rows = sum(n for n, _ in want.values())
-        report.append(table(tracks, generated, imported, results, rows, spark_startup))
-        print(report[-1] + "\n", flush=True)
+            root = work / f"run-{tracks}" / "compared"
+            flatten, whole, _, out = run_soundlake(
+                args.compare, landing, root, Path(args.compare_definitions)
+            )
+            results["compared"].append(flatten)
+            results["compared + gold"].append(whole)
+            check_equal("the compared build", checksums(out), want)
+            print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
+    rows = sum(n for n, _ in want.values())
+    return table(tracks, generated, imported, results, rows, spark_startup)
 
 
 if __name__ == "__main__":

@@ -100,39 +100,75 @@ pub(super) async fn schema_tables(
 
 /// Register the Delta table at `wanted` as `(catalog, schema, table)`,
 /// unless it is registered there already; `known` is what the schema has.
+/// Safe beside other writers doing the same (two models reading one table
+/// run side by side): what changed under it is looked at again.
 pub(super) async fn register_at(
     trino: &Trino,
     (catalog, schema, table): (&str, &str, &str),
     wanted: &str,
     known: &[String],
 ) -> Result<Outcome> {
-    if !known.iter().any(|k| k == table) {
-        match trino
-            .query(&register_table(catalog, schema, table, wanted))
-            .await
+    let register = register_table(catalog, schema, table, wanted);
+    let mut listed = known.iter().any(|k| k == table);
+    let mut moved_from = None;
+    for _ in 0..ATTEMPTS {
+        if !listed {
+            match trino.query(&register).await {
+                Ok(_) => {
+                    return Ok(match moved_from {
+                        Some(from) => Outcome::Moved { from },
+                        None => Outcome::Registered,
+                    });
+                }
+                Err(e) if trino_error_name(&e) == Some("ALREADY_EXISTS") => {
+                    listed = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let from = match registered_location(
+            trino,
+            &quote_identifier(catalog),
+            &quote_identifier(schema),
+            table,
+        )
+        .await
         {
-            Ok(_) => return Ok(Outcome::Registered),
-            // Registered since `known` was read (two models reading one
-            // table run side by side): where, is checked below.
-            Err(e) if trino_error_name(&e) == Some("ALREADY_EXISTS") => {}
+            Ok(from) => from,
+            Err(e) if is_missing(&e) => {
+                listed = false;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if same_folder(&from, wanted) {
+            return Ok(Outcome::Unchanged);
+        }
+        match unregister(trino, catalog, schema, table).await {
+            Ok(()) => {}
+            Err(e) if is_missing(&e) => {}
             Err(e) => return Err(e),
         }
+        moved_from = Some(from);
+        listed = false;
     }
-    let from = registered_location(
-        trino,
-        &quote_identifier(catalog),
-        &quote_identifier(schema),
-        table,
-    )
-    .await?;
-    if same_folder(&from, wanted) {
-        return Ok(Outcome::Unchanged);
-    }
-    unregister(trino, catalog, schema, table).await?;
-    trino
-        .query(&register_table(catalog, schema, table, wanted))
-        .await?;
-    Ok(Outcome::Moved { from })
+    Err(crate::error::Error::Server {
+        what: format!("Trino's catalog entry {catalog}.{schema}.{table}"),
+        message: format!(
+            "it kept changing while soundlake registered it at {wanted}: another program \
+             registers it elsewhere"
+        ),
+    })
+}
+
+/// Looks at a registration that others change at the same time.
+const ATTEMPTS: usize = 5;
+
+/// Trino's answer for a table it does not have: a query says
+/// `TABLE_NOT_FOUND`, the unregister procedure `NOT_FOUND`.
+fn is_missing(e: &crate::error::Error) -> bool {
+    matches!(trino_error_name(e), Some("TABLE_NOT_FOUND" | "NOT_FOUND"))
 }
 
 fn trino_error_name(e: &crate::error::Error) -> Option<&str> {

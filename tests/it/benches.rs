@@ -20,6 +20,7 @@ fn the_flattening_race_is_run_on_equal_work() {
              polars-memory,spark-explicit,spark-inferred",
         ])
         .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
+        .arg("--trino")
         .arg("--work")
         .arg(work.path())
         .output()
@@ -32,6 +33,7 @@ fn the_flattening_race_is_run_on_equal_work() {
     for row in [
         "| soundlake |",
         "| soundlake + gold |",
+        "| gold on Trino |",
         "| duckdb-stream |",
         "| duckdb-memory |",
         "| chdb-stream |",

@@ -765,3 +765,78 @@ mod with_servers {
         assert_eq!(before, after);
     }
 }
+
+#[test]
+fn validate_refuses_a_model_that_cannot_run_on_trino_with_the_file_and_the_reason() {
+    let dir = shipped_definitions(&["bronze", "silver", "gold"]);
+    let gold = dir.path().join("gold");
+    std::fs::write(
+        gold.join("charts.sql"),
+        "SELECT arrow_cast(popularity, 'Int8') AS popularity, artist_key FROM gold.dim_artist",
+    )
+    .unwrap();
+    std::fs::write(
+        gold.join("charts.toml"),
+        r#"
+comment = "Artists by popularity."
+grain = "one row per artist"
+key = ["artist_key"]
+engine = "trino"
+[[columns]]
+name = "popularity"
+type = "int"
+comment = "Popularity."
+[[columns]]
+name = "artist_key"
+type = "bigint"
+comment = "The artist."
+"#,
+    )
+    .unwrap();
+    let validate = |env: &[(&str, &str)]| {
+        let out = soundlake(dir.path())
+            .envs(env.iter().copied())
+            .arg("validate")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // The shipped models run on DataFusion; the one on Trino has no Trino.
+    let (code, err) = validate(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("charts run on Trino") && err.contains("[trino] url is empty"),
+        "{err}"
+    );
+    let (code, err) = validate(&[("SOUNDLAKE__TRINO__URL", "http://127.0.0.1:1")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "charts.sql: cannot run on Trino: the function arrow_cast has no known \
+             Trino equivalent"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("fix:"), "{err}");
+    // A model kept at home by its own key validates whatever [gold] says,
+    // and every shipped model translates for Trino.
+    std::fs::write(
+        gold.join("charts.toml"),
+        std::fs::read_to_string(gold.join("charts.toml"))
+            .unwrap()
+            .replace("engine = \"trino\"", "engine = \"datafusion\""),
+    )
+    .unwrap();
+    let (code, err) = validate(&[
+        ("SOUNDLAKE__GOLD__ENGINE", "trino"),
+        ("SOUNDLAKE__TRINO__URL", "http://127.0.0.1:1"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // An engine soundlake does not know is refused by name.
+    let (code, err) = validate(&[("SOUNDLAKE__GOLD__ENGINE", "nosuch")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("engine"), "{err}");
+}

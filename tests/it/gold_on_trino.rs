@@ -182,6 +182,20 @@ async fn every_shipped_model_on_trino_equals_soundlakes_own_table_by_table() {
 
     let server = TrinoServer::local();
     let env = on_trino(&server);
+    // Trino first knows the tables at another lake's folders (the lake
+    // moved): the runs below register them anew, many models side by side.
+    let elsewhere = lake.dir.path().join("elsewhere");
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(lake.lake())
+        .arg(&elsewhere)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let elsewhere_url = format!("file://{}", elsewhere.display());
+    let mut moved = as_refs(&env);
+    moved.push(("SOUNDLAKE__LAKE__URL", &elsewhere_url));
+    lake.ok(&moved, &["run", "spotify_catalog", "--select", "gold.*"]);
     for pipeline in ["spotify_catalog", "listening_events"] {
         let run = lake.ok(&as_refs(&env), &["run", pipeline, "--select", "gold.*"]);
         assert!(run.contains(": succeeded ("), "{run}");

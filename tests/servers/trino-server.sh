@@ -5,7 +5,8 @@
 # come from tests/servers/install.sh. Recent Trino needs a newer Java than the
 # default one: the newest JDK under /usr/lib/jvm runs it, or the java named
 # by SOUNDLAKE_TRINO_JAVA. Runs in the foreground; its log ends the start-up
-# with "SERVER STARTED".
+# with "SERVER STARTED". SOUNDLAKE_TRINO_SIZE=bench gives it a benchmark's
+# memory and the full JIT.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 PORT DIR" >&2
@@ -24,6 +25,13 @@ if [ ! -f "$functions/installed" ]; then
   echo "$functions is missing: run bash tests/servers/install.sh (tests/run.sh does)" >&2
   exit 1
 fi
+# Sized for the tests (small queries, start-up dominates: the quick JIT),
+# or with SOUNDLAKE_TRINO_SIZE=bench for the benchmark's gold at 2M tracks.
+if [ "${SOUNDLAKE_TRINO_SIZE:-test}" = bench ]; then
+  jvm=(-Xmx12g) query_memory=8GB
+else
+  jvm=(-Xmx1536m -XX:TieredStopAtLevel=1) query_memory=512MB
+fi
 mkdir -p "$dir/etc/catalog" "$dir/plugin"
 ln -sfn "$trino/plugin/delta-lake" "$dir/plugin/delta-lake"
 ln -sfn "$functions/soundlake-functions" "$dir/plugin/soundlake-functions"
@@ -37,10 +45,9 @@ node.id=soundlake-test
 node.internal-address=127.0.0.1
 plugin.dir=$dir/plugin
 catalog.config-dir=$dir/etc/catalog
-query.max-memory=512MB
-query.max-memory-per-node=512MB
+query.max-memory=$query_memory
+query.max-memory-per-node=$query_memory
 PROPERTIES
 cd "$dir"
-# The quick JIT: the test queries are small, and start-up dominates.
-exec "$java" -Xmx1536m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djdk.attach.allowAttachSelf=true \
+exec "$java" "${jvm[@]}" -XX:+UseG1GC -Djdk.attach.allowAttachSelf=true \
   -Dconfig="$dir/etc/config.properties" -cp "$trino/lib/*" io.trino.server.TrinoServer
