@@ -154,7 +154,8 @@ def measure(cmd, log, env=None, server=None):
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}); see {log}")
+        said = stdout.decode(errors="replace").strip()[-2000:]
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}); see {log}\n{said}")
     # wait4 counts the child and the descendants it reaped; a JVM that
     # outlives its Python driver is only seen by the sampler.
     if server:

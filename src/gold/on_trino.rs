@@ -264,6 +264,18 @@ impl TrinoRun<'_> {
                     &known[&schema],
                 )
                 .await?;
+                // A table deleted and rebuilt in place (the way to recover
+                // a damaged one) has other files under versions Trino may
+                // have cached: it reads the log afresh.
+                cluster
+                    .trino
+                    .query(&format!(
+                        "CALL {}.system.flush_metadata_cache(schema_name => {}, table_name => {})",
+                        quote_identifier(&cluster.settings.catalog),
+                        quote_literal(&schema),
+                        quote_literal(&id.name)
+                    ))
+                    .await?;
             }
             self.present.insert(id, there);
         }
