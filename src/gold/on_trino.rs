@@ -402,9 +402,8 @@ impl TrinoRun<'_> {
             .nested(&staged.folder)
     }
 
-    /// Forget a staged table in Trino and delete its files.
-    async fn drop_staged(&mut self, staged: &StagedTable) -> Result<()> {
-        self.staged.retain(|s| s.name != staged.name);
+    /// Take a staged table out of Trino's catalog, leaving its files.
+    async fn forget(&self, staged: &StagedTable) -> Result<()> {
         let cluster = self.cluster;
         unregister(
             &cluster.trino,
@@ -412,22 +411,21 @@ impl TrinoRun<'_> {
             &cluster.settings.schema,
             &staged.name,
         )
-        .await?;
+        .await
+    }
+
+    /// Forget a staged table in Trino and delete its files.
+    async fn drop_staged(&mut self, staged: &StagedTable) -> Result<()> {
+        self.staged.retain(|s| s.name != staged.name);
+        self.forget(staged).await?;
         self.nested(staged).delete_folder().await
     }
 
     /// After a publish: the staged tables leave Trino's catalog and their
     /// logs go; their files are the published versions'.
     async fn tidy(&self) -> Result<()> {
-        let cluster = self.cluster;
         for staged in &self.staged {
-            unregister(
-                &cluster.trino,
-                &cluster.settings.catalog,
-                &cluster.settings.schema,
-                &staged.name,
-            )
-            .await?;
+            self.forget(staged).await?;
             self.nested(staged).delete_log().await?;
         }
         Ok(())
