@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, from a fresh clone: installs DuckDB and
-# PySpark into ./.venv and a Kafka broker's jars from Maven Central (Java 17
-# must be on the machine), builds soundlake
-# optimized, then prints the flattening race, the events race (files and
-# Kafka against DuckDB), the crawl efficiency and the scheduler overhead
-# tables (Markdown, as in benches/README.md).
+# PySpark into ./.venv and a Kafka broker's jars and Trino from Maven Central
+# (Java 17, and Java 24 or newer for Trino, must be on the machine), builds
+# soundlake optimized, then prints the flattening race (with gold on
+# soundlake's engine and on Trino), the events race (files and Kafka against
+# DuckDB), the crawl efficiency and the scheduler overhead tables (Markdown,
+# as in benches/README.md).
 #
 #   bash benches/run.sh                          # 10k and 200k tracks, 3 runs each
 #   SCALES=2000000 RUNS=1 bash benches/run.sh    # 2M tracks
@@ -14,7 +15,7 @@ source tests/venv.sh
 bash tests/servers/install.sh
 
 cargo build --release --locked
-.venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}"
+.venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}" --trino
 .venv/bin/python benches/events/bench.py --events "${EVENTS:-1000000}" --runs "${RUNS:-3}"
 cargo bench --locked --bench crawl
 cargo bench --locked --bench scheduler
