@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source tests/venv.sh
 bash tests/servers/install.sh
 
-cargo build --release --locked
+cargo build --release --locked --bin soundlake --example parse_limit
 .venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}" --trino
 .venv/bin/python benches/events/bench.py --events "${EVENTS:-1000000}" --runs "${RUNS:-3}"
 cargo bench --locked --bench crawl

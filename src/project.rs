@@ -52,7 +52,7 @@ impl Project {
             Some(Vec::new())
         };
         let engines_fit = gold.as_deref().is_none_or(|models| {
-            crate::gold::check_engines(models, settings)
+            crate::gold::check_engines(models, &settings.gold, &settings.trino)
                 .map_err(&mut note)
                 .is_ok()
         });

@@ -350,10 +350,9 @@ impl Executor for TaskExecutor {
             TaskKind::Gold => {
                 let model = definition(&self.gold, |m| &m.name, table()?)?;
                 let job = Gold::configured(
-                    self.store.clone(),
-                    self.lake.clone(),
-                    self.clock.clone(),
-                    &self.settings,
+                    (self.store.clone(), self.lake.clone(), self.clock.clone()),
+                    &self.settings.gold,
+                    (&self.settings.trino, &self.settings.lake),
                     std::slice::from_ref(model),
                 )?;
                 let report = job.run(model, run_id).await.inspect_err(|e| {

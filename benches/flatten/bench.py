@@ -22,6 +22,10 @@ system `--runs` times from a fresh copy of its input:
              expressions, scanning each file once per table it feeds
              (lazy) and reading each file once into memory first.
 
+Beside the table, the physical limit: the time only to read the input
+NDJSON, and to read it and parse every document with simd-json on every
+core (examples/parse_limit.rs), which no system can beat.
+
 Each process tree is measured from outside: wall time, CPU time (user +
 system of every process in the tree) and peak resident memory (the tree's
 summed RSS, sampled every 20 ms). Before timing counts, the outputs are
@@ -319,7 +323,33 @@ def check_equal(system, got, want):
         sys.exit(f"{system} did not produce soundlake's tables:\n" + "\n".join(wrong))
 
 
-def table(tracks, generated, imported, results, rows, spark_startup):
+def parse_limit_binary(binary):
+    """examples/parse_limit.rs, built beside `binary` (cargo builds examples
+    with the tests, and benches/run.sh builds it)."""
+    found = Path(binary).resolve().parent / "examples" / "parse_limit"
+    if not found.exists():
+        sys.exit(f"{found} is missing: cargo build --release --example parse_limit")
+    return found
+
+
+def physical_limit(binary, generated, runs):
+    """Medians of reading the input NDJSON, and of reading and parsing every
+    document with simd-json on every core."""
+    measured = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [parse_limit_binary(binary)] + [w["file"] for w in generated],
+            check=True, capture_output=True,
+        ).stdout
+        measured.append(json.loads(out))
+    documents = sum(w["documents"] for w in generated)
+    if measured[0]["documents"] != documents:
+        sys.exit(f"parse_limit parsed {measured[0]['documents']} documents of {documents}")
+    median = lambda key: statistics.median(m[key] for m in measured)
+    return median("read_s"), median("parse_s"), measured[0]["threads"]
+
+
+def table(tracks, generated, imported, results, rows, spark_startup, limit):
     docs = {w["collection"]: w for w in generated}
     size = sum(w["bytes"] for w in generated) / 1e6
     lines = [
@@ -345,6 +375,14 @@ def table(tracks, generated, imported, results, rows, spark_startup):
         )
     if spark_startup:
         lines += ["", f"Spark session start-up, included above: {statistics.median(spark_startup):.1f} s (median)."]
+    read_s, parse_s, threads = limit
+    lines += [
+        "",
+        f"Physical limit (`examples/parse_limit.rs`, median): reading the {size:,.0f} MB of "
+        f"NDJSON takes {read_s:.2f} s; reading it and parsing every document with simd-json "
+        f"on {threads} threads, {parse_s:.2f} s. soundlake's bronze+silver takes "
+        f"{base_wall / parse_s:.1f}× that.",
+    ]
     return "\n".join(lines)
 
 
@@ -421,7 +459,8 @@ def race(args, binary, work, systems, tracks, trino):
             check_equal("the compared build", checksums(out), want)
             print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
     rows = sum(n for n, _ in want.values())
-    return table(tracks, generated, imported, results, rows, spark_startup)
+    limit = physical_limit(binary, generated, args.runs)
+    return table(tracks, generated, imported, results, rows, spark_startup, limit)
 
 
 if __name__ == "__main__":

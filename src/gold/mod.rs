@@ -113,21 +113,20 @@ impl Gold {
         }
     }
 
-    /// Models run where `settings` say: a Trino cluster is set up only
-    /// when some model runs on it.
+    /// Models run where `[gold]` and their definitions say: a Trino
+    /// cluster is set up only when some model runs on it.
     pub fn configured(
-        store: SharedStore,
-        lake: Lake,
-        clock: SharedClock,
-        settings: &crate::config::Settings,
+        (store, lake, clock): (SharedStore, Lake, SharedClock),
+        settings: &GoldSettings,
+        (trino, lake_settings): (&crate::trino::TrinoSettings, &crate::lake::LakeSettings),
         models: &[GoldModel],
     ) -> Result<Gold> {
-        let engine = settings.gold.engine;
+        let engine = settings.engine;
         let on_trino = models
             .iter()
             .any(|m| m.engine.unwrap_or(engine) == GoldEngine::Trino);
         let trino = if on_trino {
-            Some(on_trino::Cluster::new(&settings.trino, &settings.lake)?)
+            Some(on_trino::Cluster::new(trino, lake_settings)?)
         } else {
             None
         };

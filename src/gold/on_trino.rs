@@ -514,13 +514,17 @@ fn trino_type(kind: ColumnType) -> String {
 /// Refuse, before any run, the models set to run on Trino that cannot: no
 /// `[trino] url`, or SQL (the model's or its tests') with no translation
 /// for Trino. Every problem at once.
-pub fn check(models: &[GoldModel], settings: &crate::config::Settings) -> Result<()> {
+pub fn check(
+    models: &[GoldModel],
+    settings: &super::GoldSettings,
+    trino: &TrinoSettings,
+) -> Result<()> {
     let mut problems = Vec::new();
     let on_trino: Vec<&GoldModel> = models
         .iter()
-        .filter(|m| m.engine.unwrap_or(settings.gold.engine) == GoldEngine::Trino)
+        .filter(|m| m.engine.unwrap_or(settings.engine) == GoldEngine::Trino)
         .collect();
-    if !on_trino.is_empty() && settings.trino.url.trim().is_empty() {
+    if !on_trino.is_empty() && trino.url.trim().is_empty() {
         problems.push(format!(
             "{} run on Trino ([gold] engine or their engine key), and [trino] url is empty: \
              name the coordinator, like http://trino:8080",

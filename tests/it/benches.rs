@@ -46,6 +46,10 @@ fn the_flattening_race_is_run_on_equal_work() {
         assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
     }
     assert!(stdout.contains("output: 14 tables"), "{stdout}");
+    assert!(
+        stdout.contains("Physical limit (`examples/parse_limit.rs`, median): reading the"),
+        "{stdout}"
+    );
 
     // A baseline that writes different rows is refused, not timed.
     let variant = work.path().join("variant");
