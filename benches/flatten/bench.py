@@ -1,5 +1,5 @@
 """The flattening race: soundlake against PySpark (schema inferred and
-explicit), DuckDB, chDB and Polars, on the same generated landing data, in
+explicit), DuckDB, chDB, Polars and dlt, on the same generated landing data, in
 one run.
 
 For each scale (tracks) it generates the catalog once (`soundlake generate
@@ -14,6 +14,8 @@ system `--runs` times from a fresh copy of its input:
   duckdb     benches/flatten/duckdb_flatten.py: NDJSON -> the silver tables,
              streaming each file once per table it feeds, and loading each
              file once into memory first;
+  dlt        benches/flatten/dlt_flatten.py: dlt normalizing the NDJSON
+             into Parquet child tables, then DuckDB naming them as silver;
   spark      benches/flatten/spark_flatten.py, local[*]: the same, with the
              schema inferred and with an explicit schema;
   chdb       benches/flatten/chdb_flatten.py: the same in ClickHouse's SQL,
@@ -96,6 +98,7 @@ SYSTEMS = [
     "chdb-memory",
     "polars-lazy",
     "polars-memory",
+    "dlt-normalize",
     "spark-explicit",
     "spark-inferred",
 ]

@@ -17,7 +17,7 @@ fn the_flattening_race_is_run_on_equal_work() {
         .args([
             "--systems",
             "soundlake,duckdb-stream,duckdb-memory,chdb-stream,chdb-memory,polars-lazy,\
-             polars-memory,spark-explicit,spark-inferred",
+             polars-memory,dlt-normalize,spark-explicit,spark-inferred",
         ])
         .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
         .arg("--trino")
@@ -40,6 +40,7 @@ fn the_flattening_race_is_run_on_equal_work() {
         "| chdb-memory |",
         "| polars-lazy |",
         "| polars-memory |",
+        "| dlt-normalize |",
         "| spark-explicit |",
         "| spark-inferred |",
     ] {
