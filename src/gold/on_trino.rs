@@ -28,7 +28,7 @@ use crate::definitions::TableId;
 use crate::error::{Error, Result};
 use crate::lake::{DataFile, LakeSettings, Table, Transaction};
 use crate::sql::{quote_identifier, quote_literal};
-use crate::trino::{Trino, TrinoSettings};
+use crate::trino::{Answer, Trino, TrinoSettings};
 
 /// The Trino cluster gold models run on, and the lake as it names it.
 #[derive(Clone)]
@@ -349,12 +349,7 @@ impl TrinoRun<'_> {
             ),
             list.join(", ")
         );
-        let answer = cluster.trino.query(&statement).await?;
-        let rows = answer
-            .rows
-            .first()
-            .and_then(|row| row.first()?.as_u64())
-            .unwrap_or(0);
+        let rows = first_count(&cluster.trino.query(&statement).await?);
         if target == self.model.name {
             self.staged_model = Some(cluster.name(LAYER, &name));
         }
@@ -451,33 +446,31 @@ struct OnTrino<'r> {
     run: &'r TrinoRun<'r>,
 }
 
-impl Judge for OnTrino<'_> {
-    async fn count(&self, sql: &str) -> Result<u64> {
+impl OnTrino<'_> {
+    /// A test's query, translated for Trino and put in `frame`, answered.
+    async fn ask(&self, sql: &str, frame: impl Fn(&str) -> String) -> Result<Answer> {
         let sql = self
             .run
             .translate(sql, &data_tests::place(self.run.model))?;
+        self.run.cluster.trino.query(&frame(&sql)).await
+    }
+}
+
+impl Judge for OnTrino<'_> {
+    async fn count(&self, sql: &str) -> Result<u64> {
         let answer = self
-            .run
-            .cluster
-            .trino
-            .query(&format!("SELECT count(*) FROM ({sql}) AS \"rows\""))
+            .ask(sql, |sql| {
+                format!("SELECT count(*) FROM ({sql}) AS \"rows\"")
+            })
             .await?;
-        Ok(answer
-            .rows
-            .first()
-            .and_then(|row| row.first()?.as_u64())
-            .unwrap_or(0))
+        Ok(first_count(&answer))
     }
 
     async fn sample(&self, sql: &str) -> Result<Vec<String>> {
-        let sql = self
-            .run
-            .translate(sql, &data_tests::place(self.run.model))?;
         let answer = self
-            .run
-            .cluster
-            .trino
-            .query(&format!("{sql} LIMIT {}", data_tests::SAMPLE_ROWS))
+            .ask(sql, |sql| {
+                format!("{sql} LIMIT {}", data_tests::SAMPLE_ROWS)
+            })
             .await?;
         Ok(answer
             .rows
@@ -500,6 +493,16 @@ impl Judge for OnTrino<'_> {
             })
             .collect())
     }
+}
+
+/// The number in an answer's first row and column: a count, or the rows a
+/// `CREATE TABLE … AS` wrote.
+fn first_count(answer: &Answer) -> u64 {
+    answer
+        .rows
+        .first()
+        .and_then(|row| row.first()?.as_u64())
+        .unwrap_or(0)
 }
 
 /// The Trino type a column is written as: Delta's `timestamp` is Trino's
