@@ -114,7 +114,9 @@ async fn run(cli: Cli, progress: Progress) -> Result<()> {
         Command::Runs(args) => runs(args, &settings).await,
         Command::Backfill(args) => backfill(args, &settings, progress).await,
         Command::Daemon => daemon(&settings).await,
+        Command::Ui(args) => ui(args, &settings).await,
         Command::Query(args) => tables::query(args, &settings).await,
+        Command::Recommend(args) => tables::recommend(args, &settings).await,
         Command::History(args) => tables::history(args, &settings).await,
         Command::Vacuum(args) => tables::vacuum(args, &settings).await,
         Command::Purge(args) => tables::purge(args, &settings).await,
@@ -360,16 +362,29 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
         clock: clock.clone(),
         budget: settings.spotify.requests_per_window,
     };
+    let ui = crate::ui::Ui::new(
+        (
+            store.clone(),
+            crate::lake::Lake::open(&settings.lake)?,
+            clock.clone(),
+        ),
+        Project::load(settings)?,
+        settings.daemon.listen,
+        &settings.daemon.ui_token,
+    )?;
     let daemon = Daemon::new(store, clock, loader, options)?;
     let reload = crate::orchestrator::reload_on_hangup()?;
     let (addr, server) = crate::orchestrator::serve_status(
         settings.daemon.listen,
         daemon.status(),
         rates,
+        ui.router(),
         stop.clone(),
     )
     .await?;
-    outln!("soundlake daemon: status page http://{addr}/ and metrics http://{addr}/metrics");
+    outln!(
+        "soundlake daemon: status page http://{addr}/ (the web UI at /ui/, metrics at /metrics)"
+    );
     daemon.run(reload, stop).await?;
     while streams.join_next().await.is_some() {}
     let _ = server.await;
@@ -417,6 +432,17 @@ async fn backfill(
         Some(run) if !report.succeeded() => Err(run.failure()),
         _ => Ok(()),
     }
+}
+
+async fn ui(args: UiArgs, settings: &crate::config::Settings) -> Result<()> {
+    let deployment = Deployment::open(settings).await?;
+    let ui = crate::ui::Ui::new(
+        (deployment.store, deployment.lake, deployment.clock),
+        Project::load(settings)?,
+        args.listen,
+        &settings.daemon.ui_token,
+    )?;
+    crate::ui::serve(ui, args.listen).await
 }
 
 async fn runs(args: RunsArgs, settings: &crate::config::Settings) -> Result<()> {

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod orchestrator;
 pub mod progress;
 pub mod project;
+pub mod recommend;
 pub mod retention;
 pub mod rng;
 pub mod secret;
@@ -36,5 +37,6 @@ pub mod spotify;
 pub mod sql;
 pub mod tasks;
 pub mod trino;
+pub mod ui;
 
 pub use error::{Error, Result};

@@ -67,27 +67,14 @@ pub async fn taken_down(store: &SharedStore) -> Result<HashSet<String>> {
 /// An artist id from an id, a `spotify:artist:` URI or an
 /// `open.spotify.com/artist/` URL.
 pub fn artist_id(given: &str) -> Result<String> {
-    let text = given.trim();
-    let id = text
-        .strip_prefix("spotify:artist:")
-        .or_else(|| {
-            let (_, after) = text.split_once("open.spotify.com/")?;
-            let after = after.strip_prefix("intl-").map_or(after, |rest| {
-                rest.split_once('/').map_or(rest, |(_, path)| path)
-            });
-            after.strip_prefix("artist/")
-        })
-        .map_or(text, |id| id.split(['?', '/', '#']).next().unwrap_or(id));
-    if id.len() == 22 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        Ok(id.to_string())
-    } else {
-        Err(Error::config(
+    crate::spotify::id_in("artist", given).ok_or_else(|| {
+        Error::config(
             "--artist",
             format!("{given:?} is not a Spotify artist id"),
             "give the 22-character id (as in https://open.spotify.com/artist/<id>), the \
              artist's URL or its spotify:artist: URI",
-        ))
-    }
+        )
+    })
 }
 
 /// What purging bronze's history did.

@@ -18,6 +18,14 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# Debian's chromium, driven by Playwright from npm (tests/ui), opens the
+# web UI's pages in a real browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/ui && npm ci --silent --no-audit --no-fund)
+
 # `servers` adds the server suite to the tests plain `cargo test` runs;
 # `failpoints` lets the crash tests pause the binary at named points
 # (between a bronze publish and the Kafka offset commit, say) and kill it.

@@ -40,6 +40,12 @@ benchmark) runs the same gold models again over the same silver tables
 memory of soundlake and Trino's JVM together. Every gold table's row count
 must equal the one soundlake's own engine gave before the time counts.
 
+Similar tracks by sound (the gold model with a nearest-neighbour step) is
+timed again alone, as "similar by sound", and its recall is measured:
+for a sample of tracks, the share of the neighbours it lists that are
+among the exact 20 nearest by cosine, found by numpy comparing each with
+every track (tests/similar_check.py defines the vectors as the model does).
+
 With `--compare BINARY` (and `--compare-definitions` its checkout),
 another soundlake build (an older commit, say) races too, on the same
 landing copy and checked the same way, as "compared" and "compared +
@@ -65,6 +71,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -273,6 +280,39 @@ def gold_rows(binary, root):
     return {r["t"]: r["n"] for r in query(counts)}
 
 
+SIMILAR = "similar_tracks_by_sound"
+RECALL_SAMPLE = 200
+
+
+def run_similar(binary, root):
+    """The nearest-neighbour model alone, again over the gold at `root`."""
+    cmd = [binary, "run", "spotify_catalog", "--select", f"gold.{SIMILAR}"]
+    return measure(cmd, root / "log", soundlake_env(root))
+
+
+def similar_recall(root):
+    """(recall, tracks sampled) of gold.similar_tracks_by_sound against exact
+    search: a listed neighbour counts if it scores at least the 20th best."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from similar_check import frame, unit_vectors
+
+    lake = root / "lake"
+    keys, unit = unit_vectors(lake)
+    listed = frame(lake, f"gold/{SIMILAR}")
+    listed = listed.groupby("track_key").neighbour_track_key.apply(list)
+    row = {k: i for i, k in enumerate(keys)}
+    sample = np.random.default_rng(7).choice(len(keys), min(RECALL_SAMPLE, len(keys)), replace=False)
+    hits = total = 0
+    for i in sample:
+        cosine = unit @ unit[i]
+        cosine[i] = -np.inf
+        bar = np.partition(cosine, -20)[-20] - 1e-9
+        given = listed.get(keys[i], [])
+        hits += sum(cosine[row[n]] >= bar for n in given)
+        total += min(20, len(keys) - 1)
+    return hits / total, len(sample)
+
+
 def run_gold_on_trino(binary, root, trino):
     """The gold models again, on Trino, over the silver tables at `root`;
     every table's rows checked against what soundlake's engine wrote."""
@@ -352,7 +392,7 @@ def physical_limit(binary, generated, runs):
     return median("read_s"), median("parse_s"), measured[0]["threads"]
 
 
-def table(tracks, generated, imported, results, rows, spark_startup, limit):
+def table(tracks, generated, imported, results, rows, spark_startup, limit, recall):
     docs = {w["collection"]: w for w in generated}
     size = sum(w["bytes"] for w in generated) / 1e6
     lines = [
@@ -371,7 +411,7 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit):
     for name, runs in results.items():
         wall, cpu, peak = (statistics.median([getattr(m, f) for m in runs]) for f in ("wall", "cpu", "peak"))
         # The gold rows build other tables: their rows/s would mislead.
-        speed = "—" if "gold" in name else f"{rows / wall:,.0f}"
+        speed = "—" if "gold" in name or "similar" in name else f"{rows / wall:,.0f}"
         lines.append(
             f"| {name} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} | {wall / base_wall:.1f}× "
             f"| {peak / base_peak:.1f}× | {speed} |"
@@ -385,6 +425,10 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit):
         f"NDJSON takes {read_s:.2f} s; reading it and parsing every document with simd-json "
         f"on {threads} threads, {parse_s:.2f} s. soundlake's bronze+silver takes "
         f"{base_wall / parse_s:.1f}× that.",
+        "",
+        f"Similar tracks by sound (in \"gold alone\", and alone as \"similar by sound\"): "
+        f"recall {recall[0]:.3f} against exact search over every track, on {recall[1]} "
+        f"tracks sampled.",
     ]
     return "\n".join(lines)
 
@@ -425,7 +469,7 @@ def main():
 def race(args, binary, work, systems, tracks, trino):
     """One scale's table."""
     data, landing, generated, imported = prepare(binary, work, tracks)
-    results = {"soundlake": [], "soundlake + gold": [], "gold alone": []}
+    results = {"soundlake": [], "soundlake + gold": [], "gold alone": [], "similar by sound": []}
     if trino:
         results["gold on Trino"] = []
     if args.compare:
@@ -440,6 +484,8 @@ def race(args, binary, work, systems, tracks, trino):
                 results["soundlake"].append(flatten)
                 results["soundlake + gold"].append(whole)
                 results["gold alone"].append(gold)
+                results["similar by sound"].append(run_similar(binary, root))
+                recall = similar_recall(root)
                 if trino:
                     results["gold on Trino"].append(run_gold_on_trino(binary, root, trino))
                 got = checksums(out)
@@ -463,7 +509,7 @@ def race(args, binary, work, systems, tracks, trino):
             print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
     rows = sum(n for n, _ in want.values())
     limit = physical_limit(binary, generated, args.runs)
-    return table(tracks, generated, imported, results, rows, spark_startup, limit)
+    return table(tracks, generated, imported, results, rows, spark_startup, limit, recall)
 
 
 if __name__ == "__main__":

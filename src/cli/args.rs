@@ -70,9 +70,16 @@ pub enum Command {
     /// /metrics on [daemon] listen. Daemons sharing a state store elect one
     /// leader; the others stand by.
     Daemon,
+    /// Serve the web UI over the lake and the state store: runs, tables,
+    /// charts over the marts and similar tracks (the daemon serves it too,
+    /// on [daemon] listen).
+    Ui(UiArgs),
     /// Run SQL over the committed bronze, silver and gold tables
     /// (`silver.tracks`, `gold.dim_track`) with the embedded engine.
     Query(QueryArgs),
+    /// The tracks most like one: by sound (audio features) or by listening
+    /// (played in the same sessions), from the similar_tracks gold tables.
+    Recommend(RecommendArgs),
     /// List a table's versions, newest first: when each was committed, the
     /// operation, rows added and removed, and the run that wrote it.
     History(HistoryArgs),
@@ -124,6 +131,29 @@ pub struct QueryArgs {
     /// one table) or at this time (a date or an RFC 3339 time).
     #[arg(long, value_name = "VERSION|TIME")]
     pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to listen. Beyond loopback, [daemon] ui_token must be set.
+    #[arg(long, default_value = "127.0.0.1:9188")]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The track: its title (or a part of it), Spotify id, spotify:track:
+    /// URI or open.spotify.com URL.
+    pub track: String,
+    /// Which similarity: audio features, or the listening events' sessions.
+    #[arg(long = "by", value_enum, default_value_t)]
+    pub by: crate::recommend::Method,
+    /// How many tracks to show.
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub k: u16,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = crate::sql::output::Format::Table)]
+    pub format: crate::sql::output::Format,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,9 @@
 //! history and vacuum; and those that show gold tables to other engines:
 //! ddl and register.
 
-use super::args::{DdlArgs, HistoryArgs, PurgeArgs, QueryArgs, RegisterArgs, VacuumArgs};
+use super::args::{
+    DdlArgs, HistoryArgs, PurgeArgs, QueryArgs, RecommendArgs, RegisterArgs, VacuumArgs,
+};
 use super::print_json;
 use crate::config::Settings;
 use crate::definitions::TableId;
@@ -40,12 +42,44 @@ pub(super) async fn query(args: QueryArgs, settings: &Settings) -> Result<()> {
     let lake = open_lake(settings).await?;
     let engine = crate::sql::Engine::open_at(&lake, at).await?;
     let (schema, batches) = engine.collect("the query", &args.sql).await?;
+    print_rows(args.format, &schema, &batches)
+}
+
+fn print_rows(
+    format: crate::sql::output::Format,
+    schema: &arrow_schema::SchemaRef,
+    batches: &[arrow_array::RecordBatch],
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match crate::sql::output::write(&mut out, args.format, &schema, &batches) {
+    match crate::sql::output::write(&mut out, format, schema, batches) {
         // As for every command: a reader that stopped early ends the output.
         Err(e) if crate::sql::output::reader_gone(&e) => Ok(()),
         written => written,
     }
+}
+
+pub(super) async fn recommend(args: RecommendArgs, settings: &Settings) -> Result<()> {
+    use crate::recommend::{Method, find, none_found, similar};
+
+    let lake = open_lake(settings).await?;
+    let engine = crate::sql::Engine::open(&lake).await?;
+    let track = find(&engine, &args.track).await?;
+    let (schema, batches) = similar(&engine, &track, args.by, usize::from(args.k)).await?;
+    let table = args.format == crate::sql::output::Format::Table;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        if table {
+            outln!("{}", none_found(&track, args.by));
+            return Ok(());
+        }
+        eprintln!("{}", none_found(&track, args.by));
+    } else if table {
+        let how = match args.by {
+            Method::Sound => "that sound like",
+            Method::Listening => "played with",
+        };
+        outln!("Tracks {how} {track}:");
+    }
+    print_rows(args.format, &schema, &batches)
 }
 
 pub(super) async fn history(args: HistoryArgs, settings: &Settings) -> Result<()> {

@@ -189,6 +189,9 @@ pub struct GoldModel {
     pub on_failure: BTreeMap<String, OnFailure>,
     /// Where the model runs, if not where `[gold] engine` says.
     pub engine: Option<super::GoldEngine>,
+    /// The nearest-neighbour step that turns the SELECT's items into
+    /// their neighbours, if the model has one.
+    pub neighbours: Option<super::Neighbours>,
     pub sql_file: PathBuf,
 }
 
@@ -259,6 +262,7 @@ struct File {
     #[serde(default)]
     on_failure: BTreeMap<String, OnFailure>,
     engine: Option<super::GoldEngine>,
+    neighbours: Option<super::Neighbours>,
     columns: Vec<ColumnFile>,
 }
 
@@ -459,6 +463,10 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
     {
         problems.push(format!("min_rows {min} is above max_rows {max}"));
     }
+    if let Some(step) = &file.neighbours {
+        let declared: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        problems.extend(step.problems(&declared));
+    }
     if file.comment.trim().is_empty() || file.grain.trim().is_empty() {
         problems.push("write a comment and a grain (what one row is)".into());
     }
@@ -478,6 +486,7 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
         freshness: file.freshness,
         on_failure: file.on_failure,
         engine: file.engine,
+        neighbours: file.neighbours,
         sql_file,
     })
 }

@@ -8,6 +8,7 @@
 mod data_tests;
 pub mod ddl;
 mod definition;
+mod neighbours;
 mod on_trino;
 pub mod register;
 mod trino_sql;
@@ -28,6 +29,7 @@ pub use data_tests::{DataTest, Failure, declared as declared_tests};
 pub use definition::{
     Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, OnFailure, known, load,
 };
+pub use neighbours::Neighbours;
 pub use on_trino::check as check_engines;
 
 use crate::clock::SharedClock;
@@ -180,9 +182,12 @@ impl Gold {
             }
         }
         let place = model.sql_file.display().to_string();
-        let stream = engine
+        let mut stream = engine
             .stream_over_absent(&place, &model.sql, &absent)
             .await?;
+        if let Some(step) = &model.neighbours {
+            stream = step.search(stream, &place).await?;
+        }
         let conform = Conform::new(model, &stream.schema())?;
         let mut rows = write_all(&mut txn, &schema, stream, &place, |b| conform.apply(b)).await?;
         let base_files = txn.base().files.clone();

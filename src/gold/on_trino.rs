@@ -540,6 +540,13 @@ pub fn check(
     }
     let mut as_named = |id: &TableId| Relation::Table(format!("{}.{}", id.layer, id.name));
     for model in on_trino {
+        if model.neighbours.is_some() {
+            problems.push(format!(
+                "{}: the [neighbours] step runs on soundlake's engine only: set \
+                 engine = \"datafusion\" in it",
+                model.sql_file.with_extension("toml").display()
+            ));
+        }
         if let Err(problem) = translate(&model.sql, &mut as_named) {
             problems.push(format!(
                 "{}: cannot run on Trino: {problem}",

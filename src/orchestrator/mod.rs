@@ -30,7 +30,7 @@ pub use runner::{
 };
 pub use schedule::{Interval, Schedule, bound};
 pub use signals::{reload_on_hangup, stop_on_signals};
-pub use status::{RateSource, render_metrics, render_page, serve as serve_status};
+pub use status::{RateSource, escape_html, render_metrics, render_page, serve as serve_status};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,9 @@ pub struct DaemonSettings {
     pub misfire_grace_secs: u64,
     /// On SIGINT or SIGTERM, how long running tasks get to finish.
     pub grace_secs: u64,
+    /// The token the web UI asks for when it listens beyond loopback
+    /// (`/ui/` of the daemon, or `soundlake ui --listen`).
+    pub ui_token: crate::secret::Secret,
 }
 
 impl Default for DaemonSettings {
@@ -58,6 +61,7 @@ impl Default for DaemonSettings {
             leader_lease_secs: 60,
             misfire_grace_secs: 60,
             grace_secs: 60,
+            ui_token: crate::secret::Secret::default(),
         }
     }
 }

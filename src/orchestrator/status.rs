@@ -36,12 +36,14 @@ struct Served {
     rates: RateSource,
 }
 
-/// Serve the status of `status` on `addr` until `stop` turns true; the
-/// bound address is returned (port 0 picks one).
+/// Serve the status of `status` on `addr`, with the routes of `beside`
+/// (the web UI), until `stop` turns true; the bound address is returned
+/// (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     status: watch::Receiver<Status>,
     rates: RateSource,
+    beside: Router,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -59,7 +61,8 @@ pub async fn serve(
         .route("/status.json", get(json))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(Served { status, rates });
+        .with_state(Served { status, rates })
+        .merge(beside);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -101,7 +104,8 @@ async fn metrics(State(served): State<Served>) -> impl IntoResponse {
     )
 }
 
-fn escape_html(text: &str) -> String {
+/// `text` safe inside HTML text and attribute values.
+pub fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -167,7 +171,7 @@ pub fn render_page(s: &Status) -> String {
             escape_html(&last_run),
         );
     }
-    out.push_str("</table>\n<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/status.json\">JSON</a></p></body></html>\n");
+    out.push_str("</table>\n<p><a href=\"/ui/\">web UI</a> &middot; <a href=\"/metrics\">metrics</a> &middot; <a href=\"/status.json\">JSON</a></p></body></html>\n");
     out
 }
 

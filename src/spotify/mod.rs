@@ -19,6 +19,24 @@ pub use settings::SpotifySettings;
 
 use serde::{Deserialize, Serialize};
 
+/// The Spotify id of a `kind` ("artist", "track", …) written as the id, a
+/// `spotify:<kind>:` URI or an `open.spotify.com/<kind>/` URL (with or
+/// without an `intl-xx/` part and a query); `None` if it is none of these.
+pub fn id_in(kind: &str, given: &str) -> Option<String> {
+    let text = given.trim();
+    let id = text
+        .strip_prefix(&format!("spotify:{kind}:"))
+        .or_else(|| {
+            let (_, after) = text.split_once("open.spotify.com/")?;
+            let after = after.strip_prefix("intl-").map_or(after, |rest| {
+                rest.split_once('/').map_or(rest, |(_, path)| path)
+            });
+            after.strip_prefix(&format!("{kind}/"))
+        })
+        .map_or(text, |id| id.split(['?', '/', '#']).next().unwrap_or(id));
+    (id.len() == 22 && id.chars().all(|c| c.is_ascii_alphanumeric())).then(|| id.to_string())
+}
+
 /// How the Spotify app behind the credentials is treated by the API.
 /// See `reference/spotify-api.md` §0 and §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -157,6 +175,24 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Token => write!(f, "POST {}", self.route()),
             _ => write!(f, "GET {}", self.route()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_track_is_named_by_id_uri_or_url_and_anything_else_is_a_title() {
+        let id = "6rqhFgbbKwnb9MLmUQDhG6";
+        for given in [
+            id.to_string(),
+            format!("spotify:track:{id}"),
+            format!("https://open.spotify.com/track/{id}?si=abc"),
+        ] {
+            assert_eq!(super::id_in("track", &given).as_deref(), Some(id));
+        }
+        for title in ["Karma Police", "spotify:artist:6rqhFgbbKwnb9MLmUQDhG6", ""] {
+            assert_eq!(super::id_in("track", title), None, "{title}");
         }
     }
 }

@@ -34,6 +34,7 @@ fn the_flattening_race_is_run_on_equal_work() {
         "| soundlake |",
         "| soundlake + gold |",
         "| gold on Trino |",
+        "| similar by sound |",
         "| duckdb-stream |",
         "| duckdb-memory |",
         "| chdb-stream |",
@@ -47,6 +48,11 @@ fn the_flattening_race_is_run_on_equal_work() {
         assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
     }
     assert!(stdout.contains("output: 14 tables"), "{stdout}");
+    // The search is exact: every neighbour listed is among the true 20.
+    assert!(
+        stdout.contains("recall 1.000 against exact search over every track"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("Physical limit (`examples/parse_limit.rs`, median): reading the"),
         "{stdout}"

@@ -26,7 +26,15 @@ const LAYERS: [(&str, &[&str]); 7] = [
     ("engine", &["sql"]),
     (
         "layers",
-        &["crawl", "bronze", "silver", "gold", "events", "retention"],
+        &[
+            "crawl",
+            "bronze",
+            "silver",
+            "gold",
+            "events",
+            "retention",
+            "recommend",
+        ],
     ),
     ("orchestration", &["orchestrator"]),
     // The settings that name every module, and the wiring that runs each
@@ -34,7 +42,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
     (
         "composition",
         &[
-            "config", "tasks", "project", "init", "demo", "cli", "lib", "main",
+            "config", "tasks", "project", "init", "demo", "ui", "cli", "lib", "main",
         ],
     ),
 ];

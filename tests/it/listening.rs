@@ -441,7 +441,7 @@ mod with_servers {
         );
 
         let out = lake.ok(&["run", "listening_events"]);
-        assert!(out.contains("succeeded (12 tasks)"), "{out}");
+        assert!(out.contains("succeeded (13 tasks)"), "{out}");
 
         // The marts, recomputed by DuckDB from silver alone.
         let said = crate::servers::python("tests/marts_check.py", [lake.dir.path().join("lake")]);

@@ -33,6 +33,8 @@ mod listening;
 mod notify;
 mod orchestrator;
 mod rate_sharing;
+#[cfg(feature = "servers")]
+mod recommend;
 mod retention;
 #[cfg(feature = "servers")]
 mod servers;
@@ -41,3 +43,5 @@ mod simulator;
 mod support;
 #[cfg(feature = "servers")]
 mod trino;
+#[cfg(feature = "servers")]
+mod ui;

@@ -24,7 +24,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
     let (code, out, err) = output(soundlake(shipped()).arg("validate"));
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("7 bronze tables, 7 silver tables, 22 gold models, 3 pipelines (39 tasks)"),
+        out.contains("7 bronze tables, 7 silver tables, 24 gold models, 3 pipelines (41 tasks)"),
         "{out}"
     );
 
@@ -50,7 +50,7 @@ fn the_shipped_definitions_validate_list_and_draw() {
         dot.contains("\"bronze.tracks\" -> \"silver.tracks\";"),
         "{dot}"
     );
-    assert_eq!(dot.matches(" -> ").count(), 44, "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), 46, "{dot}");
     let (_, mermaid, _) =
         output(soundlake(shipped()).args(["dag", "spotify_catalog", "--format", "mermaid"]));
     assert!(mermaid.contains("crawl --> bronze_tracks"), "{mermaid}");
@@ -544,7 +544,7 @@ async fn run_executes_layers_records_runs_and_fails_with_exit_1() {
         "--dry-run",
     ]));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("would run 3 of 25 tasks"), "{out}");
+    assert!(out.contains("would run 3 of 26 tasks"), "{out}");
     assert!(
         out.contains("[1] crawl") && out.contains("[3] silver.tracks"),
         "{out}"
@@ -1505,6 +1505,9 @@ async fn the_daemon_serves_its_status_reloads_on_sighup_and_stops_on_sigterm() {
     };
 
     assert_eq!(poll(&format!("{base}/healthz"), |_| true).await, "ok\n");
+    // The web UI is served beside the status page.
+    let tables = poll(&format!("{base}/ui/tables"), |_| true).await;
+    assert!(tables.contains("<h1>Tables</h1>"), "{tables}");
     let metrics = poll(&format!("{base}/metrics"), |m| {
         m.contains("soundlake_daemon_leader 1")
     })

@@ -41,6 +41,48 @@ pub fn copy_of_shipped(folders: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// `soundlake demo` in `dir` over three artists: a small lake with every
+/// layer, listening marts and similar tracks, and the runs that built it.
+#[cfg(feature = "servers")]
+pub fn demo_lake(dir: &Path) {
+    let names = ["Elvis Presley", "Chuck Berry", "Little Richard"];
+    std::fs::write(dir.join("names.txt"), names.join("\n")).unwrap();
+    succeed(
+        soundlake(shipped())
+            .env("SOUNDLAKE__CRAWL__ARTISTS_FILE", "names.txt")
+            .current_dir(dir)
+            .arg("demo"),
+    );
+}
+
+/// The rows `soundlake query` answers in `dir`, as JSON objects.
+#[cfg(feature = "servers")]
+pub fn query(dir: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = succeed(
+        soundlake(shipped())
+            .current_dir(dir)
+            .args(["query", "--format", "json", sql]),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The 20 neighbours `soundlake recommend --format json` lists in `dir` for
+/// `track` by `by` (sound or listening), as its JSON rows.
+#[cfg(feature = "servers")]
+pub fn recommend(dir: &Path, track: &str, by: &str) -> Vec<serde_json::Value> {
+    let out = succeed(soundlake(shipped()).current_dir(dir).args([
+        "recommend",
+        track,
+        "--by",
+        by,
+        "-k",
+        "20",
+        "--format",
+        "json",
+    ]));
+    serde_json::from_str(&out).unwrap()
+}
+
 /// Run `cmd`: its stdout, or a panic with everything it printed.
 pub fn succeed(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
