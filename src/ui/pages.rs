@@ -18,6 +18,8 @@ use crate::sql::{Engine, LAYERS};
 
 /// Runs listed on the runs page.
 const RUNS_SHOWN: usize = 60;
+/// Builds of a table listed on its page.
+const BUILDS_SHOWN: usize = 10;
 /// Rows of a table shown on its page.
 const SAMPLE_ROWS: usize = 50;
 
@@ -41,7 +43,7 @@ pub(super) async fn runs(ui: &Ui) -> Result<String> {
     // (`<run>/<task>#<attempt>`); its page shows them.
     for r in records.iter().filter(|r| !r.id.contains('/')) {
         going |= r.status == "running";
-        let tasks = r.report["tasks"].as_array().map(Vec::len).unwrap_or(0);
+        let tasks = progress(&r.report);
         let _ = writeln!(
             body,
             "<tr><td><a href=\"/ui/run?id={link}\">{id}</a></td><td>{task}</td><td class=\"{status}\">{status}</td>\
@@ -56,6 +58,32 @@ pub(super) async fn runs(ui: &Ui) -> Result<String> {
     }
     body.push_str("</table>");
     Ok(html::page("Runs", "Runs", &body, going))
+}
+
+/// How far a run got: its tasks, or for a backfill (tasks named
+/// `<interval>/<task>`) how many of its intervals are done.
+fn progress(report: &Value) -> String {
+    let tasks: Vec<&Value> = report["tasks"].as_array().into_iter().flatten().collect();
+    let mut intervals: BTreeMap<&str, bool> = BTreeMap::new();
+    for t in &tasks {
+        if let Some((interval, _)) = t["id"].as_str().and_then(|id| id.rsplit_once('/')) {
+            let done = t["status"] == "succeeded";
+            intervals
+                .entry(interval)
+                .and_modify(|all| *all &= done)
+                .or_insert(done);
+        }
+    }
+    if intervals.is_empty() {
+        tasks.len().to_string()
+    } else {
+        let done = intervals.values().filter(|d| **d).count();
+        format!(
+            "<progress max=\"{}\" value=\"{done}\"></progress> {done} of {} intervals",
+            intervals.len(),
+            intervals.len()
+        )
+    }
 }
 
 fn seconds(from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> String {
@@ -415,6 +443,7 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
             );
         }
     }
+    body.push_str(&builds(ui, &key).await?);
     body.push_str("<h2>Versions</h2><table><tr><th>version</th><th>committed</th><th>operation</th><th>rows added</th><th>rows removed</th><th>run</th></tr>");
     for c in table.history(Some(20)).await? {
         let count = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
@@ -439,6 +468,79 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
     let _ = write!(body, "<h2>Rows (the first {SAMPLE_ROWS})</h2>");
     body.push_str(&html::rows(&schema, &batches, |_, _| None));
     Ok(Some(html::page(&id, "Tables", &body, false)))
+}
+
+/// The last runs of the task that writes `task` (`layer.name`, a silver
+/// family by its parent): when, how each ended, what its data tests found
+/// (gold) or how the shape drifted (silver), and the error of a failure.
+async fn builds(ui: &Ui, task: &str) -> Result<String> {
+    let mut rows = String::new();
+    let mut shown = 0;
+    for r in ui.store.runs(super::RUNS_SEARCHED).await? {
+        let mut found: Vec<(String, Value)> = r.report["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["id"] == task)
+            .map(|t| {
+                (
+                    t["status"].as_str().unwrap_or_default().to_string(),
+                    t.clone(),
+                )
+            })
+            .collect();
+        if r.task == task {
+            found.push((r.status.clone(), serde_json::json!({"report": r.report})));
+        }
+        for (status, t) in found {
+            let report = &t["report"];
+            let mut what = Vec::new();
+            if let Some(n) = report["tests_passed"].as_u64() {
+                what.push(format!("{n} tests passed"));
+            }
+            for warning in report["warnings"].as_array().into_iter().flatten() {
+                what.push(format!("warning: {}", warning.as_str().unwrap_or_default()));
+            }
+            if let Some(n) = report["quarantined"].as_u64().filter(|n| *n > 0) {
+                what.push(format!("{n} rows set aside"));
+            }
+            let drift = &report["drift"];
+            for (kind, label) in [
+                ("columns_added", "new column"),
+                ("columns_widened", "widened"),
+            ] {
+                for column in drift[kind].as_array().into_iter().flatten() {
+                    what.push(format!(
+                        "drift: {label} {}",
+                        column.as_str().unwrap_or_default()
+                    ));
+                }
+            }
+            if let Some(error) = t["error"].as_str() {
+                what.push(error.lines().next().unwrap_or_default().to_string());
+            }
+            let _ = write!(
+                rows,
+                "<tr><td><a href=\"/ui/run?id={}\">{}</a></td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td></tr>",
+                html::query_value(&r.id),
+                escape(&r.id),
+                r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+                escape(&what.join("; ")),
+                status = escape(&status),
+            );
+            shown += 1;
+        }
+        if shown >= BUILDS_SHOWN {
+            break;
+        }
+    }
+    if shown == 0 {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "<h2>Recent builds</h2><table class=\"builds\"><tr><th>run</th><th>started</th><th>status</th>\
+         <th>tests, drift, errors</th></tr>{rows}</table>"
+    ))
 }
 
 /// `DESCRIBE`'s rows with each column's comment from its definition.
@@ -503,6 +605,24 @@ const CHARTS: &[Chart] = &[
         draw: Draw::Bars(" plays"),
     },
     Chart {
+        title: "Top tracks of the latest week",
+        sql: "SELECT t.name AS label, c.plays AS value FROM gold.mart_track_charts c \
+              JOIN gold.dim_track t ON t.track_key = c.track_key \
+              WHERE c.period = 'week' AND c.period_start = (SELECT max(period_start) \
+              FROM gold.mart_track_charts WHERE period = 'week' AND chart_rank = 10) \
+              ORDER BY c.chart_rank LIMIT 10",
+        draw: Draw::Bars(" plays"),
+    },
+    Chart {
+        title: "Top artists of the latest week",
+        sql: "SELECT a.name AS label, c.plays AS value FROM gold.mart_artist_charts c \
+              JOIN gold.dim_artist a ON a.artist_key = c.artist_key \
+              WHERE c.period = 'week' AND c.period_start = (SELECT max(period_start) \
+              FROM gold.mart_artist_charts WHERE period = 'week') \
+              ORDER BY c.chart_rank LIMIT 10",
+        draw: Draw::Bars(" plays"),
+    },
+    Chart {
         title: "Trending tracks (latest day)",
         sql: "SELECT t.name AS label, m.plays_7d AS value FROM gold.mart_trending_tracks m \
               JOIN gold.dim_track t ON t.track_key = m.track_key \
@@ -518,6 +638,14 @@ const CHARTS: &[Chart] = &[
         title: "Skip rate by device",
         sql: "SELECT device AS label, round(CAST(sum(skips) AS DOUBLE) / sum(plays), 3) AS value \
               FROM gold.mart_device_geo GROUP BY device HAVING sum(plays) > 0 ORDER BY value DESC, device",
+        draw: Draw::Bars(""),
+    },
+    Chart {
+        title: "Completion rate by device",
+        sql: "SELECT device AS label, round(CAST(count(*) FILTER (WHERE event_type = 'complete') \
+              AS DOUBLE) / count(*) FILTER (WHERE event_type = 'play'), 3) AS value \
+              FROM silver.events WHERE device IS NOT NULL GROUP BY device \
+              HAVING count(*) FILTER (WHERE event_type = 'play') > 0 ORDER BY value DESC, device",
         draw: Draw::Bars(""),
     },
     Chart {
@@ -538,6 +666,22 @@ const CHARTS: &[Chart] = &[
         sql: "SELECT CAST(release_year AS VARCHAR) AS label, count(*) AS value FROM gold.dim_album \
               WHERE release_year IS NOT NULL GROUP BY release_year ORDER BY release_year DESC LIMIT 15",
         draw: Draw::Bars(" albums"),
+    },
+    Chart {
+        title: "Audio profile of the artist with the most tracks (average over its tracks)",
+        sql: "WITH artist AS (SELECT artist_key FROM gold.bridge_track_artist GROUP BY artist_key \
+              ORDER BY count(*) DESC, artist_key LIMIT 1), \
+              f AS (SELECT f.* FROM gold.fact_audio_features f \
+              JOIN gold.bridge_track_artist b ON b.track_key = f.track_key \
+              JOIN artist ON artist.artist_key = b.artist_key) \
+              SELECT 'danceability' AS label, round(avg(danceability), 3) AS value, 1 AS n FROM f \
+              UNION ALL SELECT 'energy', round(avg(energy), 3), 2 FROM f \
+              UNION ALL SELECT 'valence', round(avg(valence), 3), 3 FROM f \
+              UNION ALL SELECT 'acousticness', round(avg(acousticness), 3), 4 FROM f \
+              UNION ALL SELECT 'instrumentalness', round(avg(instrumentalness), 3), 5 FROM f \
+              UNION ALL SELECT 'liveness', round(avg(liveness), 3), 6 FROM f \
+              UNION ALL SELECT 'speechiness', round(avg(speechiness), 3), 7 FROM f ORDER BY n",
+        draw: Draw::Bars(""),
     },
     Chart {
         title: "Track popularity",
@@ -673,4 +817,33 @@ fn link_ids(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_shows_how_many_of_its_intervals_are_done() {
+        let report = serde_json::json!({"tasks": [
+            {"id": "2026-11-01T00:00:00Z/bronze.events", "status": "succeeded"},
+            {"id": "2026-11-01T00:00:00Z/silver.events", "status": "succeeded"},
+            {"id": "2026-11-02T00:00:00Z/bronze.events", "status": "succeeded"},
+            {"id": "2026-11-02T00:00:00Z/silver.events", "status": "failed"},
+            {"id": "2026-11-03T00:00:00Z/bronze.events", "status": "running"},
+        ]});
+        let shown = progress(&report);
+        assert!(shown.ends_with("1 of 3 intervals"), "{shown}");
+        assert!(shown.contains("max=\"3\" value=\"1\""), "{shown}");
+        let run = serde_json::json!({"tasks": [{"id": "bronze.events"}, {"id": "silver.events"}]});
+        assert_eq!(progress(&run), "2");
+        assert_eq!(progress(&serde_json::json!({})), "0");
+    }
+
+    #[test]
+    fn a_silver_familys_tables_share_its_lineage() {
+        assert_eq!(family("silver", "tracks__artists"), "silver.tracks");
+        assert_eq!(family("gold", "dim_track"), "gold.dim_track");
+        assert_eq!(family("bronze", "a__b"), "bronze.a__b");
+    }
 }

@@ -118,6 +118,14 @@ fn every_page_shows_what_the_commands_answer_in_a_real_browser() {
         .map(|c| c["column_name"].clone())
         .collect();
     assert_eq!(seen["dim_track_columns"].as_array().unwrap(), &columns);
+    // Its builds, with what the data tests found.
+    let builds = seen["dim_track_builds"].as_array().unwrap();
+    assert!(
+        builds
+            .iter()
+            .any(|b| b.as_str().unwrap().contains("tests passed")),
+        "{builds:?}"
+    );
     let upstream = seen["upstream_clicked"].as_str().unwrap();
     assert_eq!(seen["upstream_heading"], upstream);
     let (layer, name) = upstream.split_once('.').unwrap();

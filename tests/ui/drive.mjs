@@ -59,6 +59,7 @@ await page.waitForLoadState();
 await shoot("table");
 seen.dim_track_rows = Number(await page.locator("#rows").innerText());
 seen.dim_track_columns = await page.locator("table.columns tr td:first-child").allInnerTexts();
+seen.dim_track_builds = await page.locator("table.builds tr td:last-child").allInnerTexts();
 const upstream = page.locator("p.upstream a").first();
 seen.upstream_clicked = await upstream.innerText();
 await upstream.click();
