@@ -649,6 +649,15 @@ const CHARTS: &[Chart] = &[
         draw: Draw::Bars(""),
     },
     Chart {
+        title: "Completion rate by country (most plays)",
+        sql: "SELECT country AS label, round(CAST(count(*) FILTER (WHERE event_type = 'complete') \
+              AS DOUBLE) / count(*) FILTER (WHERE event_type = 'play'), 3) AS value \
+              FROM silver.events WHERE country IS NOT NULL GROUP BY country \
+              HAVING count(*) FILTER (WHERE event_type = 'play') > 0 \
+              ORDER BY count(*) FILTER (WHERE event_type = 'play') DESC, country LIMIT 10",
+        draw: Draw::Bars(""),
+    },
+    Chart {
         title: "Skip rate by country (most plays)",
         sql: "SELECT country AS label, round(CAST(sum(skips) AS DOUBLE) / sum(plays), 3) AS value \
               FROM gold.mart_device_geo GROUP BY country HAVING sum(plays) > 0 \
