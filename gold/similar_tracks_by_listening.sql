@@ -59,6 +59,6 @@ ranked AS (
         ) AS rank
     FROM scored
 )
-SELECT track_key, CAST(rank AS INT) AS rank, neighbour_track_key, score
+SELECT track_key, CAST(rank AS INT) AS rank, neighbour_track_key, score, 'listening' AS method
 FROM ranked
 WHERE rank <= 20

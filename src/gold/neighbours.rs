@@ -12,7 +12,7 @@
 use std::num::NonZero;
 use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int32Array, Int64Array, RecordBatch};
+use arrow_array::{Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::compute::cast;
 use datafusion::execution::SendableRecordBatchStream;
@@ -41,6 +41,9 @@ pub struct Neighbours {
     /// Neighbours per item.
     #[serde(default = "default_k")]
     pub k: usize,
+    /// What the similarity is, written in every row (`sound`), so tables
+    /// of several methods union into one.
+    pub method: String,
 }
 
 fn default_k() -> usize {
@@ -49,14 +52,15 @@ fn default_k() -> usize {
 
 impl Neighbours {
     /// The step's output columns, which the model must declare: the item,
-    /// the neighbour's rank (1 is the most similar), the neighbour, and
-    /// the cosine similarity.
-    pub fn columns(&self) -> [String; 4] {
+    /// the neighbour's rank (1 is the most similar), the neighbour, the
+    /// cosine similarity and the method.
+    pub fn columns(&self) -> [String; 5] {
         [
             self.key.clone(),
             "rank".into(),
             format!("neighbour_{}", self.key),
             "score".into(),
+            "method".into(),
         ]
     }
 
@@ -117,26 +121,27 @@ impl Neighbours {
             items.append(&batch, key, &features, place)?;
         }
         let found = Arc::new(items.into_unit_vectors(place)?.index());
-        let k = self.k;
+        let (k, method) = (self.k, self.method.clone());
         let out = output_schema(&self.columns());
         let batches_schema = out.clone();
         let slices = (0..found.len()).step_by(QUERIES_PER_BATCH);
         let stream = futures::stream::iter(slices).map(move |start| {
             let end = (start + QUERIES_PER_BATCH).min(found.len());
             found
-                .batch(start..end, k, &batches_schema)
+                .batch(start..end, (k, &method), &batches_schema)
                 .map_err(|e| datafusion::error::DataFusionError::ArrowError(Box::new(e), None))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(out, stream)))
     }
 }
 
-fn output_schema(columns: &[String; 4]) -> SchemaRef {
+fn output_schema(columns: &[String; 5]) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(&columns[0], DataType::Int64, false),
         Field::new(&columns[1], DataType::Int32, false),
         Field::new(&columns[2], DataType::Int64, false),
         Field::new(&columns[3], DataType::Float64, false),
+        Field::new(&columns[4], DataType::Utf8, false),
     ]))
 }
 
@@ -305,11 +310,11 @@ impl Found {
     }
 
     /// The rows for the items in `queries`: each one's `k` neighbours,
-    /// most similar first, ties in key order.
+    /// most similar first, ties in key order, each row naming `method`.
     fn batch(
         &self,
         queries: std::ops::Range<usize>,
-        k: usize,
+        (k, method): (usize, &str),
         schema: &SchemaRef,
     ) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
         let answers = self.search.nearest(queries.clone(), k + 1);
@@ -325,6 +330,7 @@ impl Found {
                 scores.push(score);
             }
         }
+        let methods = StringArray::from(vec![method; scores.len()]);
         RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -332,6 +338,7 @@ impl Found {
                 Arc::new(Int32Array::from(ranks)),
                 Arc::new(Int64Array::from(neighbours)),
                 Arc::new(Float64Array::from(scores)),
+                Arc::new(methods),
             ],
         )
     }
@@ -416,8 +423,17 @@ mod tests {
     }
 
     fn answer(found: &Found, k: usize) -> RecordBatch {
-        let schema = output_schema(&Neighbours { key: "k".into(), k }.columns());
-        found.batch(0..found.len(), k, &schema).unwrap()
+        let step = Neighbours {
+            key: "k".into(),
+            k,
+            method: "sound".into(),
+        };
+        let batch = found.batch(
+            0..found.len(),
+            (k, "sound"),
+            &output_schema(&step.columns()),
+        );
+        batch.unwrap()
     }
 
     fn int64(batch: &RecordBatch, i: usize) -> Vec<i64> {
@@ -470,6 +486,12 @@ mod tests {
             .unwrap();
         assert_eq!(batch.num_rows(), expected.len());
         let (item, neighbour) = (int64(&batch, 0), int64(&batch, 2));
+        let methods = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert!(methods.iter().all(|m| m == Some("sound")));
         for (i, want) in expected.iter().enumerate() {
             assert_eq!((item[i], neighbour[i]), (want.0, want.1), "row {i}");
             assert!((scores.value(i) - want.2).abs() < 1e-12);
@@ -529,15 +551,23 @@ mod tests {
         let wrong = Neighbours {
             key: "track_key".into(),
             k: 0,
+            method: "sound".into(),
         };
         let problems = wrong.problems(&["track_key", "score"]);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[1].contains("track_key, rank, neighbour_track_key, score"));
+        assert!(problems[1].contains("track_key, rank, neighbour_track_key, score, method"));
         let fine = Neighbours {
             key: "track_key".into(),
             k: 20,
+            method: "sound".into(),
         };
-        let declared = ["track_key", "rank", "neighbour_track_key", "score"];
+        let declared = [
+            "track_key",
+            "rank",
+            "neighbour_track_key",
+            "score",
+            "method",
+        ];
         assert!(fine.problems(&declared).is_empty());
     }
 }

@@ -59,6 +59,7 @@ async fn a_crawl_killed_three_times_keeps_the_pace_of_the_limit_in_mongodb() {
 }
 
 async fn killed_three_times(landing_url: &str, dir: tempfile::TempDir) {
+    let _machine = crate::support::machine_async().await;
     let names = names(100);
     let options = SimOptions {
         names: names.clone(),
@@ -189,6 +190,7 @@ async fn finished(child: tokio::process::Child) -> (DateTime<Utc>, String) {
 /// killed the other takes the whole limit within five windows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_one_limit_and_the_survivor_takes_it_all() {
+    let _machine = crate::support::machine_async().await;
     let all = names(60);
     let (a, b) = (&all[..12], &all[12..24]);
     let crawls = Crawls::start(&all).await;

@@ -40,6 +40,7 @@ fn neighbours(dir: &Path, track: &str, by: &str) -> Vec<Value> {
 
 #[test]
 fn recommendations_equal_an_exact_computation_and_bad_names_get_the_fix() {
+    let _machine = crate::support::machine();
     let dir = tempfile::tempdir().unwrap();
     let before = soundlake(dir.path(), &["recommend", "Hound Dog"]);
     let said = String::from_utf8_lossy(&before.stderr);

@@ -83,6 +83,22 @@ pub fn recommend(dir: &Path, track: &str, by: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&out).unwrap()
 }
 
+/// Held by the tests that keep both cores busy for long (a whole demo, a
+/// browser) and by those that measure real time (processes sharing a rate
+/// limit), so that the second never run beside the first: a late request
+/// there is the machine's fault, not the product's.
+#[cfg(feature = "servers")]
+pub fn machine() -> tokio::sync::MutexGuard<'static, ()> {
+    MACHINE.blocking_lock()
+}
+
+/// [`machine`] for a test on tokio's runtime.
+pub async fn machine_async() -> tokio::sync::MutexGuard<'static, ()> {
+    MACHINE.lock().await
+}
+
+static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Run `cmd`: its stdout, or a panic with everything it printed.
 pub fn succeed(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

@@ -41,6 +41,7 @@ fn serve(dir: &Path, listen: Option<&str>, token: Option<&str>) -> (Child, Strin
 
 #[test]
 fn every_page_shows_what_the_commands_answer_in_a_real_browser() {
+    let _machine = crate::support::machine();
     let dir = tempfile::tempdir().unwrap();
     crate::support::demo_lake(dir.path());
     // A run that fails: a data test the genres cannot pass.
