@@ -342,7 +342,11 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
     let deployment = Deployment::open(settings).await?;
     let stop = stop_on_signals()?;
     let (streamed, mut streams) = deployment.start_streams(&defs, &stop);
-    let (store, clock) = (deployment.store.clone(), deployment.clock.clone());
+    let (store, lake, clock) = (
+        deployment.store.clone(),
+        deployment.lake.clone(),
+        deployment.clock.clone(),
+    );
     let loader = Box::new(move || {
         let defs = Project::load(&deployment.settings)?;
         Ok(Loaded {
@@ -363,12 +367,8 @@ async fn daemon(settings: &crate::config::Settings) -> Result<()> {
         budget: settings.spotify.requests_per_window,
     };
     let ui = crate::ui::Ui::new(
-        (
-            store.clone(),
-            crate::lake::Lake::open(&settings.lake)?,
-            clock.clone(),
-        ),
-        Project::load(settings)?,
+        (store.clone(), lake, clock.clone()),
+        defs,
         settings.daemon.listen,
         &settings.daemon.ui_token,
     )?;

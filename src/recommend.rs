@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::sql::{Engine, quote_literal};
 
 /// Candidates listed when a name matches more than one track.
-const CANDIDATES: usize = 10;
+pub const CANDIDATES: usize = 10;
 /// The most characters of a track's name quoted back in a message.
 const QUOTED: usize = 80;
 
@@ -85,12 +85,13 @@ const ARTISTS_AND_ALBUM_JOINS: &str = "\
 /// (any case; a part of it if no title is equal). A title that names
 /// several tracks is refused with the candidates.
 pub async fn find(engine: &Engine, given: &str) -> Result<Track> {
-    // Messages quote what was asked, not all of a pasted page.
-    let quoted: String = if given.chars().count() > QUOTED {
-        format!("{:?}…", given.chars().take(QUOTED).collect::<String>())
-    } else {
-        format!("{given:?}")
-    };
+    the_one(given, candidates(engine, given).await?)
+}
+
+/// The tracks `given` may name, most popular first: the one its id names,
+/// those whose title it is, or else those whose title holds it; at most
+/// one more than the candidates a refusal lists.
+pub async fn candidates(engine: &Engine, given: &str) -> Result<Vec<Track>> {
     for table in [
         "dim_track",
         "bridge_track_artist",
@@ -127,32 +128,46 @@ pub async fn find(engine: &Engine, given: &str) -> Result<Track> {
             CANDIDATES + 1
         );
         let found = tracks(&engine.collect("recommend", &sql).await?.1);
-        match found.len() {
-            0 => continue,
-            1 => return Ok(found.into_iter().next().expect("one")),
-            _ => {
-                let more = if found.len() > CANDIDATES {
-                    "\n  …"
-                } else {
-                    ""
-                };
-                let list: Vec<String> = found
-                    .iter()
-                    .take(CANDIDATES)
-                    .map(|t| format!("\n  {t}"))
-                    .collect();
-                return Err(refused(
-                    format!("{quoted} names more than one track:{}{more}", list.concat()),
-                    "give the track's Spotify id or URL (the last part of each line above)",
-                ));
-            }
+        if !found.is_empty() {
+            return Ok(found);
         }
     }
-    Err(refused(
-        format!("no track of the catalog is named {quoted}"),
-        "give a title as gold.dim_track spells it (or a part of it), or the track's \
-         Spotify id or URL",
-    ))
+    Ok(Vec::new())
+}
+
+/// The track of `found` that `given` names, or why there is none: no
+/// candidate, or several (the first ten listed with their ids).
+pub fn the_one(given: &str, mut found: Vec<Track>) -> Result<Track> {
+    // Messages quote what was asked, not all of a pasted page.
+    let quoted: String = if given.chars().count() > QUOTED {
+        format!("{:?}…", given.chars().take(QUOTED).collect::<String>())
+    } else {
+        format!("{given:?}")
+    };
+    match found.len() {
+        0 => Err(refused(
+            format!("no track of the catalog is named {quoted}"),
+            "give a title as gold.dim_track spells it (or a part of it), or the track's \
+             Spotify id or URL",
+        )),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let more = if found.len() > CANDIDATES {
+                "\n  …"
+            } else {
+                ""
+            };
+            let list: Vec<String> = found
+                .iter()
+                .take(CANDIDATES)
+                .map(|t| format!("\n  {t}"))
+                .collect();
+            Err(refused(
+                format!("{quoted} names more than one track:{}{more}", list.concat()),
+                "give the track's Spotify id or URL (the last part of each line above)",
+            ))
+        }
+    }
 }
 
 /// What `recommend` answers a question it cannot: the problem and the fix.

@@ -28,6 +28,7 @@ use serde_json::Map;
 pub use data_tests::{DataTest, Failure, declared as declared_tests};
 pub use definition::{
     Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, OnFailure, known, load,
+    silver_family,
 };
 pub use neighbours::Neighbours;
 pub use on_trino::check as check_engines;

@@ -30,7 +30,9 @@ pub use runner::{
 };
 pub use schedule::{Interval, Schedule, bound};
 pub use signals::{reload_on_hangup, stop_on_signals};
-pub use status::{RateSource, escape_html, render_metrics, render_page, serve as serve_status};
+pub use status::{
+    RateSource, TIME_FORMAT, escape_html, render_metrics, render_page, serve as serve_status,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -112,8 +112,11 @@ pub fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// How the pages show a time: to the second, in UTC.
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%SZ";
+
 fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+    t.map(|t| t.format(TIME_FORMAT).to_string())
         .unwrap_or_else(|| "-".into())
 }
 

@@ -207,6 +207,11 @@ pub fn query_value(text: &str) -> String {
         .collect()
 }
 
+/// A time as every page shows it.
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format(crate::orchestrator::TIME_FORMAT).to_string()
+}
+
 /// A number as a person reads it: integers whole, others to 3 places.
 pub fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {

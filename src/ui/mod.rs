@@ -28,8 +28,6 @@ use crate::landing::SharedStore;
 use crate::project::Project;
 use crate::secret::Secret;
 
-/// Runs searched for a run's page.
-const RUNS_SEARCHED: usize = 1000;
 const COOKIE: &str = "soundlake_ui";
 
 /// What the pages read.
@@ -38,6 +36,8 @@ pub struct Ui {
     lake: Lake,
     clock: SharedClock,
     project: Project,
+    /// What each table reads and is read by, from `project`.
+    lineage: pages::Lineage,
     /// Asked of every request when set.
     token: Option<Secret>,
 }
@@ -67,6 +67,7 @@ impl Ui {
             store,
             lake,
             clock,
+            lineage: pages::Lineage::of(&project),
             project,
             token,
         })

@@ -18,6 +18,8 @@ use crate::sql::{Engine, LAYERS};
 
 /// Runs listed on the runs page.
 const RUNS_SHOWN: usize = 60;
+/// Runs searched for a run's page and a table's builds.
+const RUNS_SEARCHED: usize = 1000;
 /// Builds of a table listed on its page.
 const BUILDS_SHOWN: usize = 10;
 /// Rows of a table shown on its page.
@@ -52,7 +54,7 @@ pub(super) async fn runs(ui: &Ui) -> Result<String> {
             link = html::query_value(&r.id),
             task = escape(&r.task),
             status = escape(&r.status),
-            started = r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+            started = html::when(r.started_at),
             seconds = seconds(r.started_at, r.finished_at),
         );
     }
@@ -96,14 +98,14 @@ fn time(value: &Value) -> Option<DateTime<Utc>> {
 }
 
 pub(super) async fn run(ui: &Ui, id: &str) -> Result<Option<String>> {
-    let records = ui.store.runs(super::RUNS_SEARCHED).await?;
+    let records = ui.store.runs(RUNS_SEARCHED).await?;
     let Some(r) = records.into_iter().find(|r| r.id == id) else {
         return Ok(None);
     };
     let mut body = format!(
         "<p>{} · <span class=\"{status}\">{status}</span> · started {} · {} s</p>",
         escape(&r.task),
-        r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+        html::when(r.started_at),
         seconds(r.started_at, r.finished_at),
         status = escape(&r.status),
     );
@@ -234,15 +236,18 @@ fn timeline(start: DateTime<Utc>, tasks: &[&Value]) -> String {
     out
 }
 
-/// Every table the lake holds, by layer, and the tables each one reads
-/// and is read by, from the definitions.
-struct Lineage {
+/// The tables each table reads and is read by, from the definitions, by
+/// the task that writes them (`silver.tracks` for `silver.tracks__artists`).
+pub(super) struct Lineage {
+    /// What a table's task needs: the definitions' own upstream tasks.
+    known: crate::gold::Known,
     upstream: BTreeMap<String, BTreeSet<String>>,
     downstream: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Lineage {
-    fn of(project: &crate::project::Project) -> Lineage {
+    pub(super) fn of(project: &crate::project::Project) -> Lineage {
+        let known = crate::gold::known(&project.bronze, &project.silver);
         let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for b in &project.bronze {
             upstream
@@ -257,11 +262,7 @@ impl Lineage {
                 .insert(format!("bronze.{}", s.source));
         }
         for m in &project.gold {
-            let reads = m
-                .depends_on()
-                .iter()
-                .map(|t| family(&t.layer, &t.name))
-                .collect();
+            let reads = crate::gold::upstream_tasks(m, &known).into_iter().collect();
             upstream.insert(format!("gold.{}", m.name), reads);
         }
         let mut downstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -274,21 +275,20 @@ impl Lineage {
             }
         }
         Lineage {
+            known,
             upstream,
             downstream,
         }
     }
-}
 
-/// A silver family's child (`silver.tracks__artists`) is written by its
-/// parent's definition (`silver.tracks`).
-fn family(layer: &str, name: &str) -> String {
-    let name = if layer == crate::silver::LAYER {
-        name.split("__").next().unwrap_or(name)
-    } else {
-        name
-    };
-    format!("{layer}.{name}")
+    /// The task that writes a table: its silver family, or itself.
+    fn written_by(&self, layer: &str, name: &str) -> String {
+        let id = crate::definitions::TableId::new(layer, name);
+        match crate::gold::silver_family(&self.known, &id) {
+            Some(family) => format!("{}.{family}", crate::silver::LAYER),
+            None => id.to_string(),
+        }
+    }
 }
 
 fn table_link(id: &str) -> String {
@@ -321,7 +321,7 @@ pub(super) async fn tables(ui: &Ui) -> Result<String> {
                 snapshot.rows(),
                 bytes as f64 / 1e6,
                 snapshot.version,
-                snapshot.committed_at.format("%Y-%m-%d %H:%M:%SZ"),
+                html::when(snapshot.committed_at),
                 escape(&about(ui, layer, &name)),
             );
         }
@@ -342,14 +342,13 @@ fn about(ui: &Ui, layer: &str, name: &str) -> String {
             (None, Some(m)) => format!("Rows of gold.{} its data tests set aside.", m.name),
             _ => String::new(),
         },
-        "silver" => format!(
-            "Flattened from {}.",
-            Lineage::of(&ui.project)
-                .upstream
-                .get(&family(layer, name))
-                .map(|u| u.iter().cloned().collect::<Vec<_>>().join(", "))
+        "silver" => {
+            let written_by = ui.lineage.written_by(layer, name);
+            (ui.project.silver.iter())
+                .find(|s| format!("silver.{}", s.name) == written_by)
+                .map(|s| format!("Flattened from bronze.{}.", s.source))
                 .unwrap_or_default()
-        ),
+        }
         _ => ui
             .project
             .bronze
@@ -390,7 +389,7 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
         bytes as f64 / 1e6,
         snapshot.version
     );
-    let lineage = Lineage::of(&ui.project);
+    let lineage = &ui.lineage;
     let listed = |set: Option<&BTreeSet<String>>| {
         set.map(|s| {
             s.iter()
@@ -401,7 +400,7 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "none".into())
     };
-    let key = family(layer, name);
+    let key = lineage.written_by(layer, name);
     let _ = write!(
         body,
         "<p class=\"upstream\"><strong>Reads:</strong> {}</p><p class=\"downstream\"><strong>Read by:</strong> {}</p>",
@@ -451,7 +450,7 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
             body,
             "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             c.version,
-            c.at.format("%Y-%m-%d %H:%M:%SZ"),
+            html::when(c.at),
             escape(&c.operation),
             count(c.rows_added),
             count(c.rows_removed),
@@ -476,7 +475,7 @@ pub(super) async fn table(ui: &Ui, layer: &str, name: &str) -> Result<Option<Str
 async fn builds(ui: &Ui, task: &str) -> Result<String> {
     let mut rows = String::new();
     let mut shown = 0;
-    for r in ui.store.runs(super::RUNS_SEARCHED).await? {
+    for r in ui.store.runs(RUNS_SEARCHED).await? {
         let mut found: Vec<(String, Value)> = r.report["tasks"]
             .as_array()
             .into_iter()
@@ -524,7 +523,7 @@ async fn builds(ui: &Ui, task: &str) -> Result<String> {
                 "<tr><td><a href=\"/ui/run?id={}\">{}</a></td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td></tr>",
                 html::query_value(&r.id),
                 escape(&r.id),
-                r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+                html::when(r.started_at),
                 escape(&what.join("; ")),
                 status = escape(&status),
             );
@@ -545,33 +544,25 @@ async fn builds(ui: &Ui, task: &str) -> Result<String> {
 
 /// `DESCRIBE`'s rows with each column's comment from its definition.
 fn columns(schema: &SchemaRef, batches: &[RecordBatch], comments: &BTreeMap<&str, &str>) -> String {
-    let text = |batch: &RecordBatch, column: &str, row: usize| {
-        let index = schema.index_of(column).expect("DESCRIBE's columns");
-        let values =
-            datafusion::arrow::compute::cast(batch.column(index), &arrow_schema::DataType::Utf8)
-                .expect("text");
-        let values = values
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .expect("cast")
-            .clone();
-        values.value(row).to_string()
-    };
+    let at = |column: &str| schema.index_of(column).expect("DESCRIBE's columns");
+    let (name, kind, nullable) = (at("column_name"), at("data_type"), at("is_nullable"));
     let mut out = String::from(
         "<table class=\"columns\"><tr><th>column</th><th>type</th><th>nullable</th><th>meaning</th></tr>",
     );
-    for batch in batches {
-        for row in 0..batch.num_rows() {
-            let name = text(batch, "column_name", row);
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&name),
-                escape(&text(batch, "data_type", row)),
-                escape(&text(batch, "is_nullable", row)),
-                escape(comments.get(name.as_str()).copied().unwrap_or_default()),
-            );
-        }
+    for row in html::cells(batches) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&row[name]),
+            escape(&row[kind]),
+            escape(&row[nullable]),
+            escape(
+                comments
+                    .get(row[name].as_str())
+                    .copied()
+                    .unwrap_or_default()
+            ),
+        );
     }
     out.push_str("</table>");
     out
@@ -760,15 +751,30 @@ pub(super) async fn similar(ui: &Ui, asked: Option<&str>) -> Result<String> {
         return Ok(html::page("Similar tracks", "Similar tracks", &body, false));
     }
     let engine = Engine::open(&ui.lake).await?;
-    match crate::recommend::find(&engine, asked).await {
+    let (track, found) = match crate::recommend::candidates(&engine, asked).await {
+        Ok(found) => (crate::recommend::the_one(asked, found.clone()), found),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    match track {
         Err(e) => {
             let _ = write!(
                 body,
                 "<pre class=\"error\">{}</pre>",
                 escape(&e.to_string())
             );
-            // Each candidate's id is a link that asks for it.
-            body = link_ids(&body);
+            // Each candidate is a link that asks for it.
+            if found.len() > 1 {
+                body.push_str("<ul class=\"candidates\">");
+                for t in found.iter().take(crate::recommend::CANDIDATES) {
+                    let _ = write!(
+                        body,
+                        "<li><a href=\"/ui/similar?q={}\">{}</a></li>",
+                        html::query_value(&t.id),
+                        escape(&t.to_string())
+                    );
+                }
+                body.push_str("</ul>");
+            }
         }
         Ok(track) => {
             let _ = write!(
@@ -805,29 +811,6 @@ pub(super) async fn similar(ui: &Ui, asked: Option<&str>) -> Result<String> {
     Ok(html::page("Similar tracks", "Similar tracks", &body, false))
 }
 
-/// `text` with each Spotify track id (22 letters and digits after ", ")
-/// turned into a link to its similar tracks.
-fn link_ids(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(", ") {
-        let (before, after) = rest.split_at(at + 2);
-        out.push_str(before);
-        let id: String = after
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect();
-        if id.len() == 22 && after[22..].starts_with(')') {
-            let _ = write!(out, "<a href=\"/ui/similar?q={id}\">{id}</a>");
-            rest = &after[22..];
-        } else {
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -851,8 +834,25 @@ mod tests {
 
     #[test]
     fn a_silver_familys_tables_share_its_lineage() {
-        assert_eq!(family("silver", "tracks__artists"), "silver.tracks");
-        assert_eq!(family("gold", "dim_track"), "gold.dim_track");
-        assert_eq!(family("bronze", "a__b"), "bronze.a__b");
+        let project = crate::project::Project {
+            bronze: Vec::new(),
+            silver: Vec::new(),
+            gold: Vec::new(),
+            pipelines: Vec::new(),
+        };
+        let mut lineage = Lineage::of(&project);
+        lineage
+            .known
+            .insert(crate::silver::LAYER, ["tracks".to_string()].into());
+        assert_eq!(
+            lineage.written_by("silver", "tracks__artists"),
+            "silver.tracks"
+        );
+        assert_eq!(
+            lineage.written_by("silver", "tracks_quarantine"),
+            "silver.tracks"
+        );
+        assert_eq!(lineage.written_by("gold", "dim_track"), "gold.dim_track");
+        assert_eq!(lineage.written_by("bronze", "a__b"), "bronze.a__b");
     }
 }

@@ -66,12 +66,22 @@ fn every_page_shows_what_the_commands_answer_in_a_real_browser() {
          JOIN gold.dim_track t ON t.track_key = e.track_key ORDER BY e.plays DESC, t.track_id LIMIT 1",
     )[0]["track_id"];
     let track = track.as_str().unwrap().to_string();
+    let shared = crate::support::query(
+        dir.path(),
+        "SELECT name FROM gold.dim_track GROUP BY name HAVING count(*) > 1 ORDER BY name LIMIT 1",
+    );
+    let shared = shared[0]["name"].as_str().unwrap().to_string();
     let (mut ui, url) = serve(dir.path(), None, None);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/drive.mjs"))
-        .args([url.as_str(), shots.to_str().unwrap(), track.as_str()])
+        .args([
+            url.as_str(),
+            shots.to_str().unwrap(),
+            track.as_str(),
+            shared.as_str(),
+        ])
         .output()
         .unwrap();
     let _ = ui.kill();
@@ -173,6 +183,16 @@ fn every_page_shows_what_the_commands_answer_in_a_real_browser() {
         assert_eq!(shown.as_array().unwrap(), &ids, "by {by}");
         assert!(!ids.is_empty(), "by {by}: nothing to compare");
     }
+
+    // A shared title lists its tracks; the first leads to that track.
+    let candidates = seen["candidates"].as_array().unwrap();
+    assert!(candidates.len() > 1, "{candidates:?}");
+    assert!(
+        candidates
+            .iter()
+            .all(|c| c.as_str().unwrap().starts_with(&format!("{shared} by ")))
+    );
+    assert_eq!(seen["candidate_track"], candidates[0]);
 
     for html in seen["html"].as_array().unwrap() {
         assert!(

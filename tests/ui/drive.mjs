@@ -2,7 +2,7 @@
 // Playwright) the way a person would, and prints what the pages showed as
 // JSON for tests/it/ui.rs to check against `soundlake query`.
 //
-// usage: node drive.mjs <base URL> <screenshot folder> <track id>
+// usage: node drive.mjs <base URL> <screenshot folder> <track id> <shared title>
 //
 // It opens every page, takes a screenshot of each, clicks from the failed
 // run to its failed task's error and from gold.dim_track to a table it
@@ -10,7 +10,7 @@
 
 import { chromium } from "playwright-core";
 
-const [base, shots, track] = process.argv.slice(2);
+const [base, shots, track, shared] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--headless=new"],
@@ -95,6 +95,13 @@ const ids = async (section) =>
   page.locator(`section.${section} table tr td:last-child`).allInnerTexts();
 seen.by_sound = await ids("by-Sound");
 seen.by_listening = await ids("by-Listening");
+
+// A title several tracks share: the candidates, each a link to its own.
+await page.goto(`${base}/ui/similar?q=${encodeURIComponent(shared)}`);
+seen.candidates = await page.locator("ul.candidates a").allInnerTexts();
+await page.locator("ul.candidates a").first().click();
+await page.waitForLoadState();
+seen.candidate_track = await page.locator("h2.track").innerText();
 
 await browser.close();
 console.log(JSON.stringify(seen));
