@@ -19,7 +19,12 @@ Measured from outside as in the flattening race (wall, CPU of the process
 tree, peak summed RSS); before timings count, every system's output must
 hold the same events (count and a checksum of event_id, read by DuckDB).
 
+With --compare, another soundlake build (an older commit, say) races from
+the same files as "compared-files": a change's before and after in one run.
+
 usage: python benches/events/bench.py [--events 1000000] [--days 7] [--runs 3] [--tracks 5000]
+                                      [--systems soundlake-files,soundlake-kafka,duckdb]
+                                      [--compare OTHER_SOUNDLAKE]
 """
 
 import argparse
@@ -144,7 +149,14 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="timed runs per system (median quoted)")
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "soundlake"))
     parser.add_argument("--work", default=str(REPO / "target" / "bench-events"))
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
+    parser.add_argument("--compare", help="another soundlake binary to race from the files beside --binary")
     args = parser.parse_args()
+    systems = [s for s in args.systems.split(",") if s]
+    if unknown := set(systems) - set(SYSTEMS):
+        sys.exit(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if args.compare:
+        systems.insert(1, "compared-files")
     if args.runs < 1 or args.events < 1 or args.days < 1:
         sys.exit("--events, --days and --runs must be at least 1")
     binary, work = args.binary, Path(args.work).resolve()
@@ -161,12 +173,13 @@ def main():
     generated = json.loads(out)
     landing = with_events / "lake" / "landing" / "events"
     size = sum(f.stat().st_size for f in landing.iterdir()) / 1e6
-    kafka, brokers = broker(work)
+    kafka, brokers = broker(work) if "soundlake-kafka" in systems else (None, None)
     try:
-        run(binary, [*gen, "--to", f"kafka://{brokers}/{TOPIC}"], env_for(with_events, files_defs))
-        results, want = {s: [] for s in SYSTEMS}, None
+        if kafka:
+            run(binary, [*gen, "--to", f"kafka://{brokers}/{TOPIC}"], env_for(with_events, files_defs))
+        results, want = {s: [] for s in systems}, None
         for n in range(args.runs):
-            for system in SYSTEMS:
+            for system in systems:
                 root = work / "run" / system
                 if system == "duckdb":
                     shutil.rmtree(root, ignore_errors=True)
@@ -175,12 +188,13 @@ def main():
                     script = [sys.executable, HERE / "duckdb_events.py", landing, out]
                     results[system].append(measure(script, root / "log"))
                 else:
-                    source = with_events if system == "soundlake-files" else base
-                    fresh_copy(source, root)
-                    defs = files_defs if system == "soundlake-files" else kafka_defs
+                    from_files = system != "soundlake-kafka"
+                    fresh_copy(with_events if from_files else base, root)
+                    defs = files_defs if from_files else kafka_defs
                     env = env_for(root, defs, brokers, f"bench-{n}")
-                    bronze = measure([binary, "bronze", "events"], root / "log", env)
-                    silver = measure([binary, "silver", "events"], root / "log", env)
+                    program = args.compare if system == "compared-files" else binary
+                    bronze = measure([program, "bronze", "events"], root / "log", env)
+                    silver = measure([program, "silver", "events"], root / "log", env)
                     results[system].append((bronze, silver))
                     out = root / "lake" / "silver" / "events"
                 got = checksum(out)
@@ -189,18 +203,20 @@ def main():
                     sys.exit(f"{system} holds {got} events (count, checksum); the first system {want}")
                 print(f"run {n + 1}: {system} done", file=sys.stderr)
     finally:
-        kafka.kill()
+        if kafka:
+            kafka.kill()
 
     events = want[0]
     lines = [
         f"### {args.events:,} events over {args.days} days",
         "",
         f"Input: {generated['events'] + generated['duplicates']:,} lines ({size:,.0f} MB NDJSON, "
-        f"{generated['duplicates']:,} duplicate deliveries) in {len(generated['files'])} files, "
-        f"and the same as {generated['events'] + generated['duplicates']:,} messages on a "
-        f"3-partition Kafka topic; output: {events:,} events.",
+        f"{generated['duplicates']:,} duplicate deliveries) in {len(generated['files'])} files"
+        + (f", and the same as {generated['events'] + generated['duplicates']:,} messages on a "
+           "3-partition Kafka topic" if kafka else "")
+        + f"; output: {events:,} events.",
         "",
-        "| system | bronze s | silver s | wall s | CPU s | peak MB | wall ÷ soundlake-files | events/s |",
+        f"| system | bronze s | silver s | wall s | CPU s | peak MB | wall ÷ {systems[0]} | events/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     median = lambda xs: statistics.median(xs)  # noqa: E731
@@ -220,7 +236,7 @@ def main():
         walls[system] = wall
         lines.append(
             f"| {system} | {bronze} | {silver} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} "
-            f"| {wall / walls['soundlake-files']:.1f}× | {events / wall:,.0f} |"
+            f"| {wall / walls[systems[0]]:.2f}× | {events / wall:,.0f} |"
         )
     print("\n".join(lines), flush=True)
 

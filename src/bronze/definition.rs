@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 
 use crate::definitions::{is_identifier, read_toml, toml_files};
@@ -141,6 +141,9 @@ impl<'de> Deserialize<'de> for BronzeSource {
     }
 }
 
+/// A partition's keys and values, outermost first.
+pub type PartitionValues = Vec<(&'static str, String)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Partitioning {
@@ -165,9 +168,21 @@ impl Partitioning {
             .collect()
     }
 
+    /// The partition `at` falls in, as a number ordered as the partitions
+    /// are: rows are grouped by it, so a partition's values are formatted
+    /// once per group ([`Partitioning::of`]) rather than once per row.
+    pub fn bucket(self, at: DateTime<Utc>) -> i64 {
+        match self {
+            Partitioning::IngestDate => at.timestamp().div_euclid(86_400),
+            Partitioning::IngestMonth => i64::from(at.year()) * 12 + i64::from(at.month0()),
+            Partitioning::None => 0,
+            Partitioning::EventHour => at.timestamp().div_euclid(3_600),
+        }
+    }
+
     /// The partition keys and values of a row stamped `at` (its ingest time,
     /// or for [`Partitioning::EventHour`] its event time).
-    pub fn of(self, at: DateTime<Utc>) -> Vec<(&'static str, String)> {
+    pub fn of(self, at: DateTime<Utc>) -> PartitionValues {
         match self {
             Partitioning::IngestDate => vec![("ingest_date", at.format("%Y-%m-%d").to_string())],
             Partitioning::IngestMonth => vec![("ingest_month", at.format("%Y-%m").to_string())],
@@ -441,5 +456,38 @@ mod tests {
             vec![("ingest_month", "2026-11".to_string())]
         );
         assert_eq!(Partitioning::None.of(at), vec![]);
+    }
+
+    #[test]
+    fn buckets_group_and_order_rows_as_their_partitions_do() {
+        // Every 37 minutes over two years either side of 1970 and across
+        // month and year ends: the same bucket exactly when the same
+        // partition, and buckets ordered as partitions are.
+        let times: Vec<DateTime<Utc>> = (-30_000..30_000)
+            .map(|i| DateTime::from_timestamp(i64::from(i) * 37 * 60 + 1_700_000, 0).unwrap())
+            .chain(
+                (0..3000).map(|i| DateTime::from_timestamp(1_790_000_000 + i * 1_999, 0).unwrap()),
+            )
+            .collect();
+        for p in [
+            Partitioning::IngestDate,
+            Partitioning::IngestMonth,
+            Partitioning::None,
+            Partitioning::EventHour,
+        ] {
+            for pair in times.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                assert_eq!(
+                    p.bucket(a) == p.bucket(b),
+                    p.of(a) == p.of(b),
+                    "{p:?} {a} {b}"
+                );
+                assert_eq!(
+                    p.bucket(a).cmp(&p.bucket(b)),
+                    p.of(a).cmp(&p.of(b)),
+                    "{p:?} {a} {b}"
+                );
+            }
+        }
     }
 }

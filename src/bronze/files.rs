@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -25,6 +26,11 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::lake::{Lake, ObjectInfo, Snapshot, Transaction};
 use crate::landing::{SharedStore, Stamp, lease};
+
+/// Input gathered before its lines are judged, and lines judged together:
+/// enough for both cores to share, little enough to hold.
+const JUDGED_BYTES: usize = 1 << 20;
+const JUDGED_LINES: usize = 4096;
 
 /// How far a table has read one file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,12 +100,49 @@ struct Line {
     skipped: u64,
 }
 
+/// What one line holds, decided apart from where it stands in its file,
+/// so that a batch of lines is judged on every core.
+enum Judged {
+    /// The CSV header, which the reader takes before judging more lines.
+    Header,
+    Blank,
+    Record(records::Checked, String),
+    Bad(String),
+}
+
+/// A line without its break (`\n` or `\r\n`).
+fn without_break(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.strip_suffix(b"\r").unwrap_or(bytes)
+}
+
 impl LineReader<'_> {
+    fn wants_header(&self) -> bool {
+        self.format == Format::Csv && self.header.is_none()
+    }
+
+    fn judge(&self, bytes: &[u8]) -> Judged {
+        let Ok(text) = std::str::from_utf8(without_break(bytes)) else {
+            return Judged::Bad("not UTF-8 text".into());
+        };
+        if self.wants_header() {
+            return Judged::Header;
+        }
+        let text = text.trim_start_matches('\u{feff}').trim();
+        if text.is_empty() {
+            return Judged::Blank;
+        }
+        match self.record(text) {
+            Ok((checked, doc)) => Judged::Record(checked, doc),
+            Err(problem) => Judged::Bad(problem),
+        }
+    }
+
     /// The record on `line` as a JSON object's text, its key and its
     /// partition time, or what is wrong with it.
     fn record(&self, line: &str) -> std::result::Result<(records::Checked, String), String> {
-        let (object, text) = match self.format {
-            Format::Ndjson => (records::json_object(line)?, line.to_string()),
+        match self.format {
+            Format::Ndjson => Ok((records::checked_record(self.def, line)?, line.to_string())),
             Format::Csv => {
                 let header = match self
                     .header
@@ -126,10 +169,9 @@ impl LineReader<'_> {
                     .map(|(k, v)| (k.clone(), Value::String(v)))
                     .collect();
                 let text = serde_json::to_string(&object).expect("maps serialize");
-                (object, text)
+                Ok((records::check(self.def, &object)?, text))
             }
-        };
-        Ok((records::check(self.def, &object)?, text))
+        }
     }
 }
 
@@ -284,28 +326,28 @@ impl FilesRun<'_> {
         let mut taken = 0u64;
         let mut buffer: Vec<u8> = Vec::new();
         loop {
-            let Some(chunk) = stream.next().await.transpose()? else {
+            let chunk = stream.next().await.transpose()?;
+            if let Some(chunk) = &chunk {
+                buffer.extend_from_slice(chunk);
+                if buffer.len() < JUDGED_BYTES {
+                    continue;
+                }
+            }
+            let (used, lines, full) =
+                self.take_lines(&mut reader, object, &buffer, &mut line, pending, limit);
+            taken += lines;
+            buffer.drain(..used);
+            if full {
+                break;
+            }
+            if chunk.is_none() {
                 // The file's end: a last line without a break is whole only
                 // once the file has settled.
                 if settled && !buffer.is_empty() {
-                    taken += self.take_line(&mut reader, object, &buffer, &mut line, pending);
+                    let judged = reader.judge(&buffer);
+                    taken +=
+                        self.take_line(&mut reader, object, &buffer, judged, &mut line, pending);
                 }
-                break;
-            };
-            buffer.extend_from_slice(&chunk);
-            let mut start = 0usize;
-            let mut full = false;
-            while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
-                let text = &buffer[start..start + pos + 1];
-                taken += self.take_line(&mut reader, object, text, &mut line, pending);
-                start += pos + 1;
-                if pending.bytes >= limit {
-                    full = true;
-                    break;
-                }
-            }
-            buffer.drain(..start);
-            if full {
                 break;
             }
             if buffer.len() > MAX_RECORD_BYTES {
@@ -316,6 +358,47 @@ impl FilesRun<'_> {
             }
         }
         Ok((line.at, taken))
+    }
+
+    /// Take the whole lines at the start of `buffer` until the commit's
+    /// input reaches `limit`, judging them on every core a batch at a
+    /// time. Returns the bytes used, the lines taken as rows, and whether
+    /// the limit was reached.
+    fn take_lines(
+        &self,
+        reader: &mut LineReader,
+        object: &ObjectInfo,
+        buffer: &[u8],
+        line: &mut Line,
+        pending: &mut Pending,
+        limit: u64,
+    ) -> (usize, u64, bool) {
+        let (mut used, mut taken) = (0, 0);
+        loop {
+            // A CSV file's header is taken alone: the lines after it are
+            // judged by it.
+            let most = if reader.wants_header() {
+                1
+            } else {
+                JUDGED_LINES
+            };
+            let lines: Vec<&[u8]> = buffer[used..]
+                .split_inclusive(|&b| b == b'\n')
+                .take_while(|l| l.ends_with(b"\n"))
+                .take(most)
+                .collect();
+            if lines.is_empty() {
+                return (used, taken, false);
+            }
+            let judged: Vec<Judged> = lines.par_iter().map(|l| reader.judge(l)).collect();
+            for (bytes, judged) in lines.into_iter().zip(judged) {
+                taken += self.take_line(reader, object, bytes, judged, line, pending);
+                used += bytes.len();
+                if pending.bytes >= limit {
+                    return (used, taken, true);
+                }
+            }
+        }
     }
 
     async fn csv_header(
@@ -337,13 +420,14 @@ impl FilesRun<'_> {
         Ok(header_of(line))
     }
 
-    /// Take one line (with its break, if it has one) as a row or a
-    /// rejection and move `line` past it. Returns 1 for a row.
+    /// Take one line (with its break, if it has one), judged, as a row or
+    /// a rejection and move `line` past it. Returns 1 for a row.
     fn take_line(
         &self,
         reader: &mut LineReader,
         object: &ObjectInfo,
         bytes: &[u8],
+        judged: Judged,
         line: &mut Line,
         pending: &mut Pending,
     ) -> u64 {
@@ -355,8 +439,7 @@ impl FilesRun<'_> {
         line.skipped = 0;
         pending.bytes += length;
         let number = line.at.lines;
-        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let bytes = without_break(bytes);
         let origin = Origin::Line {
             file: object.path.clone(),
             line: number,
@@ -372,25 +455,19 @@ impl FilesRun<'_> {
         if overlong {
             return reject(format!("longer than {MAX_RECORD_BYTES} bytes"));
         }
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return reject("not UTF-8 text".into());
-        };
-        if reader.format == Format::Csv && reader.header.is_none() {
-            let header = header_of(bytes);
-            let problem = header.as_ref().err().cloned();
-            reader.header = Some(header);
-            return problem.map_or(0, reject);
-        }
-        let text = text.trim_start_matches('\u{feff}').trim();
-        if text.is_empty() {
-            return 0;
-        }
-        match reader.record(text) {
-            Ok((checked, doc)) => {
+        match judged {
+            Judged::Header => {
+                let header = header_of(bytes);
+                let problem = header.as_ref().err().cloned();
+                reader.header = Some(header);
+                problem.map_or(0, reject)
+            }
+            Judged::Blank => 0,
+            Judged::Record(checked, doc) => {
                 pending.row(self.def, &origin, checked, doc, (line.stamp, self.run_id));
                 1
             }
-            Err(problem) => reject(problem),
+            Judged::Bad(problem) => reject(problem),
         }
     }
 

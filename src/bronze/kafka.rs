@@ -415,8 +415,7 @@ impl KafkaRun<'_> {
                 Err(_) => Err("not UTF-8 text".to_string()),
                 Ok(text) => {
                     let text = text.trim_start_matches('\u{feff}').trim();
-                    records::json_object(text)
-                        .and_then(|object| records::check(self.def, &object))
+                    records::checked_record(self.def, text)
                         .map(|checked| (checked, text.to_string()))
                 }
             },

@@ -512,7 +512,8 @@ struct Sink<'t> {
 }
 
 struct OpenFile {
-    partition: Vec<(&'static str, String)>,
+    /// The partition's [`Partitioning::bucket`].
+    bucket: i64,
     writer: FileWriter,
     min: Stamp,
     max: Stamp,
@@ -531,16 +532,17 @@ impl<'t> Sink<'t> {
     }
 
     async fn push(&mut self, row: Row) -> Result<()> {
-        let partition = self.partition_by.of(row.ingested_at());
-        if self.open.as_ref().is_some_and(|f| f.partition != partition) {
+        let bucket = self.partition_by.bucket(row.ingested_at());
+        if self.open.as_ref().is_some_and(|f| f.bucket != bucket) {
             self.close_file().await?;
         }
         if self.open.is_none() {
+            let partition = self.partition_by.of(row.ingested_at());
             let writer = self
                 .txn
                 .create_file(&partition, self.schema.clone(), &PAYLOAD)?;
             self.open = Some(OpenFile {
-                partition,
+                bucket,
                 writer,
                 min: row.stamp,
                 max: row.stamp,

@@ -7,6 +7,7 @@
 //! quarantines a record twice: the rerun sees the quarantine already past
 //! it and only takes the rows again.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value, json};
 
+use super::definition::PartitionValues;
 use super::rows::{Row, RowBatch};
 use super::{BronzeTable, LAYER, PAYLOAD, schema};
 use crate::error::{Error, Result};
@@ -124,6 +127,74 @@ pub(super) fn json_object(text: &str) -> std::result::Result<Map<String, Value>,
 /// A record's key and its event time (when the table has one).
 pub(super) type Checked = (String, Option<DateTime<Utc>>);
 
+/// The key and event time of the JSON record `text`, or what is wrong with
+/// it. Only the fields the checks read (the key, the required fields, the
+/// event time) are parsed into values; the others are checked to be JSON
+/// and skipped, which is most of a record and several times cheaper than
+/// building its whole tree.
+pub(super) fn checked_record(
+    def: &BronzeTable,
+    text: &str,
+) -> std::result::Result<Checked, String> {
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let picked = Picked { def }
+        .deserialize(&mut parser)
+        .and_then(|object| parser.end().map(|()| object));
+    match picked {
+        Ok(object) => check(def, &object),
+        // The rare bad record is parsed again, whole, to say what it is.
+        Err(_) => json_object(text).and_then(|object| check(def, &object)),
+    }
+}
+
+/// A JSON object's fields that `def` checks, the others skipped.
+struct Picked<'d> {
+    def: &'d BronzeTable,
+}
+
+impl Picked<'_> {
+    fn wanted(&self, field: &str) -> bool {
+        self.def.key == field
+            || self.def.event_time.as_deref() == Some(field)
+            || self.def.required.iter().any(|r| r == field)
+    }
+}
+
+/// A field name, borrowed from the text unless it holds escapes.
+#[derive(Deserialize)]
+struct FieldName<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> DeserializeSeed<'de> for Picked<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Picked<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut fields: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(FieldName(name)) = fields.next_key()? {
+            if self.wanted(&name) {
+                object.insert(name.into_owned(), fields.next_value()?);
+            } else {
+                fields.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(object)
+    }
+}
+
 /// A record's key and event time, or what is wrong with it.
 pub(super) fn check(
     def: &BronzeTable,
@@ -186,7 +257,9 @@ pub(super) fn kind(v: &Value) -> &'static str {
 /// Rows of one commit, grouped by partition, and the records rejected.
 #[derive(Default)]
 pub(super) struct Pending {
-    rows: BTreeMap<Vec<(&'static str, String)>, RowBatch>,
+    /// By partition bucket ([`super::Partitioning::bucket`]): its values
+    /// and rows.
+    rows: BTreeMap<i64, (PartitionValues, RowBatch)>,
     rejected: Vec<Rejected>,
     /// Input taken, in bytes: what sizes a commit.
     pub bytes: u64,
@@ -206,8 +279,9 @@ impl Pending {
         let time = at.unwrap_or_else(|| DateTime::from_timestamp_micros(stamp).unwrap_or_default());
         let content_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(doc.as_bytes()));
         self.rows
-            .entry(def.partition_by.of(time))
-            .or_default()
+            .entry(def.partition_by.bucket(time))
+            .or_insert_with(|| (def.partition_by.of(time), RowBatch::default()))
+            .1
             .push(Row {
                 id: key,
                 stamp,
@@ -304,7 +378,7 @@ impl Publisher<'_> {
         fail::fail_point!("bronze-between-quarantine-and-rows");
 
         let schema = schema(&self.def.key);
-        for (partition, mut rows) in pending.rows {
+        for (partition, mut rows) in pending.rows.into_values() {
             let stamps = rows.rows().iter().map(|r| r.stamp);
             let (min, max) = (stamps.clone().min(), stamps.max());
             let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
@@ -352,7 +426,7 @@ impl Publisher<'_> {
     /// before the commit: a rerun after a crash upserts the same documents
     /// again, which leaves them unchanged.
     async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
-        let rows = pending.rows.values().flat_map(RowBatch::rows);
+        let rows = pending.rows.values().flat_map(|(_, rows)| rows.rows());
         let mut batch = Batch {
             run_id: self.run_id.to_string(),
             endpoint: self.def.source.describe(),
@@ -458,4 +532,65 @@ fn rejected_batch(rejected: &[Rejected], run_id: &str, now: DateTime<Utc>) -> Re
     ]);
     RecordBatch::try_new(rejected_schema(from_kafka), columns)
         .expect("columns match the quarantine schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bronze::definition::{BronzeSource, Partitioning};
+
+    fn events() -> BronzeTable {
+        BronzeTable {
+            name: "events".into(),
+            source: BronzeSource::Files("landing/events".into()),
+            key: "event_id".into(),
+            partition_by: Partitioning::EventHour,
+            event_time: Some("event_ts".into()),
+            required: vec!["user_id".into()],
+            copy_to_landing: None,
+            file: "bronze/events.toml".into(),
+        }
+    }
+
+    #[test]
+    fn picking_fields_judges_every_record_as_the_whole_tree_does() {
+        let def = events();
+        let whole = |text: &str| json_object(text).and_then(|o| check(&def, &o));
+        for text in [
+            r#"{"event_id":"e1","user_id":"u","event_ts":"2026-11-20T10:00:00Z","extra":{"deep":[1,{"x":null}]}}"#,
+            r#"{"event_id":7,"user_id":"u","event_ts":"2026-11-20T10:00:00+02:00"}"#,
+            r#"{"event_id":"e1","event_id":"e2","user_id":"u","event_ts":"2026-11-20T10:00:00Z"}"#,
+            r#"{"event\u005fid":"escaped","user_id":"u","event_ts":"2026-11-20T10:00:00Z"}"#,
+            r#"{"event_id":"e1","user_id":"  ","event_ts":"2026-11-20T10:00:00Z"}"#,
+            r#"{"event_id":"e1","user_id":"u","event_ts":"yesterday"}"#,
+            r#"{"event_id":{"a":1},"user_id":"u","event_ts":"2026-11-20T10:00:00Z"}"#,
+            r#"{"event_id":"e1","user_id":"u"}"#,
+            r#"{"event_id":"e1","user_id":"u","event_ts":"2026-11-20T10:00:00Z","bad":[1,}"#,
+            r#"{"event_id":"e1","user_id":"u","event_ts":"2026-11-20T10:00:00Z"} trailing"#,
+            r#"[{"event_id":"e1"}]"#,
+            r#""just text""#,
+            "",
+            "{",
+        ] {
+            assert_eq!(checked_record(&def, text), whole(text), "{text}");
+        }
+        assert_eq!(
+            checked_record(
+                &def,
+                r#"{"event\u005fid":"escaped","user_id":"u","event_ts":"2026-11-20T10:00:00Z"}"#
+            )
+            .unwrap()
+            .0,
+            "escaped"
+        );
+        // A field nobody reads may nest deeper than serde_json builds trees
+        // (128 levels): it is valid JSON, skipped, and the record is taken.
+        let deep = format!(
+            r#"{{"event_id":"e","user_id":"u","event_ts":"2026-11-20T10:00:00Z","x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(checked_record(&def, &deep).unwrap().0, "e");
+        assert!(whole(&deep).unwrap_err().contains("recursion limit"));
+    }
 }
