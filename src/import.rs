@@ -5,6 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,8 +16,10 @@ use crate::error::{Error, Result};
 use crate::landing::{Batch, Collection, SharedStore, UpsertCounts};
 use crate::progress::Bar;
 
-/// Documents per write.
+/// Documents per write, and lines parsed together.
 const CHUNK: usize = 1000;
+/// Bytes of lines parsed together, at most (a line may hold a whole page).
+const PARSED_BYTES: usize = 8 << 20;
 /// A single JSON document (not NDJSON) is parsed whole; past this size the
 /// file should be NDJSON, which streams.
 const MAX_DOCUMENT_BYTES: u64 = 1 << 30;
@@ -82,6 +87,7 @@ pub async fn import(
         positions: Default::default(),
         counts: UpsertCounts::default(),
         dry: false,
+        writing: None,
     };
     // Strict imports validate everything first, in a dry pass, and load in
     // a second pass.
@@ -104,6 +110,7 @@ pub async fn import(
         )
         .await?;
         loader.flush().await?;
+        loader.settle().await?;
         if dry && !report.rejects.is_empty() {
             return Err(rejected(path, &report.rejects));
         }
@@ -230,33 +237,36 @@ async fn read(
             let mut reader = BufReader::new(open(path)?);
             let mut line_no = 0;
             loop {
-                line_no += 1;
-                let mut line = Vec::new();
-                let n = read_line(&mut reader, &mut line, path, line_no)?;
-                if n == 0 {
+                // A batch of lines, parsed on every core while the store
+                // writes the batch before it.
+                let mut lines = Vec::new();
+                let mut bytes = 0;
+                while lines.len() < CHUNK && bytes < PARSED_BYTES {
+                    let mut line = Vec::new();
+                    let n = read_line(&mut reader, &mut line, path, line_no + 1)?;
+                    if n == 0 {
+                        break;
+                    }
+                    line_no += 1;
+                    bytes += n;
+                    lines.push((line_no, line));
+                }
+                if lines.is_empty() {
                     return Ok(());
                 }
-                bar.inc(n as u64);
-                let place = format!("line {line_no}");
-                let text = match std::str::from_utf8(&line) {
-                    Ok(t) => t.trim(),
-                    Err(_) => {
-                        rejects.push(reject(place, "not UTF-8 text".into()));
-                        continue;
+                bar.inc(bytes as u64);
+                let parsed: Vec<_> = lines
+                    .par_iter()
+                    .map(|(_, line)| parse_line(collection, line))
+                    .collect();
+                for ((line_no, _), found) in lines.iter().zip(parsed) {
+                    let Some(found) = found else { continue };
+                    if let Ok(found) = &found {
+                        bar.count(found.len() as u64);
                     }
-                };
-                if text.is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<Value>(text) {
-                    Ok(v) => {
-                        let found = objects(collection, v);
-                        if let Ok(found) = &found {
-                            bar.count(found.len() as u64);
-                        }
-                        loader.take(found, &place, rejects).await?
-                    }
-                    Err(e) => rejects.push(reject(place, format!("not valid JSON ({e})"))),
+                    loader
+                        .take(found, &format!("line {line_no}"), rejects)
+                        .await?;
                 }
             }
         }
@@ -298,6 +308,25 @@ async fn read(
             Ok(())
         }
     }
+}
+
+/// The documents on one NDJSON line, or why it holds none; `None` for a
+/// blank line.
+fn parse_line(
+    collection: Collection,
+    line: &[u8],
+) -> Option<std::result::Result<Vec<(String, Value)>, String>> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Some(Err("not UTF-8 text".into()));
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match serde_json::from_str::<Value>(text) {
+        Ok(v) => objects(collection, v),
+        Err(e) => Err(format!("not valid JSON ({e})")),
+    })
 }
 
 fn reject(place: String, reason: String) -> Reject {
@@ -405,6 +434,9 @@ struct Loader<'a> {
     counts: UpsertCounts,
     /// Validate only (the first pass of a strict import).
     dry: bool,
+    /// The write in flight: the store writes one batch while the next is
+    /// read and parsed.
+    writing: Option<tokio::task::JoinHandle<Result<UpsertCounts>>>,
 }
 
 impl Loader<'_> {
@@ -435,12 +467,33 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// Hand the batch to the store, once the write before it is done.
     async fn flush(&mut self) -> Result<()> {
         if !self.dry && !self.batch.docs.is_empty() {
-            self.counts += self.store.upsert(self.collection, &self.batch).await?;
+            self.settle().await?;
+            let batch = Batch {
+                run_id: self.batch.run_id.clone(),
+                endpoint: self.batch.endpoint.clone(),
+                docs: std::mem::take(&mut self.batch.docs),
+            };
+            let (store, collection) = (Arc::clone(self.store), self.collection);
+            self.writing = Some(tokio::spawn(async move {
+                store.upsert(collection, &batch).await
+            }));
         }
         self.batch.docs.clear();
         self.positions.clear();
+        Ok(())
+    }
+
+    /// Wait for the write in flight and count what it did.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(writing) = self.writing.take() {
+            let written = writing
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            self.counts += written?;
+        }
         Ok(())
     }
 }
