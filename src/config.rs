@@ -118,6 +118,7 @@ impl Settings {
         settings.ingest.validate()?;
         settings.kafka.validate()?;
         settings.trino.validate()?;
+        settings.gold.validate()?;
         crate::notify::validate(&settings.notify)?;
         Ok(settings)
     }

@@ -60,6 +60,24 @@ pub enum GoldEngine {
 pub struct GoldSettings {
     /// Where models run unless their `.toml` says `engine`.
     pub engine: GoldEngine,
+    /// Memory one model's query may hold on soundlake's engine, in MiB:
+    /// beyond it sorts and aggregations spill to local disk. 0: a query
+    /// takes what it needs.
+    pub memory_mib: u64,
+}
+
+impl GoldSettings {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let mib = self.memory_mib;
+        if mib != 0 && !(64..=1 << 20).contains(&mib) {
+            return Err(Error::config(
+                "[gold] memory_mib",
+                format!("{mib} MiB is out of range"),
+                "give 64 to 1048576, or 0 to let each query take what it needs",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What one model run did.
@@ -102,6 +120,8 @@ pub struct Gold {
     engine: GoldEngine,
     /// The cluster models run on with `engine = "trino"`, if configured.
     trino: Option<on_trino::Cluster>,
+    /// `[gold] memory_mib`, in bytes.
+    memory: Option<usize>,
 }
 
 impl Gold {
@@ -113,6 +133,7 @@ impl Gold {
             clock,
             engine: GoldEngine::Datafusion,
             trino: None,
+            memory: None,
         }
     }
 
@@ -139,6 +160,8 @@ impl Gold {
             clock,
             engine,
             trino,
+            memory: (settings.memory_mib > 0)
+                .then(|| usize::try_from(settings.memory_mib << 20).unwrap_or(usize::MAX)),
         })
     }
 
@@ -170,7 +193,10 @@ impl Gold {
 
     /// Run a model on soundlake's own engine, writing its files here.
     async fn run_here(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
-        let engine = Engine::open(&self.lake).await?;
+        let engine = match self.memory {
+            Some(memory) => Engine::open_within(&self.lake, memory).await?,
+            None => Engine::open(&self.lake).await?,
+        };
         let table = self.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let schema = model.schema();

@@ -25,6 +25,7 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -58,6 +59,21 @@ impl Engine {
     /// A session over every table of the lake as it was `at` (a version or
     /// a time), or at its newest version.
     pub async fn open_at(lake: &Lake, at: Option<At>) -> Result<Engine> {
+        Engine::open_with(lake, at, None).await
+    }
+
+    /// A session over every table's newest version whose queries share
+    /// `memory` bytes: sorts, aggregations and sort-merge joins spill to
+    /// local disk beyond it, and a query that cannot spill fails naming
+    /// the limit. The pool is first come, first served: DataFusion's fair
+    /// pool splits the bound among the spilling operators up front and left
+    /// a window's sort nothing to merge its spilled runs with (the test of
+    /// this session failed under it even at 64 MiB).
+    pub async fn open_within(lake: &Lake, memory: usize) -> Result<Engine> {
+        Engine::open_with(lake, None, Some(memory)).await
+    }
+
+    async fn open_with(lake: &Lake, at: Option<At>, memory: Option<usize>) -> Result<Engine> {
         let mut config = SessionConfig::new().with_information_schema(true);
         let options = config.options_mut();
         // A version's files may sit in sub-folders (those Trino wrote for a
@@ -69,8 +85,12 @@ impl Engine {
         // The snapshot store lists from memory, and a table re-pinned within
         // a session (a model's output rewritten without quarantined rows)
         // must be listed anew: no listing cache.
-        let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+        if let Some(memory) = memory {
+            runtime = runtime.with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)));
+        }
+        let runtime = runtime
             .build_arc()
             .map_err(|e| sql_error("SQL engine", &e))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -275,7 +295,10 @@ fn schema_problem(e: &DataFusionError) -> Option<SchemaProblem> {
 /// A SQL failure as a message: where, what DataFusion said, and a fix.
 pub fn sql_error(place: &str, e: &DataFusionError) -> Error {
     let problem = e.to_string();
-    let fix = if problem.contains("table") && problem.contains("not found") {
+    let fix = if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        "raise [gold] memory_mib (SOUNDLAKE__GOLD__MEMORY_MIB), or set it to 0 to let the \
+         query take what it needs"
+    } else if problem.contains("table") && problem.contains("not found") {
         "name tables as <layer>.<table> (bronze, silver, gold); `soundlake query \
          \"SHOW TABLES\"` lists those with data"
     } else {

@@ -691,6 +691,47 @@ async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() 
 }
 
 #[tokio::test]
+async fn a_bounded_session_spills_what_it_can_and_names_the_limit_when_it_cannot() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let lake = Lake::with_store(store, "memory://", &LakeSettings::default()).unwrap();
+    // 1,000,000 rows of ~100 bytes: ~100 MB, against a limit of 64 MiB.
+    let rows = "SELECT v, repeat('x', 90) || CAST(v AS VARCHAR) AS pad \
+                FROM generate_series(1, 1000000) AS t(v)";
+    let bounded = soundlake::sql::Engine::open_within(&lake, 64 << 20)
+        .await
+        .unwrap();
+    let unbounded = soundlake::sql::Engine::open(&lake).await.unwrap();
+    // A whole sort (a window's) spills to disk and answers as an unbounded
+    // one does.
+    let sorted = format!(
+        "SELECT r, pad FROM (SELECT pad, row_number() OVER (ORDER BY pad DESC) AS r \
+         FROM ({rows})) WHERE r IN (1, 500000, 1000000) ORDER BY r"
+    );
+    let within = bounded.collect("sort", &sorted).await.unwrap().1;
+    let without = unbounded.collect("sort", &sorted).await.unwrap().1;
+    assert_eq!(within, without);
+    assert_eq!(within.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    // A hash join's build side cannot spill: it fails, naming the setting.
+    let joined = format!("SELECT count(*) FROM ({rows}) a JOIN ({rows}) b ON a.pad = b.pad");
+    let err = bounded
+        .collect("model.sql", &joined)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Resources exhausted") && err.contains("raise [gold] memory_mib"),
+        "{err}"
+    );
+    let n = unbounded.collect("join", &joined).await.unwrap().1;
+    let n = n[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(n.value(0), 1_000_000, "unbounded, the same join answers");
+}
+
+#[tokio::test]
 async fn a_reader_keeps_its_version_while_newer_versions_are_committed() {
     let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let lake = Lake::with_store(store, "memory://", &LakeSettings::default()).unwrap();
