@@ -100,7 +100,7 @@ pub async fn import(
         loader.dry = dry;
         bar.restart();
         bar.set_message(what);
-        read(
+        let read = read(
             path,
             format,
             collection,
@@ -108,9 +108,16 @@ pub async fn import(
             &mut report.rejects,
             bar,
         )
-        .await?;
-        loader.flush().await?;
-        loader.settle().await?;
+        .await;
+        let handed = match read {
+            Ok(()) => loader.flush().await,
+            failed => failed,
+        };
+        // The write in flight finishes before the import answers, even when
+        // reading failed: every batch handed to the store is loaded.
+        let settled = loader.settle().await;
+        handed?;
+        settled?;
         if dry && !report.rejects.is_empty() {
             return Err(rejected(path, &report.rejects));
         }

@@ -67,8 +67,8 @@ impl Engine {
     /// local disk beyond it, and a query that cannot spill fails naming
     /// the limit. The pool is first come, first served: DataFusion's fair
     /// pool splits the bound among the spilling operators up front and left
-    /// a window's sort nothing to merge its spilled runs with (the test of
-    /// this session failed under it even at 64 MiB).
+    /// a window's sort nothing to merge its spilled runs with (a window over
+    /// 1M rows of ~100 bytes failed under it at 64 MiB).
     pub async fn open_within(lake: &Lake, memory: usize) -> Result<Engine> {
         Engine::open_with(lake, None, Some(memory)).await
     }

@@ -275,16 +275,28 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
     assert_eq!(r.loaded.new, 25_000);
     assert_eq!(e.store.count(Collection::Tracks).await.unwrap(), 25_000);
 
+    // 2,500 good lines, then one too long: the two whole writes of 1,000
+    // before it are loaded, the one in flight included, and nothing after.
+    let good: String = (0..2_500)
+        .map(|i| format!("{{\"id\":\"u{i}\",\"type\":\"track\"}}\n"))
+        .collect();
     let long = e.file(
         "long.ndjson",
-        format!("{{\"id\":\"x\",\"pad\":\"{}\"}}\n", "y".repeat(65 << 20)),
+        format!(
+            "{good}{{\"id\":\"x\",\"pad\":\"{}\"}}\n",
+            "y".repeat(65 << 20)
+        ),
     );
     let err = import(&e.store, Collection::Tracks, &long, false, "r")
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("long.ndjson:1") && err.to_string().contains("MiB"),
+        err.to_string().contains("long.ndjson:2501") && err.to_string().contains("MiB"),
         "{err}"
+    );
+    assert_eq!(
+        e.store.count(Collection::Tracks).await.unwrap(),
+        25_000 + 2_000
     );
 }
 
