@@ -4,7 +4,7 @@
 # (Java 17, and Java 24 or newer for Trino, must be on the machine), builds
 # soundlake optimized, then prints the flattening race (with gold on
 # soundlake's engine and on Trino), the events race (files and Kafka against
-# DuckDB), the crawl efficiency and the scheduler overhead tables (Markdown,
+# DuckDB), the incremental marts over a year of events, the crawl efficiency and the scheduler overhead tables (Markdown,
 # as in benches/README.md).
 #
 #   bash benches/run.sh                          # 10k and 200k tracks, 3 runs each
@@ -17,5 +17,7 @@ bash tests/servers/install.sh
 cargo build --release --locked --bin soundlake --example parse_limit
 .venv/bin/python benches/flatten/bench.py --scales "${SCALES:-10000,200000}" --runs "${RUNS:-3}" --trino
 .venv/bin/python benches/events/bench.py --events "${EVENTS:-1000000}" --runs "${RUNS:-3}"
+.venv/bin/python benches/events/bench.py --events "${EVENTS:-1000000}" --days 365 --runs "${RUNS:-3}" \
+  --systems soundlake-files --marts
 cargo bench --locked --bench crawl
 cargo bench --locked --bench scheduler

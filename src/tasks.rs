@@ -355,7 +355,8 @@ impl Executor for TaskExecutor {
                     (&self.settings.trino, &self.settings.lake),
                     std::slice::from_ref(model),
                 )?;
-                let report = job.run(model, run_id).await.inspect_err(|e| {
+                let report = job.run(model, run_id, options.full_refresh).await;
+                let report = report.inspect_err(|e| {
                     if let Error::DataTests { .. } = e {
                         let text = format!("{e}: the published version stays as it was");
                         self.notify(Event::DataTestsFailed, text, run_id, &task.id);
@@ -370,7 +371,8 @@ impl Executor for TaskExecutor {
                     );
                     self.notify(Event::Quarantined, text, run_id, &task.id);
                 }
-                Ok(serde_json::to_value(report).expect("reports serialize"))
+                let idle = report.rebuilt == Some(crate::gold::Rebuilt::Days(Default::default()));
+                Ok(with_nothing_to_do(&report, idle))
             }
             TaskKind::Vacuum => {
                 let hours = task

@@ -22,9 +22,16 @@ hold the same events (count and a checksum of event_id, read by DuckDB).
 With --compare, another soundlake build (an older commit, say) races from
 the same files as "compared-files": a change's before and after in one run.
 
+With --marts, the incremental marts (gold.mart_user_activity and
+gold.mart_device_geo) over soundlake-files' silver.events: their full
+refresh over every day, then, after one more day of events went through
+bronze and silver (not timed), the run that rebuilds that day alone; each
+from a fresh copy, --runs times. Before the second time counts, the marts
+must equal a full refresh of the same lake.
+
 usage: python benches/events/bench.py [--events 1000000] [--days 7] [--runs 3] [--tracks 5000]
                                       [--systems soundlake-files,soundlake-kafka,duckdb]
-                                      [--compare OTHER_SOUNDLAKE]
+                                      [--compare OTHER_SOUNDLAKE] [--marts]
 """
 
 import argparse
@@ -46,6 +53,7 @@ from bench import REPO, measure  # noqa: E402  (the flattening race's meter)
 
 TOPIC = "listening-events"
 SYSTEMS = ["soundlake-files", "soundlake-kafka", "duckdb"]
+MARTS = ["mart_user_activity", "mart_device_geo"]
 
 
 def env_for(root, defs, brokers=None, group=None):
@@ -141,6 +149,59 @@ def checksum(folder):
     return rows, int(total)
 
 
+def marts_table(binary, work, lake, defs, args):
+    """Time the incremental marts' full refresh over every day of `lake`,
+    then their run after one more day of events; the table's lines."""
+    select = ["run", "listening_events", "--select", ",".join(f"gold.{m}" for m in MARTS)]
+    full, incremental = [], []
+    for n in range(args.runs):
+        root = fresh_copy(lake, work / "marts" / "full")
+        full.append(measure([binary, *select, "--full-refresh"], root / "log", env_for(root, defs)))
+    # One more day, late in the week, through bronze and silver.
+    day = work / "marts" / "one-more-day"
+    fresh_copy(root, day)
+    env = env_for(day, defs)
+    per_day = max(1, args.events // args.days)
+    run(binary, ["generate", "events", "--users", "5000", "--events", str(per_day), "--days", "1",
+                 "--end", "2026-11-16", "--seed", "2"], env)
+    run(binary, ["bronze", "events"], env)
+    run(binary, ["silver", "events"], env)
+    def dump(root):
+        """Every mart's rows, as sorted CSV lines."""
+        return [
+            sorted(subprocess.run([binary, "query", "--format", "csv", f"SELECT * FROM gold.{m}"],
+                                  check=True, capture_output=True, cwd=REPO,
+                                  env=env_for(root, defs)).stdout.splitlines())
+            for m in MARTS
+        ]
+
+    for n in range(args.runs):
+        root = fresh_copy(day, work / "marts" / "incremental")
+        incremental.append(measure([binary, *select, "--json"], root / "log", env_for(root, defs)))
+    attempts = subprocess.run([binary, "runs", "--limit", str(len(MARTS)), "--json"], check=True,
+                              capture_output=True, cwd=REPO, env=env_for(root, defs)).stdout
+    rebuilt = max(len(a["report"]["days"]) for a in json.loads(attempts))
+    reference = fresh_copy(day, work / "marts" / "reference")
+    run(binary, [*select, "--full-refresh"], env_for(reference, defs))
+    if dump(root) != dump(reference):
+        sys.exit("the marts rebuilt for one day differ from a full refresh of the same lake")
+    median = statistics.median
+    f, i = median([m.wall for m in full]), median([m.wall for m in incremental])
+    return [
+        "",
+        f"Incremental marts ({', '.join(MARTS)}), medians of {args.runs}:",
+        "",
+        "| run | days rebuilt | wall s | CPU s | peak MB |",
+        "|---|---:|---:|---:|---:|",
+        f"| full refresh | {args.days + 1} | {f:.2f} | {median([m.cpu for m in full]):.2f} "
+        f"| {median([m.peak for m in full]) / 2**20:,.0f} |",
+        f"| one new day | {rebuilt} | {i:.2f} | {median([m.cpu for m in incremental]):.2f} "
+        f"| {median([m.peak for m in incremental]) / 2**20:,.0f} |",
+        "",
+        f"One new day costs {i / f:.2f}× the full refresh.",
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -151,6 +212,7 @@ def main():
     parser.add_argument("--work", default=str(REPO / "target" / "bench-events"))
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems race")
     parser.add_argument("--compare", help="another soundlake binary to race from the files beside --binary")
+    parser.add_argument("--marts", action="store_true", help="time the incremental marts too")
     args = parser.parse_args()
     systems = [s for s in args.systems.split(",") if s]
     if unknown := set(systems) - set(SYSTEMS):
@@ -159,6 +221,8 @@ def main():
         systems.insert(1, "compared-files")
     if args.runs < 1 or args.events < 1 or args.days < 1:
         sys.exit("--events, --days and --runs must be at least 1")
+    if args.marts and "soundlake-files" not in systems:
+        sys.exit("--marts builds the marts over soundlake-files' lake: add soundlake-files to --systems")
     binary, work = args.binary, Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     files_defs, kafka_defs = definitions(work)
@@ -238,6 +302,8 @@ def main():
             f"| {system} | {bronze} | {silver} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} "
             f"| {wall / walls[systems[0]]:.2f}× | {events / wall:,.0f} |"
         )
+    if args.marts:
+        lines += marts_table(binary, work, work / "run" / "soundlake-files", files_defs, args)
     print("\n".join(lines), flush=True)
 
 

@@ -25,6 +25,11 @@
 //! # (not_null, accepted_values, references) may say "quarantine": its rows
 //! # go to gold.<model>_quarantine, the rest is published.
 //! on_failure = { references = "quarantine" }
+//!
+//! # Optional: rebuild only the days whose events changed (see [`Incremental`]).
+//! [incremental]
+//! by = "activity_date"           # a date column of the key; the table is partitioned by it
+//! source = "silver.events"       # the date-partitioned input whose changed days drive a run
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -192,7 +197,37 @@ pub struct GoldModel {
     /// The nearest-neighbour step that turns the SELECT's items into
     /// their neighbours, if the model has one.
     pub neighbours: Option<super::Neighbours>,
+    /// How the model rebuilds only the days that changed, if it does.
+    pub incremental: Option<Incremental>,
     pub sql_file: PathBuf,
+}
+
+/// `[incremental]`: a model whose rows of a day come from its source's
+/// rows of that day only (a day's plays, a user's day), so a run rebuilds
+/// the days whose partitions of `source` changed since the version it last
+/// built from, and keeps the other days' files. Its other inputs (the
+/// catalog's dimensions) are read as they are now for the days rebuilt;
+/// the days kept keep what those inputs said when they were built, until a
+/// full refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// The model's date column, part of its key: the table is partitioned
+    /// by it.
+    pub by: String,
+    /// The input partitioned by date whose changed partitions are the days
+    /// a run rebuilds.
+    #[serde(deserialize_with = "table_id")]
+    pub source: TableId,
+}
+
+fn table_id<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<TableId, D::Error> {
+    let text = String::deserialize(d)?;
+    TableId::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "source {text:?}: name the input as <layer>.<table>, e.g. \"silver.events\""
+        ))
+    })
 }
 
 impl GoldModel {
@@ -263,6 +298,7 @@ struct File {
     on_failure: BTreeMap<String, OnFailure>,
     engine: Option<super::GoldEngine>,
     neighbours: Option<super::Neighbours>,
+    incremental: Option<Incremental>,
     columns: Vec<ColumnFile>,
 }
 
@@ -470,6 +506,10 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
     if file.comment.trim().is_empty() || file.grain.trim().is_empty() {
         problems.push("write a comment and a grain (what one row is)".into());
     }
+    if let Some(incremental) = &file.incremental {
+        let shape = (file.key.as_slice(), file.neighbours.is_some());
+        problems.extend(incremental_problems(incremental, shape, &columns, &reads));
+    }
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -487,8 +527,50 @@ fn parse(path: &Path) -> std::result::Result<GoldModel, String> {
         on_failure: file.on_failure,
         engine: file.engine,
         neighbours: file.neighbours,
+        incremental: file.incremental,
         sql_file,
     })
+}
+
+/// What stops `[incremental]` from rebuilding the model day by day.
+fn incremental_problems(
+    incremental: &Incremental,
+    (key, neighbours): (&[String], bool),
+    columns: &[Column],
+    reads: &BTreeSet<TableId>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let by = &incremental.by;
+    match columns.iter().find(|c| &c.name == by) {
+        Some(c) if c.kind == ColumnType::Date && key.contains(by) => {}
+        _ => problems.push(format!(
+            "[incremental] by = {by:?} must name a date column of the key: a day's rows \
+             replace that day's rows"
+        )),
+    }
+    if !reads.contains(&incremental.source) {
+        problems.push(format!(
+            "[incremental] source = \"{}\" is not a table the SQL reads; name the \
+             date-partitioned input whose days drive the model",
+            incremental.source
+        ));
+    }
+    if neighbours {
+        problems.push(
+            "[incremental] and [neighbours] do not go together: neighbours span every day".into(),
+        );
+    }
+    if columns
+        .iter()
+        .any(|c| c.on_failure.values().any(|o| *o == OnFailure::Quarantine))
+    {
+        problems.push(
+            "[incremental] models cannot quarantine rows (their quarantine would hold the \
+             rebuilt days only); use on_failure \"warn\" or \"error\""
+                .into(),
+        );
+    }
+    problems
 }
 
 /// One `[[columns]]` entry checked against the columns `before` it and the
@@ -644,6 +726,61 @@ comment = "Price."
             !album.schema().field(0).is_nullable(),
             "key columns are not null"
         );
+    }
+
+    #[test]
+    fn incremental_needs_a_date_of_the_key_and_a_source_the_sql_reads() {
+        const DAILY: &str = "comment = \"Daily.\"\ngrain = \"one row per day\"\n\
+            key = [\"day\"]\n[incremental]\nby = \"day\"\nsource = \"silver.albums\"\n\
+            [[columns]]\nname = \"day\"\ntype = \"date\"\ncomment = \"Day.\"\n\
+            [[columns]]\nname = \"n\"\ntype = \"bigint\"\ncomment = \"Count.\"\n";
+        const SQL: &str = "SELECT CAST(released AS DATE) AS day, count(*) AS n \
+            FROM silver.albums GROUP BY 1";
+        let dir = dir_with(&[("daily.toml", DAILY), ("daily.sql", SQL)]);
+        let models = load(dir.path(), &known()).unwrap();
+        assert_eq!(
+            models[0].incremental,
+            Some(Incremental {
+                by: "day".into(),
+                source: TableId::new("silver", "albums"),
+            })
+        );
+        for (bad, expected) in [
+            (
+                DAILY.replace("by = \"day\"", "by = \"n\""),
+                "by = \"n\" must name a date column of the key",
+            ),
+            (
+                DAILY.replace("key = [\"day\"]", "key = [\"n\"]"),
+                "by = \"day\" must name a date column of the key",
+            ),
+            (
+                DAILY.replace("silver.albums", "silver.tracks"),
+                "source = \"silver.tracks\" is not a table the SQL reads",
+            ),
+            (
+                DAILY.replace("silver.albums", "albums"),
+                "name the input as <layer>.<table>",
+            ),
+            (
+                DAILY.replace("source =", "sauce ="),
+                "unknown field `sauce`",
+            ),
+            (
+                DAILY.replace(
+                    "comment = \"Count.\"",
+                    "comment = \"Count.\"\nnot_null = true\non_failure = { not_null = \"quarantine\" }",
+                ),
+                "cannot quarantine rows",
+            ),
+        ] {
+            let dir = dir_with(&[("daily.toml", &bad), ("daily.sql", SQL)]);
+            let message = load(dir.path(), &known()).unwrap_err().to_string();
+            assert!(
+                message.contains(expected) && message.contains("daily.toml"),
+                "{expected:?} missing from {message}"
+            );
+        }
     }
 
     #[test]

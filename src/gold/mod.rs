@@ -23,12 +23,12 @@ use datafusion::arrow::util::display::FormatOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::Map;
+use serde_json::{Map, Value, json};
 
 pub use data_tests::{DataTest, Failure, declared as declared_tests};
 pub use definition::{
-    Column, ColumnRef, ColumnType, Freshness, GoldModel, Known, OnFailure, known, load,
-    silver_family,
+    Column, ColumnRef, ColumnType, Freshness, GoldModel, Incremental, Known, OnFailure, known,
+    load, silver_family,
 };
 pub use neighbours::Neighbours;
 pub use on_trino::check as check_engines;
@@ -104,7 +104,35 @@ pub struct GoldReport {
     /// before any was crawled): the model read them as empty tables.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub empty_inputs: Vec<String>,
+    /// For an incremental model: the days this run rebuilt (none when its
+    /// source had no new version of any day), or why it rebuilt them all.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<Rebuilt>,
 }
+
+/// Which days of an incremental model a run rebuilds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rebuilt {
+    /// Every day, and why: the first build, a full refresh, a changed
+    /// model, or a source version its log no longer holds.
+    Whole(String),
+    /// The days (`YYYY-MM-DD`) whose source partitions changed.
+    Days(BTreeSet<String>),
+}
+
+impl Rebuilt {
+    fn covers(&self, day: &str) -> bool {
+        match self {
+            Rebuilt::Whole(_) => true,
+            Rebuilt::Days(days) => days.contains(day),
+        }
+    }
+}
+
+/// The table property where an incremental model records what it was
+/// built from: its source's version and the model's definition.
+const BUILT_FROM: &str = "incremental";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -165,8 +193,14 @@ impl Gold {
         })
     }
 
-    /// Build, test and publish one model, holding its table's lock.
-    pub async fn run(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
+    /// Build, test and publish one model, holding its table's lock. With
+    /// `full_refresh`, an incremental model rebuilds every day.
+    pub async fn run(
+        &self,
+        model: &GoldModel,
+        run_id: &str,
+        full_refresh: bool,
+    ) -> Result<GoldReport> {
         let lock = format!("{LAYER}.{}", model.name);
         lease::while_held(
             &self.store,
@@ -174,14 +208,19 @@ impl Gold {
             run_id,
             self.clock.now(),
             LOCK_LEASE,
-            async |_| self.run_locked(model, run_id).await,
+            async |_| self.run_locked(model, run_id, full_refresh).await,
         )
         .await
     }
 
-    async fn run_locked(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
+    async fn run_locked(
+        &self,
+        model: &GoldModel,
+        run_id: &str,
+        full_refresh: bool,
+    ) -> Result<GoldReport> {
         match (model.engine.unwrap_or(self.engine), &self.trino) {
-            (GoldEngine::Datafusion, _) => self.run_here(model, run_id).await,
+            (GoldEngine::Datafusion, _) => self.run_here(model, run_id, full_refresh).await,
             (GoldEngine::Trino, Some(cluster)) => self.run_on_trino(cluster, model, run_id).await,
             (GoldEngine::Trino, None) => Err(Error::config(
                 model.sql_file.with_extension("toml").display().to_string(),
@@ -192,7 +231,12 @@ impl Gold {
     }
 
     /// Run a model on soundlake's own engine, writing its files here.
-    async fn run_here(&self, model: &GoldModel, run_id: &str) -> Result<GoldReport> {
+    async fn run_here(
+        &self,
+        model: &GoldModel,
+        run_id: &str,
+        full_refresh: bool,
+    ) -> Result<GoldReport> {
         let engine = match self.memory {
             Some(memory) => Engine::open_within(&self.lake, memory).await?,
             None => Engine::open(&self.lake).await?,
@@ -200,8 +244,28 @@ impl Gold {
         let table = self.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, self.clock.now()).await?;
         let schema = model.schema();
-        txn.declare(schema.clone(), None);
+        let by = model.incremental.as_ref().map(|i| i.by.as_str());
+        txn.declare(schema.clone(), Some(by.as_slice()));
         txn.describe(model.docs());
+        let mut properties = Map::new();
+        let plan = match &model.incremental {
+            Some(incremental) => {
+                let plan = self
+                    .plan_days(model, incremental, txn.base(), full_refresh)
+                    .await?;
+                if plan.rebuilt == Rebuilt::Days(BTreeSet::new()) {
+                    return Ok(up_to_date(model, run_id, txn.base(), plan.rebuilt));
+                }
+                let source = &incremental.source;
+                let table = self.lake.table(&source.layer, &source.name);
+                engine
+                    .pin_snapshot(&table, &source.layer, &source.name, &plan.read)
+                    .await?;
+                properties.insert(BUILT_FROM.into(), plan.record);
+                Some(plan.rebuilt)
+            }
+            None => None,
+        };
         let mut absent = BTreeSet::new();
         for input in &model.reads {
             if !engine.has_data(&input.layer, &input.name).await? {
@@ -210,16 +274,40 @@ impl Gold {
         }
         let place = model.sql_file.display().to_string();
         let mut stream = engine
-            .stream_over_absent(&place, &model.sql, &absent)
+            .stream_over_absent(&place, &model.sql, &absent, by)
             .await?;
         if let Some(step) = &model.neighbours {
             stream = step.search(stream, &place).await?;
         }
         let conform = Conform::new(model, &stream.schema())?;
-        let mut rows = write_all(&mut txn, &schema, stream, &place, |b| conform.apply(b)).await?;
-        let base_files = txn.base().files.clone();
-        for file in &base_files {
+        let fit = |b: &RecordBatch| conform.apply(b);
+        let mut rows = match (by, &plan) {
+            (Some(by), Some(rebuilt)) => {
+                write_days(&mut txn, &schema, (by, rebuilt), stream, &place, fit).await?
+            }
+            _ => write_all(&mut txn, &schema, stream, &place, fit).await?,
+        };
+        let superseded: Vec<_> = txn
+            .base()
+            .files
+            .iter()
+            .filter(|f| match (by, &plan) {
+                (Some(by), Some(rebuilt)) => f.partition.get(by).is_none_or(|d| rebuilt.covers(d)),
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        for file in &superseded {
             txn.remove(file);
+        }
+        // The days kept count among the version's rows.
+        rows += txn.base().rows() - superseded.iter().map(|f| f.rows).sum::<u64>();
+        if by.is_some() && txn.locate().is_empty() {
+            // No day has rows: one empty file, in no partition, shows
+            // engines reading the folder the table's columns.
+            txn.declare(schema.clone(), Some(&[]));
+            let empty = txn.create_file(&[], schema.clone(), &[])?;
+            add(&mut txn, empty).await?;
         }
         let now = self.clock.now();
         engine.pin(
@@ -254,10 +342,85 @@ impl Gold {
             rows,
             tests: judged.len(),
             failures,
+            properties,
         };
-        staged
+        let mut report = staged
             .publish(model, run_id, now, absent, GoldEngine::Datafusion)
-            .await
+            .await?;
+        report.rebuilt = plan;
+        Ok(report)
+    }
+
+    /// Which days of `model` this run rebuilds, from the versions of its
+    /// source: those whose partitions gained or lost a file since the
+    /// version the published table was built from.
+    async fn plan_days(
+        &self,
+        model: &GoldModel,
+        incremental: &Incremental,
+        base: &crate::lake::Snapshot,
+        full_refresh: bool,
+    ) -> Result<DayPlan> {
+        let source_id = &incremental.source;
+        let source_table = self.lake.table(&source_id.layer, &source_id.name);
+        let source = source_table.snapshot().await?;
+        let day_of = |file: &crate::lake::DataFile| source_day(model, source_id, file);
+        for file in &source.files {
+            day_of(file)?;
+        }
+        let definition = definition_hash(model);
+        let recorded = base.properties.get(BUILT_FROM);
+        let whole = |why: String| Rebuilt::Whole(why);
+        let by_day = base
+            .files
+            .iter()
+            .all(|f| f.partition.contains_key(&incremental.by));
+        let rebuilt = match recorded {
+            _ if full_refresh => whole("a full refresh".into()),
+            None => whole("the first build".into()),
+            Some(_) if !by_day => whole("the table had no day with rows".into()),
+            Some(r) if r["definition"] != json!(definition) => {
+                whole("the model changed since the last build".into())
+            }
+            Some(r) => match r["version"].as_u64() {
+                None => whole(format!("{source_id} had no data at the last build")),
+                Some(v) if v > source.version || !source.exists() => {
+                    whole(format!("{source_id} was recreated since the last build"))
+                }
+                Some(v) => match source_table.snapshot_at(&crate::lake::At::Version(v)).await {
+                    Err(_) => whole(format!("{source_id} version {v} is gone from its log")),
+                    Ok(before) => {
+                        let paths = |s: &crate::lake::Snapshot| -> BTreeSet<String> {
+                            s.files.iter().map(|f| f.path.clone()).collect()
+                        };
+                        let (was, is) = (paths(&before), paths(&source));
+                        let mut days = BTreeSet::new();
+                        for file in before.files.iter().filter(|f| !is.contains(&f.path)) {
+                            days.insert(day_of(file)?);
+                        }
+                        for file in source.files.iter().filter(|f| !was.contains(&f.path)) {
+                            days.insert(day_of(file)?);
+                        }
+                        Rebuilt::Days(days)
+                    }
+                },
+            },
+        };
+        let mut read = source.clone();
+        if let Rebuilt::Days(days) = &rebuilt {
+            read.files
+                .retain(|f| day_of(f).is_ok_and(|d| days.contains(&d)));
+        }
+        let record = json!({
+            "source": source_id.to_string(),
+            "version": source.exists().then_some(source.version),
+            "definition": definition,
+        });
+        Ok(DayPlan {
+            rebuilt,
+            read,
+            record,
+        })
     }
 
     /// Set aside the staged rows that break `tests`: they become the new
@@ -313,6 +476,69 @@ impl Gold {
     }
 }
 
+/// What an incremental model's run rebuilds, from which files of its
+/// source, and what the new version records of them.
+struct DayPlan {
+    rebuilt: Rebuilt,
+    /// The source's newest version, with only the files of the days rebuilt.
+    read: crate::lake::Snapshot,
+    /// [`BUILT_FROM`]'s value.
+    record: Value,
+}
+
+/// The report of a run that found no day to rebuild.
+fn up_to_date(
+    model: &GoldModel,
+    run_id: &str,
+    base: &crate::lake::Snapshot,
+    rebuilt: Rebuilt,
+) -> GoldReport {
+    GoldReport {
+        table: model.name.clone(),
+        run_id: run_id.into(),
+        engine: GoldEngine::Datafusion,
+        version: base.version,
+        rows: base.rows(),
+        files: base.files.len(),
+        tests_passed: 0,
+        warnings: Vec::new(),
+        quarantined: 0,
+        empty_inputs: Vec::new(),
+        rebuilt: Some(rebuilt),
+    }
+}
+
+/// The day a file of an incremental model's source holds: its one
+/// partition value, a date.
+fn source_day(
+    model: &GoldModel,
+    source: &crate::definitions::TableId,
+    file: &crate::lake::DataFile,
+) -> Result<String> {
+    let mut values = file.partition.values();
+    match (values.next(), values.next()) {
+        (Some(day), None) if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_ok() => {
+            Ok(day.clone())
+        }
+        _ => Err(Error::config(
+            model.sql_file.with_extension("toml").display().to_string(),
+            format!(
+                "[incremental] source {source} must be partitioned by one date (YYYY-MM-DD), \
+                 and its file {} is not",
+                file.path
+            ),
+            "name a source partitioned by day (silver.events is), or remove [incremental] \
+             to rebuild the model whole",
+        )),
+    }
+}
+
+/// Identifies what a model computes, so a changed model rebuilds every day.
+fn definition_hash(model: &GoldModel) -> String {
+    let text = format!("{}|{:?}|{:?}", model.sql, model.schema(), model.incremental);
+    format!("{:016x}", crate::silver::short_hash(&text))
+}
+
 /// A model's new version, written and tested but not yet published.
 struct Staged {
     txn: Transaction,
@@ -322,6 +548,8 @@ struct Staged {
     /// How many tests judged the version (quarantining ones aside).
     tests: usize,
     failures: Vec<Failure>,
+    /// The `soundlake.*` table properties of the new version.
+    properties: Map<String, Value>,
 }
 
 impl Staged {
@@ -355,7 +583,7 @@ impl Staged {
             qtxn.commit("replace", Map::new(), now).await?;
             quarantined = count;
         }
-        let snapshot = self.txn.commit("replace", Map::new(), now).await?;
+        let snapshot = self.txn.commit("replace", self.properties, now).await?;
         Ok(GoldReport {
             table: model.name.clone(),
             run_id: run_id.into(),
@@ -367,6 +595,7 @@ impl Staged {
             warnings,
             quarantined,
             empty_inputs: absent.iter().map(ToString::to_string).collect(),
+            rebuilt: None,
         })
     }
 }
@@ -432,6 +661,81 @@ async fn write_all(
         add(txn, writer).await?;
     }
     Ok(rows)
+}
+
+/// Write the rows of `stream`, sorted by the date column `by`, into files
+/// of `txn` partitioned by it, one day after another; every day must be
+/// one `rebuilt` covers. The files hold the other columns. The rows written.
+async fn write_days(
+    txn: &mut Transaction,
+    schema: &SchemaRef,
+    (by, rebuilt): (&str, &Rebuilt),
+    mut stream: SendableRecordBatchStream,
+    place: &str,
+    fit: impl Fn(&RecordBatch) -> Result<RecordBatch>,
+) -> Result<u64> {
+    let day_column = schema
+        .index_of(by)
+        .expect("checked at load: by is a column");
+    let mut in_file: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    in_file.remove(day_column);
+    let file_schema = SchemaRef::new(Schema::new(in_file));
+    let mut open: Option<(i32, FileWriter)> = None;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = fit(&batch.map_err(|e| crate::sql::sql_error(place, &e))?)?;
+        let days = batch
+            .column(day_column)
+            .as_any()
+            .downcast_ref::<arrow_array::Date32Array>()
+            .expect("conformed: by is a date");
+        let mut columns = batch.columns().to_vec();
+        columns.remove(day_column);
+        let rest = RecordBatch::try_new(file_schema.clone(), columns)
+            .expect("the conformed columns but the day fit the file's schema");
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let day = days.value(start);
+            let end = (start..batch.num_rows())
+                .find(|&i| days.value(i) != day)
+                .unwrap_or(batch.num_rows());
+            if open.as_ref().is_none_or(|(d, w)| *d != day || w.is_full()) {
+                let text = date_text(day);
+                if !rebuilt.covers(&text) {
+                    return Err(Error::Input {
+                        place: place.into(),
+                        problem: format!(
+                            "rows for {by} {text} came from source rows of other days, and \
+                             only {rebuilt:?} was rebuilt"
+                        ),
+                        fix: "an incremental model's rows of a day must come from its source's \
+                              rows of that day: group by the source's date, or remove \
+                              [incremental]"
+                            .into(),
+                    });
+                }
+                let next = txn.create_file(&[(by, text)], file_schema.clone(), &[])?;
+                if let Some((_, writer)) = open.replace((day, next)) {
+                    add(txn, writer).await?;
+                }
+            }
+            let (_, writer) = open.as_mut().expect("opened above");
+            writer.write(&rest.slice(start, end - start)).await?;
+            rows += (end - start) as u64;
+            start = end;
+        }
+    }
+    if let Some((_, writer)) = open {
+        add(txn, writer).await?;
+    }
+    Ok(rows)
+}
+
+/// A Date32 value (days since 1970-01-01) as `YYYY-MM-DD`.
+fn date_text(days: i32) -> String {
+    (chrono::DateTime::UNIX_EPOCH.date_naive() + TimeDelta::days(i64::from(days)))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// The column of a quarantine table naming the test a row broke.

@@ -230,7 +230,8 @@ impl TrinoRun<'_> {
         let table = self.gold.lake.table(LAYER, &model.name);
         let mut txn = table.begin(run_id, now).await?;
         let schema = model.schema();
-        txn.declare(schema.clone(), None);
+        // Unpartitioned: an incremental model is rebuilt whole on Trino.
+        txn.declare(schema.clone(), Some(&[]));
         txn.describe(model.docs());
         self.publish_into(&mut txn, &current, schema).await?;
         let failures = data_tests::run(&self.judge(), &judged).await?;
@@ -240,6 +241,7 @@ impl TrinoRun<'_> {
             rows: current.rows,
             tests: judged.len(),
             failures,
+            properties: serde_json::Map::new(),
         })
     }
 

@@ -127,6 +127,14 @@ impl Snapshot {
         self.files.iter().map(|f| f.rows).sum()
     }
 
+    /// The columns the Delta log declares, in their order.
+    pub fn declared_columns(&self) -> Vec<String> {
+        let Some(schema) = self.metadata.as_ref().and_then(|m| m.parse_schema().ok()) else {
+            return Vec::new();
+        };
+        schema.fields().map(|f| f.name().clone()).collect()
+    }
+
     /// The Arrow type the Delta log declares for `column`, if it declares
     /// that column.
     pub fn declared_type(&self, column: &str) -> Option<arrow_schema::DataType> {

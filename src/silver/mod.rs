@@ -32,8 +32,10 @@ use crate::landing::{SharedStore, Stamp, lease};
 
 pub use definition::{ColumnRule, Declared, Parser, SilverTable, load};
 use flatten::{Flattener, Plan, Sightings, TableBatch, Version};
-pub use schema::{CONTENT_HASH, ColumnShape, INGESTED_AT, Kind, Recorded, TableShape, shapes};
-use schema::{short_hash, widen};
+use schema::widen;
+pub use schema::{
+    CONTENT_HASH, ColumnShape, INGESTED_AT, Kind, Recorded, TableShape, shapes, short_hash,
+};
 
 /// The lake layer name.
 pub const LAYER: &str = "silver";

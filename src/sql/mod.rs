@@ -15,19 +15,21 @@ use std::sync::{Arc, Mutex};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider, view::ViewTable};
 use datafusion::common::SchemaError;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext, ident};
 
 pub use functions::surrogate_key;
 
@@ -140,6 +142,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Read `layer.name` as `snapshot` (a version, or some of its files)
+    /// from now on; with no files, as a table with no data.
+    pub async fn pin_snapshot(
+        &self,
+        table: &Table,
+        layer: &str,
+        name: &str,
+        snapshot: &crate::lake::Snapshot,
+    ) -> Result<()> {
+        let layer = self.layer(layer)?;
+        let provider = layer.snapshot_provider(name, table, snapshot).await?;
+        layer
+            .resolved
+            .lock()
+            .expect("no panics while resolving")
+            .insert(name.into(), provider);
+        Ok(())
+    }
+
     /// Whether `layer.name` has a committed version with at least one file.
     pub async fn has_data(&self, layer: &str, name: &str) -> Result<bool> {
         Ok(self.layer(layer)?.resolve(name).await?.is_some())
@@ -160,11 +181,13 @@ impl Engine {
     /// statement asks of it exist, typed NULL, so it plans as it will once
     /// the table has rows, and contributes none. A model joining tracks
     /// with albums thus gives the tracks' rows before any album is crawled.
+    /// With `order_by`, the rows come sorted by that column.
     pub async fn stream_over_absent(
         &self,
         place: &str,
         sql: &str,
         absent: &BTreeSet<crate::definitions::TableId>,
+        order_by: Option<&str>,
     ) -> Result<SendableRecordBatchStream> {
         let asked = references::columns_asked(sql).map_err(|problem| Error::Input {
             place: place.into(),
@@ -218,6 +241,12 @@ impl Engine {
                     }
                     continue;
                 }
+            };
+            let planned = match order_by {
+                Some(column) => planned
+                    .sort(vec![ident(column).sort(true, false)])
+                    .map_err(|e| sql_error(place, &e))?,
+                None => planned,
             };
             return planned
                 .execute_stream()
@@ -355,7 +384,22 @@ impl LayerSchema {
             Some(at) => table.snapshot_at(at).await?,
             None => table.snapshot().await?,
         };
-        let provider = if snapshot.files.is_empty() {
+        let provider = self.snapshot_provider(name, &table, &snapshot).await?;
+        self.resolved
+            .lock()
+            .expect("no panics while resolving")
+            .insert(name.into(), provider.clone());
+        Ok(provider)
+    }
+
+    /// What reads the files of `snapshot`: none if it has none.
+    async fn snapshot_provider(
+        &self,
+        name: &str,
+        table: &Table,
+        snapshot: &crate::lake::Snapshot,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(if snapshot.files.is_empty() {
             None
         } else {
             let mut schemas = Vec::with_capacity(snapshot.files.len());
@@ -385,23 +429,34 @@ impl LayerSchema {
                     },
                 )
                 .collect();
+            // Partition columns live in the folder names, typed as the
+            // log declares them (a gold model's day is a date).
+            let partitions = snapshot.files[0]
+                .partition
+                .keys()
+                .filter(|k| fields.iter().all(|f| f.name() != *k))
+                .map(|k| Field::new(k, snapshot.declared_type(k).unwrap_or(DataType::Utf8), true))
+                .collect::<Vec<_>>();
+            let mut fields = fields.into_iter().chain(partitions).collect::<Vec<_>>();
+            let declared = snapshot.declared_columns();
+            fields.sort_by_key(|f| {
+                let at = declared.iter().position(|d| d == f.name());
+                at.unwrap_or(usize::MAX)
+            });
             let schema = Schema::new_with_metadata(fields, merged.metadata().clone());
             Some(self.provider(
-                &table,
-                table.locate(&snapshot),
+                table,
+                table.locate(snapshot),
                 Arc::new(schema),
                 snapshot.committed_at,
             )?)
-        };
-        self.resolved
-            .lock()
-            .expect("no panics while resolving")
-            .insert(name.into(), provider.clone());
-        Ok(provider)
+        })
     }
 
     /// A listing table over pinned files. Partition columns (Hive folders)
     /// come from the first file's path; every file of a table has the same.
+    /// A partition column `schema` has takes its type from there (text
+    /// otherwise); the files hold the other columns.
     fn provider(
         &self,
         table: &Table,
@@ -417,10 +472,26 @@ impl LayerSchema {
                     .parts()
                     .skip(root.parts().count())
                     .filter_map(|part| part.as_ref().split_once('=').map(|(k, _)| k.to_string()))
-                    .map(|k| (k, DataType::Utf8))
+                    .map(|k| {
+                        let kind = schema
+                            .field_with_name(&k)
+                            .map_or(DataType::Utf8, |f| f.data_type().clone());
+                        (k, kind)
+                    })
                     .collect()
             })
             .unwrap_or_default();
+        let declared: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let in_files: Vec<Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| partition_cols.iter().all(|(k, _)| k != f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let schema = Arc::new(Schema::new_with_metadata(
+            in_files,
+            schema.metadata().clone(),
+        ));
         self.snapshots.pin(root.clone(), files, committed_at);
         let failed = |e: DataFusionError| sql_error(&format!("{}.{}", self.layer, root), &e);
         let url = ListingTableUrl::parse(format!("{LAKE_URL}{root}/")).map_err(failed)?;
@@ -432,7 +503,23 @@ impl LayerSchema {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        Ok(Arc::new(ListingTable::try_new(config).map_err(failed)?))
+        let listing = Arc::new(ListingTable::try_new(config).map_err(failed)?);
+        let listed: Vec<String> = listing
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if listed == declared {
+            return Ok(listing);
+        }
+        // A listing table puts partition columns last; a view over it shows
+        // the columns in the order the table declares them.
+        let plan = LogicalPlanBuilder::scan(root.to_string(), provider_as_source(listing), None)
+            .and_then(|scan| scan.project(declared.iter().map(ident)))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(failed)?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }
 

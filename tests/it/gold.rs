@@ -87,7 +87,7 @@ impl Catalog {
                             .all(|t| t.layer != gold::LAYER || done.contains(&t.name))
                 })
                 .expect("the shipped models have no cycle");
-            reports.push(job.run(next, run_id).await?);
+            reports.push(job.run(next, run_id, false).await?);
             done.insert(next.name.clone());
         }
         Ok(reports)

@@ -46,22 +46,27 @@ impl Lake {
 
     /// Parquet files of silver.events by partition folder.
     fn silver_files(&self) -> BTreeMap<String, Vec<String>> {
-        let root = self.dir.path().join("lake/silver/events");
-        let mut out = BTreeMap::new();
-        for entry in std::fs::read_dir(&root).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            if let Some(day) = name.strip_prefix("event_date=") {
-                let mut files: Vec<String> = std::fs::read_dir(&path)
-                    .unwrap()
-                    .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-                    .collect();
-                files.sort();
-                out.insert(day.to_string(), files);
-            }
-        }
-        out
+        partition_files(&self.dir.path().join("lake/silver/events"), "event_date")
     }
+}
+
+/// The Parquet files of a table partitioned by `key`, by partition value.
+fn partition_files(root: &Path, key: &str) -> BTreeMap<String, Vec<String>> {
+    let prefix = format!("{key}=");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(value) = name.strip_prefix(&prefix) {
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            files.sort();
+            out.insert(value.to_string(), files);
+        }
+    }
+    out
 }
 
 /// A copy of the shipped definitions to change.
@@ -337,6 +342,164 @@ fn a_backfill_rebuilds_exactly_the_days_of_its_interval() {
         assert_eq!(&backfilled[day] != files, day == "2026-11-14", "{day}");
     }
     assert_eq!(rows(&lake), total, "nothing lost or doubled");
+}
+
+/// The report of task `gold.<model>` in a `run ... --json` output.
+fn gold_report(run: &str, model: &str) -> Value {
+    let run: Value = serde_json::from_str(run).unwrap();
+    let task = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == format!("gold.{model}"))
+        .unwrap_or_else(|| panic!("no gold.{model} in {run:#}"));
+    task["report"].clone()
+}
+
+/// Parquet files of a gold table by its day folder.
+fn day_files(lake: &Lake, model: &str) -> BTreeMap<String, Vec<String>> {
+    partition_files(
+        &lake.dir.path().join("lake/gold").join(model),
+        "activity_date",
+    )
+}
+
+#[test]
+fn incremental_marts_rebuild_only_the_days_whose_events_changed() {
+    let lake = Lake::with_gold_catalog();
+    lake.ok(&[
+        "generate",
+        "events",
+        "--users",
+        "30",
+        "--events",
+        "3000",
+        "--days",
+        "4",
+        "--end",
+        "2026-11-15",
+        "--seed",
+        "5",
+    ]);
+    let first = lake.ok(&["run", "listening_events", "--json"]);
+    for mart in ["mart_user_activity", "mart_device_geo"] {
+        assert_eq!(gold_report(&first, mart)["whole"], "the first build");
+    }
+    let before = day_files(&lake, "mart_user_activity");
+    assert!(
+        before.len() >= 4 && before.contains_key("2026-11-13"),
+        "{before:?}"
+    );
+
+    // A late play of the 13th: that day alone is rebuilt.
+    let track = lake.query("SELECT id FROM silver.tracks ORDER BY id LIMIT 1")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let late = event("late-1", "u-late", &track, "play", "2026-11-13T10:00:00Z");
+    lake.drop_file("late.ndjson", &format!("{late}\n"));
+    let second = lake.ok(&["run", "listening_events", "--json"]);
+    for mart in ["mart_user_activity", "mart_device_geo"] {
+        let report = gold_report(&second, mart);
+        assert_eq!(
+            report["days"],
+            serde_json::json!(["2026-11-13"]),
+            "{report}"
+        );
+        assert!(report.get("whole").is_none(), "{report}");
+    }
+    let after = day_files(&lake, "mart_user_activity");
+    for (day, files) in &before {
+        assert_eq!(&after[day] != files, day == "2026-11-13", "{day}");
+    }
+    let late_row = lake.query(
+        "SELECT events, plays FROM gold.mart_user_activity \
+         WHERE user_id = 'u-late' AND activity_date = DATE '2026-11-13'",
+    );
+    assert_eq!(late_row, [serde_json::json!({"events": 1, "plays": 1})]);
+
+    // The days kept and the day rebuilt are what a full refresh computes.
+    let whole_table = |l: &Lake| {
+        (
+            l.query("SELECT * FROM gold.mart_user_activity ORDER BY user_id, activity_date"),
+            l.query("SELECT * FROM gold.mart_device_geo ORDER BY activity_date, country, device"),
+        )
+    };
+    let incremental = whole_table(&lake);
+    let refresh = lake.ok(&[
+        "run",
+        "listening_events",
+        "--select",
+        "gold.mart_user_activity,gold.mart_device_geo",
+        "--full-refresh",
+        "--json",
+    ]);
+    let refreshed = gold_report(&refresh, "mart_user_activity");
+    assert_eq!(refreshed["whole"], "a full refresh");
+    assert_eq!(whole_table(&lake), incremental);
+    assert_eq!(
+        refreshed["rows"].as_u64().unwrap(),
+        incremental.0.len() as u64
+    );
+
+    // Nothing new: no day rebuilt, no new version.
+    let idle = lake.ok(&["run", "listening_events", "--json"]);
+    let report = gold_report(&idle, "mart_user_activity");
+    assert_eq!(report["days"], serde_json::json!([]));
+    assert_eq!(report["nothing_to_do"], true);
+    assert_eq!(report["version"], refreshed["version"]);
+
+    // A changed model rebuilds every day; a source not partitioned by day
+    // is refused, naming the model's file and the fix.
+    let defs = copy_of_definitions();
+    let sql = defs.path().join("gold/mart_user_activity.sql");
+    let text = std::fs::read_to_string(&sql).unwrap();
+    std::fs::write(&sql, format!("-- Reworded.\n{text}")).unwrap();
+    std::fs::write(
+        defs.path().join("gold/mart_tracks_by_day.sql"),
+        "SELECT CAST(ingested_at AS DATE) AS day, count(*) AS tracks FROM silver.tracks GROUP BY 1",
+    )
+    .unwrap();
+    std::fs::write(
+        defs.path().join("gold/mart_tracks_by_day.toml"),
+        "comment = \"Tracks by day.\"\ngrain = \"one row per day\"\nkey = [\"day\"]\n\
+         [incremental]\nby = \"day\"\nsource = \"silver.tracks\"\n\
+         [[columns]]\nname = \"day\"\ntype = \"date\"\ncomment = \"Day.\"\n\
+         [[columns]]\nname = \"tracks\"\ntype = \"bigint\"\ncomment = \"Tracks.\"\n",
+    )
+    .unwrap();
+    let dir = defs.path().to_str().unwrap();
+    let changed = lake.ok_with(
+        &[
+            "run",
+            "listening_events",
+            "--select",
+            "gold.mart_user_activity",
+            "--json",
+        ],
+        &[("SOUNDLAKE__DEFINITIONS__DIR", dir)],
+    );
+    assert_eq!(
+        gold_report(&changed, "mart_user_activity")["whole"],
+        "the model changed since the last build"
+    );
+    let refused = lake
+        .command(&[
+            "run",
+            "listening_events",
+            "--select",
+            "gold.mart_tracks_by_day",
+        ])
+        .env("SOUNDLAKE__DEFINITIONS__DIR", dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stdout) + String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && err.contains("mart_tracks_by_day.toml")
+            && err.contains("silver.tracks must be partitioned by one date"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
