@@ -325,7 +325,9 @@ async fn run_pipeline(
     };
     let report = runner.run(pipeline, &selected, &options, &id).await?;
     if args.report.json {
-        print_json(&report);
+        let mut value = serde_json::to_value(&report).expect("reports serialize");
+        value["stages"] = crate::stages::busy_seconds().into();
+        print_json(&value);
     } else {
         out!("{}", crate::orchestrator::render(&report));
     }

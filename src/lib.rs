@@ -1,6 +1,6 @@
 //! soundlake: a medallion ELT pipeline for the Spotify Web API.
 //!
-//! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`] and
+//! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`], [`stages`] and
 //! [`text`] are shared ground, [`definitions`] the reading of table
 //! definition folders; [`spotify`] is the API client and [`sim`] its
 //! simulator; [`kafka`] the Kafka client and [`trino`] the Trino client; [`landing`] is the landing and
@@ -35,6 +35,7 @@ pub mod silver;
 pub mod sim;
 pub mod spotify;
 pub mod sql;
+pub mod stages;
 pub mod tasks;
 pub mod trino;
 pub mod ui;

@@ -259,7 +259,7 @@ def run_soundlake(binary, landing, root, definitions=REPO):
     shutil.copytree(landing / "landing", root / "landing")
     env, log = soundlake_env(root, definitions), root / "log"
     run = [binary, "run", "spotify_catalog", "--select"]
-    flatten = measure(run + ["bronze.*,silver.*"], log, env)
+    flatten = measure(run + ["bronze.*,silver.*", "--json"], log, env)
     gold = measure(run + ["gold.*"], log, env)
     return flatten, combine([flatten, gold]), gold, root / "lake" / "silver"
 
@@ -392,6 +392,34 @@ def physical_limit(binary, generated, runs):
     return median("read_s"), median("parse_s"), measured[0]["threads"]
 
 
+STAGES = {
+    "landing_read": "landing read",
+    "parse": "parse",
+    "flatten": "flatten",
+    "encode": "encode",
+    "write": "write",
+    "commit": "commit",
+}
+
+
+def stage_lines(runs):
+    """Where soundlake's bronze+silver time went, from the stages its
+    `run --json` reports (medians over the runs)."""
+    reported = [json.loads(m.out).get("stages") for m in runs]
+    if not all(reported):
+        return []
+    median = lambda name: statistics.median(r[name] for r in reported)  # noqa: E731
+    cpu = statistics.median(m.cpu for m in runs)
+    parts = ", ".join(
+        f"{label} {median(name):.2f} s ({median(name) / cpu:.0%})" for name, label in STAGES.items()
+    )
+    return [
+        "",
+        f"Where soundlake's bronze+silver time goes (`run --json` \"stages\": seconds inside each "
+        f"stage summed over threads, medians; against its {cpu:.2f} s of CPU): {parts}.",
+    ]
+
+
 def table(tracks, generated, imported, results, rows, spark_startup, limit, recall):
     docs = {w["collection"]: w for w in generated}
     size = sum(w["bytes"] for w in generated) / 1e6
@@ -418,6 +446,7 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit, reca
         )
     if spark_startup:
         lines += ["", f"Spark session start-up, included above: {statistics.median(spark_startup):.1f} s (median)."]
+    lines += stage_lines(base)
     read_s, parse_s, threads = limit
     lines += [
         "",

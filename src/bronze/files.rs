@@ -26,6 +26,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::lake::{Lake, ObjectInfo, Snapshot, Transaction};
 use crate::landing::{SharedStore, Stamp, lease};
+use crate::stages::Stage;
 
 /// Input gathered before its lines are judged, and lines judged together:
 /// enough for both cores to share, little enough to hold.
@@ -142,7 +143,10 @@ impl LineReader<'_> {
     /// partition time, or what is wrong with it.
     fn record(&self, line: &str) -> std::result::Result<(records::Checked, String), String> {
         match self.format {
-            Format::Ndjson => Ok((records::checked_record(self.def, line)?, line.to_string())),
+            Format::Ndjson => Ok((
+                Stage::Parse.time(|| records::checked_record(self.def, line))?,
+                line.to_string(),
+            )),
             Format::Csv => {
                 let header = match self
                     .header

@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::kafka::{Client, GroupConsumer, KafkaSettings, Offsets, Partition, Polled};
 use crate::lake::{Lake, Transaction};
 use crate::landing::SharedStore;
+use crate::stages::Stage;
 
 /// The longest a poll waits before the run looks at its clock and flags.
 const POLL: Duration = Duration::from_millis(200);
@@ -415,7 +416,8 @@ impl KafkaRun<'_> {
                 Err(_) => Err("not UTF-8 text".to_string()),
                 Ok(text) => {
                     let text = text.trim_start_matches('\u{feff}').trim();
-                    records::checked_record(self.def, text)
+                    Stage::Parse
+                        .time(|| records::checked_record(self.def, text))
                         .map(|checked| (checked, text.to_string()))
                 }
             },

@@ -13,6 +13,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{Error, Result};
 use crate::landing::{Collection, ScanCursor, SharedStore, Stamp, Stored};
+use crate::stages::Stage;
 
 /// One document version.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +199,8 @@ impl RowStream {
                 done,
             } => {
                 while buffer.is_empty() && !*done {
-                    let docs = store.scan_text(*collection, after.as_ref(), *page).await?;
+                    let scan = store.scan_text(*collection, after.as_ref(), *page);
+                    let docs = Stage::LandingRead.time_async(scan).await?;
                     *done = docs.len() < *page;
                     if let Some(last) = docs.last() {
                         *after = Some((last.ingested_at, last.id.clone()));

@@ -29,6 +29,7 @@ use serde_json::{Map, Value};
 
 use super::{DataFile, Lake, LakeSettings};
 use crate::error::{Error, Result};
+use crate::stages::Stage;
 
 const MIB: usize = 1024 * 1024;
 
@@ -133,8 +134,8 @@ impl FileWriter {
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.lake.rows_written().add(batch.num_rows() as u64);
-        self.writer
-            .write(batch)
+        Stage::Encode
+            .time_async(self.writer.write(batch))
             .await
             .map_err(|e| parquet_error(&self.lake, &self.staged, e))
     }
@@ -156,8 +157,8 @@ impl FileWriter {
     }
 
     pub async fn finish(mut self) -> Result<DataFile> {
-        self.writer
-            .finish()
+        Stage::Write
+            .time_async(self.writer.finish())
             .await
             .map_err(|e| parquet_error(&self.lake, &self.staged, e))?;
         let bytes = self.writer.bytes_written() as u64;

@@ -285,15 +285,14 @@ impl Transaction {
             properties,
             metadata: Some(metadata),
         };
-        table
-            .commit_actions(
-                self.delta.as_ref(),
-                actions,
-                delta_operation,
-                (&self.id, &self.claims),
-                expected,
-            )
-            .await
+        let landed = table.commit_actions(
+            self.delta.as_ref(),
+            actions,
+            delta_operation,
+            (&self.id, &self.claims),
+            expected,
+        );
+        crate::stages::Stage::Commit.time_async(landed).await
     }
 
     /// The metadata the new version should have: the shape this write

@@ -18,6 +18,8 @@ use chrono::{DateTime, NaiveDate};
 use simd_json::BorrowedValue as Json;
 use simd_json::StaticNode;
 
+use crate::stages::Stage;
+
 use super::definition::{ColumnRule, Declared, Parser, SilverTable};
 use super::schema::{
     CONTENT_HASH, INGESTED_AT, Kind, Naming, Observed, Recorded, Scalar, TableKinds, TableShape,
@@ -295,22 +297,28 @@ impl Flattener {
     /// Flatten one version into the builders, or into quarantine with the
     /// reasons it does not fit.
     pub fn push(&mut self, v: &Version) {
+        let started = std::time::Instant::now();
         self.pending_bytes += v.doc.len();
         self.pending_rows += 1;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(v.doc.as_bytes());
-        match simd_json::to_borrowed_value_with_buffers(&mut scratch, &mut self.buffers) {
-            Ok(Json::Object(fields)) => {
-                self.offenses.clear();
-                let mut path = String::new();
-                let mut chain = Vec::new();
-                let checked =
-                    self.fields(Mode::Check, v, &fields, 0, None, &mut path, &mut chain, 0);
-                for (t, c) in self.touched.drain(..) {
-                    self.tables[t].columns[c].tentative = None;
-                }
-                match checked {
+        // The parsed tree borrows `scratch`: it is gone at the end of this
+        // block, before `scratch` is put back.
+        let parse_done = {
+            let parsed = simd_json::to_borrowed_value_with_buffers(&mut scratch, &mut self.buffers);
+            let parse_done = std::time::Instant::now();
+            match parsed {
+                Ok(Json::Object(fields)) => {
+                    self.offenses.clear();
+                    let mut path = String::new();
+                    let mut chain = Vec::new();
+                    let checked =
+                        self.fields(Mode::Check, v, &fields, 0, None, &mut path, &mut chain, 0);
+                    for (t, c) in self.touched.drain(..) {
+                        self.tables[t].columns[c].tentative = None;
+                    }
+                    match checked {
                     Err(Stop::TooDeep) => self.quarantine(
                         v,
                         format!("nested more than {MAX_DEPTH} levels deep; silver flattens up to {MAX_DEPTH}"),
@@ -333,11 +341,15 @@ impl Flattener {
                         );
                     }
                 }
+                }
+                Ok(_) => self.quarantine(v, "the document is not a JSON object".into()),
+                Err(e) => self.quarantine(v, format!("the document is not valid JSON: {e}")),
             }
-            Ok(_) => self.quarantine(v, "the document is not a JSON object".into()),
-            Err(e) => self.quarantine(v, format!("the document is not valid JSON: {e}")),
-        }
+            parse_done
+        };
         self.scratch = scratch;
+        Stage::Parse.add(parse_done - started);
+        Stage::Flatten.add(parse_done.elapsed());
     }
 
     fn quarantine(&mut self, v: &Version, reason: String) {

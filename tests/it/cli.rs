@@ -759,3 +759,20 @@ async fn the_crawl_shows_a_rate_limit_wait_and_when_it_ends_at_a_terminal() {
     );
     assert!(!shown.contains(soundlake::sim::CLIENT_SECRET));
 }
+
+/// `run --json` says how long bronze waited on the landing store.
+#[test]
+fn a_run_reports_the_time_it_spent_reading_the_landing_store() {
+    let lake = super::events::Lake::with_catalog();
+    let out = lake.ok(&[
+        "run",
+        "spotify_catalog",
+        "--select",
+        "bronze.albums",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stages = &report["stages"];
+    assert!(stages["landing_read"].as_f64().unwrap() > 0.0, "{stages}");
+    assert_eq!(stages["flatten"], 0.0, "no silver task ran: {stages}");
+}

@@ -385,6 +385,16 @@ fn incremental_marts_rebuild_only_the_days_whose_events_changed() {
     for mart in ["mart_user_activity", "mart_device_geo"] {
         assert_eq!(gold_report(&first, mart)["whole"], "the first build");
     }
+    // The run says where its time went: bronze parsed the lines, silver
+    // parsed and flattened them, both encoded, wrote and committed files.
+    let stages = &serde_json::from_str::<Value>(&first).unwrap()["stages"];
+    for stage in ["parse", "flatten", "encode", "write", "commit"] {
+        assert!(stages[stage].as_f64().unwrap() > 0.0, "{stage}: {stages}");
+    }
+    assert_eq!(
+        stages["landing_read"], 0.0,
+        "events come from files: {stages}"
+    );
     let before = day_files(&lake, "mart_user_activity");
     assert!(
         before.len() >= 4 && before.contains_key("2026-11-13"),
