@@ -46,6 +46,14 @@ for a sample of tracks, the share of the neighbours it lists that are
 among the exact 20 nearest by cosine, found by numpy comparing each with
 every track (tests/similar_check.py defines the vectors as the model does).
 
+The gold models without a nearest-neighbour step (the catalog's twelve
+SQL models) are timed twice more over the same silver: on soundlake
+("gold SQL models"), and as their own SQL run by DuckDB
+(flatten/duckdb_gold.py: the two functions soundlake adds become DuckDB
+macros; no data tests, no Delta commits) as "gold SQL on DuckDB". Each
+model's row count must equal soundlake's (its rows plus those it
+quarantined) before the time counts.
+
 With `--compare BINARY` (and `--compare-definitions` its checkout),
 another soundlake build (an older commit, say) races too, on the same
 landing copy and checked the same way, as "compared" and "compared +
@@ -313,6 +321,28 @@ def similar_recall(root):
     return hits / total, len(sample)
 
 
+def run_gold_sql(binary, root):
+    """The gold models but the nearest-neighbour one, on soundlake and as
+    their SQL on DuckDB, over the same silver: both measurements."""
+    rows = gold_rows(binary, root)
+    models = sorted(
+        n for n in rows
+        if not n.endswith("_quarantine") and n != SIMILAR
+    )
+    select = ",".join(f"gold.{m}" for m in models)
+    ours = measure([binary, "run", "spotify_catalog", "--select", select], root / "log",
+                   soundlake_env(root))
+    out = root / "duckdb-gold"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, HERE / "duckdb_gold.py", root / "lake", REPO / "gold", out, *models]
+    theirs = measure(cmd, root / "log")
+    got = json.loads(theirs.out)["models"]
+    want = {m: rows[m] + rows.get(f"{m}_quarantine", 0) for m in models}
+    if got != want:
+        sys.exit(f"DuckDB's gold rows {got} differ from soundlake's {want}")
+    return ours, theirs
+
+
 def run_gold_on_trino(binary, root, trino):
     """The gold models again, on Trino, over the silver tables at `root`;
     every table's rows checked against what soundlake's engine wrote."""
@@ -429,7 +459,7 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit, reca
         f"Input: {docs['artists']['documents']:,} artists, {docs['albums']['documents']:,} albums, "
         f"{docs['tracks']['documents']:,} tracks, {docs['audio_features']['documents']:,} audio "
         f"features ({size:,.0f} MB NDJSON); output: 14 tables, {rows:,} rows. "
-        f"Landing import (not raced): {imported['wall']:.1f} s.",
+        f"Landing import (not raced): {imported['wall']:.1f} s, {size / imported['wall']:.0f} MB/s.",
         "",
         "| system | wall s | CPU s | peak MB | wall ÷ soundlake | peak ÷ soundlake | output rows/s |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -444,6 +474,8 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit, reca
             f"| {name} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} | {wall / base_wall:.1f}× "
             f"| {peak / base_peak:.1f}× | {speed} |"
         )
+    if memory := os.environ.get("SOUNDLAKE__GOLD__MEMORY_MIB"):
+        lines += ["", f"Gold ran with `[gold] memory_mib = {memory}` (SOUNDLAKE__GOLD__MEMORY_MIB)."]
     if spark_startup:
         lines += ["", f"Spark session start-up, included above: {statistics.median(spark_startup):.1f} s (median)."]
     lines += stage_lines(base)
@@ -498,7 +530,8 @@ def main():
 def race(args, binary, work, systems, tracks, trino):
     """One scale's table."""
     data, landing, generated, imported = prepare(binary, work, tracks)
-    results = {"soundlake": [], "soundlake + gold": [], "gold alone": [], "similar by sound": []}
+    results = {"soundlake": [], "soundlake + gold": [], "gold alone": [], "similar by sound": [],
+               "gold SQL models": [], "gold SQL on DuckDB": []}
     if trino:
         results["gold on Trino"] = []
     if args.compare:
@@ -514,6 +547,9 @@ def race(args, binary, work, systems, tracks, trino):
                 results["soundlake + gold"].append(whole)
                 results["gold alone"].append(gold)
                 results["similar by sound"].append(run_similar(binary, root))
+                ours, theirs = run_gold_sql(binary, root)
+                results["gold SQL models"].append(ours)
+                results["gold SQL on DuckDB"].append(theirs)
                 recall = similar_recall(root)
                 if trino:
                     results["gold on Trino"].append(run_gold_on_trino(binary, root, trino))
