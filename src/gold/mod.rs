@@ -121,6 +121,18 @@ pub enum Rebuilt {
     Days(BTreeSet<String>),
 }
 
+impl std::fmt::Display for Rebuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rebuilt::Whole(why) => write!(f, "every day ({why})"),
+            Rebuilt::Days(days) => {
+                let days: Vec<&str> = days.iter().map(String::as_str).collect();
+                write!(f, "the days {}", days.join(", "))
+            }
+        }
+    }
+}
+
 impl Rebuilt {
     fn covers(&self, day: &str) -> bool {
         match self {
@@ -370,7 +382,7 @@ impl Gold {
         }
         let definition = definition_hash(model);
         let recorded = base.properties.get(BUILT_FROM);
-        let whole = |why: String| Rebuilt::Whole(why);
+        let whole = Rebuilt::Whole;
         let by_day = base
             .files
             .iter()
@@ -705,8 +717,8 @@ async fn write_days(
                     return Err(Error::Input {
                         place: place.into(),
                         problem: format!(
-                            "rows for {by} {text} came from source rows of other days, and \
-                             only {rebuilt:?} was rebuilt"
+                            "rows for {by} {text} came from source rows of other days; this \
+                             run rebuilt {rebuilt}"
                         ),
                         fix: "an incremental model's rows of a day must come from its source's \
                               rows of that day: group by the source's date, or remove \

@@ -510,6 +510,44 @@ fn incremental_marts_rebuild_only_the_days_whose_events_changed() {
             && err.contains("silver.tracks must be partitioned by one date"),
         "{err}"
     );
+
+    // A model whose rows of a day come from the day before builds whole,
+    // and fails naming the day once a run rebuilds only some days.
+    std::fs::write(
+        defs.path().join("gold/mart_next_day.sql"),
+        "SELECT CAST(CAST(event_ts AS DATE) + INTERVAL '1 day' AS DATE) AS day, \
+         count(*) AS events FROM silver.events GROUP BY 1",
+    )
+    .unwrap();
+    std::fs::write(
+        defs.path().join("gold/mart_next_day.toml"),
+        "comment = \"Events of the day before.\"\ngrain = \"one row per day\"\n\
+         key = [\"day\"]\n[incremental]\nby = \"day\"\nsource = \"silver.events\"\n\
+         [[columns]]\nname = \"day\"\ntype = \"date\"\ncomment = \"Day.\"\n\
+         [[columns]]\nname = \"events\"\ntype = \"bigint\"\ncomment = \"Events.\"\n",
+    )
+    .unwrap();
+    let select = ["run", "listening_events", "--select"];
+    let next_day = [
+        select.as_slice(),
+        &["bronze.events,silver.events,gold.mart_next_day"],
+    ]
+    .concat();
+    lake.ok_with(&next_day, &[("SOUNDLAKE__DEFINITIONS__DIR", dir)]);
+    let later = event("late-2", "u-late", &track, "play", "2026-11-14T10:00:00Z");
+    lake.drop_file("later.ndjson", &format!("{later}\n"));
+    let refused = lake
+        .command(&next_day)
+        .env("SOUNDLAKE__DEFINITIONS__DIR", dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stdout) + String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && err.contains("rows for day 2026-11-15 came from source rows of other days")
+            && err.contains("this run rebuilt the days 2026-11-14"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
