@@ -16,6 +16,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
             "artist_names",
             "definitions",
             "progress",
+            "stages",
         ],
     ),
     ("storage", &["landing", "lake"]),
