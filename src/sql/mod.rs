@@ -134,11 +134,7 @@ impl Engine {
     ) -> Result<()> {
         let layer = self.layer(layer)?;
         let provider = layer.provider(table, files, schema, now)?;
-        layer
-            .resolved
-            .lock()
-            .expect("no panics while resolving")
-            .insert(name.into(), Some(provider));
+        layer.settle(name, Some(provider));
         Ok(())
     }
 
@@ -153,11 +149,7 @@ impl Engine {
     ) -> Result<()> {
         let layer = self.layer(layer)?;
         let provider = layer.snapshot_provider(name, table, snapshot).await?;
-        layer
-            .resolved
-            .lock()
-            .expect("no panics while resolving")
-            .insert(name.into(), provider);
+        layer.settle(name, provider);
         Ok(())
     }
 
@@ -363,10 +355,7 @@ impl LayerSchema {
             .collect();
         let empty = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])
             .map_err(|e| sql_error(&format!("{}.{name}", self.layer), &e))?;
-        self.resolved
-            .lock()
-            .expect("no panics while resolving")
-            .insert(name.into(), Some(Arc::new(empty)));
+        self.settle(name, Some(Arc::new(empty)));
         Ok(())
     }
 
@@ -385,11 +374,16 @@ impl LayerSchema {
             None => table.snapshot().await?,
         };
         let provider = self.snapshot_provider(name, &table, &snapshot).await?;
+        self.settle(name, provider.clone());
+        Ok(provider)
+    }
+
+    /// Read `name` through `provider` from now on (`None`: no data).
+    fn settle(&self, name: &str, provider: Option<Arc<dyn TableProvider>>) {
         self.resolved
             .lock()
             .expect("no panics while resolving")
-            .insert(name.into(), provider.clone());
-        Ok(provider)
+            .insert(name.into(), provider);
     }
 
     /// What reads the files of `snapshot`: none if it has none.
