@@ -1,7 +1,7 @@
 //! soundlake: a medallion ELT pipeline for the Spotify Web API.
 //!
 //! Layers, low to high: [`clock`], [`secret`], [`error`], [`config`], [`stages`] and
-//! [`text`] are shared ground, [`definitions`] the reading of table
+//! [`json_tape`] are shared ground, [`definitions`] the reading of table
 //! definition folders; [`spotify`] is the API client and [`sim`] its
 //! simulator; [`kafka`] the Kafka client and [`trino`] the Trino client; [`landing`] is the landing and
 //! state store; [`cli`] is the
@@ -20,6 +20,7 @@ pub mod events;
 pub mod gold;
 pub mod import;
 pub mod init;
+pub mod json_tape;
 pub mod kafka;
 pub mod lake;
 pub mod landing;

@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::bronze::BronzeTable;
 use crate::clock::SharedClock;
 use crate::error::Result;
+use crate::json_tape::{TapeParser, at};
 use crate::lake::{DataFile, FileWriter, Lake, ParquetFile, Transaction};
 use crate::landing::{SharedStore, Stamp, lease};
 
@@ -132,10 +133,48 @@ struct Candidate {
     row: u32,
 }
 
+/// One version of a key, where it is among the inputs.
+struct Entry {
+    key: u128,
+    stamp: Stamp,
+    content: u64,
+    file: u32,
+    row: u32,
+}
+
+/// The rows of input `f` and the version each holds.
+async fn versions_in(
+    file: Arc<ParquetFile>,
+    f: u32,
+    key: Arc<String>,
+) -> Result<(usize, Vec<Entry>)> {
+    let columns: Vec<&str> = [key.as_str()].into_iter().chain(BRONZE_VERSION).collect();
+    let mut stream = file.read(None, Some(&columns), 8192)?;
+    let mut entries = Vec::new();
+    let mut row = 0u32;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let keys = batch.column(0).as_string::<i32>();
+        let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let hashes = batch.column(2).as_string::<i32>();
+        for r in 0..batch.num_rows() {
+            entries.push(Entry {
+                key: key_hash(keys.value(r)),
+                stamp: stamps.value(r),
+                content: short_hash(hashes.value(r)),
+                file: f,
+                row,
+            });
+            row += 1;
+        }
+    }
+    Ok((row as usize, entries))
+}
+
 /// Which rows of each input file a run flattens.
 struct Selection {
     emit: Vec<Vec<bool>>,
-    keys: HashMap<u128, Candidate>,
+    keys: KeyMap<Candidate>,
     versions: u64,
     /// The ingest stamps the inputs span.
     oldest: Stamp,
@@ -149,6 +188,12 @@ fn is_zero(n: &u64) -> bool {
 fn key_hash(key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(key.as_bytes())
 }
+
+/// Maps and sets keyed by [`key_hash`]: the keys are hashes already, so
+/// hashing them again with SipHash (a tenth of a silver run's time, on
+/// the thread that picks latest versions) buys nothing.
+type KeyMap<V> = HashMap<u128, V, foldhash::fast::FixedState>;
+type KeySet = HashSet<u128, foldhash::fast::FixedState>;
 
 impl Silver {
     pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Silver {
@@ -533,38 +578,19 @@ impl Txns {
 /// Read the version columns of every input and pick each key's latest
 /// version: newest ingest stamp, then the larger content hash, then the
 /// first file and row (so the pick never depends on timing).
-async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selection> {
-    struct Entry {
-        key: u128,
-        stamp: Stamp,
-        content: u64,
-        file: u32,
-        row: u32,
-    }
+async fn select_latest(files: &[Arc<ParquetFile>], key: &str, workers: usize) -> Result<Selection> {
     let mut entries = Vec::new();
     let mut emit = Vec::with_capacity(files.len());
-    let columns: Vec<&str> = [key].into_iter().chain(BRONZE_VERSION).collect();
-    for (f, file) in files.iter().enumerate() {
-        let rows: u64 = file.row_group_rows().iter().sum();
-        emit.push(vec![false; rows as usize]);
-        let mut stream = file.read(None, Some(&columns), 8192)?;
-        let mut row = 0u32;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let keys = batch.column(0).as_string::<i32>();
-            let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-            let hashes = batch.column(2).as_string::<i32>();
-            for r in 0..batch.num_rows() {
-                entries.push(Entry {
-                    key: key_hash(keys.value(r)),
-                    stamp: stamps.value(r),
-                    content: short_hash(hashes.value(r)),
-                    file: f as u32,
-                    row,
-                });
-                row += 1;
-            }
-        }
+    // `workers` files are read at a time, each by a task of its own.
+    let reads: Vec<_> = files.iter().cloned().enumerate().collect();
+    let key = Arc::new(key.to_string());
+    let mut versions = futures::stream::iter(reads)
+        .map(|(f, file)| tokio::spawn(versions_in(file, f as u32, key.clone())))
+        .buffered(workers.max(1));
+    while let Some(read) = versions.next().await {
+        let (rows, found) = read.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        emit.push(vec![false; rows]);
+        entries.extend(found);
     }
     entries.sort_unstable_by(|a, b| {
         a.key
@@ -574,7 +600,7 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str) -> Result<Selectio
             .then(a.file.cmp(&b.file))
             .then(a.row.cmp(&b.row))
     });
-    let mut keys = HashMap::new();
+    let mut keys = KeyMap::default();
     let versions = entries.len() as u64;
     let oldest = entries.iter().map(|e| e.stamp).min().unwrap_or(Stamp::MAX);
     let newest = entries.iter().map(|e| e.stamp).max().unwrap_or(Stamp::MIN);
@@ -636,7 +662,7 @@ enum Replace<'a> {
     /// Every row (a full refresh).
     All,
     /// The rows of the re-derived keys.
-    Keys(&'a HashSet<u128>),
+    Keys(&'a KeySet),
     /// Every row of these partitions (under this key).
     Partitions(&'a str, &'a BTreeSet<String>),
 }
@@ -665,7 +691,7 @@ async fn publish_table(
     let mut touched = !written.is_empty();
     for file in &base {
         let stale = file.stats.get("schema") != Some(&json!(fingerprint));
-        let keep: Option<&HashSet<u128>> = match replace {
+        let keep: Option<&KeySet> = match replace {
             Replace::All => {
                 txn.remove(file);
                 touched = true;
@@ -797,74 +823,149 @@ fn partition_in_path(path: &str, key: &str) -> Option<String> {
 /// Of selected rows alike on every `unique` path, keep the one with the
 /// smallest key; returns how many were dropped. Values are compared as
 /// JSON, and as instants where the definition parses the path as a
-/// timestamp (so `…Z` and `…+00:00` are alike).
+/// timestamp (so `…Z` and `…+00:00` are alike). The documents of
+/// `workers` files are read at a time, each on its own core; their rows
+/// are then compared in file order, so the row kept is the same however
+/// the reads interleave.
 async fn drop_alike(
     def: &SilverTable,
     files: &[Arc<ParquetFile>],
     selection: &mut Selection,
+    workers: usize,
 ) -> Result<u64> {
-    let columns = [def.key.as_str(), "doc"];
-    let mut kept: HashMap<u128, (String, usize, usize)> = HashMap::new();
+    let identify = Arc::new(Identify::new(def));
+    // A row is only ever dropped after its file was read, so the flags as
+    // they were before any drop say which rows each read must identify.
+    let selected = selection.emit.clone();
+    let reads: Vec<_> = files.iter().cloned().zip(selected).collect();
+    let mut identified = futures::stream::iter(reads)
+        .map(|(file, selected)| tokio::spawn(identify.clone().file(file, selected)))
+        .buffered(workers.max(1))
+        .enumerate();
+    let mut kept: KeyMap<(String, usize, usize)> = KeyMap::default();
     let mut dropped = 0u64;
-    for (f, file) in files.iter().enumerate() {
-        let mut stream = file.read(None, Some(&columns), 8192)?;
-        let mut row = 0usize;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let keys = batch.column(0).as_string::<i32>();
-            let docs = batch.column(1).as_string::<i32>();
-            for r in 0..batch.num_rows() {
-                let at = row + r;
-                if !selection.emit[f][at] {
-                    continue;
+    while let Some((f, rows)) = identified.next().await {
+        let rows = rows.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        for (at, identity, key) in rows {
+            match kept.get_mut(&identity) {
+                None => {
+                    kept.insert(identity, (key, f, at));
                 }
-                let identity = identity(def, docs.value(r));
-                let key = keys.value(r);
-                match kept.get_mut(&identity) {
-                    None => {
-                        kept.insert(identity, (key.to_string(), f, at));
-                    }
-                    Some(held) => {
-                        dropped += 1;
-                        let loser = if key < held.0.as_str() {
-                            std::mem::replace(held, (key.to_string(), f, at))
-                        } else {
-                            (key.to_string(), f, at)
-                        };
-                        selection.emit[loser.1][loser.2] = false;
-                        selection.keys.remove(&key_hash(&loser.0));
-                    }
+                Some(held) => {
+                    dropped += 1;
+                    let loser = if key < held.0 {
+                        std::mem::replace(held, (key, f, at))
+                    } else {
+                        (key, f, at)
+                    };
+                    selection.emit[loser.1][loser.2] = false;
+                    selection.keys.remove(&key_hash(&loser.0));
                 }
             }
-            row += batch.num_rows();
         }
     }
     Ok(dropped)
 }
 
-/// A hash of a document's values at the `unique` paths.
-fn identity(def: &SilverTable, doc: &str) -> u128 {
-    let value: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
-    let mut text = String::new();
-    for path in &def.unique {
-        let found = path
-            .split('.')
-            .try_fold(&value, |v, k| v.get(k))
-            .unwrap_or(&serde_json::Value::Null);
-        let timestamp = def.columns.get(path).and_then(|r| r.parse) == Some(Parser::Timestamp);
-        match found.as_str().filter(|_| timestamp) {
-            Some(s) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => text.push_str(&t.timestamp_micros().to_string()),
-                Err(_) => text.push_str(&found.to_string()),
-            },
-            None => text.push_str(&found.to_string()),
-        }
-        text.push('\u{1f}');
-    }
-    key_hash(&text)
+/// How a document's `unique` values become one hash.
+struct Identify {
+    key: String,
+    /// Each `unique` path, and whether it is compared as an instant.
+    paths: Vec<(String, bool)>,
 }
 
-async fn holds_any(parquet: &ParquetFile, keys: &HashSet<u128>) -> Result<bool> {
+impl Identify {
+    fn new(def: &SilverTable) -> Identify {
+        let paths = def
+            .unique
+            .iter()
+            .map(|path| {
+                let parse = def.columns.get(path).and_then(|r| r.parse);
+                (path.clone(), parse == Some(Parser::Timestamp))
+            })
+            .collect();
+        Identify {
+            key: def.key.clone(),
+            paths,
+        }
+    }
+
+    /// `(row, identity, key)` of each selected row of `file`: a task of
+    /// its own reads it, a blocking thread parses its documents.
+    async fn file(
+        self: Arc<Self>,
+        file: Arc<ParquetFile>,
+        selected: Vec<bool>,
+    ) -> Result<Vec<(usize, u128, String)>> {
+        let columns = [self.key.as_str(), "doc"];
+        let mut stream = file.read(None, Some(&columns), 8192)?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch?);
+        }
+        Ok(
+            tokio::task::spawn_blocking(move || self.rows(&batches, &selected))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+        )
+    }
+
+    /// `(row, identity, key)` of each selected row of one file's batches
+    /// (key and document columns).
+    fn rows(&self, batches: &[RecordBatch], selected: &[bool]) -> Vec<(usize, u128, String)> {
+        let mut parser = TapeParser::default();
+        let mut text = Vec::new();
+        let mut out = Vec::new();
+        let mut row = 0usize;
+        for batch in batches {
+            let keys = batch.column(0).as_string::<i32>();
+            let docs = batch.column(1).as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                if selected[row + r] {
+                    let identity = self.identity(&mut parser, &mut text, docs.value(r));
+                    out.push((row + r, identity, keys.value(r).to_string()));
+                }
+            }
+            row += batch.num_rows();
+        }
+        out
+    }
+
+    /// A hash of the document's values at the `unique` paths, each as its
+    /// JSON text (`null` where absent, as in a document that is not JSON),
+    /// or as microseconds where it is an instant.
+    fn identity(&self, parser: &mut TapeParser, text: &mut Vec<u8>, doc: &str) -> u128 {
+        use simd_json::prelude::{ValueAsScalar, Writable};
+        text.clear();
+        let written = parser.read(doc, |root| {
+            for (path, instant) in &self.paths {
+                let found = at(root, path);
+                let micros = found
+                    .as_ref()
+                    .and_then(|v| v.as_str())
+                    .filter(|_| *instant)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.timestamp_micros());
+                match (micros, found) {
+                    (Some(micros), _) => text.extend_from_slice(micros.to_string().as_bytes()),
+                    (None, Some(value)) => {
+                        value.write(text).expect("writing to memory cannot fail");
+                    }
+                    (None, None) => text.extend_from_slice(b"null"),
+                }
+                text.push(0x1f);
+            }
+        });
+        if written.is_none() {
+            for _ in &self.paths {
+                text.extend_from_slice(b"null\x1f");
+            }
+        }
+        xxhash_rust::xxh3::xxh3_128(text)
+    }
+}
+
+async fn holds_any(parquet: &ParquetFile, keys: &KeySet) -> Result<bool> {
     if keys.is_empty() {
         return Ok(false);
     }
@@ -881,7 +982,7 @@ async fn holds_any(parquet: &ParquetFile, keys: &HashSet<u128>) -> Result<bool> 
 }
 
 /// The rows of `batch` whose key (first column) was not re-derived.
-fn keep_rows(batch: &RecordBatch, changed: &HashSet<u128>) -> RecordBatch {
+fn keep_rows(batch: &RecordBatch, changed: &KeySet) -> RecordBatch {
     let keys: &StringArray = batch.column(0).as_string::<i32>();
     let keep: BooleanArray = keys
         .iter()
@@ -1007,4 +1108,53 @@ pub fn render(r: &SilverReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_compare_values_as_json_and_instants_as_instants() {
+        let identify = Identify {
+            key: "event_id".into(),
+            paths: vec![
+                ("user_id".into(), false),
+                ("event_ts".into(), true),
+                ("n".into(), false),
+            ],
+        };
+        let mut parser = TapeParser::default();
+        let mut text = Vec::new();
+        let mut id = |doc: &str| identify.identity(&mut parser, &mut text, doc);
+        let base = id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":1}"#);
+        assert_eq!(
+            base,
+            id(r#"{"n":1,"extra":[1,2],"event_ts":"2026-11-14T11:00:00+01:00","user_id":"u1"}"#),
+            "field order, other fields and the spelling of an instant do not matter"
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u2","event_ts":"2026-11-14T10:00:00Z","n":1}"#)
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":"1"}"#),
+            "a number is not its text"
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:01Z","n":1}"#)
+        );
+        assert_eq!(
+            id(r#"{"event_ts":"soon","n":null}"#),
+            id(r#"{"user_id":null,"event_ts":"soon"}"#),
+            "absent is null; a time that does not parse compares as text"
+        );
+        assert_eq!(
+            id("{not json"),
+            id("{}"),
+            "a document that is not JSON has nulls"
+        );
+    }
 }

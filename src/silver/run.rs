@@ -3,7 +3,7 @@
 //! how it transforms (flatten, decide the shapes), what it writes (each
 //! table's new files), and the commits that publish them, root last.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
@@ -13,7 +13,7 @@ use serde_json::{Map, json};
 use super::flatten::{Plan, decide, quarantine_schema};
 use super::schema::{self, Recorded, TableShape, shapes};
 use super::{
-    Drift, Inputs, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
+    Drift, Inputs, KeySet, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
     SilverTable, Txns, Written, definition_hash, drift, drop_alike, keep_newer_rows, overlaps,
     partition_in_path, publish_table, select_latest, shapes_gone,
 };
@@ -84,7 +84,7 @@ impl Silver {
         }
         let mut txns = Txns::new(self.lake.clone(), run_id, now);
         txns.insert(def.name.clone(), root);
-        let read = read(def, bronze, &start, &txns, &mut report).await?;
+        let read = read(def, bronze, &start, &txns, self.workers, &mut report).await?;
         let transformed = self
             .transform(def, bronze, &start, &read, &txns, &mut report)
             .await?;
@@ -328,13 +328,14 @@ async fn read(
     bronze: &BronzeTable,
     start: &Start<'_>,
     txns: &Txns,
+    workers: usize,
     report: &mut SilverReport,
 ) -> Result<Read> {
     let mut files = Vec::with_capacity(start.inputs.len());
     for input in &start.inputs {
         files.push(Arc::new(start.bronze.open_file(input).await?));
     }
-    let mut selection = select_latest(&files, &bronze.key).await?;
+    let mut selection = select_latest(&files, &bronze.key, workers).await?;
     report.versions_read = selection.versions;
     let prior = if start.full {
         Recorded::new()
@@ -348,7 +349,7 @@ async fn read(
         .unwrap_or(Stamp::MIN)
         .max(selection.newest);
     if !def.unique.is_empty() {
-        report.duplicates_dropped = drop_alike(def, &files, &mut selection).await?;
+        report.duplicates_dropped = drop_alike(def, &files, &mut selection, workers).await?;
     }
     // A partitioned table replaces whole partitions, so it keeps no old
     // rows to compare with.
@@ -402,7 +403,7 @@ async fn write(
     txns: Txns,
     report: &mut SilverReport,
 ) -> Result<Vec<Commit>> {
-    let changed: HashSet<u128> = read.selection.keys.keys().copied().collect();
+    let changed: KeySet = read.selection.keys.keys().copied().collect();
     let quarantine = quarantine_schema(&def.key);
     let mut targets: Vec<(String, Option<(SchemaRef, String)>)> = transformed
         .shapes

@@ -18,6 +18,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use crate::json_tape::{TapeParser, at};
+
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(SurrogateKey::new()));
     ctx.register_udf(ScalarUDF::from(JsonBigint::new()));
@@ -101,56 +103,15 @@ impl JsonBigint {
     }
 }
 
-/// Reads integers out of JSON texts, one document at a time, reusing its
-/// buffers. simd-json builds a flat tape of each document in one pass (no
-/// tree, no map per object), and the path walks the tape: a track's
-/// document is mostly market lists the path never enters, and parsing them
-/// twice with serde (once to validate, once into a map of keys) was most of
-/// `fact_track_popularity`'s time.
-struct BigintReader {
-    scratch: Vec<u8>,
-    buffers: simd_json::Buffers,
-    tape: Option<simd_json::Tape<'static>>,
-}
-
-impl BigintReader {
-    fn new() -> BigintReader {
-        BigintReader {
-            scratch: Vec::new(),
-            buffers: simd_json::Buffers::default(),
-            tape: Some(simd_json::Tape::null().reset()),
-        }
-    }
-
-    /// The integer at `path` in `json`.
-    fn bigint_at(&mut self, json: &str, path: &str) -> Option<i64> {
-        use simd_json::prelude::ValueAsScalar;
-        // simd-json unescapes in place, so the document is copied once,
-        // padded as its vector reads need, which spares its own copy.
-        self.scratch.clear();
-        self.scratch.extend_from_slice(json.as_bytes());
-        self.scratch
-            .resize(json.len() + simd_json::INPUT_PADDING, 0);
-        let mut tape = self
-            .tape
-            .take()
-            .unwrap_or_else(|| simd_json::Tape::null().reset());
-        let parsed = simd_json::fill_tape_padded(
-            &mut self.scratch,
-            json.len(),
-            &mut self.buffers,
-            &mut tape,
-        );
-        let found = match parsed {
-            Ok(()) => path
-                .split('.')
-                .try_fold(tape.as_value(), |node, key| node.get(key))
-                .and_then(|node| node.as_i64()),
-            Err(_) => None,
-        };
-        self.tape = Some(tape.reset());
-        found
-    }
+/// The integer at `path` in `json`. The document is read as a simd-json
+/// tape: a track's document is mostly market lists the path never enters,
+/// and parsing them twice with serde (once to validate, once into a map of
+/// keys) was most of `fact_track_popularity`'s time.
+fn bigint_at(parser: &mut TapeParser, json: &str, path: &str) -> Option<i64> {
+    use simd_json::prelude::ValueAsScalar;
+    parser
+        .read(json, |root| at(root, path).and_then(|v| v.as_i64()))
+        .flatten()
 }
 
 impl ScalarUDFImpl for JsonBigint {
@@ -171,10 +132,10 @@ impl ScalarUDFImpl for JsonBigint {
         let docs = as_string_array(&arrays[0])?;
         let paths = as_string_array(&arrays[1])?;
         let mut out = Int64Builder::with_capacity(args.number_rows);
-        let mut reader = BigintReader::new();
+        let mut parser = TapeParser::default();
         for row in 0..args.number_rows {
             let value = (!docs.is_null(row) && !paths.is_null(row))
-                .then(|| reader.bigint_at(docs.value(row), paths.value(row)))
+                .then(|| bigint_at(&mut parser, docs.value(row), paths.value(row)))
                 .flatten();
             out.append_option(value);
         }
@@ -203,8 +164,8 @@ mod tests {
 
     #[test]
     fn json_bigint_reads_dotted_paths_and_is_null_otherwise() {
-        let mut reader = BigintReader::new();
-        let mut bigint_at = |doc: &str, path: &str| reader.bigint_at(doc, path);
+        let mut parser = TapeParser::default();
+        let mut bigint_at = |doc: &str, path: &str| bigint_at(&mut parser, doc, path);
         let doc = r#"{"followers": {"total": 12}, "popularity": 7, "name": "x"}"#;
         assert_eq!(bigint_at(doc, "followers.total"), Some(12));
         assert_eq!(bigint_at(doc, "popularity"), Some(7));

@@ -17,6 +17,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
             "definitions",
             "progress",
             "stages",
+            "json_tape",
         ],
     ),
     ("storage", &["landing", "lake"]),
