@@ -377,15 +377,27 @@ impl Publisher<'_> {
         qtxn.commit("append", qprops, now).await?;
         fail::fail_point!("bronze-between-quarantine-and-rows");
 
+        // Each partition's file is encoded by a task of its own (the
+        // runtime runs one per core at a time): one after another, encoding
+        // was bronze's critical path. The files join the commit in order.
         let schema = schema(&self.def.key);
+        let mut files = Vec::with_capacity(pending.rows.len());
         for (partition, mut rows) in pending.rows.into_values() {
             let stamps = rows.rows().iter().map(|r| r.stamp);
             let (min, max) = (stamps.clone().min(), stamps.max());
             let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
-            writer.write(&rows.take(&schema)).await?;
-            writer.set_stat("min_ingested_at", json!(min));
-            writer.set_stat("max_ingested_at", json!(max));
-            let file: DataFile = writer.finish().await?;
+            let batch = rows.take(&schema);
+            files.push(tokio::spawn(async move {
+                writer.write(&batch).await?;
+                writer.set_stat("min_ingested_at", json!(min));
+                writer.set_stat("max_ingested_at", json!(max));
+                writer.finish().await
+            }));
+        }
+        for file in files {
+            let file: DataFile = file
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
             txn.add(file);
         }
         txn.commit("append", self.properties(at), now).await
