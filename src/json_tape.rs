@@ -47,9 +47,18 @@ impl TapeParser {
     }
 }
 
-/// The value at a dotted path (`followers.total`) under `root`.
+/// The value at a dotted path (`followers.total`) under `root`. Of keys
+/// an object repeats, the last one counts, as serde_json and Trino's
+/// JSON functions read them.
 pub fn at<'t, 'i>(root: Value<'t, 'i>, path: &str) -> Option<Value<'t, 'i>> {
-    path.split('.').try_fold(root, |node, key| node.get(key))
+    path.split('.').try_fold(root, |node, key| {
+        let object = node.as_object()?;
+        object
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
+    })
 }
 
 #[cfg(test)]

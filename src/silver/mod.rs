@@ -133,44 +133,6 @@ struct Candidate {
     row: u32,
 }
 
-/// One version of a key, where it is among the inputs.
-struct Entry {
-    key: u128,
-    stamp: Stamp,
-    content: u64,
-    file: u32,
-    row: u32,
-}
-
-/// The rows of input `f` and the version each holds.
-async fn versions_in(
-    file: Arc<ParquetFile>,
-    f: u32,
-    key: Arc<String>,
-) -> Result<(usize, Vec<Entry>)> {
-    let columns: Vec<&str> = [key.as_str()].into_iter().chain(BRONZE_VERSION).collect();
-    let mut stream = file.read(None, Some(&columns), 8192)?;
-    let mut entries = Vec::new();
-    let mut row = 0u32;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let keys = batch.column(0).as_string::<i32>();
-        let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-        let hashes = batch.column(2).as_string::<i32>();
-        for r in 0..batch.num_rows() {
-            entries.push(Entry {
-                key: key_hash(keys.value(r)),
-                stamp: stamps.value(r),
-                content: short_hash(hashes.value(r)),
-                file: f,
-                row,
-            });
-            row += 1;
-        }
-    }
-    Ok((row as usize, entries))
-}
-
 /// Which rows of each input file a run flattens.
 struct Selection {
     emit: Vec<Vec<bool>>,
@@ -628,6 +590,44 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str, workers: usize) ->
         oldest,
         newest,
     })
+}
+
+/// One version of a key, where it is among the inputs.
+struct Entry {
+    key: u128,
+    stamp: Stamp,
+    content: u64,
+    file: u32,
+    row: u32,
+}
+
+/// The rows of input `f` and the version each holds.
+async fn versions_in(
+    file: Arc<ParquetFile>,
+    f: u32,
+    key: Arc<String>,
+) -> Result<(usize, Vec<Entry>)> {
+    let columns: Vec<&str> = [key.as_str()].into_iter().chain(BRONZE_VERSION).collect();
+    let mut stream = file.read(None, Some(&columns), 8192)?;
+    let mut entries = Vec::new();
+    let mut row = 0u32;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let keys = batch.column(0).as_string::<i32>();
+        let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let hashes = batch.column(2).as_string::<i32>();
+        for r in 0..batch.num_rows() {
+            entries.push(Entry {
+                key: key_hash(keys.value(r)),
+                stamp: stamps.value(r),
+                content: short_hash(hashes.value(r)),
+                file: f,
+                row,
+            });
+            row += 1;
+        }
+    }
+    Ok((row as usize, entries))
 }
 
 /// Drop the candidates a table of the family already holds at the same or

@@ -184,5 +184,21 @@ mod tests {
             "not an integer"
         );
         assert_eq!(bigint_at(escaped, "n.total"), None, "not an object");
+        // The edges Trino's plugin is held to as well (tests/it/trino.rs).
+        for (doc, want) in [
+            (r#"{"n": 1, "n": 2}"#, Some(2)),
+            (r#"{"n": 1.0}"#, None),
+            (r#"{"n": 1e3}"#, None),
+            (r#"{"n": -9223372036854775808}"#, Some(i64::MIN)),
+            (r#"{"n": 9223372036854775808}"#, None),
+            (r#"{"n": "12"}"#, None),
+            (r#"{"n": null}"#, None),
+            (r#"{"n": 1} trailing"#, None),
+            (r#"  {"n": 5}  "#, Some(5)),
+            (r#"[{"n": 1}]"#, None),
+            ("", None),
+        ] {
+            assert_eq!(bigint_at(doc, "n"), want, "{doc}");
+        }
     }
 }
