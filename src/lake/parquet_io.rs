@@ -60,7 +60,7 @@ impl WriteOptions {
         Ok(WriteOptions {
             compression: match s.compression {
                 // Level 1, not the usual 3: at 200k tracks bronze+silver ran
-                // 4.6% faster and wrote no larger files (152 against 153 MB).
+                // 4.6% faster and wrote no larger files (151 against 153 MB).
                 super::Compression::Zstd => {
                     Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a zstd level"))
                 }

@@ -612,15 +612,11 @@ async fn versions_in(
     let mut entries = Vec::new();
     let mut row = 0u32;
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let keys = batch.column(0).as_string::<i32>();
-        let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-        let hashes = batch.column(2).as_string::<i32>();
-        for r in 0..batch.num_rows() {
+        for (key, stamp, content) in versions_of(&batch?) {
             entries.push(Entry {
-                key: key_hash(keys.value(r)),
-                stamp: stamps.value(r),
-                content: short_hash(hashes.value(r)),
+                key,
+                stamp,
+                content,
                 file: f,
                 row,
             });
@@ -630,6 +626,21 @@ async fn versions_in(
     Ok((row as usize, entries))
 }
 
+/// Each row's key hash, ingest stamp and short content hash, from a batch
+/// of the key, stamp and content hash columns (bronze's or silver's).
+fn versions_of(batch: &RecordBatch) -> impl Iterator<Item = (u128, Stamp, u64)> + '_ {
+    let keys = batch.column(0).as_string::<i32>();
+    let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+    let hashes = batch.column(2).as_string::<i32>();
+    (0..batch.num_rows()).map(|r| {
+        (
+            key_hash(keys.value(r)),
+            stamps.value(r),
+            short_hash(hashes.value(r)),
+        )
+    })
+}
+
 /// Drop the candidates a table of the family already holds at the same or
 /// a newer version (a bronze interval rewrite re-reads old versions).
 async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str) -> Result<()> {
@@ -637,16 +648,11 @@ async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str
         let parquet = txn.open(file).await?;
         let mut stream = parquet.read(None, Some(&[key, INGESTED_AT, CONTENT_HASH]), 8192)?;
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let keys = batch.column(0).as_string::<i32>();
-            let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-            let hashes = batch.column(2).as_string::<i32>();
-            for r in 0..batch.num_rows() {
-                let k = key_hash(keys.value(r));
+            for (k, stamp, content) in versions_of(&batch?) {
                 let Some(c) = selection.keys.get(&k) else {
                     continue;
                 };
-                if (stamps.value(r), short_hash(hashes.value(r))) >= (c.stamp, c.content) {
+                if (stamp, content) >= (c.stamp, c.content) {
                     selection.emit[c.file as usize][c.row as usize] = false;
                     selection.keys.remove(&k);
                 }
@@ -936,6 +942,7 @@ impl Identify {
     /// or as microseconds where it is an instant.
     fn identity(&self, parser: &mut TapeParser, text: &mut Vec<u8>, doc: &str) -> u128 {
         use simd_json::prelude::{ValueAsScalar, Writable};
+        use std::io::Write as _;
         text.clear();
         let written = parser.read(doc, |root| {
             for (path, instant) in &self.paths {
@@ -947,7 +954,9 @@ impl Identify {
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                     .map(|t| t.timestamp_micros());
                 match (micros, found) {
-                    (Some(micros), _) => text.extend_from_slice(micros.to_string().as_bytes()),
+                    (Some(micros), _) => {
+                        write!(text, "{micros}").expect("writing to memory cannot fail");
+                    }
                     (None, Some(value)) => {
                         value.write(text).expect("writing to memory cannot fail");
                     }
