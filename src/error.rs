@@ -113,6 +113,13 @@ pub enum Error {
         report: String,
     },
 
+    /// A task that a task started alongside, and had to see succeed
+    /// before publishing, did not succeed; nothing was published.
+    #[error(
+        "{tasks} did not succeed, and this task publishes only after it (its tests read that table), so nothing was published\n  fix: see that task's error; rerun with --select to retry both"
+    )]
+    UpstreamFailed { tasks: String },
+
     /// The operating system refused what the process needs (a signal
     /// handler, standard output).
     #[error("{what}: {source}")]
@@ -160,6 +167,7 @@ impl Error {
                 | Error::MissingCredentials
                 | Error::Input { .. }
                 | Error::DataTests { .. }
+                | Error::UpstreamFailed { .. }
         ) || matches!(self, Error::Source(e) if e.is_permanent())
     }
 

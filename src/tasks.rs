@@ -112,6 +112,11 @@ pub fn kinds(
                 .collect(),
             TaskKind::Gold => {
                 kinds.rebuilt_whole.insert(kind.name().into());
+                let checked = gold
+                    .iter()
+                    .map(|m| (m.name.clone(), crate::gold::referenced_tasks(m, known)))
+                    .collect();
+                kinds.checked.insert(kind.name().into(), checked);
                 gold.iter()
                     .map(|m| (m.name.clone(), crate::gold::upstream_tasks(m, known)))
                     .collect()
@@ -355,7 +360,10 @@ impl Executor for TaskExecutor {
                     (&self.settings.trino, &self.settings.lake),
                     std::slice::from_ref(model),
                 )?;
-                let report = job.run(model, run_id, options.full_refresh).await;
+                let referenced = options.gate.passed();
+                let report = job
+                    .run(model, run_id, options.full_refresh, referenced)
+                    .await;
                 let report = report.inspect_err(|e| {
                     if let Error::DataTests { .. } = e {
                         let text = format!("{e}: the published version stays as it was");

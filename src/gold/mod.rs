@@ -206,12 +206,16 @@ impl Gold {
     }
 
     /// Build, test and publish one model, holding its table's lock. With
-    /// `full_refresh`, an incremental model rebuilds every day.
+    /// `full_refresh`, an incremental model rebuilds every day. The model's
+    /// tests wait for `referenced` (the tables its `references` tests read,
+    /// built by tasks running alongside) and nothing is published if it
+    /// fails; the model's query does not wait.
     pub async fn run(
         &self,
         model: &GoldModel,
         run_id: &str,
         full_refresh: bool,
+        referenced: impl Future<Output = Result<()>> + Send,
     ) -> Result<GoldReport> {
         let lock = format!("{LAYER}.{}", model.name);
         lease::while_held(
@@ -220,7 +224,10 @@ impl Gold {
             run_id,
             self.clock.now(),
             LOCK_LEASE,
-            async |_| self.run_locked(model, run_id, full_refresh).await,
+            async |_| {
+                self.run_locked(model, run_id, full_refresh, referenced)
+                    .await
+            },
         )
         .await
     }
@@ -230,10 +237,16 @@ impl Gold {
         model: &GoldModel,
         run_id: &str,
         full_refresh: bool,
+        referenced: impl Future<Output = Result<()>> + Send,
     ) -> Result<GoldReport> {
         match (model.engine.unwrap_or(self.engine), &self.trino) {
-            (GoldEngine::Datafusion, _) => self.run_here(model, run_id, full_refresh).await,
-            (GoldEngine::Trino, Some(cluster)) => self.run_on_trino(cluster, model, run_id).await,
+            (GoldEngine::Datafusion, _) => {
+                self.run_here(model, run_id, full_refresh, referenced).await
+            }
+            (GoldEngine::Trino, Some(cluster)) => {
+                referenced.await?;
+                self.run_on_trino(cluster, model, run_id).await
+            }
             (GoldEngine::Trino, None) => Err(Error::config(
                 model.sql_file.with_extension("toml").display().to_string(),
                 "the model runs on Trino, and no Trino is configured for this run",
@@ -248,6 +261,7 @@ impl Gold {
         model: &GoldModel,
         run_id: &str,
         full_refresh: bool,
+        referenced: impl Future<Output = Result<()>> + Send,
     ) -> Result<GoldReport> {
         let engine = match self.memory {
             Some(memory) => Engine::open_within(&self.lake, memory).await?,
@@ -321,6 +335,9 @@ impl Gold {
             let empty = txn.create_file(&[], schema.clone(), &[])?;
             add(&mut txn, empty).await?;
         }
+        // The tests below read what the model references as it is
+        // published now; the files written so far stay staged if it fails.
+        referenced.await?;
         let now = self.clock.now();
         engine.pin(
             &table,
@@ -864,11 +881,29 @@ impl Conform {
     }
 }
 
-/// The task that writes a model's input: `silver.tracks` for
+/// The tasks that write a model's inputs: `silver.tracks` for
 /// `silver.tracks__artists` (a silver family is one task).
 pub fn upstream_tasks(model: &GoldModel, known: &Known) -> Vec<String> {
-    let mut tasks: Vec<String> = model
+    let inputs = model
         .depends_on()
+        .intersection(&model.reads)
+        .cloned()
+        .collect();
+    tasks_writing(&inputs, known)
+}
+
+/// The tasks that write the tables a model's `references` tests read, and
+/// none of its inputs: the model's query need not wait for them, only its
+/// tests.
+pub fn referenced_tasks(model: &GoldModel, known: &Known) -> Vec<String> {
+    let reads = upstream_tasks(model, known);
+    let mut tasks = tasks_writing(&model.depends_on(), known);
+    tasks.retain(|t| !reads.contains(t));
+    tasks
+}
+
+fn tasks_writing(tables: &BTreeSet<crate::definitions::TableId>, known: &Known) -> Vec<String> {
+    let mut tasks: Vec<String> = tables
         .iter()
         .map(|t| match definition::silver_family(known, t) {
             Some(family) => format!("{}.{family}", t.layer),

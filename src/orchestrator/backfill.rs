@@ -222,7 +222,10 @@ impl Backfill {
             .partition(|t| t.rebuilds_whole);
         let in_intervals = |id: &str| per_interval.iter().any(|t| t.id == id);
         let mut tasks = BTreeMap::new();
+        // Each edge, and whether it gates only publishing: the copies of a
+        // pipeline's edge do what it does.
         let mut edges = Vec::new();
+        let gates = |up: &str, task: &str| pipeline.gated.contains(&(up.into(), task.into()));
         for (i, interval) in intervals.iter().enumerate() {
             let id = |task: &str| format!("{}/{task}", interval.key());
             for task in &per_interval {
@@ -232,7 +235,7 @@ impl Backfill {
                 tasks.insert(copy.id.clone(), copy);
                 for up in pipeline.dag.upstream(&task.id) {
                     if in_intervals(up) {
-                        edges.push((id(up), id(&task.id)));
+                        edges.push(((id(up), id(&task.id)), gates(up, &task.id)));
                     }
                 }
                 // After the same task of the interval before, and after
@@ -242,7 +245,8 @@ impl Backfill {
                     let readers = pipeline.dag.descendants(&task.id);
                     for prior in readers.iter().chain([&task.id]) {
                         if in_intervals(prior) {
-                            edges.push((format!("{}/{prior}", before.key()), id(&task.id)));
+                            edges
+                                .push(((format!("{}/{prior}", before.key()), id(&task.id)), false));
                         }
                     }
                 }
@@ -256,20 +260,29 @@ impl Backfill {
                 tasks.insert(copy.id.clone(), copy);
                 for up in pipeline.dag.upstream(&task.id) {
                     if in_intervals(up) {
-                        edges.push((
+                        let edge = (
                             format!("{}/{up}", last.key()),
                             format!("{range}/{}", task.id),
-                        ));
+                        );
+                        edges.push((edge, gates(up, &task.id)));
                     } else if whole.iter().any(|t| t.id == up) {
-                        edges.push((format!("{range}/{up}"), format!("{range}/{}", task.id)));
+                        let edge = (format!("{range}/{up}"), format!("{range}/{}", task.id));
+                        edges.push((edge, gates(up, &task.id)));
                     }
                 }
             }
         }
+        let gated = edges
+            .iter()
+            .filter(|(_, gates)| *gates)
+            .map(|(edge, _)| edge.clone())
+            .collect();
+        let edges = edges.into_iter().map(|(edge, _)| edge).collect();
         let dag = Dag::new(tasks, edges).expect("copies of an acyclic DAG, chained forward");
         Backfill {
             plan: Pipeline {
                 dag,
+                gated,
                 max_concurrent_tasks: parallel.max(1),
                 ..pipeline.clone()
             },

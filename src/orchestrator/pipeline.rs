@@ -41,6 +41,11 @@ pub struct Kinds {
     /// (rather than one interval of it): a backfill runs them once, after
     /// its last interval.
     pub rebuilt_whole: BTreeSet<String>,
+    /// Layer kinds: layer → table → tasks whose tables the table's task
+    /// checks its own against before publishing (a gold model's
+    /// `references` tests), beside those it reads. The task starts
+    /// alongside them and waits for them only before it publishes.
+    pub checked: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 /// A task of an expanded pipeline.
@@ -75,6 +80,9 @@ impl Task {
     }
 }
 
+/// An edge of a pipeline's DAG: (upstream, downstream) task ids.
+pub type Edge = (String, String);
+
 /// A pipeline, expanded and checked.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -83,6 +91,10 @@ pub struct Pipeline {
     pub catch_up: CatchUp,
     pub max_concurrent_tasks: usize,
     pub dag: Dag<Task>,
+    /// Edges of `dag` that hold back only the downstream task's publishing:
+    /// it starts once the upstream task has started, and waits for that
+    /// one to succeed before it publishes (see [`Kinds::checked`]).
+    pub gated: BTreeSet<Edge>,
     pub file: PathBuf,
 }
 
@@ -177,7 +189,7 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
     }
 
     let (tasks, members) = expand(&file, kinds, &mut problems);
-    let edges = dependencies(&file, kinds, &tasks, &members, &mut problems);
+    let (edges, gated) = dependencies(&file, kinds, &tasks, &members, &mut problems);
     let dag = match Dag::new(
         tasks.into_iter().map(|t| (t.id.clone(), t)).collect(),
         edges,
@@ -195,6 +207,7 @@ fn parse(path: &Path, kinds: &Kinds) -> std::result::Result<Pipeline, Vec<String
             catch_up: file.catch_up,
             max_concurrent_tasks: file.max_concurrent_tasks,
             dag,
+            gated,
             file: path.to_path_buf(),
         }),
         _ => Err(problems),
@@ -298,16 +311,17 @@ fn expand<'f>(
 }
 
 /// The edges between tasks: declared (`after` a group or a task id), then
-/// inferred from what each layer table reads, where that task is in the
-/// pipeline.
+/// inferred from what each layer table reads and checks against, where
+/// that task is in the pipeline; and of those, the edges that gate only
+/// publishing (checked against, and neither read nor declared).
 fn dependencies(
     file: &File,
     kinds: &Kinds,
     tasks: &[Task],
     members: &BTreeMap<&str, Vec<String>>,
     problems: &mut Vec<String>,
-) -> Vec<(String, String)> {
-    let mut edges: Vec<(String, String)> = Vec::new();
+) -> (Vec<Edge>, BTreeSet<Edge>) {
+    let mut edges: Vec<Edge> = Vec::new();
     for (group_name, group) in &file.tasks {
         let Some(ids) = members.get(group_name.as_str()) else {
             continue;
@@ -345,7 +359,24 @@ fn dependencies(
             }
         }
     }
-    edges
+    let mut gated = BTreeSet::new();
+    for task in tasks {
+        let Some(table) = &task.table else { continue };
+        let checked = kinds
+            .checked
+            .get(&table.layer)
+            .and_then(|l| l.get(&table.name))
+            .cloned()
+            .unwrap_or_default();
+        for upstream in checked {
+            let edge = (upstream, task.id.clone());
+            if tasks.iter().any(|t| t.id == edge.0) && !edges.contains(&edge) {
+                gated.insert(edge);
+            }
+        }
+    }
+    edges.extend(gated.iter().cloned());
+    (edges, gated)
 }
 
 /// Each pipeline's schedule and next fire after `now`, for `soundlake list`.

@@ -55,6 +55,49 @@ pub struct RunOptions {
     /// (`run` and `backfill` pass the lake's, which every data file adds
     /// to as it is written).
     pub rows: Tally,
+    /// What the task waits for before it publishes (set by the runner for
+    /// each task; nothing, by default).
+    pub gate: Gate,
+}
+
+/// The tasks of a run that a task started alongside and must see succeed
+/// before it publishes (see [`Pipeline::gated`]), and the run's outcomes
+/// so far.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    upstream: Vec<String>,
+    outcomes: Option<tokio::sync::watch::Receiver<BTreeMap<String, RunStatus>>>,
+}
+
+impl Gate {
+    /// Resolves once every upstream task has ended: `Ok` when all
+    /// succeeded, and an error naming those that did not otherwise.
+    pub async fn passed(&self) -> Result<()> {
+        let Some(outcomes) = &self.outcomes else {
+            return Ok(());
+        };
+        let mut outcomes = outcomes.clone();
+        let ended =
+            |done: &BTreeMap<String, RunStatus>| self.upstream.iter().all(|u| done.contains_key(u));
+        // The run outlives its tasks, so it cannot drop the sender first.
+        let done = outcomes
+            .wait_for(ended)
+            .await
+            .expect("the run outlives its tasks");
+        let failed: Vec<&str> = self
+            .upstream
+            .iter()
+            .filter(|u| done[*u] != RunStatus::Succeeded)
+            .map(String::as_str)
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::Error::UpstreamFailed {
+                tasks: failed.join(", "),
+            })
+        }
+    }
 }
 
 /// How a run, a task attempt, a backfill interval or a task after a
@@ -226,6 +269,7 @@ impl Runner {
             RecordedRun::start_as(&self.store, &self.clock, run_id, &task, started_at).await?;
 
         let mut frontier = Frontier::new(pipeline, selected);
+        let (outcomes, outcomes_seen) = tokio::sync::watch::channel(BTreeMap::new());
         let mut running = FuturesUnordered::new();
         let bar = options.progress.bar_with(
             &format!("run {}", pipeline.name),
@@ -260,8 +304,15 @@ impl Runner {
                     task = %task.id,
                     run = %run_id
                 );
+                let options = RunOptions {
+                    gate: Gate {
+                        upstream: frontier.gating(id),
+                        outcomes: Some(outcomes_seen.clone()),
+                    },
+                    ..options.clone()
+                };
                 running.push(
-                    self.attempts(pipeline, task, options, run_id)
+                    async move { self.attempts(pipeline, task, &options, run_id).await }
                         .instrument(span),
                 );
             }
@@ -279,6 +330,9 @@ impl Runner {
                     }
                     bar.inc(1);
                     bar.set_message(format!("{} {}", outcome.id, outcome.status));
+                    outcomes.send_modify(|seen| {
+                        seen.insert(outcome.id.clone(), outcome.status);
+                    });
                     frontier.finished(outcome);
                 }
                 () = stop_requested(&mut stop), if grace_ends.is_none() => {}
@@ -437,8 +491,13 @@ impl Runner {
 struct Frontier<'p> {
     pipeline: &'p Pipeline,
     /// Tasks not started yet, each with how many of its selected upstream
-    /// tasks have not succeeded; at zero a task is ready. Kept up to date
-    /// as tasks finish, so a run costs time linear in its tasks and edges.
+    /// tasks have not succeeded (or, over a gated edge, not started); at
+    /// zero a task is ready. Kept up to date as tasks start and finish, so
+    /// a run costs time linear in its tasks and edges.
+    ///
+    /// Starting a task only once every task it waits on has started keeps
+    /// a full run from deadlocking: a task waits only on running tasks
+    /// earlier in the DAG, so the earliest running task waits on none.
     blocked: BTreeMap<&'p str, usize>,
     ready: BTreeSet<&'p str>,
     in_flight: BTreeSet<&'p str>,
@@ -471,12 +530,46 @@ impl<'p> Frontier<'p> {
         }
     }
 
-    /// A ready task, now counted as running.
+    /// A ready task, now counted as running: what it gates may start.
     fn start_next(&mut self) -> Option<&'p str> {
         let id = self.ready.pop_first()?;
         self.blocked.remove(id);
         self.in_flight.insert(id);
+        let pipeline = self.pipeline;
+        for down in pipeline.dag.downstream(id) {
+            if self.gates(id, down) {
+                self.unblock(down);
+            }
+        }
         Some(id)
+    }
+
+    /// The selected upstream tasks that hold back only `id`'s publishing.
+    fn gating(&self, id: &str) -> Vec<String> {
+        self.pipeline
+            .dag
+            .upstream(id)
+            .into_iter()
+            .filter(|up| self.outcomes.contains_key(*up) || self.in_flight.contains(up))
+            .filter(|up| self.gates(up, id))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn gates(&self, up: &str, down: &str) -> bool {
+        self.pipeline
+            .gated
+            .contains(&(up.to_string(), down.to_string()))
+    }
+
+    /// One more of `id`'s upstream edges is satisfied.
+    fn unblock(&mut self, id: &'p str) {
+        if let Some(n) = self.blocked.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                self.ready.insert(id);
+            }
+        }
     }
 
     /// A task ended: what waited on it becomes ready when it succeeded,
@@ -486,11 +579,8 @@ impl<'p> Frontier<'p> {
         self.in_flight.remove(outcome.id.as_str());
         if outcome.status == RunStatus::Succeeded {
             for down in dag.downstream(&outcome.id) {
-                if let Some(n) = self.blocked.get_mut(down) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.ready.insert(down);
-                    }
+                if !self.gates(&outcome.id, down) {
+                    self.unblock(down);
                 }
             }
         } else {

@@ -262,7 +262,10 @@ impl Lineage {
                 .insert(format!("bronze.{}", s.source));
         }
         for m in &project.gold {
-            let reads = crate::gold::upstream_tasks(m, &known).into_iter().collect();
+            let reads = crate::gold::upstream_tasks(m, &known)
+                .into_iter()
+                .chain(crate::gold::referenced_tasks(m, &known))
+                .collect();
             upstream.insert(format!("gold.{}", m.name), reads);
         }
         let mut downstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -121,7 +121,7 @@ mod runner {
             &self,
             task: &Task,
             _run: &str,
-            _o: &RunOptions,
+            options: &RunOptions,
         ) -> soundlake::Result<Value> {
             let started = self.clock.now();
             self.log
@@ -141,6 +141,8 @@ mod runner {
                 let _ = gate.clone().wait_for(|open| *open).await;
             }
             self.running.lock().unwrap().0 -= 1;
+            // Publishing waits for what the task is checked against.
+            options.gate.passed().await?;
             let attempts = self
                 .log
                 .lock()
@@ -180,11 +182,22 @@ mod runner {
                 .map(|t| (t.to_string(), vec![format!("bronze.{t}")]))
                 .collect(),
         );
+        // Gold: x reads silver.a; y reads silver.b and is checked against
+        // x; z reads y.
+        layers.insert(
+            "gold".to_string(),
+            [("x", "silver.a"), ("y", "silver.b"), ("z", "gold.y")]
+                .iter()
+                .map(|(t, up)| (t.to_string(), vec![up.to_string()]))
+                .collect(),
+        );
+        let checked = [("y".to_string(), vec!["gold.x".to_string()])].into();
         orchestrator::load(
             dir.path(),
             &Kinds {
                 single: ["crawl".to_string()].into(),
                 layers,
+                checked: [("gold".to_string(), checked)].into(),
                 ..Kinds::default()
             },
         )
@@ -424,6 +437,88 @@ after = ["crawl"]
         assert_eq!(status["silver.b"], "skipped");
         assert_eq!(status["silver.a"], "succeeded");
         assert!(!status.contains_key("crawl"), "not selected");
+    }
+
+    const GOLD: &str = "schedule = \"0 3 * * *\"\nmax_concurrent_tasks = 2\n[tasks.gold]\n";
+
+    #[tokio::test]
+    async fn a_task_checked_against_another_starts_alongside_it_and_publishes_after_it() {
+        let manual = VirtualClock::manual(t0());
+        let clock: SharedClock = manual.clone();
+        let (_dir, store) = store(clock.clone()).await;
+        let p = pipeline(GOLD);
+        assert_eq!(
+            p.dag.upstream("gold.y"),
+            ["gold.x"],
+            "still drawn as an edge"
+        );
+        assert_eq!(
+            p.gated,
+            [("gold.x".to_string(), "gold.y".to_string())].into()
+        );
+        let f = fake(&clock, &[("gold.x", 30), ("gold.y", 0), ("gold.z", 0)], &[]);
+        let runner = Runner::new(store, clock.clone(), f.clone());
+        let all = p.dag.select("").unwrap();
+        let run =
+            tokio::spawn(
+                async move { runner.run(&p, &all, &RunOptions::default(), "run-g").await },
+            );
+        let logged = |f: &Fake| -> Vec<(String, &'static str)> {
+            let log = f.log.lock().unwrap();
+            log.iter()
+                .map(|(id, what, _)| (id.clone(), *what))
+                .collect()
+        };
+        // x works for 30 s of a clock that does not move: y starts beside
+        // it and waits, having done its work, without publishing.
+        for _ in 0..10_000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            logged(&f),
+            [("gold.x".into(), "start"), ("gold.y".into(), "start")]
+        );
+        manual.advance(Duration::from_secs(31));
+        let report = run.await.unwrap().unwrap();
+        assert!(report.succeeded(), "{report:?}");
+        let order = logged(&f);
+        let at = |id: &str, what: &str| order.iter().position(|e| e.0 == id && e.1 == what);
+        assert!(at("gold.y", "end") > at("gold.x", "end"), "{order:?}");
+        assert!(at("gold.z", "start") > at("gold.y", "end"), "{order:?}");
+    }
+
+    #[tokio::test]
+    async fn a_task_checked_against_a_failed_one_fails_and_skips_what_reads_it() {
+        for slots in [1, 2] {
+            let clock: SharedClock = VirtualClock::starting_at(t0());
+            let (_dir, store) = store(clock.clone()).await;
+            let p = pipeline(&GOLD.replace("= 2", &format!("= {slots}")));
+            let f = fake(&clock, &[], &[("gold.x", 99)]);
+            let runner = Runner::new(store, clock.clone(), f.clone());
+            let all = p.dag.select("").unwrap();
+            let report = runner
+                .run(&p, &all, &RunOptions::default(), "run-f")
+                .await
+                .unwrap();
+            let outcome = |id: &str| report.tasks.iter().find(|t| t.id == id).unwrap();
+            assert_eq!(outcome("gold.x").status, "failed");
+            let y = outcome("gold.y");
+            if slots == 1 {
+                // y would start only once x had ended: it never starts.
+                assert_eq!(y.status, "skipped");
+            } else {
+                // y started beside x, and fails without publishing.
+                assert_eq!(y.status, "failed");
+                assert!(
+                    y.error.as_deref().unwrap().starts_with(
+                        "gold.x did not succeed, and this task publishes only after it"
+                    ),
+                    "{y:?}"
+                );
+                assert_eq!(y.attempts, 1, "retrying cannot help");
+            }
+            assert_eq!(outcome("gold.z").status, "skipped");
+        }
     }
 
     #[tokio::test]
