@@ -1,25 +1,32 @@
+/// jemalloc rather than glibc's malloc: the layer jobs free large column
+/// buffers on many threads at once, and glibc either contended on a few
+/// arenas (two of them: bronze + silver on 200k tracks took 5.9 s, with
+/// the cores a fifth idle) or kept what each of many arenas freed (sixteen:
+/// 4.7 s, peaking ~150 MB higher). jemalloc with the options below did it
+/// in 4.7 s at glibc's lower peak; mimalloc spent 4 s in the kernel and
+/// peaked 350 MB higher.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts (an operator's
+/// `_RJEM_MALLOC_CONF` still wins): a background thread returns freed pages
+/// to the system after a second, so the peak stays where glibc's was.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf = MallocConf(
+    c"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0"
+        .as_ptr(),
+);
+
+/// The C string jemalloc reads: a plain pointer, as `const char *`.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a constant C string, never written.
+unsafe impl Sync for MallocConf {}
+
 fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
     // Crash tests pause the process at named points (FAILPOINTS) and kill it.
     #[cfg(feature = "failpoints")]
     let _fail_points = fail::FailScenario::setup();
     soundlake::cli::main()
-}
-
-/// glibc gives busy threads arenas of their own (up to 8 per core) and keeps
-/// what they free for reuse, so the layer jobs' worker threads, freeing
-/// large column buffers all the time, held far more memory than they used:
-/// bronze + silver on 200k tracks peaked at ~550 MB. Two arenas bring that
-/// to ~370 MB at the same speed; lower trim thresholds saved more memory
-/// but cost a quarter more time in page faults, and mimalloc peaked higher.
-/// An operator's MALLOC_ARENA_MAX still wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; called before
-        // any other thread starts.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
 }
