@@ -9,11 +9,14 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts (an operator's
-/// `_RJEM_MALLOC_CONF` still wins): a background thread returns freed pages
-/// to the system after a second, so the peak stays where glibc's was.
+/// `_RJEM_MALLOC_CONF` still wins): one arena per CPU rather than four
+/// (as fast, 20-30 MB lower at 10k and 200k tracks), and a background thread
+/// returning freed pages to the system after a second (half a second cost
+/// 0.4 s at 200k).
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: MallocConf = MallocConf(
-    c"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0"
+    c"percpu_arena:percpu,background_thread:true,max_background_threads:1,\
+      dirty_decay_ms:1000,muzzy_decay_ms:0"
         .as_ptr(),
 );
 
