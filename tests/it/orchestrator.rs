@@ -470,7 +470,17 @@ after = ["crawl"]
                 .collect()
         };
         // x works for 30 s of a clock that does not move: y starts beside
-        // it and waits, having done its work, without publishing.
+        // it and waits, having done its work, without publishing. Each
+        // start is recorded in the store first, on a blocking thread, so
+        // the starts are awaited (bounded, lest a broken runner hang the
+        // test) before the yields let anything else happen.
+        let both_started = async {
+            while logged(&f).len() < 2 {
+                tokio::task::yield_now().await;
+            }
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(60), both_started).await;
+        assert!(waited.is_ok(), "y did not start beside x: {:?}", logged(&f));
         for _ in 0..10_000 {
             tokio::task::yield_now().await;
         }
