@@ -345,32 +345,28 @@ fn dependencies(
             }
         }
     }
+    // The tasks of this pipeline that `map` lists for a layer task's table.
+    let listed = |map: &BTreeMap<String, BTreeMap<String, Vec<String>>>, task: &Task| {
+        let table = task.table.as_ref()?;
+        let upstream = map.get(&table.layer)?.get(&table.name)?;
+        Some(
+            upstream
+                .iter()
+                .filter(|up| tasks.iter().any(|t| &t.id == *up))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
     for task in tasks {
-        let Some(table) = &task.table else { continue };
-        let reads = kinds
-            .layers
-            .get(&table.layer)
-            .and_then(|l| l.get(&table.name))
-            .cloned()
-            .unwrap_or_default();
-        for upstream in reads {
-            if tasks.iter().any(|t| t.id == upstream) {
-                edges.push((upstream, task.id.clone()));
-            }
+        for upstream in listed(&kinds.layers, task).unwrap_or_default() {
+            edges.push((upstream, task.id.clone()));
         }
     }
     let mut gated = BTreeSet::new();
     for task in tasks {
-        let Some(table) = &task.table else { continue };
-        let checked = kinds
-            .checked
-            .get(&table.layer)
-            .and_then(|l| l.get(&table.name))
-            .cloned()
-            .unwrap_or_default();
-        for upstream in checked {
+        for upstream in listed(&kinds.checked, task).unwrap_or_default() {
             let edge = (upstream, task.id.clone());
-            if tasks.iter().any(|t| t.id == edge.0) && !edges.contains(&edge) {
+            if !edges.contains(&edge) {
                 gated.insert(edge);
             }
         }
