@@ -648,11 +648,16 @@ mod tests {
             layer(
                 "gold",
                 &[
+                    ("checked", &["silver.tracks"]),
                     ("dim_track", &["silver.tracks"]),
                     ("fact", &["gold.dim_track"]),
                 ],
             ),
         ]);
+        // `checked` tests its rows against dim_track's: a gated edge.
+        tables
+            .checked
+            .extend([layer("gold", &[("checked", &["gold.dim_track"])])]);
         tables.rebuilt_whole.insert("gold".into());
         let dir = dir_with(&[(
             "p.toml",
@@ -668,14 +673,24 @@ mod tests {
         assert_eq!(
             plan.after_range(),
             [
+                (format!("{range}gold.checked").as_str(), "gold.checked"),
                 (format!("{range}gold.dim_track").as_str(), "gold.dim_track"),
                 (format!("{range}gold.fact").as_str(), "gold.fact")
             ]
         );
         assert_eq!(
             plan.plan.dag.len(),
-            2 * 3 + 2,
+            2 * 3 + 3,
             "gold is not repeated per interval"
+        );
+        assert_eq!(
+            plan.plan.gated,
+            [(
+                format!("{range}gold.dim_track"),
+                format!("{range}gold.checked")
+            )]
+            .into(),
+            "the copy of a gated edge gates its copies; the copy of a read does not"
         );
         assert_eq!(
             plan.plan.dag.upstream(&format!("{range}gold.dim_track")),
