@@ -1,8 +1,9 @@
 //! One worker's flattening: bronze versions in, one Arrow record batch
 //! per silver table out. Each document is parsed once (simd-json) and
-//! walked twice: a check that decides whether every value fits its column
-//! (or the document goes to quarantine, whole), then the appends. Nothing
-//! but the current chunk's column builders is held in memory.
+//! walked once: the walk checks whether every value fits its column (or
+//! the document goes to quarantine, whole) and notes the rows and values
+//! it met, which are appended once the whole document passed. Nothing but
+//! the current chunk's column builders is held in memory.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -97,10 +98,28 @@ pub fn quarantine_schema(key: &str) -> SchemaRef {
     ]))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Check,
-    Apply,
+/// What appending a checked document does, in the order the walk met it.
+enum Op<'v> {
+    /// A row of `table` at the array positions `chain` (a range of
+    /// [`Flattener::chains`]).
+    Row {
+        table: usize,
+        chain: std::ops::Range<usize>,
+    },
+    /// A table's array was present in an accepted document (even empty).
+    Present(usize),
+    Value {
+        table: usize,
+        column: usize,
+        val: Val<'v>,
+    },
+}
+
+/// The emptied `ops` for a document of another lifetime, keeping their
+/// allocation (the collect reuses it in place).
+fn recycle<'a, 'b>(mut ops: Vec<Op<'a>>) -> Vec<Op<'b>> {
+    ops.clear();
+    ops.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 /// Why a walk stopped early.
@@ -119,6 +138,10 @@ pub struct Flattener {
     pub conflicts: u64,
     offenses: Vec<String>,
     touched: Vec<(usize, usize)>,
+    /// Held between documents only for their allocation.
+    ops: Vec<Op<'static>>,
+    /// The array positions of the rows in `ops`.
+    chains: Vec<i32>,
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
     /// Document bytes taken since the last chunk.
@@ -280,6 +303,8 @@ impl Flattener {
             conflicts: 0,
             offenses: Vec::new(),
             touched: Vec::new(),
+            ops: Vec::new(),
+            chains: Vec::new(),
             scratch: Vec::new(),
             buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH * 2),
             pending_bytes: 0,
@@ -303,53 +328,60 @@ impl Flattener {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(v.doc.as_bytes());
-        // The parsed tree borrows `scratch`: it is gone at the end of this
-        // block, before `scratch` is put back.
+        let mut ops = recycle(std::mem::take(&mut self.ops));
+        // The parsed tree borrows `scratch`, and `ops` the tree: both are
+        // gone at the end of this block, before `scratch` is put back.
         let parse_done = {
             let parsed = simd_json::to_borrowed_value_with_buffers(&mut scratch, &mut self.buffers);
             let parse_done = std::time::Instant::now();
-            match parsed {
+            match &parsed {
                 Ok(Json::Object(fields)) => {
                     self.offenses.clear();
+                    self.chains.clear();
                     let mut path = String::new();
                     let mut chain = Vec::new();
                     let checked =
-                        self.fields(Mode::Check, v, &fields, 0, None, &mut path, &mut chain, 0);
+                        self.fields(&mut ops, v, fields, 0, None, &mut path, &mut chain, 0);
                     for (t, c) in self.touched.drain(..) {
                         self.tables[t].columns[c].tentative = None;
                     }
                     match checked {
-                    Err(Stop::TooDeep) => self.quarantine(
-                        v,
-                        format!("nested more than {MAX_DEPTH} levels deep; silver flattens up to {MAX_DEPTH}"),
-                    ),
-                    Ok(()) if !self.offenses.is_empty() => {
-                        let reason = self.offenses.join("; ");
-                        self.quarantine(v, reason)
-                    }
-                    Ok(()) => {
-                        self.new_row(0, v, &chain);
-                        let _ = self.fields(
-                            Mode::Apply,
+                        Err(Stop::TooDeep) => self.quarantine(
                             v,
-                            &fields,
-                            0,
-                            None,
-                            &mut path,
-                            &mut chain,
-                            0,
-                        );
+                            format!(
+                                "nested more than {MAX_DEPTH} levels deep; silver flattens up to {MAX_DEPTH}"
+                            ),
+                        ),
+                        Ok(()) if !self.offenses.is_empty() => {
+                            let reason = self.offenses.join("; ");
+                            self.quarantine(v, reason)
+                        }
+                        Ok(()) => self.append(v, &mut ops),
                     }
-                }
                 }
                 Ok(_) => self.quarantine(v, "the document is not a JSON object".into()),
                 Err(e) => self.quarantine(v, format!("the document is not valid JSON: {e}")),
             }
+            self.ops = recycle(ops);
             parse_done
         };
         self.scratch = scratch;
         Stage::Parse.add(parse_done - started);
         Stage::Flatten.add(parse_done.elapsed());
+    }
+
+    /// Append a checked document: its rows and values, as the walk met them.
+    fn append(&mut self, v: &Version, ops: &mut Vec<Op>) {
+        self.new_row(0, v, &[]);
+        let chains = std::mem::take(&mut self.chains);
+        for op in ops.drain(..) {
+            match op {
+                Op::Row { table, chain } => self.new_row(table, v, &chains[chain]),
+                Op::Present(table) => self.tables[table].applied = true,
+                Op::Value { table, column, val } => self.apply(v, table, column, val),
+            }
+        }
+        self.chains = chains;
     }
 
     fn quarantine(&mut self, v: &Version, reason: String) {
@@ -454,11 +486,11 @@ impl Flattener {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn fields(
+    fn fields<'t>(
         &mut self,
-        mode: Mode,
+        ops: &mut Vec<Op<'t>>,
         v: &Version,
-        fields: &simd_json::borrowed::Object,
+        fields: &'t simd_json::borrowed::Object,
         table: usize,
         object: Option<usize>,
         path: &mut String,
@@ -497,7 +529,7 @@ impl Flattener {
                     column
                 }
             };
-            let walked = self.walk(mode, v, value, table, column, path, chain, depth + 1, false);
+            let walked = self.walk(ops, v, value, table, column, path, chain, depth + 1, false);
             path.truncate(len);
             walked?;
         }
@@ -508,11 +540,11 @@ impl Flattener {
     /// `element` is set for the elements of an array, whose rules the
     /// array already applied.
     #[allow(clippy::too_many_arguments)]
-    fn walk(
+    fn walk<'t>(
         &mut self,
-        mode: Mode,
+        ops: &mut Vec<Op<'t>>,
         v: &Version,
-        value: &Json,
+        value: &'t Json,
         table: usize,
         column: usize,
         path: &mut String,
@@ -533,17 +565,17 @@ impl Flattener {
         }
         if let Some(declared) = rule.declared {
             let val = declared_value(declared, value);
-            self.leaf(mode, v, table, column, val);
+            self.leaf(ops, table, column, val);
             return Ok(());
         }
         if let Some(parser) = rule.parse {
             let val = parsed_value(parser, value);
-            self.leaf(mode, v, table, column, val);
+            self.leaf(ops, table, column, val);
             return Ok(());
         }
         if rule.list {
             let val = list_value(value);
-            self.leaf(mode, v, table, column, val);
+            self.leaf(ops, table, column, val);
             return Ok(());
         }
         match value {
@@ -558,31 +590,33 @@ impl Flattener {
                     },
                     StaticNode::F64(f) => Val::Float(f),
                 };
-                self.leaf(mode, v, table, column, val);
+                self.leaf(ops, table, column, val);
             }
-            Json::String(s) => self.leaf(mode, v, table, column, Val::Str(s)),
+            Json::String(s) => self.leaf(ops, table, column, Val::Str(s)),
             Json::Object(fields) => {
-                self.leaf(mode, v, table, column, Val::Object);
-                self.fields(mode, v, fields, table, Some(column), path, chain, depth)?;
+                self.leaf(ops, table, column, Val::Object);
+                self.fields(ops, v, fields, table, Some(column), path, chain, depth)?;
             }
             Json::Array(items) => {
-                self.leaf(mode, v, table, column, Val::Array);
+                self.leaf(ops, table, column, Val::Array);
                 let mut child_path = path.clone();
                 if *path == self.tables[table].path {
                     child_path.push_str("[]");
                 }
                 let child = self.table(&child_path, Some(table));
-                if mode == Mode::Apply {
-                    self.tables[child].applied = true;
-                }
+                ops.push(Op::Present(child));
                 // Every element is in the same column of the child table,
                 // found once the first element is met.
                 let mut element_column = None;
+                let mut item_path = String::new();
                 for (i, item) in items.iter().enumerate() {
                     chain.push(i32::try_from(i).unwrap_or(i32::MAX));
-                    if mode == Mode::Apply {
-                        self.new_row(child, v, chain);
-                    }
+                    let start = self.chains.len();
+                    self.chains.extend_from_slice(chain);
+                    ops.push(Op::Row {
+                        table: child,
+                        chain: start..self.chains.len(),
+                    });
                     if depth + 1 > MAX_DEPTH {
                         chain.pop();
                         return Err(Stop::TooDeep);
@@ -591,9 +625,9 @@ impl Flattener {
                         Some(column) => column,
                         None => *element_column.insert(self.column(child, &child_path)),
                     };
-                    let mut item_path = child_path.clone();
+                    item_path.clone_from(&child_path);
                     let walked = self.walk(
-                        mode,
+                        ops,
                         v,
                         item,
                         child,
@@ -611,58 +645,61 @@ impl Flattener {
         Ok(())
     }
 
-    fn leaf(&mut self, mode: Mode, v: &Version, table: usize, column: usize, val: Val) {
+    /// Check a value against its column, and note it for the append.
+    fn leaf<'t>(&mut self, ops: &mut Vec<Op<'t>>, table: usize, column: usize, val: Val<'t>) {
+        let kind = val.kind();
+        let c = &mut self.tables[table].columns[column];
+        let base = c.tentative.unwrap_or(c.kind);
+        match join(base, kind) {
+            Some(joined) if joined != base => {
+                c.tentative = Some(joined);
+                self.touched.push((table, column));
+            }
+            Some(_) => {}
+            None if c.locked => self.offenses.push(format!(
+                "`{}` is {}, found {}",
+                c.path,
+                base.describe(),
+                val.quote()
+            )),
+            None => self.conflicts += 1,
+        }
+        if let Val::List(_, items) = &val
+            && list_scalar(items).is_none()
+        {
+            self.offenses
+                .push(format!("`{}` mixes kinds of elements in one list", c.path));
+        }
+        ops.push(Op::Value { table, column, val });
+    }
+
+    /// Append a checked value to its column, widening the column when the
+    /// value's kind asks for it.
+    fn apply(&mut self, v: &Version, table: usize, column: usize, val: Val) {
         let kind = val.kind();
         let rows = self.tables[table].rows;
         let c = &mut self.tables[table].columns[column];
-        match mode {
-            Mode::Check => {
-                let base = c.tentative.unwrap_or(c.kind);
-                match join(base, kind) {
-                    Some(joined) if joined != base => {
-                        c.tentative = Some(joined);
-                        self.touched.push((table, column));
-                    }
-                    Some(_) => {}
-                    None if c.locked => self.offenses.push(format!(
-                        "`{}` is {}, found {}",
-                        c.path,
-                        base.describe(),
-                        val.quote()
-                    )),
-                    None => self.conflicts += 1,
-                }
-                if let Val::List(_, items) = &val
-                    && list_scalar(items).is_none()
-                {
-                    self.offenses
-                        .push(format!("`{}` mixes kinds of elements in one list", c.path));
-                }
+        c.applied = true;
+        c.observed.note(kind, v.stamp, v.key);
+        let Some(joined) = join(c.kind, kind) else {
+            return;
+        };
+        if joined != c.kind {
+            let finished = c.builder.finish();
+            if !finished.is_empty() {
+                c.sealed.push(finished);
             }
-            Mode::Apply => {
-                c.applied = true;
-                c.observed.note(kind, v.stamp, v.key);
-                let Some(joined) = join(c.kind, kind) else {
-                    return;
-                };
-                if joined != c.kind {
-                    let finished = c.builder.finish();
-                    if !finished.is_empty() {
-                        c.sealed.push(finished);
-                    }
-                    c.kind = joined;
-                    c.builder = Builder::new(joined);
-                }
-                if !joined.is_column() {
-                    return;
-                }
-                let filled = c.len();
-                if filled + 1 < rows {
-                    c.builder.append_nulls(rows - 1 - filled);
-                }
-                c.builder.append(&val);
-            }
+            c.kind = joined;
+            c.builder = Builder::new(joined);
         }
+        if !joined.is_column() {
+            return;
+        }
+        let filled = c.len();
+        if filled + 1 < rows {
+            c.builder.append_nulls(rows - 1 - filled);
+        }
+        c.builder.append(&val);
     }
 
     /// The rows taken since the last chunk, one batch per table (with the
