@@ -125,6 +125,9 @@ fn recycle<'a, 'b>(mut ops: Vec<Op<'a>>) -> Vec<Op<'b>> {
 /// Why a walk stopped early.
 enum Stop {
     TooDeep,
+    /// An object names a field twice: the walk starts over, taking each
+    /// key's last value.
+    RepeatedKey,
 }
 
 /// A worker's state: column builders per table, kinds seen so far.
@@ -142,6 +145,11 @@ pub struct Flattener {
     ops: Vec<Op<'static>>,
     /// The array positions of the rows in `ops`.
     chains: Vec<i32>,
+    /// Objects walked so far: a column met twice in one object's walk
+    /// means the object repeats a key.
+    objects: u64,
+    /// Walk only the last of the pairs with the same key.
+    last_key_only: bool,
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
     /// Document bytes taken since the last chunk.
@@ -174,6 +182,8 @@ struct ColumnBuf {
     applied: bool,
     kind: Kind,
     locked: bool,
+    /// The last object whose walk met this column ([`Flattener::objects`]).
+    object: u64,
     rule: Rule,
     tentative: Option<Kind>,
     /// Arrays finished before the column changed kind.
@@ -305,6 +315,8 @@ impl Flattener {
             touched: Vec::new(),
             ops: Vec::new(),
             chains: Vec::new(),
+            objects: 0,
+            last_key_only: false,
             scratch: Vec::new(),
             buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH * 2),
             pending_bytes: 0,
@@ -336,16 +348,9 @@ impl Flattener {
             let parse_done = std::time::Instant::now();
             match &parsed {
                 Ok(Json::Object(fields)) => {
-                    self.offenses.clear();
-                    self.chains.clear();
-                    let mut path = String::new();
-                    let mut chain = Vec::new();
-                    let checked =
-                        self.fields(&mut ops, v, fields, 0, None, &mut path, &mut chain, 0);
-                    for (t, c) in self.touched.drain(..) {
-                        self.tables[t].columns[c].tentative = None;
-                    }
+                    let checked = self.check(&mut ops, v, fields);
                     match checked {
+                        Err(Stop::RepeatedKey) => unreachable!("the second walk takes one of each"),
                         Err(Stop::TooDeep) => self.quarantine(
                             v,
                             format!(
@@ -368,6 +373,48 @@ impl Flattener {
         self.scratch = scratch;
         Stage::Parse.add(parse_done - started);
         Stage::Flatten.add(parse_done.elapsed());
+    }
+
+    /// Walk a document, checking its values and noting what to append. An
+    /// object that repeats a key is read as serde_json and Trino read it:
+    /// the last value counts (simd-json keeps every pair of an object of up
+    /// to 32 keys).
+    fn check<'t>(
+        &mut self,
+        ops: &mut Vec<Op<'t>>,
+        v: &Version,
+        fields: &'t simd_json::borrowed::Object,
+    ) -> std::result::Result<(), Stop> {
+        let conflicts = self.conflicts;
+        let walk = |this: &mut Flattener, ops: &mut Vec<Op<'t>>| {
+            this.offenses.clear();
+            this.chains.clear();
+            ops.clear();
+            this.conflicts = conflicts;
+            let checked = this.fields(
+                ops,
+                v,
+                fields,
+                0,
+                None,
+                &mut String::new(),
+                &mut Vec::new(),
+                0,
+            );
+            for (t, c) in this.touched.drain(..) {
+                this.tables[t].columns[c].tentative = None;
+            }
+            checked
+        };
+        match walk(self, ops) {
+            Err(Stop::RepeatedKey) => {
+                self.last_key_only = true;
+                let checked = walk(self, ops);
+                self.last_key_only = false;
+                checked
+            }
+            checked => checked,
+        }
     }
 
     /// Append a checked document: its rows and values, as the walk met them.
@@ -462,6 +509,7 @@ impl Flattener {
             applied: declared.is_some(),
             kind,
             locked: declared.is_some() || recorded.is_some(),
+            object: 0,
             rule,
             tentative: None,
             sealed: Vec::new(),
@@ -501,16 +549,25 @@ impl Flattener {
             return Err(Stop::TooDeep);
         }
         let slot = object.map_or(0, |c| c + 1);
-        for (key, value) in fields.iter() {
+        self.objects += 1;
+        let this_object = self.objects;
+        let mut own_key_met = false;
+        let last_key_only = self.last_key_only;
+        let pairs = fields.iter().enumerate().filter(|(i, (key, _))| {
+            !last_key_only || !fields.iter().skip(i + 1).any(|(later, _)| later == *key)
+        });
+        for (_, (key, value)) in pairs {
             let len = path.len();
             push_key(path, key);
             // The document's own key is the row key, not a column.
-            if table == 0
-                && *path == self.plan.def.key
-                && matches!(value, Json::String(s) if s == v.key)
-            {
-                path.truncate(len);
-                continue;
+            if table == 0 && *path == self.plan.def.key {
+                if std::mem::replace(&mut own_key_met, true) {
+                    return Err(Stop::RepeatedKey);
+                }
+                if matches!(value, Json::String(s) if s == v.key) {
+                    path.truncate(len);
+                    continue;
+                }
             }
             let known = self.tables[table]
                 .fields
@@ -529,6 +586,10 @@ impl Flattener {
                     column
                 }
             };
+            let met = &mut self.tables[table].columns[column].object;
+            if std::mem::replace(met, this_object) == this_object {
+                return Err(Stop::RepeatedKey);
+            }
             let walked = self.walk(ops, v, value, table, column, path, chain, depth + 1, false);
             path.truncate(len);
             walked?;

@@ -195,6 +195,55 @@ fn growing_files_are_taken_line_by_line_and_odd_files_explained() {
     );
 }
 
+#[test]
+fn a_key_an_event_repeats_counts_once_with_its_last_value() {
+    let lake = Lake::new();
+    let repeated = [
+        // At the top, in a nested object and as an array (a child table).
+        r#"{"event_id":"e1","user_id":"u1","track_id":"t1","event_type":"play","event_ts":"2026-11-20T10:00:00Z","device":"desktop","context":{"source":"radio","source":"search"},"tags":["a"],"device":"phone","tags":["b","c"]}"#,
+        // The event's own key, twice.
+        r#"{"event_id":"e2","user_id":"u2","track_id":"t2","event_type":"skip","event_ts":"2026-11-20T10:00:01Z","device":"tv","event_id":"e2"}"#,
+    ];
+    let plain = event("e3", "u3", "t3", "play", "2026-11-20T10:00:02Z");
+    lake.drop_file(
+        "repeats.ndjson",
+        &format!("{}\n{}\n{plain}\n", repeated[0], repeated[1]),
+    );
+    lake.ok(&["bronze", "events"]);
+    lake.ok(&["silver", "events"]);
+    let rows = lake.query(
+        "SELECT event_id, device, context__source AS source FROM silver.events ORDER BY event_id",
+    );
+    let got: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["event_id"].as_str().unwrap(),
+                r["device"].as_str().unwrap(),
+                r["source"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("e1", "phone", Some("search")),
+            ("e2", "tv", None),
+            ("e3", "desktop", None)
+        ]
+    );
+    let tags = lake
+        .query("SELECT event_event_id AS id, idx, value FROM silver.events__tags ORDER BY id, idx");
+    assert_eq!(
+        tags,
+        [
+            serde_json::json!({"id": "e1", "idx": 0, "value": "b"}),
+            serde_json::json!({"id": "e1", "idx": 1, "value": "c"}),
+        ],
+        "only the last array, not both"
+    );
+}
+
 #[tokio::test]
 async fn ingestion_killed_mid_file_loses_and_doubles_no_line() {
     use std::os::unix::process::ExitStatusExt;
