@@ -16,7 +16,6 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, NaiveDate};
-use simd_json::BorrowedValue as Json;
 use simd_json::StaticNode;
 
 use crate::stages::Stage;
@@ -27,6 +26,7 @@ use super::schema::{
     join, join_scalar, list_item, push_key, shape, timestamp, widen,
 };
 use crate::error::Result;
+use crate::json_tape::{self, Json, TapeParser};
 use crate::landing::Stamp;
 
 /// The path lookups run once per value: a fast, fixed-seed hash (no
@@ -150,8 +150,8 @@ pub struct Flattener {
     objects: u64,
     /// Walk only the last of the pairs with the same key.
     last_key_only: bool,
-    scratch: Vec<u8>,
-    buffers: simd_json::Buffers,
+    /// Taken while a document is walked, put back after.
+    parser: Option<TapeParser>,
     /// Document bytes taken since the last chunk.
     pending_bytes: usize,
     pending_rows: usize,
@@ -317,8 +317,7 @@ impl Flattener {
             chains: Vec::new(),
             objects: 0,
             last_key_only: false,
-            scratch: Vec::new(),
-            buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH * 2),
+            parser: Some(TapeParser::with_max_depth(MAX_DEPTH * 2)),
             pending_bytes: 0,
             pending_rows: 0,
         };
@@ -337,40 +336,38 @@ impl Flattener {
         let started = std::time::Instant::now();
         self.pending_bytes += v.doc.len();
         self.pending_rows += 1;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.extend_from_slice(v.doc.as_bytes());
-        let mut ops = recycle(std::mem::take(&mut self.ops));
-        // The parsed tree borrows `scratch`, and `ops` the tree: both are
-        // gone at the end of this block, before `scratch` is put back.
-        let parse_done = {
-            let parsed = simd_json::to_borrowed_value_with_buffers(&mut scratch, &mut self.buffers);
-            let parse_done = std::time::Instant::now();
-            match &parsed {
-                Ok(Json::Object(fields)) => {
-                    let checked = self.check(&mut ops, v, fields);
-                    match checked {
-                        Err(Stop::RepeatedKey) => unreachable!("the second walk takes one of each"),
-                        Err(Stop::TooDeep) => self.quarantine(
-                            v,
-                            format!(
-                                "nested more than {MAX_DEPTH} levels deep; silver flattens up to {MAX_DEPTH}"
-                            ),
-                        ),
-                        Ok(()) if !self.offenses.is_empty() => {
-                            let reason = self.offenses.join("; ");
-                            self.quarantine(v, reason)
-                        }
-                        Ok(()) => self.append(v, &mut ops),
-                    }
+        let mut parser = self.parser.take().expect("put back after each document");
+        let mut parsed_at = None;
+        let walked = parser.walk(v.doc, |root| {
+            parsed_at = Some(std::time::Instant::now());
+            let Json::Object(fields) = root else {
+                self.quarantine(v, "the document is not a JSON object".into());
+                return;
+            };
+            // `ops` borrow the document's tape: they are emptied before it
+            // is gone.
+            let mut ops = recycle(std::mem::take(&mut self.ops));
+            match self.check(&mut ops, v, fields) {
+                Err(Stop::RepeatedKey) => unreachable!("the second walk takes one of each"),
+                Err(Stop::TooDeep) => self.quarantine(
+                    v,
+                    format!(
+                        "nested more than {MAX_DEPTH} levels deep; silver flattens up to {MAX_DEPTH}"
+                    ),
+                ),
+                Ok(()) if !self.offenses.is_empty() => {
+                    let reason = self.offenses.join("; ");
+                    self.quarantine(v, reason)
                 }
-                Ok(_) => self.quarantine(v, "the document is not a JSON object".into()),
-                Err(e) => self.quarantine(v, format!("the document is not valid JSON: {e}")),
+                Ok(()) => self.append(v, &mut ops),
             }
             self.ops = recycle(ops);
-            parse_done
-        };
-        self.scratch = scratch;
+        });
+        self.parser = Some(parser);
+        let parse_done = parsed_at.unwrap_or_else(std::time::Instant::now);
+        if let Err(e) = walked {
+            self.quarantine(v, format!("the document is not valid JSON: {e}"));
+        }
         Stage::Parse.add(parse_done - started);
         Stage::Flatten.add(parse_done.elapsed());
     }
@@ -383,7 +380,7 @@ impl Flattener {
         &mut self,
         ops: &mut Vec<Op<'t>>,
         v: &Version,
-        fields: &'t simd_json::borrowed::Object,
+        fields: json_tape::Object<'t>,
     ) -> std::result::Result<(), Stop> {
         let conflicts = self.conflicts;
         let walk = |this: &mut Flattener, ops: &mut Vec<Op<'t>>| {
@@ -538,7 +535,7 @@ impl Flattener {
         &mut self,
         ops: &mut Vec<Op<'t>>,
         v: &Version,
-        fields: &'t simd_json::borrowed::Object,
+        fields: json_tape::Object<'t>,
         table: usize,
         object: Option<usize>,
         path: &mut String,
@@ -572,7 +569,7 @@ impl Flattener {
             let known = self.tables[table]
                 .fields
                 .get(slot)
-                .and_then(|columns| columns.get(key.as_ref()))
+                .and_then(|columns| columns.get(key))
                 .copied();
             let column = match known {
                 Some(column) => column,
@@ -582,7 +579,7 @@ impl Flattener {
                     if t.fields.len() <= slot {
                         t.fields.resize_with(slot + 1, FastMap::default);
                     }
-                    t.fields[slot].insert(key.as_ref().into(), column);
+                    t.fields[slot].insert(key.into(), column);
                     column
                 }
             };
@@ -605,7 +602,7 @@ impl Flattener {
         &mut self,
         ops: &mut Vec<Op<'t>>,
         v: &Version,
-        value: &'t Json,
+        value: Json<'t>,
         table: usize,
         column: usize,
         path: &mut String,
@@ -641,7 +638,7 @@ impl Flattener {
         }
         match value {
             Json::Static(node) => {
-                let val = match *node {
+                let val = match node {
                     StaticNode::Null => Val::Null,
                     StaticNode::Bool(b) => Val::Bool(b),
                     StaticNode::I64(i) => Val::Int(i),
@@ -939,7 +936,7 @@ fn holder_table<'t>(tables: impl Iterator<Item = &'t String>, path: &str) -> Opt
         .cloned()
 }
 
-fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
+fn declared_value(declared: Declared, value: Json) -> Val {
     if matches!(value, Json::Static(StaticNode::Null)) {
         return Val::Null;
     }
@@ -952,7 +949,7 @@ fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
         // Text that spells the declared type converts (CSV files carry
         // every value as text).
         Declared::Bool => match value {
-            Json::Static(StaticNode::Bool(b)) => Val::Bool(*b),
+            Json::Static(StaticNode::Bool(b)) => Val::Bool(b),
             Json::String(s) => match s.trim() {
                 "true" | "TRUE" | "True" => Val::Bool(true),
                 "false" | "FALSE" | "False" => Val::Bool(false),
@@ -961,15 +958,15 @@ fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
             _ => mismatch(value),
         },
         Declared::Int => match value {
-            Json::Static(StaticNode::I64(i)) => Val::Int(*i),
-            Json::Static(StaticNode::U64(u)) => i64::try_from(*u).map_or(mismatch(value), Val::Int),
+            Json::Static(StaticNode::I64(i)) => Val::Int(i),
+            Json::Static(StaticNode::U64(u)) => i64::try_from(u).map_or(mismatch(value), Val::Int),
             Json::String(s) => s.trim().parse().map_or(mismatch(value), Val::Int),
             _ => mismatch(value),
         },
         Declared::Float => match value {
-            Json::Static(StaticNode::I64(i)) => Val::Float(*i as f64),
-            Json::Static(StaticNode::U64(u)) => Val::Float(*u as f64),
-            Json::Static(StaticNode::F64(f)) => Val::Float(*f),
+            Json::Static(StaticNode::I64(i)) => Val::Float(i as f64),
+            Json::Static(StaticNode::U64(u)) => Val::Float(u as f64),
+            Json::Static(StaticNode::F64(f)) => Val::Float(f),
             Json::String(s) => s
                 .trim()
                 .parse::<f64>()
@@ -983,18 +980,18 @@ fn declared_value<'a>(declared: Declared, value: &'a Json<'_>) -> Val<'a> {
 
 /// A value of the wrong kind for its declared type, carried as what it is
 /// so the check names it.
-fn mismatch<'a>(value: &'a Json<'_>) -> Val<'a> {
+fn mismatch(value: Json) -> Val {
     match value {
         Json::String(s) => Val::Str(s),
         Json::Object(_) => Val::Object,
         Json::Array(_) => Val::Array,
-        Json::Static(StaticNode::Bool(b)) => Val::Bool(*b),
-        Json::Static(StaticNode::F64(f)) => Val::Float(*f),
+        Json::Static(StaticNode::Bool(b)) => Val::Bool(b),
+        Json::Static(StaticNode::F64(f)) => Val::Float(f),
         Json::Static(_) => Val::Text(json_text(value), Kind::Json),
     }
 }
 
-fn parsed_value<'a>(parser: Parser, value: &'a Json<'_>) -> Val<'a> {
+fn parsed_value(parser: Parser, value: Json) -> Val {
     let Json::String(text) = value else {
         return if matches!(value, Json::Static(StaticNode::Null)) {
             Val::Null
@@ -1023,7 +1020,7 @@ fn parsed_value<'a>(parser: Parser, value: &'a Json<'_>) -> Val<'a> {
     parsed.unwrap_or(Val::Str(text))
 }
 
-fn list_value<'a>(value: &'a Json<'_>) -> Val<'a> {
+fn list_value(value: Json) -> Val {
     let Json::Array(items) = value else {
         return match value {
             Json::Static(StaticNode::Null) => Val::Null,
@@ -1034,12 +1031,12 @@ fn list_value<'a>(value: &'a Json<'_>) -> Val<'a> {
         .iter()
         .map(|item| match item {
             Json::Static(StaticNode::Null) => Item::Null,
-            Json::Static(StaticNode::Bool(b)) => Item::Bool(*b),
-            Json::Static(StaticNode::I64(i)) => Item::Int(*i),
+            Json::Static(StaticNode::Bool(b)) => Item::Bool(b),
+            Json::Static(StaticNode::I64(i)) => Item::Int(i),
             Json::Static(StaticNode::U64(u)) => {
-                i64::try_from(*u).map_or(Item::Float(*u as f64), Item::Int)
+                i64::try_from(u).map_or(Item::Float(u as f64), Item::Int)
             }
-            Json::Static(StaticNode::F64(f)) => Item::Float(*f),
+            Json::Static(StaticNode::F64(f)) => Item::Float(f),
             Json::String(s) => Item::Str(Cow::Borrowed(s)),
             nested => Item::Str(Cow::Owned(json_text(nested))),
         })
@@ -1064,23 +1061,23 @@ fn list_scalar(items: &[Item]) -> Option<Scalar> {
 
 /// Compact JSON with object keys sorted, so the same value always gives
 /// the same text.
-pub fn json_text(value: &Json) -> String {
+pub fn json_text(value: Json) -> String {
     let mut out = String::new();
     write_json(value, &mut out);
     out
 }
 
-fn write_json(value: &Json, out: &mut String) {
+fn write_json(value: Json, out: &mut String) {
     match value {
         Json::Static(StaticNode::Null) => out.push_str("null"),
-        Json::Static(StaticNode::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Static(StaticNode::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
         Json::Static(StaticNode::I64(i)) => out.push_str(&i.to_string()),
         Json::Static(StaticNode::U64(u)) => out.push_str(&u.to_string()),
-        Json::Static(StaticNode::F64(f)) => match serde_json::Number::from_f64(*f) {
+        Json::Static(StaticNode::F64(f)) => match serde_json::Number::from_f64(f) {
             Some(n) => out.push_str(&n.to_string()),
             None => out.push_str("null"),
         },
-        Json::String(s) => out.push_str(&serde_json::to_string(s.as_ref()).unwrap_or_default()),
+        Json::String(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
         Json::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -1092,14 +1089,19 @@ fn write_json(value: &Json, out: &mut String) {
             out.push(']');
         }
         Json::Object(fields) => {
-            let mut sorted: Vec<(&Cow<str>, &Json)> = fields.iter().collect();
+            let mut sorted: Vec<(&str, Json)> = fields.iter().collect();
+            // Stable, so of the pairs a repeated key has the last is last:
+            // the one kept.
             sorted.sort_by(|a, b| a.0.cmp(b.0));
+            sorted.reverse();
+            sorted.dedup_by(|later, kept| later.0 == kept.0);
+            sorted.reverse();
             out.push('{');
             for (i, (key, item)) in sorted.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&serde_json::to_string(key.as_ref()).unwrap_or_default());
+                out.push_str(&serde_json::to_string(key).unwrap_or_default());
                 out.push(':');
                 write_json(item, out);
             }
@@ -1281,5 +1283,22 @@ impl Builder {
             Builder::ListFloat(b) => Arc::new(b.finish()),
             Builder::ListText(b) => Arc::new(b.finish()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_text_sorts_keys_and_keeps_the_last_of_a_repeated_one() {
+        let mut parser = TapeParser::default();
+        let mut text = |doc: &str| parser.walk(doc, json_text).unwrap();
+        assert_eq!(
+            text(r#"{"b":1,"a":[1.5,{"y":"é\n","x":null}],"c":{},"b":[true]}"#),
+            r#"{"a":[1.5,{"x":null,"y":"é\n"}],"b":[true],"c":{}}"#
+        );
+        assert_eq!(text(r#"[{"k":1,"k":2,"k":3}]"#), r#"[{"k":3}]"#);
+        assert_eq!(text(r#""only text""#), r#""only text""#);
     }
 }
