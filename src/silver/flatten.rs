@@ -816,8 +816,16 @@ impl Flattener {
                 parts.push(c.builder.finish());
                 let to = c.kind.arrow();
                 let parts: Vec<ArrayRef> = parts.iter().map(|a| widen(a, &to)).collect();
-                let refs: Vec<&dyn arrow_array::Array> = parts.iter().map(|a| a.as_ref()).collect();
-                let array = arrow_select::concat::concat(&refs).expect("parts share one type");
+                // A column that never changed kind is one part: concat
+                // would copy it whole.
+                let array = match parts.as_slice() {
+                    [whole] => whole.clone(),
+                    _ => {
+                        let refs: Vec<&dyn arrow_array::Array> =
+                            parts.iter().map(|a| a.as_ref()).collect();
+                        arrow_select::concat::concat(&refs).expect("parts share one type")
+                    }
+                };
                 by_path.insert(c.path.clone(), array);
             }
             for column in &shape.columns {
