@@ -483,7 +483,7 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit, reca
     lines += [
         "",
         f"Physical limit (`examples/parse_limit.rs`, median): reading the {size:,.0f} MB of "
-        f"NDJSON takes {read_s:.2f} s; reading it and parsing every document with simd-json "
+        f"NDJSON takes {read_s:.2f} s; reading it and parsing every document into simd-json's tape "
         f"on {threads} threads, {parse_s:.2f} s. soundlake's bronze+silver takes "
         f"{base_wall / parse_s:.1f}× that.",
         "",
