@@ -928,7 +928,8 @@ impl Identify {
             let docs = batch.column(1).as_string::<i32>();
             for r in 0..batch.num_rows() {
                 if selected[row + r] {
-                    let identity = self.identity(&mut parser, &mut text, docs.value(r));
+                    let identity =
+                        self.identity(&mut parser, &mut text, keys.value(r), docs.value(r));
                     out.push((row + r, identity, keys.value(r).to_string()));
                 }
             }
@@ -938,9 +939,10 @@ impl Identify {
     }
 
     /// A hash of the document's values at the `unique` paths, each as its
-    /// JSON text (`null` where absent, as in a document that is not JSON),
-    /// or as microseconds where it is an instant.
-    fn identity(&self, parser: &mut TapeParser, text: &mut Vec<u8>, doc: &str) -> u128 {
+    /// JSON text (`null` where absent), or as microseconds where it is an
+    /// instant. A document that is not JSON is identified by its key
+    /// alone: it is no other event's duplicate (it goes to quarantine).
+    fn identity(&self, parser: &mut TapeParser, text: &mut Vec<u8>, key: &str, doc: &str) -> u128 {
         use simd_json::prelude::{ValueAsScalar, Writable};
         use std::io::Write as _;
         text.clear();
@@ -966,9 +968,9 @@ impl Identify {
             }
         });
         if written.is_none() {
-            for _ in &self.paths {
-                text.extend_from_slice(b"null\x1f");
-            }
+            text.clear();
+            text.extend_from_slice(b"\x1enot JSON\x1e");
+            text.extend_from_slice(key.as_bytes());
         }
         xxhash_rust::xxh3::xxh3_128(text)
     }
@@ -1135,7 +1137,19 @@ mod tests {
         };
         let mut parser = TapeParser::default();
         let mut text = Vec::new();
-        let mut id = |doc: &str| identify.identity(&mut parser, &mut text, doc);
+        let mut keyed = |key: &str, doc: &str| identify.identity(&mut parser, &mut text, key, doc);
+        assert_eq!(
+            keyed("e1", "{not json"),
+            keyed("e1", r#"{"user_id": "u1"#),
+            "a document that is not JSON is identified by its key"
+        );
+        assert_ne!(
+            keyed("e1", "{not json"),
+            keyed("e2", "{not json"),
+            "and is no other event's duplicate"
+        );
+        assert_ne!(keyed("e1", "{not json"), keyed("e1", "{}"));
+        let mut id = |doc: &str| keyed("e", doc);
         let base = id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":1}"#);
         assert_eq!(
             base,
@@ -1159,11 +1173,6 @@ mod tests {
             id(r#"{"event_ts":"soon","n":null}"#),
             id(r#"{"user_id":null,"event_ts":"soon"}"#),
             "absent is null; a time that does not parse compares as text"
-        );
-        assert_eq!(
-            id("{not json"),
-            id("{}"),
-            "a document that is not JSON has nulls"
         );
     }
 }

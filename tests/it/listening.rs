@@ -244,6 +244,43 @@ fn a_key_an_event_repeats_counts_once_with_its_last_value() {
     );
 }
 
+#[test]
+fn events_silver_cannot_read_are_quarantined_each_not_merged_as_duplicates() {
+    let lake = Lake::new();
+    // Bronze takes these lines (it reads only the fields it checks); the
+    // extra fields are not JSON silver's parser accepts.
+    let unreadable = |id: &str, extra: &str| {
+        let e = event(id, "u1", "t1", "play", "2026-11-20T10:00:00Z");
+        format!("{},{extra}}}", &e[..e.len() - 1])
+    };
+    let lines = [
+        unreadable("bad-surrogate", r#""note":"\ud800""#),
+        unreadable("bad-number", r#""n":184467440737095516150"#),
+        event("fine", "u2", "t2", "play", "2026-11-20T10:00:01Z"),
+    ];
+    lake.drop_file("odd.ndjson", &(lines.join("\n") + "\n"));
+    lake.ok(&["bronze", "events"]);
+    assert_eq!(lake.count("SELECT count(*) AS n FROM bronze.events"), 3);
+    lake.ok(&["silver", "events"]);
+    let landed = lake.query(
+        "SELECT event_id, 'kept' AS place FROM silver.events
+         UNION ALL SELECT event_id, reason AS place FROM silver.events_quarantine
+         ORDER BY event_id",
+    );
+    let places: Vec<(&str, &str)> = landed
+        .iter()
+        .map(|r| (r["event_id"].as_str().unwrap(), r["place"].as_str().unwrap()))
+        .collect();
+    assert_eq!(places.len(), 3, "every event once: {places:?}");
+    assert_eq!(places[2], ("fine", "kept"));
+    for (id, place) in &places[..2] {
+        assert!(
+            id.starts_with("bad-") && place.starts_with("the document is not valid JSON"),
+            "{places:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ingestion_killed_mid_file_loses_and_doubles_no_line() {
     use std::os::unix::process::ExitStatusExt;
