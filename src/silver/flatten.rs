@@ -374,8 +374,7 @@ impl Flattener {
 
     /// Walk a document, checking its values and noting what to append. An
     /// object that repeats a key is read as serde_json and Trino read it:
-    /// the last value counts (simd-json keeps every pair of an object of up
-    /// to 32 keys).
+    /// the last value counts (the tape holds every pair).
     fn check<'t>(
         &mut self,
         ops: &mut Vec<Op<'t>>,

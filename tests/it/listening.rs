@@ -269,7 +269,12 @@ fn events_silver_cannot_read_are_quarantined_each_not_merged_as_duplicates() {
     );
     let places: Vec<(&str, &str)> = landed
         .iter()
-        .map(|r| (r["event_id"].as_str().unwrap(), r["place"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["event_id"].as_str().unwrap(),
+                r["place"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(places.len(), 3, "every event once: {places:?}");
     assert_eq!(places[2], ("fine", "kept"));
