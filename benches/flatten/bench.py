@@ -519,6 +519,7 @@ def main():
         sys.exit(f"--systems takes soundlake plus any of {', '.join(SYSTEMS[1:])}; got {args.systems}")
     if args.runs < 1:
         sys.exit("--runs must be at least 1")
+    parse_limit_binary(binary)  # before the race, not after it
     report = []
     with contextlib.ExitStack() as stack:
         trino = stack.enter_context(trino_server(work)) if args.trino else None

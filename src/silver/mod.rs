@@ -12,7 +12,7 @@ mod flatten;
 mod run;
 mod schema;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
@@ -124,19 +124,10 @@ struct Written {
     file: DataFile,
 }
 
-/// The latest version of a key among the inputs.
-#[derive(Clone, Copy)]
-struct Candidate {
-    stamp: Stamp,
-    content: u64,
-    file: u32,
-    row: u32,
-}
-
 /// Which rows of each input file a run flattens.
 struct Selection {
     emit: Vec<Vec<bool>>,
-    keys: KeyMap<Candidate>,
+    keys: Latest,
     versions: u64,
     /// The ingest stamps the inputs span.
     oldest: Stamp,
@@ -151,11 +142,91 @@ fn key_hash(key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(key.as_bytes())
 }
 
-/// Maps and sets keyed by [`key_hash`]: the keys are hashes already, so
-/// hashing them again with SipHash (a tenth of a silver run's time, on
-/// the thread that picks latest versions) buys nothing.
+/// Maps keyed by [`key_hash`]: the keys are hashes already, so hashing
+/// them again with SipHash (a tenth of a silver run's time, on the thread
+/// that picks latest versions) buys nothing.
 type KeyMap<V> = HashMap<u128, V, foldhash::fast::FixedState>;
-type KeySet = HashSet<u128, foldhash::fast::FixedState>;
+
+/// Each key's latest version among the inputs: the versions read, sorted
+/// by key hash, the first of each key kept. Looked up through a directory
+/// of where each run of leading hash bits starts: the hashes are uniform,
+/// so a key is found among a few neighbours, without a hash map. At 2M
+/// keys a map beside the versions it was built from held three times the
+/// memory, and a set of the changed keys was built again to publish.
+struct Latest {
+    /// One version per key, in key-hash order.
+    entries: Vec<Entry>,
+    /// `starts[b]` is the first entry whose hash's top `bits` bits are `b`;
+    /// one more element ends the last bucket.
+    starts: Vec<u32>,
+    bits: u32,
+    dropped: usize,
+}
+
+impl Latest {
+    /// From versions sorted by key, each key's first one.
+    fn from_sorted(mut entries: Vec<Entry>) -> Latest {
+        entries.dedup_by_key(|e| e.key);
+        entries.shrink_to_fit();
+        // About four entries per bucket.
+        let bits = (entries.len() / 4).max(1).ilog2() + 1;
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0usize;
+        for bucket in 0..=(1u128 << bits) {
+            while at < entries.len() && Latest::bucket(entries[at].key, bits) < bucket {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        Latest {
+            entries,
+            starts,
+            bits,
+            dropped: 0,
+        }
+    }
+
+    fn bucket(key: u128, bits: u32) -> u128 {
+        key >> (128 - bits)
+    }
+
+    fn find(&self, key: u128) -> Option<usize> {
+        let bucket = Latest::bucket(key, self.bits) as usize;
+        let (from, to) = (
+            self.starts[bucket] as usize,
+            self.starts[bucket + 1] as usize,
+        );
+        let at = from
+            + self.entries[from..to]
+                .binary_search_by_key(&key, |e| e.key)
+                .ok()?;
+        (!self.entries[at].dropped).then_some(at)
+    }
+
+    fn get(&self, key: u128) -> Option<&Entry> {
+        self.find(key).map(|at| &self.entries[at])
+    }
+
+    fn contains(&self, key: u128) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// Leave `key` out: its version is not re-derived after all.
+    fn drop_key(&mut self, key: u128) {
+        if let Some(at) = self.find(key) {
+            self.entries[at].dropped = true;
+            self.dropped += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len() - self.dropped
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl Silver {
     pub fn new(store: SharedStore, lake: Lake, clock: SharedClock) -> Silver {
@@ -562,26 +633,12 @@ async fn select_latest(files: &[Arc<ParquetFile>], key: &str, workers: usize) ->
             .then(a.file.cmp(&b.file))
             .then(a.row.cmp(&b.row))
     });
-    let mut keys = KeyMap::default();
     let versions = entries.len() as u64;
     let oldest = entries.iter().map(|e| e.stamp).min().unwrap_or(Stamp::MAX);
     let newest = entries.iter().map(|e| e.stamp).max().unwrap_or(Stamp::MIN);
-    let mut last = None;
-    for e in entries {
-        if last == Some(e.key) {
-            continue;
-        }
-        last = Some(e.key);
+    let keys = Latest::from_sorted(entries);
+    for e in &keys.entries {
         emit[e.file as usize][e.row as usize] = true;
-        keys.insert(
-            e.key,
-            Candidate {
-                stamp: e.stamp,
-                content: e.content,
-                file: e.file,
-                row: e.row,
-            },
-        );
     }
     Ok(Selection {
         emit,
@@ -599,6 +656,8 @@ struct Entry {
     content: u64,
     file: u32,
     row: u32,
+    /// Left out of the run after it was picked (see [`Latest::drop_key`]).
+    dropped: bool,
 }
 
 /// The rows of input `f` and the version each holds.
@@ -619,6 +678,7 @@ async fn versions_in(
                 content,
                 file: f,
                 row,
+                dropped: false,
             });
             row += 1;
         }
@@ -649,12 +709,12 @@ async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str
         let mut stream = parquet.read(None, Some(&[key, INGESTED_AT, CONTENT_HASH]), 8192)?;
         while let Some(batch) = stream.next().await {
             for (k, stamp, content) in versions_of(&batch?) {
-                let Some(c) = selection.keys.get(&k) else {
+                let Some(c) = selection.keys.get(k) else {
                     continue;
                 };
                 if (stamp, content) >= (c.stamp, c.content) {
                     selection.emit[c.file as usize][c.row as usize] = false;
-                    selection.keys.remove(&k);
+                    selection.keys.drop_key(k);
                 }
             }
         }
@@ -668,7 +728,7 @@ enum Replace<'a> {
     /// Every row (a full refresh).
     All,
     /// The rows of the re-derived keys.
-    Keys(&'a KeySet),
+    Keys(&'a Latest),
     /// Every row of these partitions (under this key).
     Partitions(&'a str, &'a BTreeSet<String>),
 }
@@ -697,7 +757,7 @@ async fn publish_table(
     let mut touched = !written.is_empty();
     for file in &base {
         let stale = file.stats.get("schema") != Some(&json!(fingerprint));
-        let keep: Option<&KeySet> = match replace {
+        let keep: Option<&Latest> = match replace {
             Replace::All => {
                 txn.remove(file);
                 touched = true;
@@ -865,7 +925,7 @@ async fn drop_alike(
                         (key, f, at)
                     };
                     selection.emit[loser.1][loser.2] = false;
-                    selection.keys.remove(&key_hash(&loser.0));
+                    selection.keys.drop_key(key_hash(&loser.0));
                 }
             }
         }
@@ -976,7 +1036,7 @@ impl Identify {
     }
 }
 
-async fn holds_any(parquet: &ParquetFile, keys: &KeySet) -> Result<bool> {
+async fn holds_any(parquet: &ParquetFile, keys: &Latest) -> Result<bool> {
     if keys.is_empty() {
         return Ok(false);
     }
@@ -985,7 +1045,7 @@ async fn holds_any(parquet: &ParquetFile, keys: &KeySet) -> Result<bool> {
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let column = batch.column(0).as_string::<i32>();
-        if column.iter().flatten().any(|k| keys.contains(&key_hash(k))) {
+        if column.iter().flatten().any(|k| keys.contains(key_hash(k))) {
             return Ok(true);
         }
     }
@@ -993,11 +1053,11 @@ async fn holds_any(parquet: &ParquetFile, keys: &KeySet) -> Result<bool> {
 }
 
 /// The rows of `batch` whose key (first column) was not re-derived.
-fn keep_rows(batch: &RecordBatch, changed: &KeySet) -> RecordBatch {
+fn keep_rows(batch: &RecordBatch, changed: &Latest) -> RecordBatch {
     let keys: &StringArray = batch.column(0).as_string::<i32>();
     let keep: BooleanArray = keys
         .iter()
-        .map(|k| Some(!k.is_some_and(|k| changed.contains(&key_hash(k)))))
+        .map(|k| Some(!k.is_some_and(|k| changed.contains(key_hash(k)))))
         .collect();
     arrow_select::filter::filter_record_batch(batch, &keep).expect("a mask of the batch's length")
 }
@@ -1174,5 +1234,49 @@ mod tests {
             id(r#"{"user_id":null,"event_ts":"soon"}"#),
             "absent is null; a time that does not parse compares as text"
         );
+    }
+
+    fn entry(key: u128, stamp: Stamp, row: u32) -> Entry {
+        Entry {
+            key,
+            stamp,
+            content: 0,
+            file: 0,
+            row,
+            dropped: false,
+        }
+    }
+
+    #[test]
+    fn the_latest_version_of_every_key_is_found_and_no_other() {
+        for keys in [0usize, 1, 3, 1000, 20_000] {
+            let hashes: Vec<u128> = (0..keys).map(|k| key_hash(&format!("id{k}"))).collect();
+            // Two versions per key, the newer first, as `select_latest` sorts.
+            let mut entries: Vec<Entry> = hashes
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &h)| [entry(h, 2, 2 * k as u32), entry(h, 1, 2 * k as u32 + 1)])
+                .collect();
+            entries.sort_by_key(|e| e.key);
+            let mut latest = Latest::from_sorted(entries);
+            assert_eq!(latest.len(), keys);
+            for (k, &h) in hashes.iter().enumerate() {
+                let found = latest.get(h).expect("every key is found");
+                assert_eq!((found.stamp, found.row), (2, 2 * k as u32));
+            }
+            for absent in 0..100 {
+                assert!(!latest.contains(key_hash(&format!("other{absent}"))));
+            }
+            // The extremes of the hash space land in the first and last bucket.
+            assert!(!latest.contains(0) && !latest.contains(u128::MAX));
+            for &h in hashes.iter().step_by(2) {
+                latest.drop_key(h);
+                latest.drop_key(h);
+            }
+            assert_eq!(latest.len(), keys / 2, "a key dropped twice counts once");
+            for (k, &h) in hashes.iter().enumerate() {
+                assert_eq!(latest.contains(h), k % 2 == 1);
+            }
+        }
     }
 }

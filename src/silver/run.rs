@@ -13,7 +13,7 @@ use serde_json::{Map, json};
 use super::flatten::{Plan, decide, quarantine_schema};
 use super::schema::{self, Recorded, TableShape, shapes};
 use super::{
-    Drift, Inputs, KeySet, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
+    Drift, Inputs, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
     SilverTable, Txns, Written, definition_hash, drift, drop_alike, keep_newer_rows, overlaps,
     partition_in_path, publish_table, select_latest, shapes_gone,
 };
@@ -403,7 +403,6 @@ async fn write(
     txns: Txns,
     report: &mut SilverReport,
 ) -> Result<Vec<Commit>> {
-    let changed: KeySet = read.selection.keys.keys().copied().collect();
     let quarantine = quarantine_schema(&def.key);
     let mut targets: Vec<(String, Option<(SchemaRef, String)>)> = transformed
         .shapes
@@ -440,7 +439,7 @@ async fn write(
         let replace = match &start.rebuild {
             _ if start.full => Replace::All,
             Some((key, touched)) => Replace::Partitions(key, touched),
-            None => Replace::Keys(&changed),
+            None => Replace::Keys(&read.selection.keys),
         };
         let changed_files = publish_table(&mut txn, shape.as_ref(), &written, replace).await?;
         if changed_files || name == &def.name {
