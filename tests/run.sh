@@ -33,8 +33,17 @@ fi
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --all-features --locked -- -D warnings
+# The two-process rate test times requests on the real clock, so it runs
+# alone, after the rest: tests running beside it delay a request between
+# the slot it took and its arrival at the server, and the delays arrive as
+# bursts (it failed twice in the full suite on 2026-12-05 and passed alone).
+shared_limit=two_processes_share_one_limit_and_the_survivor_takes_it_all
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --features failpoints,servers --no-fail-fast
+  cargo nextest run --locked --features failpoints,servers --no-fail-fast \
+    -E "not test($shared_limit)" || status=$?
 else
-  cargo test --locked --features failpoints,servers --no-fail-fast
+  cargo test --locked --features failpoints,servers --no-fail-fast -- --skip "$shared_limit" || status=$?
 fi
+cargo test --locked --features failpoints,servers --test it -- "$shared_limit"
+exit "$status"
