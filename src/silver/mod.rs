@@ -142,9 +142,9 @@ fn key_hash(key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(key.as_bytes())
 }
 
-/// Maps keyed by [`key_hash`]: the keys are hashes already, so hashing
-/// them again with SipHash (a tenth of a silver run's time, on the thread
-/// that picks latest versions) buys nothing.
+/// Maps keyed by an xxh3 hash (the events' identities): the keys are
+/// hashes already, so hashing them again with SipHash (a tenth of a silver
+/// run's time, on the thread that merges identities) buys nothing.
 type KeyMap<V> = HashMap<u128, V, foldhash::fast::FixedState>;
 
 /// Each key's latest version among the inputs: the versions read, sorted
