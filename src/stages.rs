@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 /// A stage of a run that the process times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Waiting on the landing store for documents (bronze).
+    /// Reading pages of documents from the landing store (bronze), one
+    /// page ahead of the rows being encoded.
     LandingRead,
     /// Parsing JSON documents and event lines (silver, bronze's events).
     Parse,

@@ -25,6 +25,11 @@ use crate::error::{Error, Result};
 pub struct EmbeddedStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// Idle connections for scans. A scan reads a snapshot in WAL mode, so
+    /// scans on connections of their own run beside each other and beside
+    /// the writer, instead of taking turns on `conn`: bronze's tables read
+    /// at once.
+    readers: Arc<Mutex<Vec<Connection>>>,
     clock: SharedClock,
 }
 
@@ -53,6 +58,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             path,
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::default(),
             clock,
         })
     }
@@ -72,11 +78,22 @@ impl EmbeddedStore {
         );
         let (stamp, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            stmt.query_map(params![stamp, id, limit], row)?.collect()
+        let (path, readers) = (self.path.clone(), self.readers.clone());
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => connect_reader(&path)?,
+            };
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.query_map(params![stamp, id, limit], row)?.collect());
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            rows
         })
         .await
+        .expect("store task")
+        .map_err(|e| store_error(&self.path, e))
     }
 
     /// Run `f` on the connection off the async threads.
@@ -149,6 +166,18 @@ fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
         ));
     }
     conn.execute_batch(&ddl)?;
+    Ok(conn)
+}
+
+/// A connection for scans only: the file exists and is in WAL mode, as
+/// `open` left it. It keeps SQLite's default page cache: a scan reads each
+/// page once.
+fn connect_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(OPEN_BUSY_WAIT)?;
     Ok(conn)
 }
 
