@@ -23,6 +23,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::bronze::BronzeTable;
 use crate::clock::SharedClock;
@@ -431,18 +432,52 @@ impl Writers {
 }
 
 impl Worker {
+    /// Flatten units from the queue until it is empty. The chunks go to a
+    /// task of their own that encodes them, so the next chunk is read and
+    /// flattened while the last one is encoded: one after the other, a
+    /// worker left a core idle while it waited on its input.
     async fn run(self) -> Result<WorkerOut> {
+        let (chunks, received) = tokio::sync::mpsc::channel(1);
+        let encoder = tokio::spawn(
+            ChunkWriter {
+                txns: self.txns.clone(),
+                quarantine: self.quarantine.clone(),
+                writers: Writers {
+                    open: HashMap::new(),
+                    written: Vec::new(),
+                },
+                quarantined: 0,
+            }
+            .run(received),
+        );
+        let flattened = self.flatten_units(chunks).await;
+        // The encoder's error comes first: the flattening stops when the
+        // encoder is gone.
+        let (written, quarantined) = encoder
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let f = flattened?.expect("the encoder took every chunk");
+        Ok(WorkerOut {
+            written,
+            observed: f.observed(),
+            conflicts: f.conflicts,
+            quarantined,
+        })
+    }
+
+    /// The flattener after the last chunk, or `None` when the encoder
+    /// stopped taking chunks (it failed).
+    async fn flatten_units(
+        self,
+        chunks: mpsc::Sender<PartitionChunk>,
+    ) -> Result<Option<Flattener>> {
         let mut flattener = Some(Flattener::new(self.plan.clone()));
-        let mut writers = Writers {
-            open: HashMap::new(),
-            written: Vec::new(),
-        };
-        let mut quarantined = 0;
         let columns: Vec<&str> = [self.bronze_key.as_str()]
             .into_iter()
             .chain(BRONZE_VERSION)
             .chain(["doc"])
             .collect();
+        let send = |partition: &Partition, chunk: Chunk| chunks.send((partition.clone(), chunk));
         loop {
             let unit = self.queue.lock().expect("queue lock").pop_front();
             let Some(unit) = unit else { break };
@@ -480,38 +515,55 @@ impl Worker {
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                 flattener = Some(f);
-                if let Some(chunk) = chunk {
-                    quarantined += self.write(&mut writers, partition, chunk?).await?;
+                if let Some(chunk) = chunk
+                    && send(partition, chunk?).await.is_err()
+                {
+                    return Ok(None);
                 }
             }
             // A partitioned table's rows go to the partition of their input,
             // so what is pending is written before the next unit.
             if !partition.is_empty() {
-                let mut f = flattener.take().expect("the flattener is back");
-                let chunk = f.chunk();
-                flattener = Some(f);
-                quarantined += self.write(&mut writers, partition, chunk?).await?;
+                let f = flattener.as_mut().expect("the flattener is back");
+                if send(partition, f.chunk()?).await.is_err() {
+                    return Ok(None);
+                }
             }
         }
         let mut f = flattener.take().expect("the flattener is back");
-        let chunk = f.chunk();
-        quarantined += self.write(&mut writers, &Vec::new(), chunk?).await?;
-        Ok(WorkerOut {
-            written: writers.finish().await?,
-            observed: f.observed(),
-            conflicts: f.conflicts,
-            quarantined,
-        })
+        let sent = send(&Vec::new(), f.chunk()?).await;
+        Ok(sent.is_ok().then_some(f))
+    }
+}
+
+/// A flattened chunk: each table's rows, and the quarantine's.
+type Chunk = (Vec<TableBatch>, Option<RecordBatch>);
+
+type PartitionChunk = (Partition, Chunk);
+
+/// Encodes a worker's chunks into its open files.
+struct ChunkWriter {
+    txns: Txns,
+    quarantine: String,
+    writers: Writers,
+    quarantined: u64,
+}
+
+impl ChunkWriter {
+    /// The files written and the rows quarantined.
+    async fn run(
+        mut self,
+        mut chunks: mpsc::Receiver<PartitionChunk>,
+    ) -> Result<(Vec<Written>, u64)> {
+        while let Some((partition, chunk)) = chunks.recv().await {
+            self.write(&partition, chunk).await?;
+        }
+        Ok((self.writers.finish().await?, self.quarantined))
     }
 
-    async fn write(
-        &self,
-        writers: &mut Writers,
-        partition: &Partition,
-        (tables, quarantine): (Vec<TableBatch>, Option<RecordBatch>),
-    ) -> Result<u64> {
+    async fn write(&mut self, partition: &Partition, (tables, quarantine): Chunk) -> Result<()> {
         for t in tables {
-            writers
+            self.writers
                 .write(
                     &self.txns,
                     (&t.shape.name, partition),
@@ -521,10 +573,10 @@ impl Worker {
                 .await?;
         }
         let Some(batch) = quarantine else {
-            return Ok(0);
+            return Ok(());
         };
         let fingerprint = schema::fingerprint(&batch.schema());
-        writers
+        self.writers
             .write(
                 &self.txns,
                 (&self.quarantine, partition),
@@ -532,7 +584,8 @@ impl Worker {
                 &batch,
             )
             .await?;
-        Ok(batch.num_rows() as u64)
+        self.quarantined += batch.num_rows() as u64;
+        Ok(())
     }
 }
 
