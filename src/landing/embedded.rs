@@ -78,37 +78,51 @@ impl EmbeddedStore {
         );
         let (stamp, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (path, readers) = (self.path.clone(), self.readers.clone());
-        tokio::task::spawn_blocking(move || {
-            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match idle {
-                Some(conn) => conn,
-                None => connect_reader(&path)?,
-            };
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| stmt.query_map(params![stamp, id, limit], row)?.collect());
-            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-            rows
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![stamp, id, limit], row)?.collect()
         })
         .await
-        .expect("store task")
-        .map_err(|e| store_error(&self.path, e))
     }
 
-    /// Run `f` on the connection off the async threads.
+    /// Run `f` on the writing connection off the async threads.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
+        self.blocking(move || f(&mut conn.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+    }
+
+    /// Run `f` on an idle reader connection, opened when none is idle, off
+    /// the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (path, readers) = (self.path.clone(), self.readers.clone());
+        self.blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => connect_reader(&path)?,
+            };
+            let out = f(&conn);
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            out
         })
         .await
-        .expect("store task")
-        .map_err(|e| store_error(&self.path, e))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .expect("store task")
+            .map_err(|e| store_error(&self.path, e))
     }
 }
 

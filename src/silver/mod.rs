@@ -204,10 +204,6 @@ impl Latest {
         (!self.entries[at].dropped).then_some(at)
     }
 
-    fn get(&self, key: u128) -> Option<&Entry> {
-        self.find(key).map(|at| &self.entries[at])
-    }
-
     fn contains(&self, key: u128) -> bool {
         self.find(key).is_some()
     }
@@ -215,9 +211,14 @@ impl Latest {
     /// Leave `key` out: its version is not re-derived after all.
     fn drop_key(&mut self, key: u128) {
         if let Some(at) = self.find(key) {
-            self.entries[at].dropped = true;
-            self.dropped += 1;
+            self.drop_at(at);
         }
+    }
+
+    /// Leave out the entry at `at`, which [`Latest::find`] gave.
+    fn drop_at(&mut self, at: usize) {
+        self.entries[at].dropped = true;
+        self.dropped += 1;
     }
 
     fn len(&self) -> usize {
@@ -437,7 +438,7 @@ impl Worker {
     /// flattened while the last one is encoded: one after the other, a
     /// worker left a core idle while it waited on its input.
     async fn run(self) -> Result<WorkerOut> {
-        let (chunks, received) = tokio::sync::mpsc::channel(1);
+        let (chunks, received) = mpsc::channel(1);
         let encoder = tokio::spawn(
             ChunkWriter {
                 txns: self.txns.clone(),
@@ -762,12 +763,13 @@ async fn keep_newer_rows(txn: &Transaction, selection: &mut Selection, key: &str
         let mut stream = parquet.read(None, Some(&[key, INGESTED_AT, CONTENT_HASH]), 8192)?;
         while let Some(batch) = stream.next().await {
             for (k, stamp, content) in versions_of(&batch?) {
-                let Some(c) = selection.keys.get(k) else {
+                let Some(at) = selection.keys.find(k) else {
                     continue;
                 };
+                let c = &selection.keys.entries[at];
                 if (stamp, content) >= (c.stamp, c.content) {
                     selection.emit[c.file as usize][c.row as usize] = false;
-                    selection.keys.drop_key(k);
+                    selection.keys.drop_at(at);
                 }
             }
         }
@@ -1314,7 +1316,7 @@ mod tests {
             let mut latest = Latest::from_sorted(entries);
             assert_eq!(latest.len(), keys);
             for (k, &h) in hashes.iter().enumerate() {
-                let found = latest.get(h).expect("every key is found");
+                let found = &latest.entries[latest.find(h).expect("every key is found")];
                 assert_eq!((found.stamp, found.row), (2, 2 * k as u32));
             }
             for absent in 0..100 {
