@@ -574,6 +574,8 @@ def race(args, binary, work, systems, tracks, trino):
             check_equal("the compared build", checksums(out), want)
             print(f"{tracks} tracks, run {run + 1}: compared {flatten.wall:.2f} s", file=sys.stderr)
     rows = sum(n for n, _ in want.values())
+    # The outputs were checked; at 2M they are tens of GB a run would leave behind.
+    shutil.rmtree(work / f"run-{tracks}", ignore_errors=True)
     limit = physical_limit(binary, generated, args.runs)
     return table(tracks, generated, imported, results, rows, spark_startup, limit, recall)
 
