@@ -55,7 +55,7 @@ pub enum GoldEngine {
 }
 
 /// `[gold]`: how models run.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GoldSettings {
     /// Where models run unless their `.toml` says `engine`.
@@ -64,6 +64,21 @@ pub struct GoldSettings {
     /// beyond it sorts and aggregations spill to local disk. 0: a query
     /// takes what it needs.
     pub memory_mib: u64,
+}
+
+/// Bounded by default, as Spark's executors are (1 GiB): a table that
+/// grows then spills instead of taking the machine. Unbounded, the unique
+/// key test of `similar_tracks_by_sound` at 2M tracks (38M keys) alone
+/// held 1.9 GB.
+const DEFAULT_MEMORY_MIB: u64 = 1024;
+
+impl Default for GoldSettings {
+    fn default() -> GoldSettings {
+        GoldSettings {
+            engine: GoldEngine::default(),
+            memory_mib: DEFAULT_MEMORY_MIB,
+        }
+    }
 }
 
 impl GoldSettings {
