@@ -439,25 +439,23 @@ impl Publisher<'_> {
     /// again, which leaves them unchanged.
     async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
         let rows = pending.rows.values().flat_map(|(_, rows)| rows.rows());
-        let mut batch = Batch {
-            run_id: self.run_id.to_string(),
-            endpoint: self.def.source.describe(),
-            docs: Vec::new(),
-        };
+        let endpoint = self.def.source.describe();
+        let mut docs = Vec::new();
         let mut ids = std::collections::HashSet::new();
         for row in rows {
             // An event delivered twice goes in a later batch: a batch holds
             // an id once.
-            if batch.docs.len() == LANDING_BATCH || ids.contains(&row.id) {
+            if docs.len() == LANDING_BATCH || ids.contains(&row.id) {
+                let batch = Batch::new(self.run_id, &endpoint, std::mem::take(&mut docs));
                 self.store.upsert(collection, &batch).await?;
-                batch.docs.clear();
                 ids.clear();
             }
             let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
             ids.insert(row.id.clone());
-            batch.docs.push((row.id.clone(), doc));
+            docs.push((row.id.clone(), doc));
         }
-        if !batch.docs.is_empty() {
+        if !docs.is_empty() {
+            let batch = Batch::new(self.run_id, &endpoint, docs);
             self.store.upsert(collection, &batch).await?;
         }
         Ok(())

@@ -340,11 +340,7 @@ mod tests {
                 (id.clone(), json!({"id": id, "padding": "x".repeat(20_000)}))
             })
             .collect();
-        let batch = Batch {
-            run_id: format!("run-{first}"),
-            endpoint: "GET /tracks".into(),
-            docs,
-        };
+        let batch = Batch::new(&format!("run-{first}"), "GET /tracks", docs);
         store.upsert(Collection::Tracks, &batch).await.unwrap();
     }
 

@@ -456,23 +456,19 @@ impl Run<'_> {
         &mut self,
         collection: Collection,
         endpoint: &str,
-        mut docs: Vec<(String, Value)>,
+        docs: Vec<(String, Value)>,
     ) -> Step {
+        let mut batch = Batch::new(&self.report.run_id, endpoint, docs);
         if !self.taken_down.is_empty() {
-            let before = docs.len();
-            docs.retain(|(_, doc)| {
-                !crate::retention::names_any(&doc.to_string(), &self.taken_down)
-            });
-            self.report.withheld += (before - docs.len()) as u64;
+            let before = batch.docs.len();
+            batch
+                .docs
+                .retain(|doc| !crate::retention::names_any(doc.text(), &self.taken_down));
+            self.report.withheld += (before - batch.docs.len()) as u64;
         }
-        if docs.is_empty() {
+        if batch.docs.is_empty() {
             return Ok(());
         }
-        let batch = Batch {
-            run_id: self.report.run_id.clone(),
-            endpoint: endpoint.to_string(),
-            docs,
-        };
         let counts = self.store().upsert(collection, &batch).await?;
         *self.report.documents.entry(collection).or_default() += counts;
         Ok(())

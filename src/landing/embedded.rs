@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
     Batch, Change, Collection, DocumentStore, RunRecord, ScanCursor, Stamp, StateStore, Stored,
-    UpsertCounts, check_batch, classify, content_hash, next_stamp,
+    UpsertCounts, check_batch, classify, next_stamp,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -267,13 +266,7 @@ impl DocumentStore for EmbeddedStore {
         }
         let now = self.clock.now();
         let t = collection.name();
-        // Serializing and hashing, on every core, is most of an upsert's
-        // CPU; SQLite's part stays on one.
-        let docs: Vec<(String, String, String)> = batch
-            .docs
-            .par_iter()
-            .map(|(id, doc)| (id.clone(), doc.to_string(), content_hash(doc)))
-            .collect();
+        let docs = batch.docs.clone();
         let (run_id, endpoint) = (batch.run_id.clone(), batch.endpoint.clone());
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -292,7 +285,8 @@ impl DocumentStore for EmbeddedStore {
                 ))?;
                 let mut touch =
                     tx.prepare_cached(&format!("UPDATE {t} SET last_fetched = ?2 WHERE id = ?1"))?;
-                for (id, doc, hash) in &docs {
+                for doc in &docs {
+                    let (id, text, hash) = (doc.id(), doc.text(), doc.hash());
                     let stored: Option<String> =
                         read.query_row([id], |r| r.get(0)).optional()?;
                     let change_kind = classify(stored.as_ref(), hash);
@@ -314,7 +308,7 @@ impl DocumentStore for EmbeddedStore {
                             &mut change
                         }
                     };
-                    write.execute(params![id, doc, hash, micros(now), stamp, run_id, endpoint])?;
+                    write.execute(params![id, text, hash, micros(now), stamp, run_id, endpoint])?;
                 }
             }
             tx.commit()?;

@@ -5,6 +5,7 @@
 //! (`embedded://<path>`). The store knows nothing of Spotify beyond the
 //! collection names.
 
+mod document;
 mod embedded;
 pub mod lease;
 mod mongo;
@@ -14,13 +15,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 
+pub use document::{Prepared, content_hash};
 pub use embedded::EmbeddedStore;
 pub use mongo::MongoStore;
 
@@ -129,8 +131,23 @@ impl std::str::FromStr for Collection {
 pub struct Batch {
     pub run_id: String,
     pub endpoint: String,
-    /// `(key, raw document)`; the key is the Spotify id (or the search key).
-    pub docs: Vec<(String, Value)>,
+    pub docs: Vec<Prepared>,
+}
+
+impl Batch {
+    /// `docs` as `(key, raw document)`, the key the Spotify id (or the
+    /// search key), prepared on every core: writing and hashing the text is
+    /// most of an upsert's CPU, and a store writes on one.
+    pub fn new(run_id: &str, endpoint: &str, docs: Vec<(String, Value)>) -> Batch {
+        Batch {
+            run_id: run_id.to_string(),
+            endpoint: endpoint.to_string(),
+            docs: docs
+                .into_par_iter()
+                .map(|(id, doc)| Prepared::new(id, &doc))
+                .collect(),
+        }
+    }
 }
 
 /// A stored document and its metadata; the document parsed, or as its
@@ -341,59 +358,6 @@ pub async fn open(url: &str, clock: SharedClock) -> Result<SharedStore> {
     }
 }
 
-/// The content hash: SHA-256 of the document with object keys in sorted
-/// order, so the same content hashes the same whatever the key order.
-pub fn content_hash(doc: &Value) -> String {
-    let mut hasher = Sha256::new();
-    feed(&mut hasher, doc);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn feed(h: &mut Sha256, v: &Value) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            h.update(b"{");
-            for k in keys {
-                write_json(h, k);
-                h.update(b":");
-                feed(h, &map[k]);
-                h.update(b",");
-            }
-            h.update(b"}");
-        }
-        Value::Array(items) => {
-            h.update(b"[");
-            for item in items {
-                feed(h, item);
-                h.update(b",");
-            }
-            h.update(b"]");
-        }
-        scalar => write_json(h, scalar),
-    }
-}
-
-/// Feed `value`'s compact JSON text to the hash without building a string.
-fn write_json(h: &mut Sha256, value: &(impl Serialize + ?Sized)) {
-    struct Fed<'h>(&'h mut Sha256);
-    impl std::io::Write for Fed<'_> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    serde_json::to_writer(Fed(h), value).expect("JSON values serialize");
-}
-
 /// The next stamp after `last`: the clock's microseconds, or `last + 1`
 /// when the clock has not moved past it.
 fn next_stamp(last: Option<Stamp>, now: DateTime<Utc>) -> Stamp {
@@ -423,7 +387,7 @@ fn classify(stored_hash: Option<&String>, hash: &str) -> Change {
 /// an accident of order.
 fn check_batch(collection: Collection, batch: &Batch) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
-    for (id, _) in &batch.docs {
+    for id in batch.docs.iter().map(Prepared::id) {
         if id.is_empty() {
             return Err(Error::Store {
                 store: collection.name().into(),
@@ -431,7 +395,7 @@ fn check_batch(collection: Collection, batch: &Batch) -> Result<()> {
                 fix: "give every document a non-empty `id`".into(),
             });
         }
-        if !seen.insert(id.as_str()) {
+        if !seen.insert(id) {
             return Err(Error::Store {
                 store: collection.name().into(),
                 problem: format!("the id {id:?} appears twice in one batch"),
@@ -445,43 +409,6 @@ fn check_batch(collection: Collection, batch: &Batch) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn content_hash_ignores_key_order_and_nothing_else() {
-        let a = json!({"id": "x", "n": [1, {"b": 2, "a": null}]});
-        let b = json!({"n": [1, {"a": null, "b": 2}], "id": "x"});
-        assert_eq!(content_hash(&a), content_hash(&b));
-        for other in [
-            json!({"id": "x", "n": [1, {"b": "2", "a": null}]}),
-            json!({"id": "x", "n": [{"b": 2, "a": null}, 1]}),
-            json!({"id": "x", "n": [1, {"b": 2}]}),
-            json!({"id": "x", "n": [1, {"b": 2, "a": null}], "extra": false}),
-        ] {
-            assert_ne!(content_hash(&a), content_hash(&other), "{other}");
-        }
-    }
-
-    #[test]
-    fn content_hashes_stay_what_stores_hold() {
-        // Stores keep the hash of every document: a change to how it is
-        // computed would make every document look changed. Pinned values
-        // (the SHA-256 of `{"id":"x",}` and of the second document's text
-        // written the same way), one with escapes, unicode and every
-        // scalar kind.
-        let cases = [
-            (json!({"id": "x"}), "f44e65ba6326bd1f"),
-            (
-                json!({"name": "Sigur R\u{f3}s \"live\"\n", "n": [1, -2.5, 1e300, true, null], "z": {}}),
-                "bdc01b696a315afd",
-            ),
-        ];
-        for (doc, prefix) in cases {
-            let hash = content_hash(&doc);
-            assert_eq!(hash.len(), 64);
-            assert!(hash.starts_with(prefix), "{doc}: {hash}");
-        }
-    }
 
     #[test]
     fn stamps_never_go_back() {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     Batch, Change, Collection, DocumentStore, RunRecord, ScanCursor, Stamp, StateStore, Stored,
-    UpsertCounts, check_batch, classify, content_hash, next_stamp,
+    UpsertCounts, check_batch, classify, next_stamp,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -214,7 +214,7 @@ impl DocumentStore for MongoStore {
         if batch.docs.is_empty() {
             return Ok(UpsertCounts::default());
         }
-        let ids: Vec<&str> = batch.docs.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = batch.docs.iter().map(|d| d.id()).collect();
         let mut stored: HashMap<String, String> = HashMap::new();
         let mut cursor = self
             .docs(collection)
@@ -233,15 +233,15 @@ impl DocumentStore for MongoStore {
         let mut counts = UpsertCounts::default();
         let mut stamp = None;
         let mut statements = Vec::with_capacity(batch.docs.len());
-        for (id, raw) in &batch.docs {
-            let hash = content_hash(raw);
-            let change = classify(stored.get(id), &hash);
+        for prepared in &batch.docs {
+            let (id, hash) = (prepared.id(), prepared.hash());
+            let change = classify(stored.get(id), hash);
             if !matches!(change, Change::Unchanged) && stamp.is_none() {
                 stamp = Some(self.allocate_stamp().await?);
             }
             let version = doc! {
-                "doc": json_to_bson(raw),
-                "content_hash": &hash,
+                "doc": json_to_bson(&prepared.to_value()),
+                "content_hash": hash,
                 "ingested_at": stamp.as_ref().map(|(s, _)| *s),
                 "run_id": &batch.run_id,
                 "endpoint": &batch.endpoint,

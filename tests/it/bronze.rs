@@ -53,14 +53,13 @@ fn noise(id: &str, version: u32, len: usize) -> String {
 
 /// Land `ids` at version `version` as one batch.
 pub async fn land(store: &SharedStore, ids: &[String], version: u32, pad: usize) {
-    let batch = Batch {
-        run_id: format!("crawl-v{version}"),
-        endpoint: "GET /tracks".into(),
-        docs: ids
-            .iter()
+    let batch = Batch::new(
+        &format!("crawl-v{version}"),
+        "GET /tracks",
+        ids.iter()
             .map(|id| (id.clone(), track(id, version, pad)))
             .collect(),
-    };
+    );
     store.upsert(Collection::Tracks, &batch).await.unwrap();
 }
 

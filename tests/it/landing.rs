@@ -77,14 +77,13 @@ async fn fresh(backend: &Backend, case: &str) -> Case {
 }
 
 fn batch(run: &str, docs: &[(&str, Value)]) -> Batch {
-    Batch {
-        run_id: run.into(),
-        endpoint: "several_tracks".into(),
-        docs: docs
-            .iter()
+    Batch::new(
+        run,
+        "several_tracks",
+        docs.iter()
             .map(|(id, d)| (id.to_string(), d.clone()))
             .collect(),
-    }
+    )
 }
 
 /// A backend's whole contract: both roles, and what survives reopening it.
@@ -244,11 +243,7 @@ async fn scan_pages_through_everything(c: &Case) {
         c.store
             .upsert(
                 Collection::Albums,
-                &Batch {
-                    run_id: "r".into(),
-                    endpoint: "several_albums".into(),
-                    docs: chunk.to_vec(),
-                },
+                &Batch::new("r", "several_albums", chunk.to_vec()),
             )
             .await
             .unwrap();
@@ -568,11 +563,7 @@ async fn concurrent_writers_are_never_half_read(c: &Case) {
                         (id.clone(), json!({"id": id, "writer": w}))
                     })
                     .collect();
-                let batch = Batch {
-                    run_id: format!("writer-{w}"),
-                    endpoint: "several_tracks".into(),
-                    docs,
-                };
+                let batch = Batch::new(&format!("writer-{w}"), "several_tracks", docs);
                 store.upsert(Collection::Tracks, &batch).await.unwrap();
             }
         })

@@ -785,11 +785,10 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
         if day > 0 {
             docs.extend((0..5).map(|i| format!("d{}t{i:02}", day - 1)));
         }
-        let batch = soundlake::landing::Batch {
-            run_id: format!("day{day}"),
-            endpoint: "GET /tracks".into(),
-            docs: docs
-                .iter()
+        let batch = soundlake::landing::Batch::new(
+            &format!("day{day}"),
+            "GET /tracks",
+            docs.iter()
                 .map(|id| {
                     let name = format!("{id} as of day {day}");
                     latest.insert(id.clone(), name.clone());
@@ -797,7 +796,7 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
                     (id.clone(), doc)
                 })
                 .collect(),
-        };
+        );
         store.upsert(Collection::Tracks, &batch).await.unwrap();
         clock.advance(std::time::Duration::from_secs(86_400));
     }

@@ -161,11 +161,7 @@ impl Env {
         }
         let docs = unique;
         self.clock.advance(std::time::Duration::from_secs(1));
-        let batch = Batch {
-            run_id: "test".into(),
-            endpoint: format!("GET /{collection}"),
-            docs,
-        };
+        let batch = Batch::new("test", &format!("GET /{collection}"), docs);
         self.store.upsert(collection, &batch).await.unwrap();
     }
 }
