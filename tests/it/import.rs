@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use soundlake::clock::{SharedClock, VirtualClock};
-use soundlake::import::ImportReport;
+use soundlake::import::{ImportReport, WRITE_BYTES, WRITE_DOCUMENTS};
 use soundlake::landing::{self, Collection, SharedStore, UpsertCounts};
 
 use crate::support::t0;
@@ -275,9 +275,10 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
     assert_eq!(r.loaded.new, 25_000);
     assert_eq!(e.store.count(Collection::Tracks).await.unwrap(), 25_000);
 
-    // 2,500 good lines, then one too long: the two whole writes of 1,000
-    // before it are loaded, the one in flight included, and nothing after.
-    let good: String = (0..2_500)
+    // Two and a half writes' worth of good lines, then one too long: the
+    // two whole writes before it are loaded, the one in flight included,
+    // and nothing after.
+    let good: String = (0..WRITE_DOCUMENTS * 5 / 2)
         .map(|i| format!("{{\"id\":\"u{i}\",\"type\":\"track\"}}\n"))
         .collect();
     let long = e.file(
@@ -291,12 +292,39 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("long.ndjson:2501") && err.to_string().contains("MiB"),
+        err.to_string()
+            .contains(&format!("long.ndjson:{}", WRITE_DOCUMENTS * 5 / 2 + 1))
+            && err.to_string().contains("MiB"),
         "{err}"
     );
     assert_eq!(
         e.store.count(Collection::Tracks).await.unwrap(),
-        25_000 + 2_000
+        25_000 + 2 * WRITE_DOCUMENTS as u64
+    );
+
+    // Large documents make smaller writes: 80 of 1 MiB, then the line too
+    // long; the two writes of 32 MiB before it are loaded.
+    let before = e.store.count(Collection::Tracks).await.unwrap();
+    let pad = "z".repeat(1 << 20);
+    let large: String = (0..80)
+        .map(|i| format!("{{\"id\":\"b{i}\",\"pad\":\"{pad}\"}}\n"))
+        .collect();
+    let long = e.file(
+        "large.ndjson",
+        format!(
+            "{large}{{\"id\":\"x\",\"pad\":\"{}\"}}\n",
+            "y".repeat(65 << 20)
+        ),
+    );
+    assert!(
+        import(&e.store, Collection::Tracks, &long, false, "r")
+            .await
+            .is_err()
+    );
+    let per_write = (WRITE_BYTES >> 20) as u64;
+    assert_eq!(
+        e.store.count(Collection::Tracks).await.unwrap(),
+        before + 2 * per_write
     );
 }
 
