@@ -266,7 +266,11 @@ impl DocumentStore for EmbeddedStore {
         }
         let now = self.clock.now();
         let t = collection.name();
-        let docs = batch.docs.clone();
+        // In key order: a scan reads the rows of one stamp in key order, and
+        // rows inserted in that order lie in that order in the file, so the
+        // scan reads it front to back instead of jumping within the write.
+        let mut docs = batch.docs.clone();
+        docs.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         let (run_id, endpoint) = (batch.run_id.clone(), batch.endpoint.clone());
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -618,4 +622,48 @@ fn allocate_stamp(tx: &rusqlite::Transaction, now: DateTime<Utc>) -> rusqlite::R
         params![STAMP_KEY, stamp],
     )?;
     Ok(stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::VirtualClock;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_write_lies_in_the_file_in_the_order_scans_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let clock = VirtualClock::manual(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
+        let store = EmbeddedStore::open(path.to_str().unwrap(), clock)
+            .await
+            .unwrap();
+        let ids = ["m", "c", "x", "a", "q", "b"];
+        let docs = ids
+            .iter()
+            .map(|id| (id.to_string(), json!({"id": id})))
+            .collect();
+        store
+            .upsert(Collection::Tracks, &Batch::new("r", "GET /tracks", docs))
+            .await
+            .unwrap();
+        // Rowids are the file's order; a scan reads one stamp's rows by key.
+        let in_file: Vec<String> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT id FROM tracks ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let scanned: Vec<String> = store
+            .scan_text(Collection::Tracks, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(in_file, ["a", "b", "c", "m", "q", "x"]);
+        assert_eq!(scanned, in_file);
+    }
 }
