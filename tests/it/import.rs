@@ -253,6 +253,14 @@ async fn missing_empty_broken_and_hostile_files_get_clear_errors() {
     assert_eq!(e.store.count(Collection::Tracks).await.unwrap(), 0);
 }
 
+/// `lines`, then one line longer than an import takes.
+fn then_too_long(lines: String) -> String {
+    format!(
+        "{lines}{{\"id\":\"x\",\"pad\":\"{}\"}}\n",
+        "y".repeat(65 << 20)
+    )
+}
+
 #[tokio::test]
 async fn a_huge_ndjson_file_streams_in_bounded_writes() {
     let e = env().await;
@@ -281,13 +289,7 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
     let good: String = (0..WRITE_DOCUMENTS * 5 / 2)
         .map(|i| format!("{{\"id\":\"u{i}\",\"type\":\"track\"}}\n"))
         .collect();
-    let long = e.file(
-        "long.ndjson",
-        format!(
-            "{good}{{\"id\":\"x\",\"pad\":\"{}\"}}\n",
-            "y".repeat(65 << 20)
-        ),
-    );
+    let long = e.file("long.ndjson", then_too_long(good));
     let err = import(&e.store, Collection::Tracks, &long, false, "r")
         .await
         .unwrap_err();
@@ -309,13 +311,7 @@ async fn a_huge_ndjson_file_streams_in_bounded_writes() {
     let large: String = (0..80)
         .map(|i| format!("{{\"id\":\"b{i}\",\"pad\":\"{pad}\"}}\n"))
         .collect();
-    let long = e.file(
-        "large.ndjson",
-        format!(
-            "{large}{{\"id\":\"x\",\"pad\":\"{}\"}}\n",
-            "y".repeat(65 << 20)
-        ),
-    );
+    let long = e.file("large.ndjson", then_too_long(large));
     assert!(
         import(&e.store, Collection::Tracks, &long, false, "r")
             .await
