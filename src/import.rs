@@ -520,7 +520,7 @@ impl Loader<'_> {
             };
             let (store, collection) = (Arc::clone(self.store), self.collection);
             self.writing = Some(tokio::spawn(async move {
-                store.upsert(collection, &batch).await
+                store.upsert(collection, batch).await
             }));
         }
         self.batch.docs.clear();

@@ -447,7 +447,7 @@ impl Publisher<'_> {
             // an id once.
             if docs.len() == LANDING_BATCH || ids.contains(&row.id) {
                 let batch = Batch::new(self.run_id, &endpoint, std::mem::take(&mut docs));
-                self.store.upsert(collection, &batch).await?;
+                self.store.upsert(collection, batch).await?;
                 ids.clear();
             }
             let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
@@ -456,7 +456,7 @@ impl Publisher<'_> {
         }
         if !docs.is_empty() {
             let batch = Batch::new(self.run_id, &endpoint, docs);
-            self.store.upsert(collection, &batch).await?;
+            self.store.upsert(collection, batch).await?;
         }
         Ok(())
     }

@@ -341,7 +341,7 @@ mod tests {
             })
             .collect();
         let batch = Batch::new(&format!("run-{first}"), "GET /tracks", docs);
-        store.upsert(Collection::Tracks, &batch).await.unwrap();
+        store.upsert(Collection::Tracks, batch).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -469,7 +469,7 @@ impl Run<'_> {
         if batch.docs.is_empty() {
             return Ok(());
         }
-        let counts = self.store().upsert(collection, &batch).await?;
+        let counts = self.store().upsert(collection, batch).await?;
         *self.report.documents.entry(collection).or_default() += counts;
         Ok(())
     }

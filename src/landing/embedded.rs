@@ -259,8 +259,8 @@ impl DocumentStore for EmbeddedStore {
         format!("embedded://{}", self.path.display())
     }
 
-    async fn upsert(&self, collection: Collection, batch: &Batch) -> Result<UpsertCounts> {
-        check_batch(collection, batch)?;
+    async fn upsert(&self, collection: Collection, batch: Batch) -> Result<UpsertCounts> {
+        check_batch(collection, &batch)?;
         if batch.docs.is_empty() {
             return Ok(UpsertCounts::default());
         }
@@ -269,9 +269,12 @@ impl DocumentStore for EmbeddedStore {
         // In key order: a scan reads the rows of one stamp in key order, and
         // rows inserted in that order lie in that order in the file, so the
         // scan reads it front to back instead of jumping within the write.
-        let mut docs = batch.docs.clone();
+        let Batch {
+            run_id,
+            endpoint,
+            mut docs,
+        } = batch;
         docs.sort_unstable_by(|a, b| a.id().cmp(b.id()));
-        let (run_id, endpoint) = (batch.run_id.clone(), batch.endpoint.clone());
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut counts = UpsertCounts::default();
@@ -644,7 +647,7 @@ mod tests {
             .map(|id| (id.to_string(), json!({"id": id})))
             .collect();
         store
-            .upsert(Collection::Tracks, &Batch::new("r", "GET /tracks", docs))
+            .upsert(Collection::Tracks, Batch::new("r", "GET /tracks", docs))
             .await
             .unwrap();
         // Rowids are the file's order; a scan reads one stamp's rows by key.

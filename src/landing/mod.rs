@@ -237,7 +237,7 @@ pub trait DocumentStore: Send + Sync + fmt::Debug {
     /// Insert or update the batch's documents by key, in bulk. A document
     /// whose content hash equals the stored one is unchanged: only its
     /// `last_fetched` moves. New and changed documents get one fresh stamp.
-    async fn upsert(&self, collection: Collection, batch: &Batch) -> Result<UpsertCounts>;
+    async fn upsert(&self, collection: Collection, batch: Batch) -> Result<UpsertCounts>;
 
     async fn get(&self, collection: Collection, id: &str) -> Result<Option<Stored>>;
 

@@ -209,8 +209,8 @@ impl DocumentStore for MongoStore {
         self.url.clone()
     }
 
-    async fn upsert(&self, collection: Collection, batch: &Batch) -> Result<UpsertCounts> {
-        check_batch(collection, batch)?;
+    async fn upsert(&self, collection: Collection, batch: Batch) -> Result<UpsertCounts> {
+        check_batch(collection, &batch)?;
         if batch.docs.is_empty() {
             return Ok(UpsertCounts::default());
         }

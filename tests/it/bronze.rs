@@ -60,7 +60,7 @@ pub async fn land(store: &SharedStore, ids: &[String], version: u32, pad: usize)
             .map(|id| (id.clone(), track(id, version, pad)))
             .collect(),
     );
-    store.upsert(Collection::Tracks, &batch).await.unwrap();
+    store.upsert(Collection::Tracks, batch).await.unwrap();
 }
 
 pub fn ids(range: std::ops::Range<usize>) -> Vec<String> {

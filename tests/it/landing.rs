@@ -121,7 +121,7 @@ async fn versions_and_metadata(c: &Case) {
     let counts = s
         .upsert(
             Collection::Tracks,
-            &batch(
+            batch(
                 "run-1",
                 &[("a", json!({"id": "a", "n": 1})), ("b", json!({"id": "b"}))],
             ),
@@ -147,7 +147,7 @@ async fn versions_and_metadata(c: &Case) {
     let counts = s
         .upsert(
             Collection::Tracks,
-            &batch(
+            batch(
                 "run-2",
                 &[
                     ("a", json!({"n": 1, "id": "a"})),
@@ -211,10 +211,7 @@ async fn stamps_increase(c: &Case) {
     for i in 0..5 {
         let id = format!("t{i}");
         c.store
-            .upsert(
-                Collection::Artists,
-                &batch("r", &[(&id, json!({"id": id}))]),
-            )
+            .upsert(Collection::Artists, batch("r", &[(&id, json!({"id": id}))]))
             .await
             .unwrap();
         let stamp = c
@@ -243,7 +240,7 @@ async fn scan_pages_through_everything(c: &Case) {
         c.store
             .upsert(
                 Collection::Albums,
-                &Batch::new("r", "several_albums", chunk.to_vec()),
+                Batch::new("r", "several_albums", chunk.to_vec()),
             )
             .await
             .unwrap();
@@ -308,7 +305,7 @@ async fn hostile_documents_round_trip(c: &Case) {
         // arrays. The refusal names the problem, and writes nothing.
         let err = c
             .store
-            .upsert(Collection::Tracks, &batch("r", &[("weird", doc.clone())]))
+            .upsert(Collection::Tracks, batch("r", &[("weird", doc.clone())]))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("nested arrays"), "{err}");
@@ -322,7 +319,7 @@ async fn hostile_documents_round_trip(c: &Case) {
         doc["a.b"] = json!([null, {}, "x"]);
     }
     c.store
-        .upsert(Collection::Tracks, &batch("r", &[("weird", doc.clone())]))
+        .upsert(Collection::Tracks, batch("r", &[("weird", doc.clone())]))
         .await
         .unwrap();
     let back = c
@@ -350,18 +347,10 @@ async fn bad_batches_are_refused(c: &Case) {
         "r",
         &[("x", json!({"id": "x"})), ("x", json!({"id": "x", "v": 2}))],
     );
-    let err = c
-        .store
-        .upsert(Collection::Tracks, &twice)
-        .await
-        .unwrap_err();
+    let err = c.store.upsert(Collection::Tracks, twice).await.unwrap_err();
     assert!(err.to_string().contains("appears twice"), "{err}");
     let empty = batch("r", &[("", json!({}))]);
-    let err = c
-        .store
-        .upsert(Collection::Tracks, &empty)
-        .await
-        .unwrap_err();
+    let err = c.store.upsert(Collection::Tracks, empty).await.unwrap_err();
     assert!(err.to_string().contains("empty id"), "{err}");
     assert_eq!(
         c.store.count(Collection::Tracks).await.unwrap(),
@@ -564,7 +553,7 @@ async fn concurrent_writers_are_never_half_read(c: &Case) {
                     })
                     .collect();
                 let batch = Batch::new(&format!("writer-{w}"), "several_tracks", docs);
-                store.upsert(Collection::Tracks, &batch).await.unwrap();
+                store.upsert(Collection::Tracks, batch).await.unwrap();
             }
         })
     };
@@ -615,7 +604,7 @@ async fn survives_reopening(c: &Case) {
     c.store
         .upsert(
             Collection::AudioFeatures,
-            &batch("r", &[("k", json!({"id": "k"}))]),
+            batch("r", &[("k", json!({"id": "k"}))]),
         )
         .await
         .unwrap();

@@ -797,7 +797,7 @@ async fn a_backfill_killed_midway_resumes_and_does_each_interval_once() {
                 })
                 .collect(),
         );
-        store.upsert(Collection::Tracks, &batch).await.unwrap();
+        store.upsert(Collection::Tracks, batch).await.unwrap();
         clock.advance(std::time::Duration::from_secs(86_400));
     }
 

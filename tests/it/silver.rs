@@ -162,7 +162,7 @@ impl Env {
         let docs = unique;
         self.clock.advance(std::time::Duration::from_secs(1));
         let batch = Batch::new("test", &format!("GET /{collection}"), docs);
-        self.store.upsert(collection, &batch).await.unwrap();
+        self.store.upsert(collection, batch).await.unwrap();
     }
 }
 
