@@ -344,8 +344,7 @@ fn parse_line(
     // the text, with no tree.
     if collection != Collection::AlbumTracks
         && let Some((doc, kind)) = Prepared::parse(text, "id", "type")
-        && !doc.id().trim().is_empty()
-        && kind.is_none_or(|kind| collection.object_type().is_none_or(|want| kind == want))
+        && fits(collection, doc.id(), kind.as_deref()).is_ok()
     {
         return Some(Ok(vec![doc]));
     }
@@ -446,22 +445,31 @@ fn album_tracks_page(page: Value) -> std::result::Result<(String, Value), String
 }
 
 fn check(collection: Collection, object: Value) -> std::result::Result<Value, String> {
-    match object.get("id") {
-        Some(Value::String(id)) if !id.trim().is_empty() => {}
-        Some(Value::String(_)) => return Err("`id` is empty".into()),
-        Some(_) => return Err("`id` is not a string".into()),
-        None => return Err("an object has no `id`".into()),
+    let Some(id) = object.get("id") else {
+        return Err("an object has no `id`".into());
+    };
+    let Value::String(id) = id else {
+        return Err("`id` is not a string".into());
+    };
+    fits(collection, id, object.get("type").and_then(Value::as_str))?;
+    Ok(object)
+}
+
+/// Whether an object with this string `id` and `type` (if a string)
+/// belongs in `collection`, or why not.
+fn fits(collection: Collection, id: &str, kind: Option<&str>) -> std::result::Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("`id` is empty".into());
     }
-    if let (Some(Value::String(kind)), Some(expected)) =
-        (object.get("type"), collection.object_type())
+    if let (Some(kind), Some(expected)) = (kind, collection.object_type())
         && kind != expected
     {
         return Err(format!(
             "object {} is of type {kind:?}, not {expected:?}: wrong collection?",
-            object["id"]
+            Value::from(id)
         ));
     }
-    Ok(object)
+    Ok(())
 }
 
 struct Loader<'a> {
