@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::landing::{Batch, Collection, Prepared, SharedStore, UpsertCounts};
+use crate::landing::{Batch, Collection, Prepared, SharedStore, UpsertCounts, peek};
 use crate::progress::Bar;
 
 /// Lines parsed together, on every core.
@@ -272,6 +272,22 @@ async fn read(
                     return Ok(());
                 }
                 bar.inc(bytes as u64);
+                if loader.dry {
+                    let checked: Vec<_> = lines
+                        .par_iter()
+                        .map(|(_, line)| check_line(collection, line))
+                        .collect();
+                    for ((line_no, _), found) in lines.iter().zip(checked) {
+                        match found {
+                            Some(Ok(documents)) => bar.count(documents as u64),
+                            Some(Err(reason)) => {
+                                rejects.push(reject(format!("line {line_no}"), reason))
+                            }
+                            None => {}
+                        }
+                    }
+                    continue;
+                }
                 let parsed: Vec<_> = lines
                     .par_iter()
                     .map(|(_, line)| parse_line(collection, line))
@@ -333,13 +349,10 @@ fn parse_line(
     collection: Collection,
     line: &[u8],
 ) -> Option<std::result::Result<Vec<Prepared>, String>> {
-    let Ok(text) = std::str::from_utf8(line) else {
-        return Some(Err("not UTF-8 text".into()));
+    let text = match line_text(line)? {
+        Ok(text) => text,
+        Err(reason) => return Some(Err(reason)),
     };
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
     // Most lines are one object with its `id`: prepared in one pass over
     // the text, with no tree.
     if collection != Collection::AlbumTracks
@@ -350,10 +363,41 @@ fn parse_line(
     }
     // Anything else (a saved response, an album's page of tracks, a line
     // to reject) the slow way, with its messages.
-    Some(match serde_json::from_str::<Value>(text) {
-        Ok(v) => prepared(objects(collection, v)),
-        Err(e) => Err(format!("not valid JSON ({e})")),
-    })
+    Some(tree(text).and_then(|v| prepared(objects(collection, v))))
+}
+
+/// How many documents one NDJSON line holds, or why it holds none, as
+/// [`parse_line`] would find (a strict import's check pass): the same
+/// verdict, without preparing the documents it will prepare again.
+fn check_line(collection: Collection, line: &[u8]) -> Option<std::result::Result<usize, String>> {
+    let text = match line_text(line)? {
+        Ok(text) => text,
+        Err(reason) => return Some(Err(reason)),
+    };
+    if collection != Collection::AlbumTracks
+        && let Some((id, kind)) = peek(text, "id", "type")
+        && fits(collection, &id, kind.as_deref()).is_ok()
+    {
+        return Some(Ok(1));
+    }
+    Some(
+        tree(text)
+            .and_then(|v| objects(collection, v))
+            .map(|docs| docs.len()),
+    )
+}
+
+/// A line's text, trimmed; `None` for a blank line.
+fn line_text(line: &[u8]) -> Option<std::result::Result<&str, String>> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Some(Err("not UTF-8 text".into()));
+    };
+    let text = text.trim();
+    (!text.is_empty()).then_some(Ok(text))
+}
+
+fn tree(text: &str) -> std::result::Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))
 }
 
 fn prepared(
@@ -566,4 +610,57 @@ pub fn render(report: &ImportReport) -> String {
         out += &format!("  rejected {}: {}\n", r.place, r.reason);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_pass_judges_every_line_as_the_load_pass_does() {
+        let deep = format!(
+            "{{\"id\":\"x\",\"v\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let lines: Vec<&[u8]> = vec![
+            br#"{"id":"t1","type":"track","name":"x"}"#,
+            br#"{"id":"a1","type":"album"}"#,
+            br#"{"id":"f1","type":"audio_features","energy":0.5}"#,
+            br#"{"id":"  "}"#,
+            br#"{"id":42}"#,
+            br#"{"name":"no id"}"#,
+            br#"{"id":"t2","type":7}"#,
+            br#"{"tracks":[{"id":"t3"},null,{"id":"t4","type":"track"}]}"#,
+            br#"{"items":[{"id":"t5"}]}"#,
+            br#"{"albums":{"items":[{"id":"a2","type":"album"}]}}"#,
+            br#"{"id":"t6","id":"t7"}"#,
+            br#"{"id":"t8","type":"track","type":"album"}"#,
+            br#"{"id":"t9","a":{"b":1,"b":2}}"#,
+            br#"{"id":"t10","n":1e400}"#,
+            br#"{"id":"t11","s":"\ud800"}"#,
+            br#"{"href":"https://api.spotify.com/v1/albums/a3/tracks?offset=0&limit=50","offset":0,"items":[]}"#,
+            b"{\"id\":\"t12\",\"s\":\"\xff\"}",
+            b"   ",
+            b"[1,2]",
+            b"not json",
+            deep.as_bytes(),
+        ];
+        for collection in [
+            Collection::Tracks,
+            Collection::Albums,
+            Collection::AlbumTracks,
+            Collection::AudioFeatures,
+        ] {
+            for line in &lines {
+                let loaded = parse_line(collection, line).map(|found| found.map(|docs| docs.len()));
+                assert_eq!(
+                    check_line(collection, line),
+                    loaded,
+                    "{collection}: {}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+    }
 }

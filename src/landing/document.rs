@@ -83,6 +83,115 @@ impl Prepared {
     }
 }
 
+/// The strings at `key` and (if it holds one) `also` of the JSON object
+/// `text`, read without preparing it: what a strict import's check pass
+/// needs to judge a line. `None` when `text` is anything else (not JSON,
+/// not an object, no string at `key`, a top-level key twice), which a
+/// caller then reads the slow way, with its messages. Every value is read
+/// by the parser `Value` reads with, so what this accepts is JSON a tree
+/// accepts too.
+pub fn peek(text: &str, key: &str, also: &str) -> Option<(String, Option<String>)> {
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let peeked = (&mut parser).deserialize_any(Peek { key, also }).ok()?;
+    parser.end().ok()?;
+    let (key, also) = peeked;
+    Some((key?, also))
+}
+
+/// Reads the top-level object for [`peek`].
+struct Peek<'k> {
+    key: &'k str,
+    also: &'k str,
+}
+
+impl<'de> Visitor<'de> for Peek<'_> {
+    type Value = (Option<String>, Option<String>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Self::Value, A::Error> {
+        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        let (mut key, mut also) = (None, None);
+        while let Some(name) = members.next_key_seed(Key)? {
+            let wanted = name == self.key || name == self.also;
+            let value = members.next_value_seed(Skim { wanted })?;
+            if name == self.key {
+                key = value;
+            } else if wanted {
+                also = value;
+            }
+            names.push(name);
+        }
+        // A tree keeps the last of a key's members; leave that to the tree.
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(de::Error::custom("a key appears twice in one object"));
+        }
+        Ok((key, also))
+    }
+}
+
+/// Reads past one value, keeping it if it is a `wanted` string.
+#[derive(Clone, Copy)]
+struct Skim {
+    wanted: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Skim {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skim {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(self.wanted.then(|| v.to_string()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Option<String>, A::Error> {
+        let skip = Skim { wanted: false };
+        while items.next_element_seed(skip)?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Option<String>, A::Error> {
+        let skip = Skim { wanted: false };
+        while members.next_key_seed(skip)?.is_some() {
+            members.next_value_seed(skip)?;
+        }
+        Ok(None)
+    }
+}
+
 /// The content hash of `doc`.
 pub fn content_hash(doc: &Value) -> String {
     let mut hasher = Sha256::new();
@@ -412,7 +521,18 @@ mod tests {
                 Some(by_tree(text)),
                 "{text}"
             );
+            assert_eq!(
+                peek(text, "id", "type"),
+                Some(peeked_by_tree(text)),
+                "{text}"
+            );
         }
+    }
+
+    /// What `peek` must give for `text`: the tree's strings.
+    fn peeked_by_tree(text: &str) -> (String, Option<String>) {
+        let (doc, kind) = by_tree(text);
+        (doc.id().to_string(), kind)
     }
 
     #[test]
@@ -450,6 +570,7 @@ mod tests {
                     Some(by_tree(&text)),
                     "{text}"
                 );
+                assert_eq!(peek(&text, "id", "type"), Some(peeked_by_tree(&text)));
             }
         }
     }
@@ -478,5 +599,52 @@ mod tests {
         ] {
             assert_eq!(Prepared::parse(text, "id", "type"), None, "{text}");
         }
+    }
+
+    #[test]
+    fn peeking_accepts_only_what_the_tree_reads_the_same_way() {
+        // Each text the tree refuses, or reads otherwise than one pass can
+        // (the last of a key's members): `peek` leaves it to the tree.
+        let deep = format!(
+            "{{\"id\":\"x\",\"v\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let refused = [
+            "",
+            "not json",
+            r#"{"id":"x"} trailing"#,
+            r#"{"id":"x""#,
+            r#"[{"id":"x"}]"#,
+            r#""x""#,
+            r#"{"tracks":[{"id":"x"}]}"#,
+            r#"{"id":7}"#,
+            r#"{"id":null}"#,
+            r#"{"id":"x","id":"y"}"#,
+            r#"{"i\u0064":"x","id":"y"}"#,
+            r#"{"id":"x","n":1e400}"#,
+            r#"{"id":"x","s":"\ud800"}"#,
+            "{\"id\":\"x\",\"s\":\"tab\there\"}",
+            r#"{"id":"x","a":[1,]}"#,
+            r#"{"id":"x","a":{"b":1,}}"#,
+            r#"{"id":"x","n":01}"#,
+            deep.as_str(),
+        ];
+        for text in refused {
+            assert_eq!(peek(text, "id", "type"), None, "{text}");
+        }
+        // A key twice below the top is the tree's business, not the key's:
+        // the tree reads it, and so does `peek`.
+        let nested = r#"{"id":"x","type":"track","a":{"b":1,"b":2}}"#;
+        assert!(serde_json::from_str::<Value>(nested).is_ok());
+        assert_eq!(
+            peek(nested, "id", "type"),
+            Some(("x".into(), Some("track".into())))
+        );
+        // An escaped key is the key it spells.
+        assert_eq!(
+            peek(r#"{"i\u0064":"x","typ\u0065":"album"}"#, "id", "type"),
+            Some(("x".into(), Some("album".into())))
+        );
     }
 }

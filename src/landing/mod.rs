@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 
-pub use document::{Prepared, content_hash};
+pub use document::{Prepared, content_hash, peek};
 pub use embedded::EmbeddedStore;
 pub use mongo::MongoStore;
 
