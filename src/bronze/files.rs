@@ -12,6 +12,7 @@
 //! with their file and line number; that table keeps its own offsets, so
 //! a crash between the two commits never quarantines a line twice.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -103,11 +104,13 @@ struct Line {
 
 /// What one line holds, decided apart from where it stands in its file,
 /// so that a batch of lines is judged on every core.
-enum Judged {
+enum Judged<'l> {
     /// The CSV header, which the reader takes before judging more lines.
     Header,
     Blank,
-    Record(records::Checked, String),
+    /// A record and its JSON text: the line's own for NDJSON, made from
+    /// the fields for CSV.
+    Record(records::Checked, Cow<'l, str>),
     Bad(String),
 }
 
@@ -122,7 +125,7 @@ impl LineReader<'_> {
         self.format == Format::Csv && self.header.is_none()
     }
 
-    fn judge(&self, bytes: &[u8]) -> Judged {
+    fn judge<'l>(&self, bytes: &'l [u8]) -> Judged<'l> {
         let Ok(text) = std::str::from_utf8(without_break(bytes)) else {
             return Judged::Bad("not UTF-8 text".into());
         };
@@ -141,11 +144,14 @@ impl LineReader<'_> {
 
     /// The record on `line` as a JSON object's text, its key and its
     /// partition time, or what is wrong with it.
-    fn record(&self, line: &str) -> std::result::Result<(records::Checked, String), String> {
+    fn record<'l>(
+        &self,
+        line: &'l str,
+    ) -> std::result::Result<(records::Checked, Cow<'l, str>), String> {
         match self.format {
             Format::Ndjson => Ok((
                 Stage::Parse.time(|| records::checked_record(self.def, line))?,
-                line.to_string(),
+                Cow::Borrowed(line),
             )),
             Format::Csv => {
                 let header = match self
@@ -173,7 +179,7 @@ impl LineReader<'_> {
                     .map(|(k, v)| (k.clone(), Value::String(v)))
                     .collect();
                 let text = serde_json::to_string(&object).expect("maps serialize");
-                Ok((records::check(self.def, &object)?, text))
+                Ok((records::check(self.def, &object)?, Cow::Owned(text)))
             }
         }
     }
@@ -468,7 +474,7 @@ impl FilesRun<'_> {
             }
             Judged::Blank => 0,
             Judged::Record(checked, doc) => {
-                pending.row(self.def, &origin, checked, doc, (line.stamp, self.run_id));
+                pending.row(self.def, &origin, checked, &doc, line.stamp);
                 1
             }
             Judged::Bad(problem) => reject(problem),

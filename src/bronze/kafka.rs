@@ -418,16 +418,14 @@ impl KafkaRun<'_> {
                     let text = text.trim_start_matches('\u{feff}').trim();
                     Stage::Parse
                         .time(|| records::checked_record(self.def, text))
-                        .map(|checked| (checked, text.to_string()))
+                        .map(|checked| (checked, text))
                 }
             },
         };
         match record {
             Ok((checked, doc)) => {
                 let stamp = stamp.timestamp_micros();
-                progress
-                    .pending
-                    .row(self.def, &origin, checked, doc, (stamp, self.run_id));
+                progress.pending.row(self.def, &origin, checked, doc, stamp);
                 batch.rows += 1;
             }
             Err(problem) => {

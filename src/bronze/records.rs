@@ -14,7 +14,8 @@ use std::sync::Arc;
 use arrow_array::builder::{
     Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -22,7 +23,6 @@ use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, Map
 use serde_json::{Map, Value, json};
 
 use super::definition::PartitionValues;
-use super::rows::{Row, RowBatch};
 use super::{BronzeTable, LAYER, PAYLOAD, schema};
 use crate::error::{Error, Result};
 use crate::lake::{DataFile, Lake, Snapshot, Table, Transaction};
@@ -91,16 +91,16 @@ pub(super) enum Origin {
     },
 }
 
-impl Origin {
-    /// The row's `endpoint`: `file:line` or `topic:partition:offset`.
-    fn endpoint(&self) -> String {
+/// The row's `endpoint`: `file:line` or `topic:partition:offset`.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
-            Origin::Line { file, line } => format!("{file}:{line}"),
+            Origin::Line { file, line } => write!(f, "{file}:{line}"),
             Origin::Message {
                 topic,
                 partition,
                 offset,
-            } => format!("{topic}:{partition}:{offset}"),
+            } => write!(f, "{topic}:{partition}:{offset}"),
         }
     }
 }
@@ -257,39 +257,103 @@ pub(super) fn kind(v: &Value) -> &'static str {
 /// Rows of one commit, grouped by partition, and the records rejected.
 #[derive(Default)]
 pub(super) struct Pending {
-    /// By partition bucket ([`super::Partitioning::bucket`]): its values
-    /// and rows.
-    rows: BTreeMap<i64, (PartitionValues, RowBatch)>,
+    /// By partition bucket ([`super::Partitioning::bucket`]).
+    rows: BTreeMap<i64, PartitionRows>,
     rejected: Vec<Rejected>,
     /// Input taken, in bytes: what sizes a commit.
     pub bytes: u64,
 }
 
+/// One partition's rows of a commit, appended straight into the bronze
+/// columns they are written as: a row allocates nothing of its own, and
+/// its document is copied once, from the input into the column.
+struct PartitionRows {
+    values: PartitionValues,
+    ids: StringBuilder,
+    stamps: Vec<Stamp>,
+    endpoints: StringBuilder,
+    hashes: StringBuilder,
+    docs: StringBuilder,
+}
+
+impl PartitionRows {
+    fn new(values: PartitionValues) -> PartitionRows {
+        PartitionRows {
+            values,
+            ids: StringBuilder::new(),
+            stamps: Vec::new(),
+            endpoints: StringBuilder::new(),
+            hashes: StringBuilder::new(),
+            docs: StringBuilder::new(),
+        }
+    }
+
+    /// The rows in the bronze schema `schema`, taken by run `run_id`, and
+    /// the range of their ingest stamps.
+    fn finish(mut self, schema: &SchemaRef, run_id: &str) -> Rows {
+        let n = self.stamps.len();
+        let span = (
+            self.stamps.iter().copied().min(),
+            self.stamps.iter().copied().max(),
+        );
+        let stamps = TimestampMicrosecondArray::from(self.stamps).with_timezone("UTC");
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ids.finish()),
+            Arc::new(stamps),
+            Arc::new(StringArray::from(vec![run_id; n])),
+            Arc::new(self.endpoints.finish()),
+            Arc::new(self.hashes.finish()),
+            Arc::new(self.docs.finish()),
+        ];
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).expect("columns match the bronze schema");
+        Rows {
+            partition: self.values,
+            batch,
+            span,
+        }
+    }
+}
+
+/// One partition's rows, ready to write: the partition, the rows in the
+/// bronze schema and the range of their ingest stamps.
+struct Rows {
+    partition: PartitionValues,
+    batch: RecordBatch,
+    span: (Option<Stamp>, Option<Stamp>),
+}
+
 impl Pending {
-    /// Take a checked record as a row stamped `stamp`, partitioned by its
-    /// event time (or the stamp, when the table has none).
+    /// Take the checked record `doc` from `origin` as a row stamped
+    /// `stamp`, partitioned by its event time (or the stamp, when the
+    /// table has none).
     pub fn row(
         &mut self,
         def: &BronzeTable,
         origin: &Origin,
         (key, at): Checked,
-        doc: String,
-        (stamp, run_id): (Stamp, &str),
+        doc: &str,
+        stamp: Stamp,
     ) {
+        use std::fmt::Write as _;
         let time = at.unwrap_or_else(|| DateTime::from_timestamp_micros(stamp).unwrap_or_default());
-        let content_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(doc.as_bytes()));
-        self.rows
+        let rows = self
+            .rows
             .entry(def.partition_by.bucket(time))
-            .or_insert_with(|| (def.partition_by.of(time), RowBatch::default()))
-            .1
-            .push(Row {
-                id: key,
-                stamp,
-                run_id: run_id.to_string(),
-                endpoint: origin.endpoint(),
-                content_hash,
-                doc,
-            });
+            .or_insert_with(|| PartitionRows::new(def.partition_by.of(time)));
+        rows.ids.append_value(key);
+        rows.stamps.push(stamp);
+        write!(rows.endpoints, "{origin}").expect("writing to memory cannot fail");
+        rows.endpoints.append_value("");
+        let mut hash = [0u8; 32];
+        hex::encode_to_slice(
+            xxhash_rust::xxh3::xxh3_128(doc.as_bytes()).to_be_bytes(),
+            &mut hash,
+        )
+        .expect("16 bytes fill 32 hex digits");
+        rows.hashes
+            .append_value(std::str::from_utf8(&hash).expect("hex digits are text"));
+        rows.docs.append_value(doc);
     }
 
     /// Quarantine a record, keeping the start of its bytes.
@@ -367,8 +431,14 @@ impl Publisher<'_> {
             writer.write(&batch).await?;
             qtxn.add(writer.finish().await?);
         }
+        let schema = schema(&self.def.key);
+        let partitions: Vec<Rows> = pending
+            .rows
+            .into_values()
+            .map(|rows| rows.finish(&schema, self.run_id))
+            .collect();
         if let Some(collection) = self.def.copy_to_landing {
-            self.copy_to_landing(collection, &pending).await?;
+            self.copy_to_landing(collection, &partitions).await?;
         }
         let mut qprops = Map::new();
         if let Some(positions) = quarantined_at {
@@ -380,13 +450,14 @@ impl Publisher<'_> {
         // Each partition's file is encoded by a task of its own (the
         // runtime runs one per core at a time): one after another, encoding
         // was bronze's critical path. The files join the commit in order.
-        let schema = schema(&self.def.key);
-        let mut files = Vec::with_capacity(pending.rows.len());
-        for (partition, mut rows) in pending.rows.into_values() {
-            let stamps = rows.rows().iter().map(|r| r.stamp);
-            let (min, max) = (stamps.clone().min(), stamps.max());
+        let mut files = Vec::with_capacity(partitions.len());
+        for Rows {
+            partition,
+            batch,
+            span: (min, max),
+        } in partitions
+        {
             let mut writer = txn.create_file(&partition, schema.clone(), &PAYLOAD)?;
-            let batch = rows.take(&schema);
             files.push(tokio::spawn(async move {
                 writer.write(&batch).await?;
                 writer.set_stat("min_ingested_at", json!(min));
@@ -437,22 +508,25 @@ impl Publisher<'_> {
     /// Upsert the batch's records into a landing collection, by key,
     /// before the commit: a rerun after a crash upserts the same documents
     /// again, which leaves them unchanged.
-    async fn copy_to_landing(&self, collection: Collection, pending: &Pending) -> Result<()> {
-        let rows = pending.rows.values().flat_map(|(_, rows)| rows.rows());
+    async fn copy_to_landing(&self, collection: Collection, partitions: &[Rows]) -> Result<()> {
         let endpoint = self.def.source.describe();
         let mut docs = Vec::new();
         let mut ids = std::collections::HashSet::new();
-        for row in rows {
-            // An event delivered twice goes in a later batch: a batch holds
-            // an id once.
-            if docs.len() == LANDING_BATCH || ids.contains(&row.id) {
-                let batch = Batch::new(self.run_id, &endpoint, std::mem::take(&mut docs));
-                self.store.upsert(collection, batch).await?;
-                ids.clear();
+        for rows in partitions {
+            let (keys, texts) = (rows.batch.column(0), rows.batch.column(5));
+            let (keys, texts) = (keys.as_string::<i32>(), texts.as_string::<i32>());
+            for (id, text) in keys.iter().flatten().zip(texts.iter().flatten()) {
+                // An event delivered twice goes in a later batch: a batch
+                // holds an id once.
+                if docs.len() == LANDING_BATCH || ids.contains(id) {
+                    let batch = Batch::new(self.run_id, &endpoint, std::mem::take(&mut docs));
+                    self.store.upsert(collection, batch).await?;
+                    ids.clear();
+                }
+                let doc = serde_json::from_str(text).expect("rows are JSON objects");
+                ids.insert(id.to_string());
+                docs.push((id.to_string(), doc));
             }
-            let doc = serde_json::from_str(&row.doc).expect("rows are JSON objects");
-            ids.insert(row.id.clone());
-            docs.push((row.id.clone(), doc));
         }
         if !docs.is_empty() {
             let batch = Batch::new(self.run_id, &endpoint, docs);

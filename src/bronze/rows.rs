@@ -70,10 +70,6 @@ impl RowBatch {
         self.bytes
     }
 
-    pub fn rows(&self) -> &[Row] {
-        &self.rows
-    }
-
     /// The collected rows as a record batch of the bronze schema; empties
     /// the batch.
     pub fn take(&mut self, schema: &SchemaRef) -> RecordBatch {

@@ -76,7 +76,7 @@ impl Prepared {
             Prepared {
                 id: key?,
                 text: String::from_utf8(written.text).ok()?,
-                hash: hex(Sha256::digest(&written.hashed)),
+                hash: hex::encode(Sha256::digest(&written.hashed)),
             },
             also,
         ))
@@ -196,11 +196,7 @@ impl<'de> Visitor<'de> for Skim {
 pub fn content_hash(doc: &Value) -> String {
     let mut hasher = Sha256::new();
     feed(&mut hasher, doc);
-    hex(hasher.finalize())
-}
-
-fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 fn feed(h: &mut Sha256, v: &Value) {
