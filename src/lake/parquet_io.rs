@@ -33,6 +33,15 @@ use crate::stages::Stage;
 
 const MIB: usize = 1024 * 1024;
 
+/// A column chunk's dictionary stops growing at this size and the rest of
+/// the chunk is written plain. Columns of a few thousand values (genres,
+/// countries, event types, users) stay within it; ids and names, which
+/// rarely repeat, give up on a dictionary after a few thousand values
+/// instead of hashing 1 MiB of them (the Parquet writer's default) into
+/// every row group. Bronze+silver over the 2M catalog: 38.7 s and 647 MB
+/// against 43.2 s and 756 MB, silver 1.5% smaller.
+const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// How files are encoded and sized; from `[lake]` settings.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -81,6 +90,7 @@ impl WriteOptions {
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_max_row_group_bytes(Some(self.row_group_bytes))
             .set_statistics_enabled(EnabledStatistics::Page)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_created_by(format!("soundlake {}", env!("CARGO_PKG_VERSION")));
         for column in payload {
             let path = ColumnPath::from(*column);

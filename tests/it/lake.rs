@@ -1001,3 +1001,54 @@ mod with_servers {
         assert!(!err.contains(S3_SECRET_KEY), "{err}");
     }
 }
+
+/// A column of few values keeps its dictionary; a column whose values
+/// rarely repeat gives up on it early (at 64 KiB, not the Parquet writer's
+/// 1 MiB) and is written plain from there.
+#[tokio::test]
+async fn dictionaries_stay_small_on_columns_whose_values_rarely_repeat() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..LakeSettings::default()
+    })
+    .unwrap();
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+    ]));
+    let rows = 20_000u64;
+    // 20,000 distinct ids of 32 hex digits: a 640 KB dictionary, within
+    // the writer's default limit.
+    let ids: Vec<String> = (0..rows)
+        .map(|i| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes())))
+        .collect();
+    let countries: Vec<String> = (0..rows).map(|i| format!("country-{}", i % 200)).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(ids)) as ArrayRef,
+            Arc::new(StringArray::from(countries)),
+        ],
+    )
+    .unwrap();
+    let table = lake.table("silver", "dictionaries");
+    let mut txn = table.begin("r1", t0()).await.unwrap();
+    let mut writer = txn.create_file(&[], schema, &[]).unwrap();
+    writer.write(&batch).await.unwrap();
+    let file = writer.finish().await.unwrap();
+    let path = dir.path().join("silver/dictionaries").join(&file.path);
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let group = reader.metadata().row_group(0);
+    let dictionary_bytes = |column: usize| {
+        let chunk = group.column(column);
+        let start = chunk.dictionary_page_offset().expect("a dictionary page");
+        (chunk.data_page_offset() - start) as u64
+    };
+    let (ids, countries) = (dictionary_bytes(0), dictionary_bytes(1));
+    assert!(ids <= 64 * 1024, "the ids' dictionary took {ids} bytes");
+    assert!(ids > 16 * 1024, "the ids' dictionary took only {ids} bytes");
+    assert!(countries < 4 * 1024, "{countries}");
+}
