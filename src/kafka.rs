@@ -266,9 +266,15 @@ impl Client {
     /// else the earliest).
     pub fn consumer(&self, group: &str, start: Arc<Mutex<Offsets>>) -> Result<GroupConsumer> {
         let mut config = self.config();
+        // Prefetching stops at `queued.max.messages.kbytes` (64 MiB) rather
+        // than at librdkafka's default of 100,000 messages: with messages of
+        // a few hundred bytes the consumer emptied that queue and then
+        // waited on the brokers, idle most of the time (bronze from a topic
+        // of 1M events: 4.6 s against 11-13 s).
         config
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000");
+            .set("session.timeout.ms", "10000")
+            .set("queued.min.messages", "10000000");
         // Pass-through properties win over the defaults above...
         for (name, value) in &self.properties {
             config.set(name, value.expose());
