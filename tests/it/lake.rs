@@ -36,6 +36,15 @@ fn batch(ids: &[&str]) -> RecordBatch {
     .unwrap()
 }
 
+/// A lake on local disk in `dir`, with the default settings.
+fn local_lake(dir: &std::path::Path) -> Lake {
+    Lake::open(&LakeSettings {
+        url: format!("file://{}", dir.display()),
+        ..LakeSettings::default()
+    })
+    .unwrap()
+}
+
 /// Commit one file per `(partition value, ids)` on top of the newest version.
 async fn append(table: &Table, run: &str, files: &[(&str, &[&str])]) -> Snapshot {
     let mut txn = table.begin(run, t0()).await.unwrap();
@@ -580,11 +589,7 @@ async fn a_table_with_many_commits_is_checkpointed_and_reads_from_the_checkpoint
 #[tokio::test]
 async fn history_vacuum_and_as_of_commands_read_the_lake_and_refuse_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
+    let lake = local_lake(dir.path());
     let table = lake.table("gold", "t");
     append(&table, "first-run", &[("a", &["a1", "a2"])]).await;
     replace_all(&table, "second-run", "b", &["b1"]).await;
@@ -824,11 +829,7 @@ async fn a_table_of_the_pre_delta_format_converts_on_first_use_keeping_rows_and_
         .unwrap();
     }
 
-    let lake = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
+    let lake = local_lake(dir.path());
     let table = lake.table("bronze", "old");
     let converted = table.snapshot().await.unwrap();
     assert_eq!(converted.version, 0);
@@ -1010,11 +1011,7 @@ async fn dictionaries_stay_small_on_columns_whose_values_rarely_repeat() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..LakeSettings::default()
-    })
-    .unwrap();
+    let lake = local_lake(dir.path());
     let schema: SchemaRef = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("country", DataType::Utf8, false),
