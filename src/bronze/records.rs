@@ -524,7 +524,7 @@ impl Publisher<'_> {
                     ids.clear();
                 }
                 let doc = serde_json::from_str(text).expect("rows are JSON objects");
-                ids.insert(id.to_string());
+                ids.insert(id);
                 docs.push((id.to_string(), doc));
             }
         }
