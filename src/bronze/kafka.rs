@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -45,6 +46,9 @@ use crate::stages::Stage;
 
 /// The longest a poll waits before the run looks at its clock and flags.
 const POLL: Duration = Duration::from_millis(200);
+/// Messages taken from one poll and judged together: enough for both
+/// cores to share, little enough to hold.
+const JUDGED_MESSAGES: usize = 4096;
 /// The table property where versions before per-partition claims recorded
 /// every partition's offset. Tables written by them keep it, unchanged, as
 /// the offset of each partition not claimed since.
@@ -148,13 +152,22 @@ impl Ends {
 
 /// What one poll brought.
 enum Received {
-    /// A message taken, or a partition caught up: the run is moving.
+    /// A message to take.
+    Taken(Accepted),
+    /// A partition caught up: the run is moving.
     Moved,
     Problem(String),
     /// A message left for its owner, taken before, or past a bounded
     /// run's end: poll again at once.
     Skipped,
     Nothing,
+}
+
+/// A message taken from its partition, not yet judged.
+struct Accepted {
+    part: Partition,
+    offset: i64,
+    payload: Option<Vec<u8>>,
 }
 
 fn offset_of(offsets: &Offsets, (topic, partition): &Partition) -> Option<i64> {
@@ -240,7 +253,10 @@ impl KafkaRun<'_> {
         let batch_age = TimeDelta::seconds(i64::try_from(self.kafka.batch_secs).unwrap_or(3600));
         let (mut moved, mut problem) = (Instant::now(), None::<String>);
         loop {
-            let polled = consumer.next(POLL).await;
+            // A batch publishes as soon as its input reaches the limit, as
+            // from files: the poll stops at the message that reaches it.
+            let room = limit.saturating_sub(progress.pending.bytes);
+            let polled = consumer.next(POLL, JUDGED_MESSAGES, room).await;
             let changes = consumer.changes();
             progress.known.extend(changes.owned.iter().cloned());
             if changes.revoked && !progress.pending.is_empty() {
@@ -258,11 +274,22 @@ impl KafkaRun<'_> {
                 self.begin(&mut progress, &start).await?;
             }
             let owned = changes.owned;
-            match self.receive(polled, &owned, &mut ends, &mut progress, &mut report)? {
-                Received::Moved => moved = Instant::now(),
-                Received::Problem(text) => problem = Some(text),
-                Received::Skipped => continue,
-                Received::Nothing => {}
+            let (count, mut skipped, mut taken) = (polled.len(), 0, Vec::new());
+            for polled in polled {
+                match self.receive(polled, &owned, &mut ends, &mut progress, &mut report)? {
+                    Received::Taken(message) => {
+                        taken.push(message);
+                        moved = Instant::now();
+                    }
+                    Received::Moved => moved = Instant::now(),
+                    Received::Problem(text) => problem = Some(text),
+                    Received::Skipped => skipped += 1,
+                    Received::Nothing => {}
+                }
+            }
+            self.take(&mut progress, taken);
+            if skipped == count {
+                continue;
             }
 
             let now = self.clock.now();
@@ -334,8 +361,12 @@ impl KafkaRun<'_> {
                     ends.done.insert(part);
                     return Ok(Received::Skipped);
                 }
-                self.take(progress, &part, offset, payload.as_deref());
-                Ok(Received::Moved)
+                set_offset(&mut progress.next, &part, offset + 1);
+                Ok(Received::Taken(Accepted {
+                    part,
+                    offset,
+                    payload,
+                }))
             }
             Polled::CaughtUp(partition) => {
                 // The client names only the partition number: with several
@@ -394,50 +425,64 @@ impl KafkaRun<'_> {
         Ok(())
     }
 
-    /// Take one message as a row, or quarantine it.
-    fn take(&self, progress: &mut Progress, part: &Partition, offset: i64, payload: Option<&[u8]>) {
+    /// Take messages as rows, or quarantine them: judged on every core,
+    /// taken in their order.
+    fn take(&self, progress: &mut Progress, messages: Vec<Accepted>) {
+        if messages.is_empty() {
+            return;
+        }
+        let judged: Vec<_> = messages
+            .par_iter()
+            .map(|m| self.judge(m.payload.as_deref()))
+            .collect();
         let batch = &mut progress.batch;
         let stamp = *batch.started.get_or_insert_with(|| self.clock.now());
-        let bytes = payload.unwrap_or_default();
-        progress.pending.bytes += bytes.len() as u64;
-        set_offset(&mut progress.next, part, offset + 1);
-        batch.taken.entry(part.clone()).or_insert((offset, 0)).1 += 1;
-        let origin = Origin::Message {
-            topic: part.0.clone(),
-            partition: part.1,
-            offset,
-        };
-        let record = match payload {
-            None => Err("a message without a value (a tombstone) is not a record".to_string()),
-            Some(b) if b.len() > MAX_RECORD_BYTES => {
-                Err(format!("longer than {MAX_RECORD_BYTES} bytes"))
-            }
-            Some(b) => match std::str::from_utf8(b) {
-                Err(_) => Err("not UTF-8 text".to_string()),
-                Ok(text) => {
-                    let text = text.trim_start_matches('\u{feff}').trim();
-                    Stage::Parse
-                        .time(|| records::checked_record(self.def, text))
-                        .map(|checked| (checked, text))
+        for (message, judged) in messages.iter().zip(judged) {
+            let Accepted { part, offset, .. } = message;
+            let bytes = message.payload.as_deref().unwrap_or_default();
+            progress.pending.bytes += bytes.len() as u64;
+            batch.taken.entry(part.clone()).or_insert((*offset, 0)).1 += 1;
+            let origin = Origin::Message {
+                topic: part.0.clone(),
+                partition: part.1,
+                offset: *offset,
+            };
+            match judged {
+                Ok((checked, doc)) => {
+                    let stamp = stamp.timestamp_micros();
+                    progress.pending.row(self.def, &origin, checked, doc, stamp);
+                    batch.rows += 1;
                 }
-            },
-        };
-        match record {
-            Ok((checked, doc)) => {
-                let stamp = stamp.timestamp_micros();
-                progress.pending.row(self.def, &origin, checked, doc, stamp);
-                batch.rows += 1;
-            }
-            Err(problem) => {
-                // The quarantine holds it already when a crash came between
-                // its commit and the table's.
-                let seen = offset_of(&progress.quarantined_at, part).is_some_and(|q| offset < q);
-                if !seen {
-                    progress.pending.reject(origin, problem, bytes);
-                    batch.quarantined += 1;
+                Err(problem) => {
+                    // The quarantine holds it already when a crash came
+                    // between its commit and the table's.
+                    let seen =
+                        offset_of(&progress.quarantined_at, part).is_some_and(|q| *offset < q);
+                    if !seen {
+                        progress.pending.reject(origin, problem, bytes);
+                        batch.quarantined += 1;
+                    }
                 }
             }
         }
+    }
+
+    /// A message's key and event time with its document, or why it is not
+    /// a record.
+    fn judge<'m>(
+        &self,
+        payload: Option<&'m [u8]>,
+    ) -> std::result::Result<(records::Checked, &'m str), String> {
+        let bytes =
+            payload.ok_or("a message without a value (a tombstone) is not a record".to_string())?;
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(format!("longer than {MAX_RECORD_BYTES} bytes"));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let text = text.trim_start_matches('\u{feff}').trim();
+        Stage::Parse
+            .time(|| records::checked_record(self.def, text))
+            .map(|checked| (checked, text))
     }
 
     /// Start the next batch on the table's newest version: the offsets it
@@ -568,7 +613,7 @@ impl KafkaRun<'_> {
                     return;
                 }
                 Err(_) => {
-                    consumer.next(POLL).await;
+                    consumer.next(POLL, 1, 0).await;
                 }
             }
         }

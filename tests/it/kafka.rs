@@ -842,6 +842,7 @@ fn a_session_the_brokers_refuse_ends_the_run_with_the_fix() {
     let out = k
         .command(&["bronze", "events"])
         .env("SOUNDLAKE__KAFKA__CLIENT__SESSION_TIMEOUT_MS", "500")
+        .env("SOUNDLAKE__KAFKA__CLIENT__HEARTBEAT_INTERVAL_MS", "100")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
