@@ -101,6 +101,7 @@ async fn document_contract(backend: &Backend) {
     hostile_documents_round_trip(&fresh(backend, "hostile").await).await;
     bad_batches_are_refused(&fresh(backend, "bad").await).await;
     concurrent_writers_are_never_half_read(&fresh(backend, "concurrent").await).await;
+    racing_writers_land_each_document_once(&fresh(backend, "racing").await).await;
 }
 
 /// What a [`StateStore`] must do: each case sees the store as one.
@@ -539,6 +540,47 @@ async fn run_records(s: &dyn StateStore) {
 /// stable stamp, again and again, as bronze does: every batch it sees is
 /// whole (one stamp per batch, all of its documents), never half-written.
 /// A server without atomic updates gets one writer (and the reader).
+/// Two writers landing the same new documents at once (a crawl and an
+/// import, say) both succeed, and each document is there once, in one
+/// version: whichever wrote second finds it there, or is told so by the
+/// server when both saw it missing. FerretDB v1 stalls when they race
+/// (one process at a time there, as the README says): they take turns.
+async fn racing_writers_land_each_document_once(c: &Case) {
+    const ROUNDS: usize = 10;
+    const SIZE: usize = 100;
+    for round in 0..ROUNDS {
+        let ids: Vec<String> = (0..SIZE).map(|i| format!("r{round:02}-{i:03}")).collect();
+        let writer = |w: usize| {
+            let (store, ids) = (c.store.clone(), ids.clone());
+            tokio::spawn(async move {
+                let docs = ids
+                    .iter()
+                    .map(|id| (id.clone(), json!({"id": id})))
+                    .collect();
+                let batch = Batch::new(&format!("racer-{w}"), "several_tracks", docs);
+                store.upsert(Collection::Tracks, batch).await
+            })
+        };
+        let (a, b) = if c.behaves.atomic_updates {
+            let (a, b) = (writer(0), writer(1));
+            (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
+        } else {
+            let a = writer(0).await.unwrap().unwrap();
+            (a, writer(1).await.unwrap().unwrap())
+        };
+        assert_eq!(a.new + b.new + a.unchanged + b.unchanged, 2 * SIZE as u64);
+        assert_eq!(a.changed + b.changed, 0, "{a:?} {b:?}");
+        for id in &ids {
+            let stored = c.store.get(Collection::Tracks, id).await.unwrap();
+            let stored = stored.unwrap_or_else(|| panic!("{id} was not landed"));
+            assert_eq!(stored.versions, 1, "{id}");
+            assert_eq!(stored.doc, json!({"id": id}));
+        }
+    }
+    let count = c.store.count(Collection::Tracks).await.unwrap();
+    assert_eq!(count, (ROUNDS * SIZE) as u64);
+}
+
 async fn concurrent_writers_are_never_half_read(c: &Case) {
     const BATCHES: usize = 15;
     const SIZE: usize = 40;
