@@ -59,12 +59,17 @@ another soundlake build (an older commit, say) races too, on the same
 landing copy and checked the same way, as "compared" and "compared +
 gold": a change's before and after, side by side in one run.
 
+Under each table: where soundlake's time went by stage, the cores its
+last bronze+silver run kept busy (a bar per tenth of a second) with any
+stretch it sat idle, and the physical limit (reading and parsing the input).
+
 usage: python benches/flatten/bench.py [--scales 10000,200000] [--runs 3] [--trino]
                                        [--compare OTHER_SOUNDLAKE
                                         --compare-definitions ITS_CHECKOUT]
 """
 
 import argparse
+import bisect
 import contextlib
 import json
 import os
@@ -120,8 +125,47 @@ SYSTEMS = [
 
 
 class Measured:
-    def __init__(self, wall, cpu, peak, out):
+    def __init__(self, wall, cpu, peak, out, samples=()):
         self.wall, self.cpu, self.peak, self.out = wall, cpu, peak, out
+        # (seconds since the start, CPU seconds of the process tree so far)
+        self.samples = list(samples)
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+IDLE_CORES = 0.1  # busy below this, a slice counts as idle
+IDLE_S = 0.3  # idle stretches at least this long are listed
+
+
+def trace_lines(label, m, cores=os.cpu_count()):
+    """The cores `m`'s process tree kept busy over its run, a bar per slice
+    (a tenth of a second, or a hundredth of the run if longer; a full bar is
+    every core), and the stretches where it sat idle: a pipeline waiting on
+    something instead of working, which a total of CPU time hides."""
+    if len(m.samples) < 2:
+        return []
+    step = max(0.1, m.wall / 100)
+    times = [t for t, _ in m.samples]
+
+    def cpu_at(t):
+        return m.samples[max(0, bisect.bisect_right(times, t) - 1)][1]
+
+    levels = [(cpu_at((k + 1) * step) - cpu_at(k * step)) / step for k in range(int(m.wall / step) + 1)]
+    bars = "".join(BARS[min(len(BARS) - 1, round((len(BARS) - 1) * b / cores))] for b in levels)
+    idle, start = [], None
+    for k, b in enumerate([*levels, cores]):
+        if b < IDLE_CORES and start is None:
+            start = k
+        elif b >= IDLE_CORES and start is not None:
+            if (k - start) * step >= IDLE_S:
+                idle.append(f"{start * step:.1f}–{k * step:.1f} s")
+            start = None
+    said = f"idle at {', '.join(idle)}" if idle else f"never idle for {IDLE_S} s or more"
+    return [
+        "",
+        f"{label}: cores busy, a bar per {step:.2f} s (a full bar: {cores} cores); {said}:",
+        "",
+        f"    |{bars}|",
+    ]
 
 
 def process_tree(root):
@@ -154,7 +198,7 @@ def measure(cmd, log, env=None, server=None):
         server_cpu = process_tree(server)[server][0] if server else 0.0
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=out, env=env, cwd=REPO)
-        peak, cpu_by_pid, done = 0, {}, threading.Event()
+        peak, cpu_by_pid, samples, done = 0, {}, [], threading.Event()
 
         def sample():
             nonlocal peak
@@ -165,6 +209,7 @@ def measure(cmd, log, env=None, server=None):
                 peak = max(peak, sum(rss for _, rss in tree.values()))
                 for pid, (cpu, _) in tree.items():
                     cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), cpu)
+                samples.append((time.perf_counter() - start, sum(cpu_by_pid.values())))
                 done.wait(SAMPLE_S)
 
         sampler = threading.Thread(target=sample)
@@ -185,7 +230,7 @@ def measure(cmd, log, env=None, server=None):
         cpu = sum(cpu_by_pid.values())
     else:
         cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_by_pid.values()))
-    return Measured(wall, cpu, peak, stdout.decode())
+    return Measured(wall, cpu, peak, stdout.decode(), samples)
 
 
 @contextlib.contextmanager
@@ -479,6 +524,7 @@ def table(tracks, generated, imported, results, rows, spark_startup, limit, reca
     if spark_startup:
         lines += ["", f"Spark session start-up, included above: {statistics.median(spark_startup):.1f} s (median)."]
     lines += stage_lines(base)
+    lines += trace_lines("soundlake's bronze+silver, its last run", base[-1])
     read_s, parse_s, threads = limit
     lines += [
         "",

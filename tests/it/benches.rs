@@ -1,35 +1,55 @@
-//! The flattening race of benches/flatten and the events race of
-//! benches/events at a tiny scale, so the harnesses and their baselines
+//! The flattening race of benches/flatten, the events race of
+//! benches/events and the landing race of benches/landing at a tiny
+//! scale, so the harnesses and their baselines
 //! cannot rot: every system must write the same tables (the harnesses
 //! refuse to time unequal work) and the tables must come out.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use crate::servers::venv_python;
 
-#[test]
-fn the_flattening_race_is_run_on_equal_work() {
-    let work = tempfile::tempdir().unwrap();
-    let out = Command::new(venv_python())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("benches/flatten/bench.py")
-        .args(["--scales", "400", "--runs", "1"])
-        .args([
-            "--systems",
-            "soundlake,duckdb-stream,duckdb-memory,chdb-stream,chdb-memory,polars-lazy,\
-             polars-memory,dlt-normalize,spark-explicit,spark-inferred",
-        ])
-        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
-        .arg("--trino")
-        .arg("--work")
-        .arg(work.path())
-        .output()
-        .unwrap();
+/// `script` of the harness run with `args` on this build, its work in
+/// `work`: its standard output, once it succeeded.
+fn race(script: &str, args: &[&str], work: &Path) -> String {
+    let out = bench(script, args, work);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+fn bench(script: &str, args: &[&str], work: &Path) -> Output {
+    Command::new(venv_python())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg(script)
+        .args(args)
+        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
+        .arg("--work")
+        .arg(work)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_flattening_race_is_run_on_equal_work() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = race(
+        "benches/flatten/bench.py",
+        &[
+            "--scales",
+            "400",
+            "--runs",
+            "1",
+            "--systems",
+            "soundlake,duckdb-stream,duckdb-memory,chdb-stream,chdb-memory,polars-lazy,\
+             polars-memory,dlt-normalize,spark-explicit,spark-inferred",
+            "--trino",
+        ],
+        work.path(),
+    );
     for row in [
         "| soundlake |",
         "| soundlake + gold |",
@@ -63,6 +83,10 @@ fn the_flattening_race_is_run_on_equal_work() {
         stdout.contains("Where soundlake's bronze+silver time goes") && stdout.contains("parse "),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("soundlake's bronze+silver, its last run: cores busy, a bar per"),
+        "{stdout}"
+    );
 
     // A baseline that writes different rows is refused, not timed.
     let variant = work.path().join("variant");
@@ -74,24 +98,21 @@ fn the_flattening_race_is_run_on_equal_work() {
             .replace("FROM artists\"\"\"", "FROM artists LIMIT 1\"\"\""),
     )
     .unwrap();
-    let out = Command::new(venv_python())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("benches/flatten/bench.py")
-        .args([
+    let baselines = variant.to_str().unwrap();
+    let out = bench(
+        "benches/flatten/bench.py",
+        &[
             "--scales",
             "400",
             "--runs",
             "1",
             "--systems",
             "soundlake,duckdb-stream",
-        ])
-        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
-        .arg("--work")
-        .arg(work.path())
-        .arg("--baselines")
-        .arg(&variant)
-        .output()
-        .unwrap();
+            "--baselines",
+            baselines,
+        ],
+        work.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "unequal work was timed");
     assert!(
@@ -104,22 +125,13 @@ fn the_flattening_race_is_run_on_equal_work() {
 #[test]
 fn the_events_race_is_run_on_equal_work() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(venv_python())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("benches/events/bench.py")
-        .args([
+    let stdout = race(
+        "benches/events/bench.py",
+        &[
             "--events", "3000", "--days", "2", "--runs", "1", "--tracks", "300", "--marts",
-        ])
-        .args(["--binary", env!("CARGO_BIN_EXE_soundlake")])
-        .arg("--work")
-        .arg(work.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+        ],
+        work.path(),
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
     for row in ["| soundlake-files |", "| soundlake-kafka |", "| duckdb |"] {
         assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
     }
@@ -131,4 +143,18 @@ fn the_events_race_is_run_on_equal_work() {
         stdout.contains("| one new day | 1 |") || stdout.contains("| one new day | 2 |"),
         "{stdout}"
     );
+}
+
+#[test]
+fn the_landing_race_loads_every_document_with_both_loaders() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = race(
+        "benches/landing/bench.py",
+        &["--tracks", "200", "--runs", "1"],
+        work.path(),
+    );
+    for row in ["| soundlake |", "| pymongo |"] {
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("### 200 tracks into FerretDB"), "{stdout}");
 }
