@@ -6,8 +6,8 @@ suite uses; tests/servers/install.sh builds it), generates a catalog of
 --tracks tracks once, then --runs times each, into an empty database:
 
   soundlake  `soundlake import <collection> <file> --strict` for the four
-             files, with the landing URL on the server: a find of the
-             stored content hashes, then unordered bulk upserts, per batch
+             files, with the landing URL on the server: unordered bulk
+             inserts, then a look-up of the ids already stored, per batch
   pymongo    the same lines parsed and sent with `insert_many` (unordered,
              1,000 a call) by the official Python driver: inserts only, no
              hashes, no versions, the least a loader can ask of the server

@@ -173,25 +173,13 @@ impl MongoStore {
         self.db.collection("meta")
     }
 
-    /// The content hashes stored under `ids`. An empty collection is not
-    /// asked: FerretDB v1 answers an `$in` without its `_id` index, in time
-    /// that grows with the collection, and a first load's first batch needs
-    /// no answer.
+    /// The content hashes stored under `ids`.
     async fn stored_hashes(
         &self,
         collection: Collection,
         ids: &[&str],
     ) -> Result<HashMap<String, String>> {
         let mut stored = HashMap::new();
-        let any = self
-            .docs(collection)
-            .find_one(doc! {})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(|e| self.error(e))?;
-        if any.is_none() {
-            return Ok(stored);
-        }
         let mut cursor = self
             .docs(collection)
             .find(doc! {"_id": {"$in": ids}})
@@ -208,24 +196,103 @@ impl MongoStore {
     }
 
     /// Insert documents in bulk (one unordered `insert` command per chunk);
-    /// the documents another writer inserted first (a duplicate key) come
-    /// back, any other failure is an error.
-    async fn insert(&self, collection: Collection, docs: Vec<Document>) -> Result<Vec<Document>> {
+    /// returns the positions of those whose id is already stored (a
+    /// duplicate key), any other failure is an error.
+    async fn insert(&self, collection: Collection, docs: &[Document]) -> Result<Vec<usize>> {
         let mut taken = Vec::new();
-        for chunk in docs.chunks(WRITE_CHUNK) {
+        for (n, chunk) in docs.chunks(WRITE_CHUNK).enumerate() {
             let errors = self.bulk(collection, "insert", "documents", chunk).await?;
             for error in &errors {
                 let at = error
                     .get_i32("index")
                     .ok()
-                    .and_then(|i| usize::try_from(i).ok());
-                match (error.get_i32("code"), at.and_then(|i| chunk.get(i))) {
-                    (Ok(DUPLICATE_KEY), Some(doc)) => taken.push(doc.clone()),
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|&i| i < chunk.len());
+                match (error.get_i32("code"), at) {
+                    (Ok(DUPLICATE_KEY), Some(i)) => taken.push(n * WRITE_CHUNK + i),
                     _ => return Err(self.refused(collection, errors.len(), chunk.len(), error)),
                 }
             }
         }
         Ok(taken)
+    }
+
+    /// Write `batch` under `stamp`: every document is inserted first, and
+    /// only those whose id is already stored are looked up, then updated
+    /// (a new content hash) or touched (the same). A first load asks no
+    /// question: FerretDB v1 answers `$in` on `_id` without its index, by
+    /// decoding every stored document, which made a load's second batch
+    /// cost as much as its inserts and every later one more.
+    async fn write_batch(
+        &self,
+        collection: Collection,
+        batch: &Batch,
+        stamp: Stamp,
+        now: bson::DateTime,
+    ) -> Result<UpsertCounts> {
+        let mut new: Vec<Document> = batch
+            .docs
+            .iter()
+            .map(|prepared| {
+                doc! {
+                    "_id": prepared.id(),
+                    "doc": json_to_bson(&prepared.to_value()),
+                    "content_hash": prepared.hash(),
+                    "ingested_at": stamp,
+                    "run_id": &batch.run_id,
+                    "endpoint": &batch.endpoint,
+                    "last_fetched": now,
+                    "first_seen": now,
+                    "versions": 1,
+                }
+            })
+            .collect();
+        let taken = self.insert(collection, &new).await?;
+        let mut counts = UpsertCounts {
+            new: (batch.docs.len() - taken.len()) as u64,
+            ..UpsertCounts::default()
+        };
+        if taken.is_empty() {
+            return Ok(counts);
+        }
+        let ids: Vec<&str> = taken.iter().map(|&i| batch.docs[i].id()).collect();
+        let stored = self.stored_hashes(collection, &ids).await?;
+        let (mut updates, mut unchanged) = (Vec::new(), Vec::new());
+        for i in taken {
+            let (id, hash) = (batch.docs[i].id(), batch.docs[i].hash());
+            let mut version = std::mem::take(&mut new[i]);
+            version.remove("_id");
+            let update = match classify(stored.get(id), hash) {
+                Change::Unchanged => {
+                    counts.unchanged += 1;
+                    unchanged.push(id);
+                    continue;
+                }
+                // Taken down since the insert: its first version again.
+                Change::New => {
+                    counts.new += 1;
+                    doc! {"$set": version}
+                }
+                Change::Changed => {
+                    counts.changed += 1;
+                    version.remove("first_seen");
+                    version.remove("versions");
+                    doc! {"$set": version, "$inc": {"versions": 1}}
+                }
+            };
+            updates.push(doc! {"q": {"_id": id}, "u": update, "upsert": true});
+        }
+        // Unchanged documents are touched by one statement per chunk:
+        // FerretDB on SQLite spends milliseconds on every update statement.
+        for ids in unchanged.chunks(WRITE_CHUNK) {
+            updates.push(doc! {
+                "q": {"_id": {"$in": ids}},
+                "u": {"$set": {"last_fetched": now}},
+                "multi": true,
+            });
+        }
+        self.write(collection, updates).await?;
+        Ok(counts)
     }
 
     /// Send update statements in bulk (one `update` command per chunk) and
@@ -289,75 +356,11 @@ impl DocumentStore for MongoStore {
         if batch.docs.is_empty() {
             return Ok(UpsertCounts::default());
         }
-        let ids: Vec<&str> = batch.docs.iter().map(|d| d.id()).collect();
-        let stored = self.stored_hashes(collection, &ids).await?;
         let now = bson_time(self.clock.now());
-        let mut counts = UpsertCounts::default();
-        let mut stamp = None;
-        // New documents are inserted, unchanged ones touched by one
-        // statement per chunk, changed ones updated one by one: FerretDB on
-        // SQLite spends milliseconds on every update statement, which made
-        // loading a catalog as upserts 46 times slower than inserting it.
-        let (mut inserts, mut unchanged, mut updates) = (Vec::new(), Vec::new(), Vec::new());
-        for prepared in &batch.docs {
-            let (id, hash) = (prepared.id(), prepared.hash());
-            let change = classify(stored.get(id), hash);
-            if !matches!(change, Change::Unchanged) && stamp.is_none() {
-                stamp = Some(self.allocate_stamp().await?);
-            }
-            let version = || {
-                doc! {
-                    "doc": json_to_bson(&prepared.to_value()),
-                    "content_hash": hash,
-                    "ingested_at": stamp.as_ref().map(|(s, _)| *s),
-                    "run_id": &batch.run_id,
-                    "endpoint": &batch.endpoint,
-                    "last_fetched": now,
-                }
-            };
-            match change {
-                Change::New => {
-                    counts.new += 1;
-                    let mut new = doc! {"_id": id};
-                    new.extend(version());
-                    new.extend(doc! {"first_seen": now, "versions": 1});
-                    inserts.push(new);
-                }
-                Change::Changed => {
-                    counts.changed += 1;
-                    let update = doc! {"$set": version(), "$inc": {"versions": 1}};
-                    updates.push(doc! {"q": {"_id": id}, "u": update, "upsert": true});
-                }
-                Change::Unchanged => {
-                    counts.unchanged += 1;
-                    unchanged.push(id);
-                }
-            }
-        }
-        for ids in unchanged.chunks(WRITE_CHUNK) {
-            updates.push(doc! {
-                "q": {"_id": {"$in": ids}},
-                "u": {"$set": {"last_fetched": now}},
-                "multi": true,
-            });
-        }
-        let written = async {
-            // Inserted by another writer since the find: their first
-            // version is someone else's, this one updates it.
-            for mut taken in self.insert(collection, inserts).await? {
-                let id = taken.remove("_id").unwrap_or(Bson::Null);
-                for field in ["first_seen", "versions"] {
-                    taken.remove(field);
-                }
-                updates.push(doc! {"q": {"_id": id}, "u": {"$set": taken}, "upsert": true});
-            }
-            self.write(collection, updates).await
-        }
-        .await;
-        if let Some((_, in_flight)) = stamp {
-            self.release_stamp(in_flight).await?;
-        }
-        written.map(|()| counts)
+        let (stamp, in_flight) = self.allocate_stamp().await?;
+        let written = self.write_batch(collection, &batch, stamp, now).await;
+        self.release_stamp(in_flight).await?;
+        written
     }
 
     async fn get(&self, collection: Collection, id: &str) -> Result<Option<Stored>> {
