@@ -536,10 +536,6 @@ async fn run_records(s: &dyn StateStore) {
     );
 }
 
-/// Two writers land batches while a reader takes everything up to the
-/// stable stamp, again and again, as bronze does: every batch it sees is
-/// whole (one stamp per batch, all of its documents), never half-written.
-/// A server without atomic updates gets one writer (and the reader).
 /// Two writers landing the same new documents at once (a crawl and an
 /// import, say) both succeed, and each document is there once, in one
 /// version: whichever wrote second finds it there, or is told so by the
@@ -568,6 +564,7 @@ async fn racing_writers_land_each_document_once(c: &Case) {
             let a = writer(0).await.unwrap().unwrap();
             (a, writer(1).await.unwrap().unwrap())
         };
+        assert_eq!(a.new + b.new, SIZE as u64, "each lands once: {a:?} {b:?}");
         assert_eq!(a.new + b.new + a.unchanged + b.unchanged, 2 * SIZE as u64);
         assert_eq!(a.changed + b.changed, 0, "{a:?} {b:?}");
         for id in &ids {
@@ -581,6 +578,10 @@ async fn racing_writers_land_each_document_once(c: &Case) {
     assert_eq!(count, (ROUNDS * SIZE) as u64);
 }
 
+/// Two writers land batches while a reader takes everything up to the
+/// stable stamp, again and again, as bronze does: every batch it sees is
+/// whole (one stamp per batch, all of its documents), never half-written.
+/// A server without atomic updates gets one writer (and the reader).
 async fn concurrent_writers_are_never_half_read(c: &Case) {
     const BATCHES: usize = 15;
     const SIZE: usize = 40;
