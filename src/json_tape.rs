@@ -1,16 +1,15 @@
 //! Reading values out of many JSON documents, one at a time.
 //!
 //! simd-json parses a document into a flat tape in one pass (no tree, no
-//! map per object); a dotted path ([`at`]) or a walk over [`Json`] reads
-//! the tape. The parser keeps its buffers from one document to the next,
+//! map per object); a walk over [`Json`] or a dotted path ([`Json::at`])
+//! reads the tape. The parser keeps its buffers from one document to the next,
 //! so a column of documents costs one copy of each and no allocation once
 //! the buffers have grown.
 
 use simd_json::StaticNode;
-use simd_json::tape::{Node, Tape, Value};
+use simd_json::tape::{Node, Tape};
 
-/// A reusable parser: `read` and `walk` hand each document's root to a
-/// closure.
+/// A reusable parser: `walk` hands each document's root to a closure.
 pub struct TapeParser {
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
@@ -32,11 +31,6 @@ impl TapeParser {
             buffers: simd_json::Buffers::with_max_depth(4096, depth),
             tape: Some(Tape::null().reset()),
         }
-    }
-
-    /// `look(root)` for the document `json`; `None` when it is not JSON.
-    pub fn read<R>(&mut self, json: &str, look: impl FnOnce(Value<'_, '_>) -> R) -> Option<R> {
-        self.parse(json, |tape| look(tape.as_value())).ok()
     }
 
     /// `look(root)` for the document `json`, walked as a tree; the parser's
@@ -98,6 +92,31 @@ pub struct Array<'t> {
 }
 
 impl<'t> Json<'t> {
+    /// The value at a dotted path (`followers.total`) under this one. Of
+    /// keys an object repeats, the last one counts, as serde_json and
+    /// Trino's JSON functions read them.
+    pub fn at(self, path: &str) -> Option<Json<'t>> {
+        path.split('.').try_fold(self, |node, key| {
+            let Json::Object(object) = node else {
+                return None;
+            };
+            object
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .last()
+                .map(|(_, v)| v)
+        })
+    }
+
+    /// The value as a 64-bit integer: an integer that fits, not a float.
+    pub fn as_i64(self) -> Option<i64> {
+        match self {
+            Json::Static(StaticNode::I64(i)) => Some(i),
+            Json::Static(StaticNode::U64(u)) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+
     /// The value whose node starts `nodes`, and the nodes after it. A
     /// parsed tape is never empty and holds each container's nodes whole.
     fn first(nodes: &'t [Node<'t>]) -> (Json<'t>, &'t [Node<'t>]) {
@@ -167,24 +186,9 @@ impl<'t> Array<'t> {
     }
 }
 
-/// The value at a dotted path (`followers.total`) under `root`. Of keys
-/// an object repeats, the last one counts, as serde_json and Trino's
-/// JSON functions read them.
-pub fn at<'t, 'i>(root: Value<'t, 'i>, path: &str) -> Option<Value<'t, 'i>> {
-    path.split('.').try_fold(root, |node, key| {
-        let object = node.as_object()?;
-        object
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .last()
-            .map(|(_, v)| v)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simd_json::prelude::ValueAsScalar;
 
     #[test]
     fn a_walk_meets_every_pair_and_element_in_document_order() {
@@ -228,23 +232,31 @@ mod tests {
             r#""SE","#.repeat(500) + r#""NO""#
         );
         assert_eq!(
-            parser.read(&long, |v| at(v, "followers.total").and_then(|n| n.as_i64())),
+            parser
+                .walk(&long, |v| v.at("followers.total").and_then(Json::as_i64))
+                .ok(),
             Some(Some(12))
         );
         let short = r#"{"followers": {"total": 3}}"#;
         assert_eq!(
-            parser.read(short, |v| at(v, "followers.total").and_then(|n| n.as_i64())),
+            parser
+                .walk(short, |v| v.at("followers.total").and_then(Json::as_i64))
+                .ok(),
             Some(Some(3)),
             "a shorter document after a long one reads its own bytes"
         );
         assert_eq!(
-            parser.read(short, |v| at(v, "followers.none").is_some()),
+            parser
+                .walk(short, |v| v.at("followers.none").is_some())
+                .ok(),
             Some(false)
         );
-        assert_eq!(parser.read("{\"a\": ", |_| ()), None, "truncated");
-        assert_eq!(parser.read("", |_| ()), None, "empty");
+        assert!(parser.walk("{\"a\": ", |_| ()).is_err(), "truncated");
+        assert!(parser.walk("", |_| ()).is_err(), "empty");
         assert_eq!(
-            parser.read(short, |v| at(v, "followers.total").is_some()),
+            parser
+                .walk(short, |v| v.at("followers.total").is_some())
+                .ok(),
             Some(true),
             "usable after an error"
         );

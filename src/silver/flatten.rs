@@ -47,6 +47,9 @@ pub struct Plan {
     /// Locked kinds by table path, then column path: a value that does not
     /// fit sends its document to quarantine.
     pub locked: BTreeMap<String, BTreeMap<String, Kind>>,
+    /// How a document's `unique` values become its identity, when the
+    /// definition names any.
+    identify: Option<Identify>,
 }
 
 impl Plan {
@@ -63,7 +66,100 @@ impl Plan {
                 .collect();
             locked.insert(path.clone(), columns);
         }
-        Plan { def, locked }
+        let identify = Identify::new(&def);
+        Plan {
+            def,
+            locked,
+            identify,
+        }
+    }
+}
+
+/// How a document's `unique` values become one hash, computed on the tape
+/// the flattening parsed (one parse per document, not one more to compare).
+#[derive(Debug)]
+struct Identify {
+    paths: Vec<UniquePath>,
+}
+
+#[derive(Debug)]
+struct UniquePath {
+    /// The top-level key, and the rest of a dotted path under it.
+    first: String,
+    rest: Option<String>,
+    /// Compared as an instant (the definition parses it as a timestamp).
+    instant: bool,
+}
+
+impl Identify {
+    fn new(def: &SilverTable) -> Option<Identify> {
+        let paths: Vec<UniquePath> = def
+            .unique
+            .iter()
+            .map(|path| {
+                let parse = def.columns.get(path).and_then(|r| r.parse);
+                let (first, rest) = match path.split_once('.') {
+                    Some((first, rest)) => (first.to_string(), Some(rest.to_string())),
+                    None => (path.clone(), None),
+                };
+                UniquePath {
+                    first,
+                    rest,
+                    instant: parse == Some(Parser::Timestamp),
+                }
+            })
+            .collect();
+        (!paths.is_empty()).then_some(Identify { paths })
+    }
+
+    /// A hash of the values at the `unique` paths: each as its JSON text
+    /// (`null` where absent), a string as its length and text, an instant
+    /// as microseconds. A document that is not JSON (`root` is `None`) is
+    /// identified by its key alone: it is no other event's duplicate (it
+    /// goes to quarantine).
+    fn identity(&self, root: Option<Json>, key: &str, text: &mut String) -> u128 {
+        use std::fmt::Write as _;
+        text.clear();
+        let Some(root) = root else {
+            text.push_str("\x1enot JSON\x1e");
+            text.push_str(key);
+            return xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+        };
+        // One pass over the top-level pairs finds every path's first key
+        // (the last of a repeated key counts, as in [`Json::at`]).
+        let mut found: Vec<Option<Json>> = vec![None; self.paths.len()];
+        if let Json::Object(pairs) = root {
+            for (k, v) in pairs.iter() {
+                for (path, slot) in self.paths.iter().zip(found.iter_mut()) {
+                    if path.first == k {
+                        *slot = Some(v);
+                    }
+                }
+            }
+        }
+        for (path, found) in self.paths.iter().zip(found) {
+            let found = match &path.rest {
+                Some(rest) => found.and_then(|v| v.at(rest)),
+                None => found,
+            };
+            match found {
+                Some(Json::String(s)) => {
+                    let instant = path
+                        .instant
+                        .then(|| DateTime::parse_from_rfc3339(s).ok())
+                        .flatten();
+                    match instant {
+                        Some(t) => write!(text, "t{}", t.timestamp_micros()),
+                        None => write!(text, "s{}:{s}", s.len()),
+                    }
+                    .expect("writing to memory cannot fail");
+                }
+                Some(value) => write_json(value, text),
+                None => text.push_str("null"),
+            }
+            text.push('\x1f');
+        }
+        xxhash_rust::xxh3::xxh3_128(text.as_bytes())
     }
 }
 
@@ -152,6 +248,8 @@ pub struct Flattener {
     last_key_only: bool,
     /// Taken while a document is walked, put back after.
     parser: Option<TapeParser>,
+    /// Held between documents only for its allocation.
+    identity_text: String,
     /// Document bytes taken since the last chunk.
     pending_bytes: usize,
     pending_rows: usize,
@@ -318,6 +416,7 @@ impl Flattener {
             objects: 0,
             last_key_only: false,
             parser: Some(TapeParser::with_max_depth(MAX_DEPTH * 2)),
+            identity_text: String::new(),
             pending_bytes: 0,
             pending_rows: 0,
         };
@@ -331,15 +430,20 @@ impl Flattener {
     }
 
     /// Flatten one version into the builders, or into quarantine with the
-    /// reasons it does not fit.
-    pub fn push(&mut self, v: &Version) {
+    /// reasons it does not fit. Returns its identity (see [`Identify`])
+    /// when the definition names `unique` fields.
+    pub fn push(&mut self, v: &Version) -> Option<u128> {
         let started = std::time::Instant::now();
         self.pending_bytes += v.doc.len();
         self.pending_rows += 1;
         let mut parser = self.parser.take().expect("put back after each document");
         let mut parsed_at = None;
+        let mut identity = None;
         let walked = parser.walk(v.doc, |root| {
             parsed_at = Some(std::time::Instant::now());
+            if let Some(identify) = &self.plan.identify {
+                identity = Some(identify.identity(Some(root), v.key, &mut self.identity_text));
+            }
             let Json::Object(fields) = root else {
                 self.quarantine(v, "the document is not a JSON object".into());
                 return;
@@ -367,9 +471,13 @@ impl Flattener {
         let parse_done = parsed_at.unwrap_or_else(std::time::Instant::now);
         if let Err(e) = walked {
             self.quarantine(v, format!("the document is not valid JSON: {e}"));
+            if let Some(identify) = &self.plan.identify {
+                identity = Some(identify.identity(None, v.key, &mut self.identity_text));
+            }
         }
         Stage::Parse.add(parse_done - started);
         Stage::Flatten.add(parse_done.elapsed());
+        identity
     }
 
     /// Walk a document, checking its values and noting what to append. An
@@ -1075,11 +1183,16 @@ pub fn json_text(value: Json) -> String {
 }
 
 fn write_json(value: Json, out: &mut String) {
+    use std::fmt::Write as _;
     match value {
         Json::Static(StaticNode::Null) => out.push_str("null"),
         Json::Static(StaticNode::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
-        Json::Static(StaticNode::I64(i)) => out.push_str(&i.to_string()),
-        Json::Static(StaticNode::U64(u)) => out.push_str(&u.to_string()),
+        Json::Static(StaticNode::I64(i)) => {
+            write!(out, "{i}").expect("writing to memory cannot fail")
+        }
+        Json::Static(StaticNode::U64(u)) => {
+            write!(out, "{u}").expect("writing to memory cannot fail")
+        }
         Json::Static(StaticNode::F64(f)) => match serde_json::Number::from_f64(f) {
             Some(n) => out.push_str(&n.to_string()),
             None => out.push_str("null"),
@@ -1307,5 +1420,89 @@ mod tests {
         );
         assert_eq!(text(r#"[{"k":1,"k":2,"k":3}]"#), r#"[{"k":3}]"#);
         assert_eq!(text(r#""only text""#), r#""only text""#);
+    }
+
+    #[test]
+    fn identities_compare_values_as_json_and_instants_as_instants() {
+        let path = |path: &str, instant: bool| UniquePath {
+            first: path.split('.').next().unwrap().into(),
+            rest: path.split_once('.').map(|(_, rest)| rest.into()),
+            instant,
+        };
+        let identify = Identify {
+            paths: vec![
+                path("user_id", false),
+                path("event_ts", true),
+                path("n", false),
+                path("a.b", false),
+            ],
+        };
+        let mut parser = TapeParser::default();
+        let mut text = String::new();
+        // As the flattening does: the document's root, or none when it
+        // is not JSON.
+        let mut keyed = |key: &str, doc: &str| match parser
+            .walk(doc, |root| identify.identity(Some(root), key, &mut text))
+        {
+            Ok(identity) => identity,
+            Err(_) => identify.identity(None, key, &mut text),
+        };
+        assert_eq!(
+            keyed("e1", "{not json"),
+            keyed("e1", r#"{"user_id": "u1"#),
+            "a document that is not JSON is identified by its key"
+        );
+        assert_ne!(
+            keyed("e1", "{not json"),
+            keyed("e2", "{not json"),
+            "and is no other event's duplicate"
+        );
+        assert_ne!(keyed("e1", "{not json"), keyed("e1", "{}"));
+        let mut id = |doc: &str| keyed("e", doc);
+        let base = id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":1}"#);
+        assert_eq!(
+            base,
+            id(r#"{"n":1,"extra":[1,2],"event_ts":"2026-11-14T11:00:00+01:00","user_id":"u1"}"#),
+            "field order, other fields and the spelling of an instant do not matter"
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u2","event_ts":"2026-11-14T10:00:00Z","n":1}"#)
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":"1"}"#),
+            "a number is not its text"
+        );
+        assert_ne!(
+            base,
+            id(r#"{"user_id":"u1","event_ts":"2026-11-14T10:00:01Z","n":1}"#)
+        );
+        assert_eq!(
+            id(r#"{"event_ts":"soon","n":null}"#),
+            id(r#"{"user_id":null,"event_ts":"soon"}"#),
+            "absent is null; a time that does not parse compares as text"
+        );
+        assert_eq!(
+            id(r#"{"user_id":"u2","user_id":"u1","event_ts":"2026-11-14T10:00:00Z","n":1}"#),
+            base,
+            "of a repeated key the last counts"
+        );
+        assert_ne!(id(r#"{"a":{"b":1}}"#), id(r#"{"a":{"b":2}}"#));
+        assert_eq!(
+            id(r#"{"a":{"b":{"x":1,"y":2}}}"#),
+            id(r#"{"a":{"c":0,"b":{"y":2,"x":1}}}"#),
+            "a dotted path reaches into objects; an object's key order does not matter"
+        );
+        assert_ne!(
+            id(r#"{"user_id":"A\u001fnull"}"#),
+            id(r#"{"user_id":"A","event_ts":"null\u001fnull"}"#),
+            "text holding the separator is not two values"
+        );
+        assert_ne!(
+            id(r#"{"event_ts":1763114400000000}"#),
+            id(r#"{"event_ts":"2025-11-14T10:00:00Z"}"#),
+            "an instant is not a number"
+        );
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, json};
 use super::flatten::{Plan, decide, quarantine_schema};
 use super::schema::{self, Recorded, TableShape, shapes};
 use super::{
-    Drift, Inputs, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
+    Drift, Inputs, KeySet, LAYER, Partition, Pass, Replace, Scope, Selection, Silver, SilverReport,
     SilverTable, Txns, Written, definition_hash, drift, drop_alike, keep_newer_rows, overlaps,
     partition_in_path, publish_table, select_latest, shapes_gone,
 };
@@ -52,11 +52,13 @@ struct Read {
     newest: Stamp,
 }
 
-/// The flattened rows and the shapes they were decided into.
+/// The flattened rows, the shapes they were decided into, and the keys
+/// whose rows leave the run's files (alike on the `unique` fields).
 struct Transformed {
     pass: Pass,
     decided: Recorded,
     shapes: Vec<TableShape>,
+    dropped: KeySet,
 }
 
 /// A table's transaction ready to commit, and whether the table stays in
@@ -84,9 +86,9 @@ impl Silver {
         }
         let mut txns = Txns::new(self.lake.clone(), run_id, now);
         txns.insert(def.name.clone(), root);
-        let read = read(def, bronze, &start, &txns, self.workers, &mut report).await?;
+        let mut read = read(def, bronze, &start, &txns, self.workers, &mut report).await?;
         let transformed = self
-            .transform(def, bronze, &start, &read, &txns, &mut report)
+            .transform(def, bronze, &start, &mut read, &txns, &mut report)
             .await?;
         let commits = write(def, &start, &read, &transformed, txns, &mut report).await?;
         self.commit(def, &start, &read, &transformed, commits, &mut report)
@@ -161,13 +163,14 @@ impl Silver {
     }
 
     /// Flatten the selected rows, twice when the first pass met values
-    /// that do not fit the shapes it started from, and decide the shapes.
+    /// that do not fit the shapes it started from, decide the shapes, and
+    /// leave out the rows alike on the `unique` fields but one.
     async fn transform(
         &self,
         def: &SilverTable,
         bronze: &BronzeTable,
         start: &Start<'_>,
-        read: &Read,
+        read: &mut Read,
         txns: &Txns,
         report: &mut SilverReport,
     ) -> Result<Transformed> {
@@ -192,10 +195,25 @@ impl Silver {
             &read.prior
         };
         report.drift = drift(def, before, &decided, pass.quarantined)?;
+        let dropped = if def.unique.is_empty() {
+            KeySet::default()
+        } else {
+            let files = &read.inputs.files;
+            drop_alike(
+                files,
+                &bronze.key,
+                &mut read.selection,
+                &mut pass.identities,
+            )
+            .await?
+        };
+        report.duplicates_dropped = dropped.len() as u64;
+        report.keys_changed = read.selection.keys.len() as u64;
         Ok(Transformed {
             pass,
             decided,
             shapes,
+            dropped,
         })
     }
 
@@ -348,11 +366,10 @@ async fn read(
         .newest_held
         .unwrap_or(Stamp::MIN)
         .max(selection.newest);
-    if !def.unique.is_empty() {
-        report.duplicates_dropped = drop_alike(def, &files, &mut selection, workers).await?;
-    }
     // A partitioned table replaces whole partitions, so it keeps no old
-    // rows to compare with.
+    // rows to compare with (and only a partitioned table has `unique`
+    // fields, whose rows alike are found after flattening: every row it
+    // compares is flattened).
     if !start.full
         && start.rebuild.is_none()
         && start
@@ -365,7 +382,6 @@ async fn read(
             keep_newer_rows(&txn, &mut selection, &def.key).await?;
         }
     }
-    report.keys_changed = selection.keys.len() as u64;
     let emit = Arc::new(std::mem::take(&mut selection.emit));
     // Each input's rows go to its partition of this table.
     let parts: Arc<Vec<Partition>> = Arc::new(
@@ -441,7 +457,14 @@ async fn write(
             Some((key, touched)) => Replace::Partitions(key, touched),
             None => Replace::Keys(&read.selection.keys),
         };
-        let changed_files = publish_table(&mut txn, shape.as_ref(), &written, replace).await?;
+        let changed_files = publish_table(
+            &mut txn,
+            shape.as_ref(),
+            &written,
+            replace,
+            &transformed.dropped,
+        )
+        .await?;
         if changed_files || name == &def.name {
             commits.push(Commit {
                 table: name.clone(),

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::json_tape::{TapeParser, at};
+use crate::json_tape::{Json, TapeParser};
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(SurrogateKey::new()));
@@ -108,9 +108,9 @@ impl JsonBigint {
 /// and parsing them twice with serde (once to validate, once into a map of
 /// keys) was most of `fact_track_popularity`'s time.
 fn bigint_at(parser: &mut TapeParser, json: &str, path: &str) -> Option<i64> {
-    use simd_json::prelude::ValueAsScalar;
     parser
-        .read(json, |root| at(root, path).and_then(|v| v.as_i64()))
+        .walk(json, |root| root.at(path).and_then(Json::as_i64))
+        .ok()
         .flatten()
 }
 
