@@ -6,13 +6,17 @@
 //! Spotify counts requests over a rolling 30-second window and publishes no
 //! numbers, so the ledger grants at most `budget` requests in any window of
 //! `window` length, whichever process sends them. With the ledger in the
-//! store a process takes slots a few at a time (a thirtieth of the budget)
-//! and spends them from memory, so the store sees one write per thirtieth of
-//! a window at most. The slots count for a thirtieth of a window longer than
-//! the window; the process sends them within the first half of that, so a
-//! request that takes less than the other half to reach the server is
-//! forgotten by the ledger after the server forgets it. Slots not sent in
-//! time are given back on the process's next visit. A 429 pauses every caller of every
+//! store a process takes slots a few at a time and spends them from memory.
+//! The slots count for a *hold* longer than the window; the process sends
+//! them within the first half of the hold, counted from before it read the
+//! ledger, so a request that takes less than the other half to reach the
+//! server is forgotten by the ledger after the server forgets it. The hold
+//! is a thirtieth of the window, or four times the time a visit to the
+//! store takes when the store is slower (a busy disk, a distant MongoDB). A
+//! visit takes a thirtieth of the budget, so what another process may hold
+//! unsent when a 429 comes is small. Slots that come back from a visit too
+//! late to send, and slots not sent in time, are given back on the next
+//! visit. A 429 pauses every caller of every
 //! process until `Retry-After` has passed; how it teaches the budget is
 //! [`Ledger::throttled`]. A pause longer than `max_wait` is not slept
 //! through: callers get [`ApiError::ComeBackAt`] so the crawl can
@@ -31,9 +35,12 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::landing::SharedStore;
 
-/// A process with the ledger in the store takes this fraction of the budget
-/// per visit, to spend within this fraction of the window.
+/// With the ledger in the store, slots count for at least this fraction of
+/// the window past it.
 const VISITS_PER_WINDOW: u32 = 30;
+/// With the ledger in the store, slots count past the window for at least
+/// this many times the time a visit to the store takes.
+const HOLD_PER_VISIT_TIME: i32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GovernorSettings {
@@ -90,6 +97,9 @@ struct Local {
     /// once wait the same time.
     counted_until: BTreeMap<WaitCause, DateTime<Utc>>,
     waiting_until: Option<DateTime<Utc>>,
+    /// How long a visit to the ledger in the store takes: the slowest
+    /// recent one, forgotten by an eighth per visit.
+    visit_time: TimeDelta,
 }
 
 /// What a governor saw, for run reports.
@@ -125,6 +135,8 @@ impl GovernorStats {
 
 enum Visit {
     Granted(DateTime<Utc>),
+    /// Slots came back from the store too late to send; visit again.
+    TooLate,
     Wait {
         until: DateTime<Utc>,
         cause: WaitCause,
@@ -164,6 +176,7 @@ impl Governor {
                 waited: BTreeMap::new(),
                 counted_until: BTreeMap::new(),
                 waiting_until: None,
+                visit_time: TimeDelta::zero(),
             }),
             settings,
             clock,
@@ -223,6 +236,7 @@ impl Governor {
             }
             match self.visit().await? {
                 Visit::Granted(at) => return Ok(at),
+                Visit::TooLate => {}
                 Visit::Wait {
                     until,
                     cause,
@@ -264,32 +278,49 @@ impl Governor {
             return Ok(Visit::Granted(now));
         }
         let rules = self.rules();
-        let stale = self.local().tickets;
-        let ((grant, hold), budget) = self
+        let (stale, visit_time) = {
+            let local = self.local();
+            (local.tickets, local.visit_time)
+        };
+        let hold = match self.home {
+            Home::Process(_) => TimeDelta::zero(),
+            Home::Store { .. } => hold(rules.window, visit_time),
+        };
+        let (grant, budget) = self
             .with_ledger(|ledger| {
-                let (want, hold) = match self.home {
-                    Home::Process(_) => (1, TimeDelta::zero()),
-                    Home::Store { .. } => (
-                        ledger.budget(rules).div_ceil(VISITS_PER_WINDOW),
-                        rules.window / VISITS_PER_WINDOW as i32,
-                    ),
+                let want = match self.home {
+                    Home::Process(_) => 1,
+                    Home::Store { .. } => ledger.budget(rules).div_ceil(VISITS_PER_WINDOW),
                 };
                 let gave_back = self.give_back(ledger, stale);
                 let grant = ledger.take(rules, now, want, hold, &self.owner);
                 let changed = gave_back || matches!(grant, Grant::Slots { .. });
-                ((grant, hold), changed)
+                (grant, changed)
             })
             .await?;
+        let back = self.clock.now();
         let mut local = self.local();
         local.budget = budget;
+        if let Home::Store { .. } = self.home {
+            local.visit_time = (back - now).max(local.visit_time * 7 / 8);
+        }
         Ok(match grant {
             Grant::Slots { n, until } => {
+                // Sent within the first half of the hold, a request reaches
+                // the server before its slot leaves the ledger if it takes
+                // less than the other half to get there.
+                let usable_until = now + hold / 2;
+                if matches!(self.home, Home::Store { .. }) && back > usable_until {
+                    local.tickets = Some(Tickets {
+                        left: n,
+                        usable_until,
+                        entry_until: until,
+                    });
+                    return Ok(Visit::TooLate);
+                }
                 local.tickets = Some(Tickets {
                     left: n - 1,
-                    // Sent within the first half of the hold, a request
-                    // reaches the server before its slot leaves the ledger
-                    // if it takes less than the other half to get there.
-                    usable_until: now + hold / 2,
+                    usable_until,
                     entry_until: until,
                 });
                 local.waiting_until = None;
@@ -358,7 +389,10 @@ impl Governor {
         let (throttle, budget) = self
             .with_ledger(|ledger| {
                 self.give_back(ledger, unsent);
-                (ledger.throttled(rules, now, retry_after, reason), true)
+                (
+                    ledger.throttled(rules, now, retry_after, reason, &self.owner),
+                    true,
+                )
             })
             .await?;
         {
@@ -436,6 +470,15 @@ impl Governor {
             waited: local.waited.clone(),
         }
     }
+}
+
+/// How long past the window slots taken from the store count: a thirtieth
+/// of the window, or [`HOLD_PER_VISIT_TIME`] times a visit to the store
+/// when that is longer, and never more than a quarter of the window.
+fn hold(window: TimeDelta, visit_time: TimeDelta) -> TimeDelta {
+    (window / VISITS_PER_WINDOW as i32)
+        .max(visit_time * HOLD_PER_VISIT_TIME)
+        .min(window / 4)
 }
 
 #[cfg(test)]
@@ -651,6 +694,81 @@ mod tests {
             g.pause_in_force().await.unwrap().unwrap().0,
             start() + chrono::Duration::seconds(2)
         );
+    }
+
+    /// The virtual clock, moved on by `per_read` every time it is read: a
+    /// process whose every step, visits to the store among them, is slow.
+    #[derive(Debug)]
+    struct SlowReads {
+        clock: Arc<VirtualClock>,
+        per_read: Duration,
+    }
+
+    impl Clock for SlowReads {
+        fn now(&self) -> DateTime<Utc> {
+            self.clock.advance(self.per_read);
+            self.clock.now()
+        }
+
+        fn sleep(&self, duration: Duration) -> crate::clock::Sleep<'_> {
+            self.clock.sleep(duration)
+        }
+    }
+
+    /// A visit slower than half the hold hands out no slot (the request
+    /// would reach the server late enough to outlive its slot in the
+    /// ledger); the hold grows to the visits' time and the slots after it
+    /// are sent in time.
+    #[tokio::test]
+    async fn slots_from_a_slow_store_are_sent_before_the_ledger_forgets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let virtual_clock = VirtualClock::starting_at(start());
+        let url = format!("embedded://{}/state.db", dir.path().display());
+        let store = crate::landing::open(&url, virtual_clock.clone())
+            .await
+            .unwrap();
+        let settings = GovernorSettings {
+            budget: 100,
+            window: Duration::from_secs(3),
+            max_wait: Duration::from_secs(900),
+        };
+        // A thirtieth of the window is 100 ms: reads 120 ms apart make the
+        // first visit come back after the whole of it.
+        let per_read = Duration::from_millis(120);
+        let clock = Arc::new(SlowReads {
+            clock: virtual_clock.clone(),
+            per_read,
+        });
+        let g = Governor::new(settings, clock, RateScope::Store(store.clone()));
+        let window = TimeDelta::from_std(settings.window).unwrap();
+        for request in 0..20 {
+            g.acquire().await.unwrap();
+            let sent = virtual_clock.now();
+            let (_, ledger) = rate_ledger::load(&store, &rate_ledger::ledger_key(""))
+                .await
+                .unwrap();
+            let counted_until = ledger.taken.iter().map(|t| t.until).max().unwrap();
+            assert!(
+                counted_until > sent + window,
+                "request {request}: sent {sent}, counted until {counted_until}"
+            );
+        }
+        let visit_time = g.local().visit_time;
+        assert!(
+            visit_time >= TimeDelta::from_std(per_read).unwrap(),
+            "visits take {visit_time}"
+        );
+    }
+
+    #[test]
+    fn the_hold_grows_with_the_time_a_visit_takes() {
+        let window = TimeDelta::seconds(30);
+        assert_eq!(hold(window, TimeDelta::zero()), TimeDelta::seconds(1));
+        let slow = TimeDelta::milliseconds(500);
+        assert_eq!(hold(window, slow), TimeDelta::seconds(2));
+        // A store slower than a sixteenth of the window: a quarter at most.
+        let very_slow = TimeDelta::seconds(4);
+        assert_eq!(hold(window, very_slow), TimeDelta::milliseconds(7500));
     }
 
     #[test]

@@ -82,6 +82,9 @@ impl WaitCause {
 /// until `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Taken {
+    /// When they were taken (absent in ledgers written before it was kept).
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
     pub until: DateTime<Utc>,
     pub n: u32,
     pub by: String,
@@ -171,6 +174,33 @@ impl Ledger {
         self.taken.iter().map(|t| t.n).sum()
     }
 
+    /// Slots taken in the window that ends at `now` and sent, as far as the
+    /// ledger can tell: slots held past the window are left out (the server
+    /// forgot them), and so is the last take of every other process while
+    /// it may still be spending it (a process gives back what it did not
+    /// send of a take before it takes again; the process asking gave its
+    /// own back already).
+    fn sent_in_window(&self, window: TimeDelta, now: DateTime<Utc>, by: &str) -> u32 {
+        let mut seen: Vec<&str> = vec![by];
+        let mut sent = 0;
+        for t in self.taken.iter().rev() {
+            let last_of_other = !seen.contains(&t.by.as_str());
+            if last_of_other {
+                seen.push(&t.by);
+            }
+            let Some(from) = t.from else {
+                sent += t.n;
+                continue;
+            };
+            let hold = t.until - from - window;
+            let spending = last_of_other && now < from + hold / 2;
+            if from > now - window && !spending {
+                sent += t.n;
+            }
+        }
+        sent
+    }
+
     /// Give back the `unused` slots `by` took to count until `until`.
     pub fn give_back(&mut self, by: &str, until: DateTime<Utc>, unused: u32) {
         if let Some(at) = self
@@ -226,6 +256,7 @@ impl Ledger {
         let n = want.max(1).min(budget - used);
         let until = now + rules.window + hold;
         self.taken.push(Taken {
+            from: Some(now),
             until,
             n,
             by: by.to_string(),
@@ -281,17 +312,19 @@ impl Ledger {
         self.last_change = Some(changed + step * steps.min(i64::from(i32::MAX)) as i32);
     }
 
-    /// Record a 429 at `now`. A lone 429 while the window held under half
-    /// the budget was drawn by other traffic on the quota: it pauses, and
-    /// teaches nothing. Otherwise the credential found the limit: the budget
-    /// drops to 90% of what the window held and the ceiling is one request
-    /// under it. A quota 429 says nothing about the window.
+    /// Record a 429 that `by` drew at `now`. A lone 429 while the window
+    /// held under half the budget was drawn by other traffic on the quota:
+    /// it pauses, and teaches nothing. Otherwise the credential found the
+    /// limit: the budget drops to 90% of what the window held, as far as
+    /// the ledger knows it was sent, and the ceiling is one request under
+    /// that. A quota 429 says nothing about the window.
     pub fn throttled(
         &mut self,
         rules: Rules,
         now: DateTime<Utc>,
         retry_after: Option<TimeDelta>,
         reason: WaitReason,
+        by: &str,
     ) -> Throttle {
         self.prune(now);
         let already = self.pause;
@@ -322,11 +355,12 @@ impl Ledger {
             None if reason == WaitReason::QuotaExceeded => WaitCause::Quota,
             None if lone && in_window * 2 < budget => WaitCause::OtherTraffic,
             None => {
+                let sent = self.sent_in_window(rules.window, now, by);
                 let floor = MIN_ADAPTIVE_BUDGET.min(rules.budget).max(1);
-                let cut = (in_window.min(budget) * 9 / 10).max(floor);
+                let cut = (sent.min(budget) * 9 / 10).max(floor);
                 self.budget = Some(cut);
                 self.ceiling = Some(Ceiling {
-                    limit: in_window.saturating_sub(1).max(cut),
+                    limit: sent.saturating_sub(1).max(cut),
                     forget_at: now + rules.window * CEILING_MEMORY_WINDOWS as i32,
                 });
                 self.last_change = Some(now);
@@ -510,11 +544,39 @@ mod tests {
         );
     }
 
+    /// The limit learned from a 429 counts what reached the server: not the
+    /// slots held past the window, nor the last take of another process
+    /// still spending it.
+    #[test]
+    fn a_429_learns_the_limit_from_the_slots_sent_in_the_window() {
+        let rules = Rules {
+            budget: 100,
+            window: TimeDelta::seconds(30),
+        };
+        let hold = TimeDelta::seconds(1);
+        let at = |ms: i64| start() + TimeDelta::milliseconds(ms);
+        let mut ledger = Ledger::default();
+        // Out of the window by now, still held by the ledger.
+        ledger.take(rules, at(0), 30, hold, "a");
+        // a's last take, spent by now.
+        ledger.take(rules, at(29_900), 10, hold, "a");
+        // Taken before b took again: sent.
+        ledger.take(rules, at(30_350), 10, hold, "b");
+        ledger.take(rules, at(30_400), 30, hold, "c");
+        // b's last take, still being spent.
+        ledger.take(rules, at(30_450), 20, hold, "b");
+        assert_eq!(ledger.in_window(), 100);
+        let throttle = ledger.throttled(rules, at(30_500), None, WaitReason::RateLimit, "c");
+        assert_eq!(throttle.cause, WaitCause::RateLimit);
+        assert_eq!(ledger.budget, Some(45), "90% of the 50 sent");
+        assert_eq!(ledger.ceiling.map(|c| c.limit), Some(49));
+    }
+
     #[test]
     fn a_ledger_round_trips_through_json() {
         let mut ledger = Ledger::default();
         ledger.take(RULES, start(), 3, TimeDelta::seconds(1), "a");
-        ledger.throttled(RULES, start(), None, WaitReason::RateLimit);
+        ledger.throttled(RULES, start(), None, WaitReason::RateLimit, "a");
         let json = to_value(&ledger);
         assert_eq!(serde_json::from_value::<Ledger>(json).unwrap(), ledger);
     }
