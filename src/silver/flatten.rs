@@ -84,9 +84,8 @@ struct Identify {
 
 #[derive(Debug)]
 struct UniquePath {
-    /// The top-level key, and the rest of a dotted path under it.
-    first: String,
-    rest: Option<String>,
+    /// Dotted, as [`Json::at`] reads it.
+    path: String,
     /// Compared as an instant (the definition parses it as a timestamp).
     instant: bool,
 }
@@ -98,13 +97,8 @@ impl Identify {
             .iter()
             .map(|path| {
                 let parse = def.columns.get(path).and_then(|r| r.parse);
-                let (first, rest) = match path.split_once('.') {
-                    Some((first, rest)) => (first.to_string(), Some(rest.to_string())),
-                    None => (path.clone(), None),
-                };
                 UniquePath {
-                    first,
-                    rest,
+                    path: path.clone(),
                     instant: parse == Some(Parser::Timestamp),
                 }
             })
@@ -125,24 +119,8 @@ impl Identify {
             text.push_str(key);
             return xxhash_rust::xxh3::xxh3_128(text.as_bytes());
         };
-        // One pass over the top-level pairs finds every path's first key
-        // (the last of a repeated key counts, as in [`Json::at`]).
-        let mut found: Vec<Option<Json>> = vec![None; self.paths.len()];
-        if let Json::Object(pairs) = root {
-            for (k, v) in pairs.iter() {
-                for (path, slot) in self.paths.iter().zip(found.iter_mut()) {
-                    if path.first == k {
-                        *slot = Some(v);
-                    }
-                }
-            }
-        }
-        for (path, found) in self.paths.iter().zip(found) {
-            let found = match &path.rest {
-                Some(rest) => found.and_then(|v| v.at(rest)),
-                None => found,
-            };
-            match found {
+        for path in &self.paths {
+            match root.at(&path.path) {
                 Some(Json::String(s)) => {
                     let instant = path
                         .instant
@@ -1425,8 +1403,7 @@ mod tests {
     #[test]
     fn identities_compare_values_as_json_and_instants_as_instants() {
         let path = |path: &str, instant: bool| UniquePath {
-            first: path.split('.').next().unwrap().into(),
-            rest: path.split_once('.').map(|(_, rest)| rest.into()),
+            path: path.into(),
             instant,
         };
         let identify = Identify {
