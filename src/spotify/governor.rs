@@ -282,15 +282,19 @@ impl Governor {
             let local = self.local();
             (local.tickets, local.visit_time)
         };
-        let hold = match self.home {
-            Home::Process(_) => TimeDelta::zero(),
-            Home::Store { .. } => hold(rules.window, visit_time),
+        // Only a ledger in the store takes time to visit and slots to hold.
+        let in_store = matches!(self.home, Home::Store { .. });
+        let hold = if in_store {
+            hold(rules.window, visit_time)
+        } else {
+            TimeDelta::zero()
         };
         let (grant, budget) = self
             .with_ledger(|ledger| {
-                let want = match self.home {
-                    Home::Process(_) => 1,
-                    Home::Store { .. } => ledger.budget(rules).div_ceil(VISITS_PER_WINDOW),
+                let want = if in_store {
+                    ledger.budget(rules).div_ceil(VISITS_PER_WINDOW)
+                } else {
+                    1
                 };
                 let gave_back = self.give_back(ledger, stale);
                 let grant = ledger.take(rules, now, want, hold, &self.owner);
@@ -301,7 +305,7 @@ impl Governor {
         let back = self.clock.now();
         let mut local = self.local();
         local.budget = budget;
-        if let Home::Store { .. } = self.home {
+        if in_store {
             local.visit_time = (back - now).max(local.visit_time * 7 / 8);
         }
         Ok(match grant {
@@ -310,7 +314,7 @@ impl Governor {
                 // the server before its slot leaves the ledger if it takes
                 // less than the other half to get there.
                 let usable_until = now + hold / 2;
-                if matches!(self.home, Home::Store { .. }) && back > usable_until {
+                if in_store && back > usable_until {
                     local.tickets = Some(Tickets {
                         left: n,
                         usable_until,
