@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::secret::redact_url;
 
 pub use delete::Deleted;
-pub use parquet_io::{FileWriter, ParquetFile, WriteOptions};
+pub use parquet_io::{FileWriter, GroupSize, ParquetFile, WriteOptions};
 pub use table::{At, Commit, DataFile, Located, Snapshot, Table};
 pub use transaction::{TableDocs, Transaction};
 

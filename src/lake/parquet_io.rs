@@ -194,6 +194,13 @@ pub struct ParquetFile {
     metadata: ArrowReaderMetadata,
 }
 
+/// A row group's rows and their uncompressed bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSize {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 impl ParquetFile {
     /// Read the footer of the `size`-byte file at `path` (one request).
     pub async fn open(lake: &Lake, path: &Path, size: u64) -> Result<ParquetFile> {
@@ -219,13 +226,16 @@ impl ParquetFile {
         self.metadata.schema()
     }
 
-    /// The row count of each row group, in file order.
-    pub fn row_group_rows(&self) -> Vec<u64> {
+    /// The size of each row group, in file order.
+    pub fn row_groups(&self) -> Vec<GroupSize> {
         self.metadata
             .metadata()
             .row_groups()
             .iter()
-            .map(|g| g.num_rows() as u64)
+            .map(|g| GroupSize {
+                rows: g.num_rows() as u64,
+                bytes: g.total_byte_size() as u64,
+            })
             .collect()
     }
 

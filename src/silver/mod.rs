@@ -43,6 +43,11 @@ pub use schema::{
 pub const LAYER: &str = "silver";
 /// How long a run holds its family's lock before it must renew it.
 const LOCK_LEASE: TimeDelta = TimeDelta::hours(1);
+/// Workers read bronze in batches of about this many bytes, between
+/// [`BATCH_ROWS`] rows and eight times as many: a batch of a thousand
+/// small documents costs more in hand-overs than in flattening, and a
+/// batch of large ones bounds a worker's memory.
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_ROWS: usize = 1024;
 /// A worker writes a chunk once it took this many document bytes or rows.
 const CHUNK_BYTES: usize = 8 * 1024 * 1024;
@@ -289,8 +294,12 @@ impl Silver {
         let mut units = VecDeque::new();
         for (f, file) in inputs.files.iter().enumerate() {
             let mut offset = 0usize;
-            for (g, rows) in file.row_group_rows().into_iter().enumerate() {
-                let rows = rows as usize;
+            for (g, size) in file.row_groups().into_iter().enumerate() {
+                let rows = size.rows as usize;
+                let row_bytes = (size.bytes / size.rows.max(1)).max(1);
+                let batch_rows = usize::try_from(BATCH_BYTES / row_bytes)
+                    .unwrap_or(usize::MAX)
+                    .clamp(BATCH_ROWS, 8 * BATCH_ROWS);
                 for start in (0..rows).step_by(UNIT_ROWS) {
                     let end = (start + UNIT_ROWS).min(rows);
                     if emit[f][offset + start..offset + end].iter().any(|&e| e) {
@@ -299,6 +308,7 @@ impl Silver {
                             group: g,
                             rows: start..end,
                             offset: offset + start,
+                            batch_rows,
                         });
                     }
                 }
@@ -346,12 +356,14 @@ struct Pass {
 }
 
 /// A slice of a row group: `rows` within group `group` of input `file`,
-/// whose first row is row `offset` of the file.
+/// whose first row is row `offset` of the file, read `batch_rows` at a
+/// time.
 struct Unit {
     file: usize,
     group: usize,
     rows: std::ops::Range<usize>,
     offset: usize,
+    batch_rows: usize,
 }
 
 /// A partition's keys and values (empty for an unpartitioned table).
@@ -470,6 +482,49 @@ impl Worker {
         })
     }
 
+    /// Read the queue's units into `batches`, one batch ahead of the
+    /// flattening: read in turn, a worker's flattening waited on every
+    /// batch's decoding and left a core idle. A failed read is the last
+    /// thing sent.
+    async fn read_units(
+        queue: Arc<Mutex<VecDeque<Unit>>>,
+        inputs: Inputs,
+        columns: Vec<String>,
+        batches: mpsc::Sender<Result<Read>>,
+    ) {
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let read = async {
+            loop {
+                let unit = queue.lock().expect("queue lock").pop_front();
+                let Some(unit) = unit else { return Ok(()) };
+                let slice = (unit.group, unit.rows.clone());
+                let mut stream =
+                    inputs.files[unit.file].read(Some(slice), Some(&columns), unit.batch_rows)?;
+                let mut first = unit.offset;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    let rows = batch.num_rows();
+                    let read = Read::Batch {
+                        file: unit.file,
+                        first,
+                        batch,
+                    };
+                    // A closed channel: the flattening stopped.
+                    if batches.send(Ok(read)).await.is_err() {
+                        return Ok(());
+                    }
+                    first += rows;
+                }
+                if batches.send(Ok(Read::UnitEnd(unit.file))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        };
+        if let Err(e) = read.await {
+            let _ = batches.send(Err(e)).await;
+        }
+    }
+
     /// The flattener after the last chunk and the identities of the rows
     /// it flattened, or `None` when the encoder stopped taking chunks (it
     /// failed).
@@ -478,73 +533,89 @@ impl Worker {
         chunks: mpsc::Sender<PartitionChunk>,
     ) -> Result<Option<(Flattener, Vec<Identified>)>> {
         let mut flattener = Some((Flattener::new(self.plan.clone()), Vec::new()));
-        let columns: Vec<&str> = [self.bronze_key.as_str()]
+        let columns: Vec<String> = [self.bronze_key.as_str()]
             .into_iter()
             .chain(BRONZE_VERSION)
             .chain(["doc"])
+            .map(String::from)
             .collect();
+        let (ahead, mut batches) = mpsc::channel(1);
+        // The reader stops at its next batch once `batches` is dropped.
+        tokio::spawn(Worker::read_units(
+            self.queue.clone(),
+            self.inputs.clone(),
+            columns,
+            ahead,
+        ));
         let send = |partition: &Partition, chunk: Chunk| chunks.send((partition.clone(), chunk));
-        loop {
-            let unit = self.queue.lock().expect("queue lock").pop_front();
-            let Some(unit) = unit else { break };
-            let file = &self.inputs.files[unit.file];
-            let partition = &self.inputs.parts[unit.file];
-            let slice = (unit.group, unit.rows.clone());
-            let mut stream = file.read(Some(slice), Some(&columns), BATCH_ROWS)?;
-            let mut offset = unit.offset;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                let emit = &self.inputs.emit[unit.file];
-                let first = offset;
-                let rows: Vec<usize> = (0..batch.num_rows()).filter(|r| emit[first + r]).collect();
-                offset += batch.num_rows();
-                if rows.is_empty() {
-                    continue;
-                }
-                let (mut f, mut identities) = flattener.take().expect("the flattener is back");
-                let file = unit.file as u32;
-                let (f, identities, chunk) = tokio::task::spawn_blocking(move || {
-                    let keys = batch.column(0).as_string::<i32>();
-                    let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-                    let hashes = batch.column(2).as_string::<i32>();
-                    let docs = batch.column(3).as_string::<i32>();
-                    for r in rows {
-                        let identity = f.push(&Version {
-                            key: keys.value(r),
-                            stamp: stamps.value(r),
-                            content_hash: hashes.value(r),
-                            doc: docs.value(r),
-                        });
-                        if let Some(hash) = identity {
-                            identities.push(Identified::new(hash, file, (first + r) as u32));
+        while let Some(read) = batches.recv().await {
+            let (file, first, batch) = match read? {
+                Read::Batch { file, first, batch } => (file, first, batch),
+                // A partitioned table's rows go to the partition of their
+                // input, so what is pending is written before the next unit.
+                Read::UnitEnd(file) => {
+                    let partition = &self.inputs.parts[file];
+                    if !partition.is_empty() {
+                        let (f, _) = flattener.as_mut().expect("the flattener is back");
+                        if send(partition, f.chunk()?).await.is_err() {
+                            return Ok(None);
                         }
                     }
-                    let (bytes, taken) = f.pending();
-                    let chunk = (bytes >= CHUNK_BYTES || taken >= CHUNK_ROWS).then(|| f.chunk());
-                    (f, identities, chunk)
-                })
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                flattener = Some((f, identities));
-                if let Some(chunk) = chunk
-                    && send(partition, chunk?).await.is_err()
-                {
-                    return Ok(None);
+                    continue;
                 }
+            };
+            let emit = &self.inputs.emit[file];
+            let rows: Vec<usize> = (0..batch.num_rows()).filter(|r| emit[first + r]).collect();
+            if rows.is_empty() {
+                continue;
             }
-            // A partitioned table's rows go to the partition of their input,
-            // so what is pending is written before the next unit.
-            if !partition.is_empty() {
-                let (f, _) = flattener.as_mut().expect("the flattener is back");
-                if send(partition, f.chunk()?).await.is_err() {
-                    return Ok(None);
+            let (mut f, mut identities) = flattener.take().expect("the flattener is back");
+            let file_index = file as u32;
+            let (f, identities, chunk) = tokio::task::spawn_blocking(move || {
+                let keys = batch.column(0).as_string::<i32>();
+                let stamps = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+                let hashes = batch.column(2).as_string::<i32>();
+                let docs = batch.column(3).as_string::<i32>();
+                for r in rows {
+                    let identity = f.push(&Version {
+                        key: keys.value(r),
+                        stamp: stamps.value(r),
+                        content_hash: hashes.value(r),
+                        doc: docs.value(r),
+                    });
+                    if let Some(hash) = identity {
+                        identities.push(Identified::new(hash, file_index, (first + r) as u32));
+                    }
                 }
+                let (bytes, taken) = f.pending();
+                let chunk = (bytes >= CHUNK_BYTES || taken >= CHUNK_ROWS).then(|| f.chunk());
+                (f, identities, chunk)
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            flattener = Some((f, identities));
+            if let Some(chunk) = chunk
+                && send(&self.inputs.parts[file], chunk?).await.is_err()
+            {
+                return Ok(None);
             }
         }
         let (mut f, identities) = flattener.take().expect("the flattener is back");
         let sent = send(&Vec::new(), f.chunk()?).await;
         Ok(sent.is_ok().then_some((f, identities)))
     }
+}
+
+/// What a worker's reader hands its flattening: a batch of bronze rows
+/// from input `file`, the first being row `first` of the file, or the end
+/// of a unit.
+enum Read {
+    Batch {
+        file: usize,
+        first: usize,
+        batch: RecordBatch,
+    },
+    UnitEnd(usize),
 }
 
 /// A flattened chunk: each table's rows, and the quarantine's.

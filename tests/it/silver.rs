@@ -1023,6 +1023,78 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
     );
 }
 
+/// A bronze file whose documents no longer decode (its footer and keys
+/// still do, so the run gets as far as flattening it) fails the run with
+/// the file's name and a fix, and commits nothing.
+#[tokio::test]
+async fn a_bronze_file_damaged_under_its_documents_fails_the_run_naming_it() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env().await;
+    env.lake = Lake::open(&soundlake::lake::LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..Default::default()
+    })
+    .unwrap();
+    let docs = (0..3000)
+        .map(|i| song(&format!("k{i:05}"), json!(i % 7), json!(i), None))
+        .collect();
+    env.land(Collection::Tracks, docs).await;
+    Bronze::new(env.store.clone(), env.lake.clone(), env.shared_clock())
+        .run(&bronze_def("tracks"), Extract::Incremental, "b")
+        .await
+        .unwrap();
+    let file = walkdir(&dir.path().join("bronze/tracks"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("bronze wrote a file");
+    let (start, len) = {
+        let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        let doc = (0..group.num_columns())
+            .find(|&c| group.column(c).column_descr().name() == "doc")
+            .expect("bronze keeps the document");
+        group.column(doc).byte_range()
+    };
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[start as usize..(start + len) as usize].fill(0xA5);
+    std::fs::write(&file, bytes).unwrap();
+
+    let err = Silver::new(env.store.clone(), env.lake.clone(), env.shared_clock())
+        .run(
+            &silver_def("tracks"),
+            &bronze_def("tracks"),
+            Scope::New,
+            "silver-test",
+        )
+        .await
+        .expect_err("a file that does not decode fails the run");
+    let message = err.to_string();
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(message.contains(&*name), "{message}");
+    assert!(message.contains("--full-refresh"), "{message}");
+    let tracks = env
+        .lake
+        .table(silver::LAYER, "tracks")
+        .snapshot()
+        .await
+        .unwrap();
+    assert!(!tracks.exists(), "nothing committed");
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn a_run_that_dies_between_a_child_commit_and_the_root_commit_converges() {
     use crate::lake::Dying;
