@@ -83,6 +83,7 @@ fn in_progress(path: &str) -> bool {
 }
 
 /// Turns lines of one file into records.
+#[derive(Clone)]
 struct LineReader<'d> {
     def: &'d BronzeTable,
     format: Format,
@@ -110,7 +111,7 @@ enum Judged<'l> {
     Blank,
     /// A record and its JSON text: the line's own for NDJSON, made from
     /// the fields for CSV.
-    Record(records::Checked, Cow<'l, str>),
+    Record(records::Checked, Cow<'l, str>, records::ContentHash),
     Bad(String),
 }
 
@@ -120,9 +121,35 @@ fn without_break(bytes: &[u8]) -> &[u8] {
     bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
 
+/// The whole lines at the start of `rest`, as many as are judged at a
+/// time (a CSV file's header alone). memchr finds the ends 16 or 32 bytes
+/// at a time, on the task that every line passes through; the rest waits
+/// for the next read.
+fn batch_of_lines<'b>(rest: &'b [u8], reader: &LineReader) -> Vec<&'b [u8]> {
+    let most = if reader.wants_header() {
+        1
+    } else {
+        JUDGED_LINES
+    };
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', rest)
+        .take(most)
+        .map(|end| {
+            let line = &rest[start..=end];
+            start = end + 1;
+            line
+        })
+        .collect()
+}
+
 impl LineReader<'_> {
     fn wants_header(&self) -> bool {
         self.format == Format::Csv && self.header.is_none()
+    }
+
+    /// Judge a batch of lines on every core.
+    fn judge_all<'l>(&self, lines: &[&'l [u8]]) -> Vec<Judged<'l>> {
+        lines.par_iter().map(|l| self.judge(l)).collect()
     }
 
     fn judge<'l>(&self, bytes: &'l [u8]) -> Judged<'l> {
@@ -137,7 +164,10 @@ impl LineReader<'_> {
             return Judged::Blank;
         }
         match self.record(text) {
-            Ok((checked, doc)) => Judged::Record(checked, doc),
+            Ok((checked, doc)) => {
+                let hash = records::content_hash(&doc);
+                Judged::Record(checked, doc, hash)
+            }
             Err(problem) => Judged::Bad(problem),
         }
     }
@@ -372,8 +402,9 @@ impl FilesRun<'_> {
 
     /// Take the whole lines at the start of `buffer` until the commit's
     /// input reaches `limit`, judging them on every core a batch at a
-    /// time. Returns the bytes used, the lines taken as rows, and whether
-    /// the limit was reached.
+    /// time, the next batch judged while this one is taken in order.
+    /// Returns the bytes used, the lines taken as rows, and whether the
+    /// limit was reached.
     fn take_lines(
         &self,
         reader: &mut LineReader,
@@ -384,37 +415,43 @@ impl FilesRun<'_> {
         limit: u64,
     ) -> (usize, u64, bool) {
         let (mut used, mut taken) = (0, 0);
+        let mut lines = batch_of_lines(buffer, reader);
+        let mut judged = reader.judge_all(&lines);
         loop {
-            // A CSV file's header is taken alone: the lines after it are
-            // judged by it.
-            let most = if reader.wants_header() {
-                1
-            } else {
-                JUDGED_LINES
-            };
-            // Whole lines only: the rest waits for the next read. memchr
-            // finds the ends 16 or 32 bytes at a time, on the task that
-            // every line passes through.
-            let rest = &buffer[used..];
-            let mut start = 0;
-            let lines: Vec<&[u8]> = memchr::memchr_iter(b'\n', rest)
-                .take(most)
-                .map(|end| {
-                    let line = &rest[start..=end];
-                    start = end + 1;
-                    line
-                })
-                .collect();
             if lines.is_empty() {
                 return (used, taken, false);
             }
-            let judged: Vec<Judged> = lines.par_iter().map(|l| reader.judge(l)).collect();
-            for (bytes, judged) in lines.into_iter().zip(judged) {
-                taken += self.take_line(reader, object, bytes, judged, line, pending);
-                used += bytes.len();
-                if pending.bytes >= limit {
-                    return (used, taken, true);
-                }
+            // A CSV header changes how the lines after it are judged: none
+            // is judged ahead of it.
+            let ahead = if reader.wants_header() {
+                Vec::new()
+            } else {
+                let batch: usize = lines.iter().map(|l| l.len()).sum();
+                batch_of_lines(&buffer[used + batch..], reader)
+            };
+            let ahead_reader = reader.clone();
+            let (ahead_judged, full) = rayon::join(
+                || ahead_reader.judge_all(&ahead),
+                || {
+                    for (bytes, judged) in lines.iter().zip(judged) {
+                        taken += self.take_line(reader, object, bytes, judged, line, pending);
+                        used += bytes.len();
+                        if pending.bytes >= limit {
+                            return true;
+                        }
+                    }
+                    false
+                },
+            );
+            if full {
+                return (used, taken, true);
+            }
+            if ahead.is_empty() {
+                // After a header, the lines that follow it.
+                lines = batch_of_lines(&buffer[used..], reader);
+                judged = reader.judge_all(&lines);
+            } else {
+                (lines, judged) = (ahead, ahead_judged);
             }
         }
     }
@@ -481,8 +518,8 @@ impl FilesRun<'_> {
                 problem.map_or(0, reject)
             }
             Judged::Blank => 0,
-            Judged::Record(checked, doc) => {
-                pending.row(self.def, &origin, checked, &doc, line.stamp);
+            Judged::Record(checked, doc, hash) => {
+                pending.row(self.def, &origin, checked, (&doc, &hash), line.stamp);
                 1
             }
             Judged::Bad(problem) => reject(problem),

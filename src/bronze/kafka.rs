@@ -448,9 +448,11 @@ impl KafkaRun<'_> {
                 offset: *offset,
             };
             match judged {
-                Ok((checked, doc)) => {
+                Ok((checked, doc, hash)) => {
                     let stamp = stamp.timestamp_micros();
-                    progress.pending.row(self.def, &origin, checked, doc, stamp);
+                    progress
+                        .pending
+                        .row(self.def, &origin, checked, (doc, &hash), stamp);
                     batch.rows += 1;
                 }
                 Err(problem) => {
@@ -472,7 +474,7 @@ impl KafkaRun<'_> {
     fn judge<'m>(
         &self,
         payload: Option<&'m [u8]>,
-    ) -> std::result::Result<(records::Checked, &'m str), String> {
+    ) -> std::result::Result<(records::Checked, &'m str, records::ContentHash), String> {
         let bytes =
             payload.ok_or("a message without a value (a tombstone) is not a record".to_string())?;
         if bytes.len() > MAX_RECORD_BYTES {
@@ -482,7 +484,7 @@ impl KafkaRun<'_> {
         let text = text.trim_start_matches('\u{feff}').trim();
         Stage::Parse
             .time(|| records::checked_record(self.def, text))
-            .map(|checked| (checked, text))
+            .map(|checked| (checked, text, records::content_hash(text)))
     }
 
     /// Start the next batch on the table's newest version: the offsets it

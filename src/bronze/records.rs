@@ -105,6 +105,48 @@ impl std::fmt::Display for Origin {
     }
 }
 
+impl Origin {
+    /// Append the endpoint (as displayed) to the row being built, without
+    /// the formatting machinery: this runs for every row.
+    fn write_endpoint(&self, out: &mut impl std::fmt::Write) {
+        let mut write = |parts: &[&str]| {
+            for part in parts {
+                out.write_str(part).expect("writing to memory cannot fail");
+            }
+        };
+        let (mut first, mut second) = (itoa::Buffer::new(), itoa::Buffer::new());
+        match self {
+            Origin::Line { file, line } => write(&[file, ":", first.format(*line)]),
+            Origin::Message {
+                topic,
+                partition,
+                offset,
+            } => write(&[
+                topic,
+                ":",
+                first.format(*partition),
+                ":",
+                second.format(*offset),
+            ]),
+        }
+    }
+}
+
+/// A record's content hash: 32 hex digits of its document's XXH3-128.
+pub(super) type ContentHash = [u8; 32];
+
+/// The content hash of `doc`, computed where the records are judged (on
+/// every core), not where they are taken in order.
+pub(super) fn content_hash(doc: &str) -> ContentHash {
+    let mut hash = [0u8; 32];
+    hex::encode_to_slice(
+        xxhash_rust::xxh3::xxh3_128(doc.as_bytes()).to_be_bytes(),
+        &mut hash,
+    )
+    .expect("16 bytes fill 32 hex digits");
+    hash
+}
+
 /// A record that did not pass, kept for the quarantine.
 struct Rejected {
     origin: Origin,
@@ -353,10 +395,9 @@ impl Pending {
         def: &BronzeTable,
         origin: &Origin,
         (key, at): Checked,
-        doc: &str,
+        (doc, hash): (&str, &ContentHash),
         stamp: Stamp,
     ) {
-        use std::fmt::Write as _;
         let time = at.unwrap_or_else(|| DateTime::from_timestamp_micros(stamp).unwrap_or_default());
         let rows = self
             .rows
@@ -364,16 +405,10 @@ impl Pending {
             .or_insert_with(|| PartitionRows::new(def.partition_by.of(time)));
         rows.ids.append_value(key);
         rows.stamps.push(stamp);
-        write!(rows.endpoints, "{origin}").expect("writing to memory cannot fail");
+        origin.write_endpoint(&mut rows.endpoints);
         rows.endpoints.append_value("");
-        let mut hash = [0u8; 32];
-        hex::encode_to_slice(
-            xxhash_rust::xxh3::xxh3_128(doc.as_bytes()).to_be_bytes(),
-            &mut hash,
-        )
-        .expect("16 bytes fill 32 hex digits");
         rows.hashes
-            .append_value(std::str::from_utf8(&hash).expect("hex digits are text"));
+            .append_value(std::str::from_utf8(hash).expect("hex digits are text"));
         rows.docs.append_value(doc);
     }
 
