@@ -21,7 +21,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::records::{self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, Taken};
+use super::records::{
+    self, KEPT_TEXT_BYTES, MAX_RECORD_BYTES, Origin, Pending, Publisher, Publishing, Taken,
+};
 use super::{BronzeTable, IngestSettings, LOCK_LEASE};
 use crate::clock::SharedClock;
 use crate::error::Result;
@@ -259,12 +261,18 @@ impl FilesRun<'_> {
     pub async fn run(&self) -> Result<(FilesReport, Option<u64>, u64)> {
         let mut report = FilesReport::default();
         let listing = self.lake.list_files(self.folder).await?;
-        let mut version = None;
         let limit = self.settings.commit_mib * 1024 * 1024;
         let publisher = self.publisher();
-        let (mut txn, mut qtxn) = publisher.begin(self.now).await?;
-        let mut marks: Checkpoint = records::positions(&txn, "files");
-        let mut qmarks: Checkpoint = records::positions(&qtxn, "files");
+        let txns = publisher.begin(self.now).await?;
+        let mut marks: Checkpoint = records::positions(&txns.0, "files");
+        let mut qmarks: Checkpoint = records::positions(&txns.1, "files");
+        let (mut version, mut rows) = (None, txns.0.base().rows());
+        // The transactions of the next commit, begun once the one before
+        // is committed.
+        let mut txns = Some(txns);
+        // A commit's files are encoded while the next commit's input is
+        // read: one after the other, a core idled through each half.
+        let mut publishing = None;
         let mut pending = Pending::default();
         for object in &listing {
             if in_progress(&object.path) {
@@ -306,28 +314,38 @@ impl FilesRun<'_> {
                 let more = next.offset < object.size && next != mark;
                 mark = next;
                 if pending.bytes >= limit {
+                    if let Some(before) = publishing.take() {
+                        let snapshot = self.finish(before).await?;
+                        (version, rows) = (Some(snapshot.version), snapshot.rows());
+                        txns = Some(publisher.begin(self.now).await?);
+                    }
                     let taken = std::mem::take(&mut pending);
-                    let snapshot = self
-                        .commit((txn, qtxn), (&marks, &qmarks), taken, &mut report)
-                        .await?;
-                    version = Some(snapshot.version);
-                    let (lock, holder) = self.lock;
-                    lease::hold(self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
-                    (txn, qtxn) = publisher.begin(self.now).await?;
+                    let txns = txns.take().expect("begun after the last commit");
+                    publishing = Some(
+                        self.start(txns, (&marks, &qmarks), taken, &mut report)
+                            .await?,
+                    );
                 }
                 if !more {
                     break;
                 }
             }
         }
-        let (version, rows) = if pending.bytes > 0 {
-            let snapshot = self
-                .commit((txn, qtxn), (&marks, &qmarks), pending, &mut report)
+        if let Some(before) = publishing.take() {
+            let snapshot = self.finish(before).await?;
+            (version, rows) = (Some(snapshot.version), snapshot.rows());
+            if pending.bytes > 0 {
+                txns = Some(publisher.begin(self.now).await?);
+            }
+        }
+        if pending.bytes > 0 {
+            let txns = txns.take().expect("begun after the last commit");
+            let last = self
+                .start(txns, (&marks, &qmarks), pending, &mut report)
                 .await?;
-            (Some(snapshot.version), snapshot.rows())
-        } else {
-            (version, txn.base().rows())
-        };
+            let snapshot = self.finish(last).await?;
+            (version, rows) = (Some(snapshot.version), snapshot.rows());
+        }
         Ok((report, version, rows))
     }
 
@@ -526,25 +544,34 @@ impl FilesRun<'_> {
         }
     }
 
-    /// Publish one commit's rows and rejections with the checkpoint.
-    /// Returns the data table's new snapshot.
-    async fn commit(
+    /// Start publishing one commit's rows and rejections with the
+    /// checkpoint (see [`Publisher::start`]).
+    async fn start(
         &self,
         txns: (Transaction, Transaction),
         (marks, qmarks): (&Checkpoint, &Checkpoint),
         pending: Pending,
         report: &mut FilesReport,
-    ) -> Result<Snapshot> {
+    ) -> Result<Publishing> {
         report.commits += 1;
         report.lines_quarantined += pending.rejected();
         self.publisher()
-            .publish(
+            .start(
                 txns,
                 (Some(json!(marks)), Some(json!(qmarks))),
                 pending,
                 self.now,
             )
             .await
+    }
+
+    /// Commit a started commit's rows and renew the table's lock. Returns
+    /// the data table's new snapshot.
+    async fn finish(&self, publishing: Publishing) -> Result<Snapshot> {
+        let snapshot = self.publisher().finish(publishing).await?;
+        let (lock, holder) = self.lock;
+        lease::hold(self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
+        Ok(snapshot)
     }
 }
 

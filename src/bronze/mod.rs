@@ -33,8 +33,9 @@ use rows::{Merge, Row, RowBatch, RowStream};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSettings {
-    /// Commit after about this much input: the most work a crash redoes,
-    /// and roughly the memory a run holds.
+    /// Commit after about this much input: the most work a crash redoes.
+    /// A files run holds up to twice this much (one commit encoding, the
+    /// next one read).
     pub commit_mib: u64,
     /// A last line without a line break is taken once its file has not
     /// changed for this long (until then a writer may still be adding to it).

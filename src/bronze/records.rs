@@ -132,6 +132,16 @@ impl Origin {
     }
 }
 
+/// A batch between [`Publisher::start`] and [`Publisher::finish`]: its
+/// quarantine committed, its files encoding on tasks of their own. Dropped,
+/// the files are written but in no version (vacuum deletes them).
+pub(super) struct Publishing {
+    txn: Transaction,
+    files: Vec<tokio::task::JoinHandle<Result<DataFile>>>,
+    at: Option<Value>,
+    now: DateTime<Utc>,
+}
+
 /// A record's content hash: 32 hex digits of its document's XXH3-128.
 pub(super) type ContentHash = [u8; 32];
 
@@ -476,11 +486,24 @@ impl Publisher<'_> {
     /// them as claims of the transactions). Returns the table's new snapshot.
     pub async fn publish(
         &self,
+        txns: (Transaction, Transaction),
+        positions: (Option<Value>, Option<Value>),
+        pending: Pending,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot> {
+        let publishing = self.start(txns, positions, pending, now).await?;
+        self.finish(publishing).await
+    }
+
+    /// The first part of [`Publisher::publish`]: commit the quarantine and
+    /// start encoding the rows' files. The caller may read on meanwhile.
+    pub async fn start(
+        &self,
         (mut txn, mut qtxn): (Transaction, Transaction),
         (at, quarantined_at): (Option<Value>, Option<Value>),
         pending: Pending,
         now: DateTime<Utc>,
-    ) -> Result<Snapshot> {
+    ) -> Result<Publishing> {
         if !pending.rejected.is_empty() {
             let batch = rejected_batch(&pending.rejected, self.run_id, now);
             let mut writer = qtxn.create_file(&[], batch.schema(), &["text"])?;
@@ -521,6 +544,23 @@ impl Publisher<'_> {
                 writer.finish().await
             }));
         }
+        Ok(Publishing {
+            txn,
+            files,
+            at,
+            now,
+        })
+    }
+
+    /// The rest of [`Publisher::publish`]: the files in order, then the
+    /// rows' commit.
+    pub async fn finish(&self, publishing: Publishing) -> Result<Snapshot> {
+        let Publishing {
+            mut txn,
+            files,
+            at,
+            now,
+        } = publishing;
         for file in files {
             let file: DataFile = file
                 .await
