@@ -20,7 +20,8 @@ pub fn venv_python() -> PathBuf {
 /// root) with `.venv`'s Python and the test S3 credentials in its
 /// environment; its standard output, once it succeeded.
 pub fn python(script: &str, args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) -> String {
-    let out = Command::new(venv_python())
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch_in(&mut Command::new(venv_python()), scratch.path())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .args(args)
         .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
@@ -34,6 +35,19 @@ pub fn python(script: &str, args: impl IntoIterator<Item = impl AsRef<std::ffi::
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Point a process's temporary files (Python's and Go's through `TMPDIR`,
+/// every JVM's through `java.io.tmpdir`: Jetty's folders, the native
+/// libraries snappy, zstd and lz4 unpack) into `dir`, removed after it:
+/// left in `/tmp`, they piled up by the hundred at every run of the suite.
+/// A JVM's performance counters go to `/tmp` whatever that says, and a
+/// killed JVM's stay behind: the servers run without them.
+fn scratch_in<'c>(command: &'c mut Command, dir: &Path) -> &'c mut Command {
+    command.env("TMPDIR", dir).env(
+        "JAVA_TOOL_OPTIONS",
+        format!("-Djava.io.tmpdir={} -XX:-UsePerfData", dir.display()),
+    )
 }
 
 /// Where `tests/servers/install.sh` puts the servers it installs.
@@ -58,6 +72,8 @@ struct Server {
     child: std::process::Child,
     port: u16,
     data: tempfile::TempDir,
+    /// Its temporary files, apart from its data.
+    _scratch: tempfile::TempDir,
 }
 
 impl Server {
@@ -70,8 +86,10 @@ impl Server {
             program.display()
         );
         let data = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut command = Command::new(program);
+        scratch_in(&mut command, scratch.path());
         configure(&mut command, port, data.path());
         // Servers announce readiness on stdout or stderr: read both.
         let (output, writer) = std::io::pipe().unwrap();
@@ -98,7 +116,12 @@ impl Server {
             seen.push_str(&line);
         }
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Server { child, port, data }
+        Server {
+            child,
+            port,
+            data,
+            _scratch: scratch,
+        }
     }
 
     fn data(&self) -> &Path {
