@@ -99,6 +99,19 @@ pub async fn env() -> Env {
     }
 }
 
+/// An [`env`] whose lake is a folder on disk (returned, removed when
+/// dropped), for tests that look at or damage its files.
+pub async fn env_on_files() -> (tempfile::TempDir, Env) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env().await;
+    env.lake = Lake::open(&soundlake::lake::LakeSettings {
+        url: format!("file://{}", dir.path().display()),
+        ..Default::default()
+    })
+    .unwrap();
+    (dir, env)
+}
+
 use crate::support::shipped as root;
 
 pub fn bronze_defs() -> Vec<BronzeTable> {
@@ -922,13 +935,7 @@ fn silver_command(landing_url: &str, lake: &Path, definitions: &Path) -> std::pr
 
 #[tokio::test]
 async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = env().await;
-    env.lake = Lake::open(&soundlake::lake::LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..Default::default()
-    })
-    .unwrap();
+    let (dir, env) = env_on_files().await;
     let docs: Vec<(String, Value)> = (0..6000)
         .map(|i| {
             let id = format!("k{i:05}");
@@ -1029,13 +1036,7 @@ async fn killed_at_any_point_and_rerun_silver_converges_to_the_same_rows() {
 #[tokio::test]
 async fn a_bronze_file_damaged_under_its_documents_fails_the_run_naming_it() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = env().await;
-    env.lake = Lake::open(&soundlake::lake::LakeSettings {
-        url: format!("file://{}", dir.path().display()),
-        ..Default::default()
-    })
-    .unwrap();
+    let (dir, env) = env_on_files().await;
     let docs = (0..3000)
         .map(|i| song(&format!("k{i:05}"), json!(i % 7), json!(i), None))
         .collect();
@@ -1044,10 +1045,14 @@ async fn a_bronze_file_damaged_under_its_documents_fails_the_run_naming_it() {
         .run(&bronze_def("tracks"), Extract::Incremental, "b")
         .await
         .unwrap();
-    let file = walkdir(&dir.path().join("bronze/tracks"))
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .expect("bronze wrote a file");
+    let bronze = env
+        .lake
+        .table(bronze::LAYER, "tracks")
+        .snapshot()
+        .await
+        .unwrap();
+    let written = bronze.files.first().expect("bronze wrote a file");
+    let file = dir.path().join("bronze/tracks").join(&written.path);
     let (start, len) = {
         let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
@@ -1080,19 +1085,6 @@ async fn a_bronze_file_damaged_under_its_documents_fails_the_run_naming_it() {
         .await
         .unwrap();
     assert!(!tracks.exists(), "nothing committed");
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walkdir(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[tokio::test]
@@ -1234,13 +1226,7 @@ mod with_servers {
 
     #[tokio::test]
     async fn duckdb_and_pyarrow_read_silver_with_the_same_rows_and_types() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env = env().await;
-        env.lake = Lake::open(&soundlake::lake::LakeSettings {
-            url: format!("file://{}", dir.path().display()),
-            ..Default::default()
-        })
-        .unwrap();
+        let (dir, env) = super::env_on_files().await;
         land_fixtures(&env, false).await;
         env.layers(false).await;
 
