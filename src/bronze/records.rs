@@ -91,23 +91,9 @@ pub(super) enum Origin {
     },
 }
 
-/// The row's `endpoint`: `file:line` or `topic:partition:offset`.
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            Origin::Line { file, line } => write!(f, "{file}:{line}"),
-            Origin::Message {
-                topic,
-                partition,
-                offset,
-            } => write!(f, "{topic}:{partition}:{offset}"),
-        }
-    }
-}
-
 impl Origin {
-    /// Append the endpoint (as displayed) to the row being built, without
-    /// the formatting machinery: this runs for every row.
+    /// Append the row's `endpoint`, `file:line` or `topic:partition:offset`,
+    /// without the formatting machinery: this runs for every row.
     fn write_endpoint(&self, out: &mut impl std::fmt::Write) {
         let mut write = |parts: &[&str]| {
             for part in parts {
@@ -730,6 +716,26 @@ mod tests {
             copy_to_landing: None,
             file: "bronze/events.toml".into(),
         }
+    }
+
+    #[test]
+    fn endpoints_name_the_line_or_the_message() {
+        let endpoint = |origin: Origin| {
+            let mut out = String::new();
+            origin.write_endpoint(&mut out);
+            out
+        };
+        let line = Origin::Line {
+            file: "landing/events/day 1.ndjson".into(),
+            line: 1_234_567,
+        };
+        assert_eq!(endpoint(line), "landing/events/day 1.ndjson:1234567");
+        let message = Origin::Message {
+            topic: "plays".into(),
+            partition: 2,
+            offset: -1,
+        };
+        assert_eq!(endpoint(message), "plays:2:-1");
     }
 
     #[test]
