@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
@@ -95,6 +96,9 @@ struct LineReader<'d> {
 
 /// Where a read stands in its file.
 struct Line {
+    /// The file, shared by every row's origin: a copy of its path per
+    /// line was an allocation per row.
+    file: Arc<str>,
     /// Just past the last line taken.
     at: Mark,
     /// How far the quarantine has read this file.
@@ -376,6 +380,7 @@ impl FilesRun<'_> {
             .read_range(&object.path, mark.offset..object.size)
             .await?;
         let mut line = Line {
+            file: Arc::from(object.path.as_str()),
             at: mark,
             qmark,
             stamp: self.now.timestamp_micros(),
@@ -392,7 +397,7 @@ impl FilesRun<'_> {
                 }
             }
             let (used, lines, full) =
-                self.take_lines(&mut reader, object, &buffer, &mut line, pending, limit);
+                self.take_lines(&mut reader, &buffer, &mut line, pending, limit);
             taken += lines;
             buffer.drain(..used);
             if full {
@@ -403,8 +408,7 @@ impl FilesRun<'_> {
                 // once the file has settled.
                 if settled && !buffer.is_empty() {
                     let judged = reader.judge(&buffer);
-                    taken +=
-                        self.take_line(&mut reader, object, &buffer, judged, &mut line, pending);
+                    taken += self.take_line(&mut reader, &buffer, judged, &mut line, pending);
                 }
                 break;
             }
@@ -426,7 +430,6 @@ impl FilesRun<'_> {
     fn take_lines(
         &self,
         reader: &mut LineReader,
-        object: &ObjectInfo,
         buffer: &[u8],
         line: &mut Line,
         pending: &mut Pending,
@@ -452,7 +455,7 @@ impl FilesRun<'_> {
                 || ahead_reader.judge_all(&ahead),
                 || {
                     for (bytes, judged) in lines.iter().zip(judged) {
-                        taken += self.take_line(reader, object, bytes, judged, line, pending);
+                        taken += self.take_line(reader, bytes, judged, line, pending);
                         used += bytes.len();
                         if pending.bytes >= limit {
                             return true;
@@ -498,7 +501,6 @@ impl FilesRun<'_> {
     fn take_line(
         &self,
         reader: &mut LineReader,
-        object: &ObjectInfo,
         bytes: &[u8],
         judged: Judged,
         line: &mut Line,
@@ -514,7 +516,7 @@ impl FilesRun<'_> {
         let number = line.at.lines;
         let bytes = without_break(bytes);
         let origin = Origin::Line {
-            file: object.path.clone(),
+            file: line.file.clone(),
             line: number,
         };
         let mut reject = |problem: String| {

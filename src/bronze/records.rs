@@ -81,7 +81,7 @@ pub(super) fn render_head(table: &str, t: &Taken, version: Option<u64>, rows: u6
 #[derive(Debug, Clone)]
 pub(super) enum Origin {
     Line {
-        file: String,
+        file: Arc<str>,
         line: u64,
     },
     Message {
