@@ -28,7 +28,7 @@ use super::records::{
 use super::{BronzeTable, IngestSettings, LOCK_LEASE};
 use crate::clock::SharedClock;
 use crate::error::Result;
-use crate::lake::{Lake, ObjectInfo, Snapshot, Transaction};
+use crate::lake::{Lake, ObjectInfo, Transaction};
 use crate::landing::{SharedStore, Stamp, lease};
 use crate::stages::Stage;
 
@@ -271,8 +271,8 @@ impl FilesRun<'_> {
         let mut marks: Checkpoint = records::positions(&txns.0, "files");
         let mut qmarks: Checkpoint = records::positions(&txns.1, "files");
         let (mut version, mut rows) = (None, txns.0.base().rows());
-        // The transactions of the next commit, begun once the one before
-        // is committed.
+        // The first commit's transactions; the next ones are begun when
+        // their commit starts, after the one before is committed.
         let mut txns = Some(txns);
         // A commit's files are encoded while the next commit's input is
         // read: one after the other, a core idled through each half.
@@ -319,14 +319,11 @@ impl FilesRun<'_> {
                 mark = next;
                 if pending.bytes >= limit {
                     if let Some(before) = publishing.take() {
-                        let snapshot = self.finish(before).await?;
-                        (version, rows) = (Some(snapshot.version), snapshot.rows());
-                        txns = Some(publisher.begin(self.now).await?);
+                        (version, rows) = self.finish(before).await?;
                     }
                     let taken = std::mem::take(&mut pending);
-                    let txns = txns.take().expect("begun after the last commit");
                     publishing = Some(
-                        self.start(txns, (&marks, &qmarks), taken, &mut report)
+                        self.start(txns.take(), (&marks, &qmarks), taken, &mut report)
                             .await?,
                     );
                 }
@@ -336,19 +333,13 @@ impl FilesRun<'_> {
             }
         }
         if let Some(before) = publishing.take() {
-            let snapshot = self.finish(before).await?;
-            (version, rows) = (Some(snapshot.version), snapshot.rows());
-            if pending.bytes > 0 {
-                txns = Some(publisher.begin(self.now).await?);
-            }
+            (version, rows) = self.finish(before).await?;
         }
         if pending.bytes > 0 {
-            let txns = txns.take().expect("begun after the last commit");
             let last = self
-                .start(txns, (&marks, &qmarks), pending, &mut report)
+                .start(txns.take(), (&marks, &qmarks), pending, &mut report)
                 .await?;
-            let snapshot = self.finish(last).await?;
-            (version, rows) = (Some(snapshot.version), snapshot.rows());
+            (version, rows) = self.finish(last).await?;
         }
         Ok((report, version, rows))
     }
@@ -547,17 +538,23 @@ impl FilesRun<'_> {
     }
 
     /// Start publishing one commit's rows and rejections with the
-    /// checkpoint (see [`Publisher::start`]).
+    /// checkpoint (see [`Publisher::start`]), in `txns` or, when they were
+    /// used by a commit before, in transactions begun now.
     async fn start(
         &self,
-        txns: (Transaction, Transaction),
+        txns: Option<(Transaction, Transaction)>,
         (marks, qmarks): (&Checkpoint, &Checkpoint),
         pending: Pending,
         report: &mut FilesReport,
     ) -> Result<Publishing> {
         report.commits += 1;
         report.lines_quarantined += pending.rejected();
-        self.publisher()
+        let publisher = self.publisher();
+        let txns = match txns {
+            Some(txns) => txns,
+            None => publisher.begin(self.now).await?,
+        };
+        publisher
             .start(
                 txns,
                 (Some(json!(marks)), Some(json!(qmarks))),
@@ -568,12 +565,12 @@ impl FilesRun<'_> {
     }
 
     /// Commit a started commit's rows and renew the table's lock. Returns
-    /// the data table's new snapshot.
-    async fn finish(&self, publishing: Publishing) -> Result<Snapshot> {
+    /// the data table's new version and rows.
+    async fn finish(&self, publishing: Publishing) -> Result<(Option<u64>, u64)> {
         let snapshot = self.publisher().finish(publishing).await?;
         let (lock, holder) = self.lock;
         lease::hold(self.store, lock, holder, self.clock.now(), LOCK_LEASE).await?;
-        Ok(snapshot)
+        Ok((Some(snapshot.version), snapshot.rows()))
     }
 }
 

@@ -226,6 +226,11 @@ impl ParquetFile {
         self.metadata.schema()
     }
 
+    /// The rows the footer says the file holds.
+    pub fn rows(&self) -> u64 {
+        self.metadata.metadata().file_metadata().num_rows() as u64
+    }
+
     /// The size of each row group, in file order.
     pub fn row_groups(&self) -> Vec<GroupSize> {
         self.metadata

@@ -756,11 +756,7 @@ impl Txns {
 async fn select_latest(files: &[Arc<ParquetFile>], key: &str, workers: usize) -> Result<Selection> {
     // Sized from the footers: grown by doubling, the vector of 2M versions
     // held a tenth more than it needed and, while it grew, two copies.
-    let rows: u64 = files
-        .iter()
-        .flat_map(|f| f.row_groups())
-        .map(|g| g.rows)
-        .sum();
+    let rows: u64 = files.iter().map(|f| f.rows()).sum();
     let mut entries = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
     let mut emit = Vec::with_capacity(files.len());
     // `workers` files are read at a time, each by a task of its own.
@@ -838,8 +834,7 @@ async fn versions_in(
 ) -> Result<(usize, Vec<Entry>)> {
     let columns: Vec<&str> = [key.as_str()].into_iter().chain(BRONZE_VERSION).collect();
     let mut stream = file.read(None, Some(&columns), 8192)?;
-    let rows: u64 = file.row_groups().iter().map(|g| g.rows).sum();
-    let mut entries = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
+    let mut entries = Vec::with_capacity(usize::try_from(file.rows()).unwrap_or(0));
     let mut row = 0u32;
     while let Some(batch) = stream.next().await {
         for (key, stamp, content) in versions_of(&batch?) {
