@@ -113,6 +113,7 @@ pub struct FileWriter {
     file_bytes: usize,
     rows: u64,
     stats: Map<String, Value>,
+    schema: SchemaRef,
 }
 
 impl FileWriter {
@@ -129,8 +130,9 @@ impl FileWriter {
         // holds at most ~24 MiB however large the file.
         let sink = BufWriter::with_capacity(Arc::clone(lake.store()), staged.clone(), 8 * MIB)
             .with_max_concurrency(2);
-        let writer = AsyncArrowWriter::try_new(sink, schema, Some(options.properties(payload)))
-            .map_err(|e| parquet_error(lake, &staged, e))?;
+        let writer =
+            AsyncArrowWriter::try_new(sink, schema.clone(), Some(options.properties(payload)))
+                .map_err(|e| parquet_error(lake, &staged, e))?;
         Ok(FileWriter {
             writer,
             lake: lake.clone(),
@@ -140,6 +142,7 @@ impl FileWriter {
             file_bytes: options.file_bytes,
             rows: 0,
             stats: Map::new(),
+            schema,
         })
     }
 
@@ -154,6 +157,11 @@ impl FileWriter {
 
     /// Whether the file reached `[lake] file_mib` and the caller should
     /// start the next one.
+    /// The schema the file is written in.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     pub fn is_full(&self) -> bool {
         self.writer.bytes_written() + self.writer.in_progress_size() >= self.file_bytes
     }

@@ -324,28 +324,55 @@ impl Silver {
         }
         let queue = Arc::new(Mutex::new(units));
         let bronze_key = Arc::new(bronze_key.to_string());
+        let quarantine = schema::Naming::new(&plan.def).quarantine_table();
+        // One encoder for the family: every table has one open file per
+        // partition whichever worker flattened its rows. With an encoder
+        // per worker, each table had a file open per worker, and the open
+        // files' pages and compressors were what grew most with scale.
+        let (chunks, received) = mpsc::channel(self.workers.max(1));
+        let encoder = tokio::spawn(
+            ChunkWriter {
+                txns: txns.clone(),
+                quarantine,
+                writers: Writers::default(),
+                quarantined: 0,
+            }
+            .run(received),
+        );
         let mut handles = Vec::new();
         for _ in 0..self.workers {
             let worker = Worker {
                 plan: plan.clone(),
                 inputs: inputs.clone(),
                 queue: queue.clone(),
-                txns: txns.clone(),
-                quarantine: schema::Naming::new(&plan.def).quarantine_table(),
                 bronze_key: bronze_key.clone(),
             };
-            handles.push(tokio::spawn(worker.run()));
+            handles.push(tokio::spawn(worker.flatten_units(chunks.clone())));
         }
-        let mut pass = Pass::default();
+        drop(chunks);
+        let mut flattened = Vec::new();
         for handle in handles {
-            let out = handle
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-            pass.written.extend(out.written);
-            pass.identities.extend(out.identities);
-            pass.observed.push(out.observed);
-            pass.conflicts += out.conflicts;
-            pass.quarantined += out.quarantined;
+            flattened.push(
+                handle
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+            );
+        }
+        // The encoder's error comes first: a worker stops flattening when
+        // the encoder is gone.
+        let (written, quarantined) = encoder
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let mut pass = Pass {
+            written,
+            quarantined,
+            ..Pass::default()
+        };
+        for worker in flattened {
+            let (f, identities) = worker?.expect("the encoder took every chunk");
+            pass.identities.extend(identities);
+            pass.observed.push(f.observed());
+            pass.conflicts += f.conflicts;
         }
         Ok(pass)
     }
@@ -389,20 +416,12 @@ struct Worker {
     plan: Arc<Plan>,
     inputs: Inputs,
     queue: Arc<Mutex<VecDeque<Unit>>>,
-    txns: Txns,
-    quarantine: String,
     bronze_key: Arc<String>,
 }
 
-struct WorkerOut {
-    written: Vec<Written>,
-    identities: Vec<Identified>,
-    observed: Sightings,
-    conflicts: u64,
-    quarantined: u64,
-}
-
-/// The files a worker has open, one per table and partition.
+/// The files open for writing, one per table and partition, each with
+/// the shape it was opened in.
+#[derive(Default)]
 struct Writers {
     open: HashMap<(String, Partition), (FileWriter, String)>,
     written: Vec<Written>,
@@ -417,15 +436,22 @@ impl Writers {
         batch: &RecordBatch,
     ) -> Result<()> {
         let at = (table.to_string(), partition.clone());
-        if self.open.get(&at).is_some_and(|(_, f)| f != fingerprint) {
+        // Workers meet optional fields at different times, so their chunks
+        // of one table may differ in shape: a chunk whose columns the open
+        // file has is written into it with nulls for the others; only a
+        // new column or type starts a new file.
+        let fitting = self
+            .open
+            .get(&at)
+            .is_some_and(|(writer, f)| f == fingerprint || fits(&batch.schema(), writer.schema()));
+        if !fitting {
             self.close(&at).await?;
-        }
-        if !self.open.contains_key(&at) {
             let writer = txns.create_file(table, batch.schema(), partition).await?;
             self.open.insert(at.clone(), (writer, fingerprint.into()));
         }
         let (writer, _) = self.open.get_mut(&at).expect("opened above");
-        writer.write(batch).await?;
+        let batch = conform(batch, writer.schema());
+        writer.write(&batch).await?;
         if writer.is_full() {
             self.close(&at).await?;
         }
@@ -455,40 +481,6 @@ impl Writers {
 }
 
 impl Worker {
-    /// Flatten units from the queue until it is empty. The chunks go to a
-    /// task of their own that encodes them, so the next chunk is read and
-    /// flattened while the last one is encoded: one after the other, a
-    /// worker left a core idle while it waited on its input.
-    async fn run(self) -> Result<WorkerOut> {
-        let (chunks, received) = mpsc::channel(1);
-        let encoder = tokio::spawn(
-            ChunkWriter {
-                txns: self.txns.clone(),
-                quarantine: self.quarantine.clone(),
-                writers: Writers {
-                    open: HashMap::new(),
-                    written: Vec::new(),
-                },
-                quarantined: 0,
-            }
-            .run(received),
-        );
-        let flattened = self.flatten_units(chunks).await;
-        // The encoder's error comes first: the flattening stops when the
-        // encoder is gone.
-        let (written, quarantined) = encoder
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        let (f, identities) = flattened?.expect("the encoder took every chunk");
-        Ok(WorkerOut {
-            written,
-            identities,
-            observed: f.observed(),
-            conflicts: f.conflicts,
-            quarantined,
-        })
-    }
-
     /// Read the queue's units into `batches`, one batch ahead of the
     /// flattening: read in turn, a worker's flattening waited on every
     /// batch's decoding and left a core idle. A failed read is the last
@@ -532,9 +524,11 @@ impl Worker {
         }
     }
 
-    /// The flattener after the last chunk and the identities of the rows
-    /// it flattened, or `None` when the encoder stopped taking chunks (it
-    /// failed).
+    /// Flatten units from the queue until it is empty, sending chunks to
+    /// the family's encoder, so the next chunk is read and flattened while
+    /// the last one is encoded. Returns the flattener after the last chunk
+    /// and the identities of the rows it flattened, or `None` when the
+    /// encoder stopped taking chunks (it failed).
     async fn flatten_units(
         self,
         chunks: mpsc::Sender<PartitionChunk>,
@@ -630,7 +624,7 @@ type Chunk = (Vec<TableBatch>, Option<RecordBatch>);
 
 type PartitionChunk = (Partition, Chunk);
 
-/// Encodes a worker's chunks into its open files.
+/// Encodes the workers' chunks into the family's open files.
 struct ChunkWriter {
     txns: Txns,
     quarantine: String,
@@ -1152,6 +1146,15 @@ fn keep_rows(batch: &RecordBatch, gone: impl Fn(u128) -> bool) -> RecordBatch {
     arrow_select::filter::filter_record_batch(batch, &keep).expect("a mask of the batch's length")
 }
 
+/// Whether a batch of shape `batch` can be written in `file`'s shape:
+/// every column of it is there, of the same type.
+fn fits(batch: &SchemaRef, file: &SchemaRef) -> bool {
+    batch.fields().iter().all(|field| {
+        file.field_with_name(field.name())
+            .is_ok_and(|f| f == field.as_ref())
+    })
+}
+
 /// `batch` in `schema`: columns matched by name, widened where the kind
 /// widened, null where the batch lacks them.
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
@@ -1274,6 +1277,50 @@ pub fn render(r: &SilverReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::Int64Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn shape(fields: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|(name, kind)| Field::new(*name, kind.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn a_chunk_fits_an_open_file_holding_its_columns_and_gets_nulls_for_the_rest() {
+        let file = shape(&[
+            ("id", DataType::Utf8),
+            ("plays", DataType::Int64),
+            ("mood", DataType::Utf8),
+        ]);
+        let fewer = shape(&[("plays", DataType::Int64), ("id", DataType::Utf8)]);
+        assert!(fits(&fewer, &file));
+        assert!(!fits(&shape(&[("new", DataType::Utf8)]), &file));
+        assert!(!fits(&shape(&[("plays", DataType::Float64)]), &file));
+
+        let batch = RecordBatch::try_new(
+            fewer,
+            vec![
+                Arc::new(Int64Array::from(vec![3, 4])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+            ],
+        )
+        .unwrap();
+        let written = conform(&batch, &file);
+        assert_eq!(written.schema(), file);
+        assert_eq!(written.column(0).as_string::<i32>().value(1), "b");
+        assert_eq!(
+            written
+                .column(1)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .value(0),
+            3
+        );
+        assert_eq!(written.column(2).null_count(), 2);
+    }
 
     fn entry(key: u128, stamp: Stamp, row: u32) -> Entry {
         Entry::new(key, stamp, 0, 0, row)

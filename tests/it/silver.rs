@@ -167,12 +167,16 @@ impl Env {
 
     /// Land one batch (a later duplicate id replaces an earlier one).
     pub async fn land(&self, collection: Collection, docs: Vec<(String, Value)>) {
-        let mut unique: Vec<(String, Value)> = Vec::new();
-        for (id, doc) in docs {
-            unique.retain(|(seen, _)| *seen != id);
-            unique.push((id, doc));
+        let mut last = std::collections::HashMap::new();
+        for (at, (id, _)) in docs.iter().enumerate() {
+            last.insert(id.clone(), at);
         }
-        let docs = unique;
+        let docs: Vec<(String, Value)> = docs
+            .into_iter()
+            .enumerate()
+            .filter(|(at, (id, _))| last[id] == *at)
+            .map(|(_, doc)| doc)
+            .collect();
         self.clock.advance(std::time::Duration::from_secs(1));
         let batch = Batch::new("test", &format!("GET /{collection}"), docs);
         self.store.upsert(collection, batch).await.unwrap();
@@ -667,6 +671,40 @@ async fn incremental_runs_equal_a_rebuild_and_stale_versions_change_nothing() {
     let rebuilt = env.silver(&def, &source, true).await;
     assert_eq!(rebuilt.mode, "full_refresh");
     assert_eq!(family(&env.lake, &def).await, incremental);
+}
+
+/// Enough rows for every worker to flatten some (a worker takes 16,384
+/// bronze rows at a time): each table still comes out as one file, as its
+/// rows fit in one, whichever worker flattened them.
+#[tokio::test]
+async fn the_workers_write_each_table_into_one_file_when_it_fits() {
+    let env = env().await;
+    let def = silver_def("tracks");
+    let songs: Vec<(String, Value)> = (0..40_000_usize)
+        .map(|i| {
+            let extra = i.is_multiple_of(7).then(|| ("explicit", json!(true)));
+            song(&format!("t{i:05}"), json!(i), json!(1), extra)
+        })
+        .collect();
+    env.land(Collection::Tracks, songs).await;
+    let report = env.layers(true).await.remove("tracks").unwrap();
+    assert_eq!(report.tables["tracks"], 40_000);
+    for table in ["tracks", "tracks__artists"] {
+        let snapshot = env.lake.table("silver", table).snapshot().await.unwrap();
+        assert_eq!(snapshot.files.len(), 1, "{table}: {:?}", snapshot.files);
+    }
+    let family = family(&env.lake, &def).await;
+    assert_eq!(family["tracks__artists"].len(), 80_000);
+    for row in &family["tracks"] {
+        let i: usize = row["id"].as_str().unwrap()[1..].parse().unwrap();
+        let explicit = if i.is_multiple_of(7) {
+            json!(true)
+        } else {
+            Value::Null
+        };
+        assert_eq!(row["explicit"], explicit, "{row:?}");
+        assert_eq!(row["tempo_label"], json!(i), "{row:?}");
+    }
 }
 
 #[tokio::test]
