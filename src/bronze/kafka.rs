@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -431,10 +430,7 @@ impl KafkaRun<'_> {
         if messages.is_empty() {
             return;
         }
-        let judged: Vec<_> = messages
-            .par_iter()
-            .map(|m| self.judge(m.payload.as_deref()))
-            .collect();
+        let judged = Stage::Parse.par_map(&messages, |m| self.judge(m.payload.as_deref()));
         let batch = &mut progress.batch;
         let stamp = *batch.started.get_or_insert_with(|| self.clock.now());
         for (message, judged) in messages.iter().zip(judged) {
@@ -482,8 +478,7 @@ impl KafkaRun<'_> {
         }
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
         let text = text.trim_start_matches('\u{feff}').trim();
-        Stage::Parse
-            .time(|| records::checked_record(self.def, text))
+        records::checked_record(self.def, text)
             .map(|checked| (checked, text, records::content_hash(text)))
     }
 

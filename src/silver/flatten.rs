@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
@@ -244,6 +245,11 @@ pub struct Flattener {
     /// Document bytes taken since the last chunk.
     pending_bytes: usize,
     pending_rows: usize,
+    /// Time spent parsing and flattening since the last chunk, counted to
+    /// the stages at the chunk: counted at every document, the stages'
+    /// shared counters went back and forth between the cores.
+    parsing: Duration,
+    flattening: Duration,
 }
 
 struct TableBuf {
@@ -410,6 +416,8 @@ impl Flattener {
             identity_bytes: Vec::new(),
             pending_bytes: 0,
             pending_rows: 0,
+            parsing: Duration::ZERO,
+            flattening: Duration::ZERO,
         };
         flattener.table("", None);
         flattener
@@ -424,14 +432,14 @@ impl Flattener {
     /// reasons it does not fit. Returns its identity (see [`Identify`])
     /// when the definition names `unique` fields.
     pub fn push(&mut self, v: &Version) -> Option<u128> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.pending_bytes += v.doc.len();
         self.pending_rows += 1;
         let mut parser = self.parser.take().expect("put back after each document");
         let mut parsed_at = None;
         let mut identity = None;
         let walked = parser.walk(v.doc, |root| {
-            parsed_at = Some(std::time::Instant::now());
+            parsed_at = Some(Instant::now());
             if let Some(identify) = &self.plan.identify {
                 identity = Some(identify.identity(Some(root), v.key, &mut self.identity_bytes));
             }
@@ -459,15 +467,15 @@ impl Flattener {
             self.ops = recycle(ops);
         });
         self.parser = Some(parser);
-        let parse_done = parsed_at.unwrap_or_else(std::time::Instant::now);
+        let parse_done = parsed_at.unwrap_or_else(Instant::now);
         if let Err(e) = walked {
             self.quarantine(v, format!("the document is not valid JSON: {e}"));
             if let Some(identify) = &self.plan.identify {
                 identity = Some(identify.identity(None, v.key, &mut self.identity_bytes));
             }
         }
-        Stage::Parse.add(parse_done - started);
-        Stage::Flatten.add(parse_done.elapsed());
+        self.parsing += parse_done - started;
+        self.flattening += parse_done.elapsed();
         identity
     }
 
@@ -863,6 +871,8 @@ impl Flattener {
     pub fn chunk(&mut self) -> Result<(Vec<TableBatch>, Option<RecordBatch>)> {
         self.pending_bytes = 0;
         self.pending_rows = 0;
+        Stage::Parse.add(std::mem::take(&mut self.parsing));
+        Stage::Flatten.add(std::mem::take(&mut self.flattening));
         let def = &self.plan.def;
         let naming = Naming::new(def);
         let paths: Vec<(String, Option<String>)> = self
