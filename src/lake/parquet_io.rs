@@ -31,7 +31,7 @@ use super::{DataFile, Lake, LakeSettings};
 use crate::error::{Error, Result};
 use crate::stages::Stage;
 
-const MIB: usize = 1024 * 1024;
+pub(super) const MIB: usize = 1024 * 1024;
 
 /// A column chunk's dictionary stops growing at this size and the rest of
 /// the chunk is written plain. Columns of a few thousand values (genres,
@@ -126,10 +126,14 @@ impl FileWriter {
         payload: &[&str],
     ) -> Result<Self> {
         let options = lake.write_options();
-        // Parts of 8 MiB (S3 wants at least 5), two in flight: the upload
-        // holds at most ~24 MiB however large the file.
-        let sink = BufWriter::with_capacity(Arc::clone(lake.store()), staged.clone(), 8 * MIB)
-            .with_max_concurrency(2);
+        // Two parts in flight: the upload holds at most three parts
+        // however large the file.
+        let sink = BufWriter::with_capacity(
+            Arc::clone(lake.store()),
+            staged.clone(),
+            lake.upload_part_bytes(),
+        )
+        .with_max_concurrency(2);
         let writer =
             AsyncArrowWriter::try_new(sink, schema.clone(), Some(options.properties(payload)))
                 .map_err(|e| parquet_error(lake, &staged, e))?;
