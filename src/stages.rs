@@ -71,7 +71,8 @@ impl Stage {
 
     /// `work` on each of `items` on every core, the results in order,
     /// counting the time to this stage a slice of items at a time: read
-    /// around each item, the clock cost bronze a fortieth of its time.
+    /// around each item, the clock took a fortieth of bronze's CPU samples
+    /// under `perf`.
     pub fn par_map<'a, T: Sync, U: Send>(
         self,
         items: &'a [T],

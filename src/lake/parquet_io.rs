@@ -159,13 +159,13 @@ impl FileWriter {
             .map_err(|e| parquet_error(&self.lake, &self.staged, e))
     }
 
-    /// Whether the file reached `[lake] file_mib` and the caller should
-    /// start the next one.
     /// The schema the file is written in.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
+    /// Whether the file reached `[lake] file_mib` and the caller should
+    /// start the next one.
     pub fn is_full(&self) -> bool {
         self.writer.bytes_written() + self.writer.in_progress_size() >= self.file_bytes
     }

@@ -246,8 +246,8 @@ pub struct Flattener {
     pending_bytes: usize,
     pending_rows: usize,
     /// Time spent parsing and flattening since the last chunk, counted to
-    /// the stages at the chunk: counted at every document, the stages'
-    /// shared counters went back and forth between the cores.
+    /// the stages at the chunk rather than at every document, which took
+    /// two adds to counters every core shares.
     parsing: Duration,
     flattening: Duration,
 }
