@@ -33,8 +33,8 @@ fi
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --all-features --locked -- -D warnings
-# The two-process rate test times requests on the real clock (a 2 s window,
-# so a slot's hold is 66 ms), so it runs alone, after the rest: tests running
+# The two-process rate test times requests on the real clock (a 4 s window,
+# so a slot's hold is 133 ms), so it runs alone, after the rest: tests running
 # beside it delay requests between the slot and the server.
 shared_limit=two_processes_share_one_limit_and_the_survivor_takes_it_all
 status=0
