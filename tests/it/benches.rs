@@ -136,6 +136,11 @@ fn the_events_race_is_run_on_equal_work() {
         assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
     }
     assert!(stdout.contains("output: 3,000 events"), "{stdout}");
+    // Bronze's and silver's peaks apart: the run's peak hides the smaller.
+    assert!(
+        stdout.contains("| bronze MB | silver MB | peak MB |"),
+        "{stdout}"
+    );
     // The incremental marts: the run after one more day rebuilds a day or
     // two (late deliveries), not all three, and matched a full refresh.
     assert!(stdout.contains("| full refresh | 3 |"), "{stdout}");
