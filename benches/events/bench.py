@@ -145,6 +145,11 @@ def fresh_copy(source, root):
     return root
 
 
+def megabytes(n):
+    """Bytes as whole MiB, for the tables."""
+    return f"{n / 2**20:,.0f}"
+
+
 def checksum(folder):
     con = duckdb.connect()
     rows, total = con.execute(
@@ -199,9 +204,9 @@ def marts_table(binary, work, lake, defs, args):
         "| run | days rebuilt | wall s | CPU s | peak MB |",
         "|---|---:|---:|---:|---:|",
         f"| full refresh | {args.days + 1} | {f:.2f} | {median([m.cpu for m in full]):.2f} "
-        f"| {median([m.peak for m in full]) / 2**20:,.0f} |",
+        f"| {megabytes(median([m.peak for m in full]))} |",
         f"| one new day | {rebuilt} | {i:.2f} | {median([m.cpu for m in incremental]):.2f} "
-        f"| {median([m.peak for m in incremental]) / 2**20:,.0f} |",
+        f"| {megabytes(median([m.peak for m in incremental]))} |",
         "",
         f"One new day costs {i / f:.2f}× the full refresh.",
     ]
@@ -293,10 +298,9 @@ def main():
         f"| wall ÷ {systems[0]} | events/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    median = lambda xs: statistics.median(xs)  # noqa: E731
+    median = statistics.median
     walls = {}
     for system, runs in results.items():
-        mb = lambda bytes_: f"{bytes_ / 2**20:,.0f}"  # noqa: E731
         if system == "duckdb":
             bronze = silver = bronze_mb = silver_mb = "—"
             wall = median([m.wall for m in runs])
@@ -307,15 +311,15 @@ def main():
             silver = f"{median([s.wall for _, s in runs]):.2f}"
             # Apart as well as together: the run's peak is the larger of the
             # two, so a gain in the smaller one would not show in it.
-            bronze_mb = mb(median([b.peak for b, _ in runs]))
-            silver_mb = mb(median([s.peak for _, s in runs]))
+            bronze_mb = megabytes(median([b.peak for b, _ in runs]))
+            silver_mb = megabytes(median([s.peak for _, s in runs]))
             wall = median([b.wall + s.wall for b, s in runs])
             cpu = median([b.cpu + s.cpu for b, s in runs])
             peak = median([max(b.peak, s.peak) for b, s in runs])
         walls[system] = wall
         lines.append(
             f"| {system} | {bronze} | {silver} | {wall:.2f} | {cpu:.2f} | {bronze_mb} | {silver_mb} "
-            f"| {mb(peak)} | {wall / walls[systems[0]]:.2f}× | {events / wall:,.0f} |"
+            f"| {megabytes(peak)} | {wall / walls[systems[0]]:.2f}× | {events / wall:,.0f} |"
         )
     for system, runs in results.items():
         if system != "duckdb":
