@@ -35,9 +35,13 @@ fi
 mkdir -p "$dir/etc/catalog" "$dir/plugin"
 ln -sfn "$trino/plugin/delta-lake" "$dir/plugin/delta-lake"
 ln -sfn "$functions/soundlake-functions" "$dir/plugin/soundlake-functions"
+# One node, so no failure detector: on a stalled machine its heartbeats can
+# time out and mark the only node failed, and queries fail with
+# NO_NODES_AVAILABLE, as one did in CI mid-test after others had run.
 cat > "$dir/etc/config.properties" <<PROPERTIES
 coordinator=true
 node-scheduler.include-coordinator=true
+failure-detector.enabled=false
 http-server.http.port=$port
 discovery.uri=http://127.0.0.1:$port
 node.environment=test
